@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title IAlpPool
+/// @notice The ALP liquidity pool (SPEC section 10): LPs deposit the chain's stablecoin for
+///         ALP and redeem ALP for it; traders' positions settle against it.
+interface IAlpPool {
+    /// @notice Emitted on every deposit, with the pool's full state after it.
+    /// @param amountIn collateral received, in token units
+    /// @param feeUsd the mint fee kept in the pool
+    event Deposit(
+        address indexed lp,
+        uint256 amountIn,
+        uint256 alpOut,
+        uint256 feeUsd,
+        uint256 unlocksAt,
+        uint256 poolBalance,
+        uint256 navUsd,
+        uint256 alpSupply
+    );
+
+    /// @notice Emitted on every withdrawal, with the pool's full state after it.
+    /// @param amountOut collateral paid, in token units
+    /// @param feeUsd the burn fee kept in the pool
+    event Withdraw(
+        address indexed lp,
+        uint256 alpIn,
+        uint256 amountOut,
+        uint256 feeUsd,
+        uint256 poolBalance,
+        uint256 navUsd,
+        uint256 alpSupply
+    );
+
+    /// @notice Emitted when the reserve (sum of open positions' maximum profit) changes.
+    event ReserveUpdated(uint256 reserveUsd, uint256 poolBalance);
+
+    /// @notice Emitted when the admin changes a pool setting.
+    event PoolSettingsUpdated(uint256 mintFeeBps, uint256 burnFeeBps, uint256 cooldownSeconds, uint256 maxReserveBps);
+
+    /// @notice Emitted when the admin sets the source of open positions' NAV contribution.
+    event NavSourceUpdated(address navSource);
+
+    /// @notice Deposits `amount` collateral (token units) for ALP at the current ALP price,
+    ///         less the mint fee, which stays in the pool. Starts the depositor's cooldown.
+    /// @return alpOut ALP minted (18 decimals)
+    function deposit(uint256 amount, uint256 minAlpOut) external returns (uint256 alpOut);
+
+    /// @notice Redeems `alpAmount` ALP for collateral at the current ALP price, less the burn
+    ///         fee, which stays in the pool.
+    /// @return amountOut collateral paid (token units)
+    function withdraw(uint256 alpAmount, uint256 minOut) external returns (uint256 amountOut);
+
+    /// @notice Pool balance plus the pool's claim on open positions, in 18-decimal USD.
+    function nav() external view returns (uint256);
+
+    /// @notice NAV per ALP in 18-decimal USD; 1 USD while the supply is zero.
+    function alpPrice() external view returns (uint256);
+
+    /// @notice Collateral held for LPs (token units), excluding trader margin in escrow.
+    function poolBalance() external view returns (uint256);
+
+    /// @notice Sum of open positions' maximum profit, in 18-decimal USD.
+    function reserveUsd() external view returns (uint256);
+}

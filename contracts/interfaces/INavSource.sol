@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title INavSource
+/// @notice What open positions add to (or take from) the ALP pool's NAV: holding and funding
+///         owed to the pool minus the traders' unrealized pnl, aggregated per pair and side,
+///         in 18-decimal USD. The trading engine implements it; until it is set the pool's NAV
+///         is its balance alone.
+interface INavSource {
+    /// @notice The pool's claim on open positions in USD (negative when traders are winning).
+    function poolClaimUsd() external view returns (int256);
+}

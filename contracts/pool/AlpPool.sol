@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+
+import {IAlpPool} from "../interfaces/IAlpPool.sol";
+import {INavSource} from "../interfaces/INavSource.sol";
+import {AlpToken} from "../tokens/AlpToken.sol";
+import {Errors} from "../errors/Errors.sol";
+import {Units} from "../libraries/Units.sol";
+
+/// @title AlpPool
+/// @notice The ALP liquidity pool (SPEC section 10). Holds the LPs' collateral, mints and burns
+///         ALP at NAV, and keeps the reserve that guarantees every open position's capped
+///         profit can be paid.
+/// @dev Rounding is always in the pool's favour: ALP out and collateral out round down.
+///      ALP out and collateral out are computed from the exact NAV / supply fraction, not from
+///      the rounded `alpPrice()`, so one floor is taken per operation.
+contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuard {
+    using SafeERC20 for IERC20;
+
+    bytes32 public constant ADMIN_ROLE = keccak256("ADMIN");
+    /// @notice The trading engine: moves the reserve as positions open and close.
+    bytes32 public constant TRADING_ROLE = keccak256("TRADING");
+
+    IERC20 public immutable collateral;
+    AlpToken public immutable alp;
+    /// @notice Multiplier from collateral token units to 18-decimal USD.
+    uint256 public immutable tokenToUsdScale;
+
+    /// @inheritdoc IAlpPool
+    uint256 public poolBalance;
+    /// @inheritdoc IAlpPool
+    uint256 public reserveUsd;
+
+    uint256 public mintFeeBps = 25;
+    uint256 public burnFeeBps = 25;
+    uint256 public cooldownSeconds = 48 hours;
+    /// @notice Reserve may use at most this share of the pool balance (80%).
+    uint256 public maxReserveBps = 8_000;
+
+    /// @notice Open positions' contribution to NAV; zero address until trading is wired in.
+    INavSource public navSource;
+
+    constructor(IERC20 collateral_, AlpToken alp_, address admin) {
+        if (address(collateral_) == address(0) || address(alp_) == address(0) || admin == address(0)) {
+            revert Errors.ZeroAddress();
+        }
+        uint8 decimals = IERC20Metadata(address(collateral_)).decimals();
+        if (decimals > 18) revert Errors.UnsupportedDecimals(decimals);
+        collateral = collateral_;
+        alp = alp_;
+        tokenToUsdScale = Units.scaleFor(decimals);
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(ADMIN_ROLE, admin);
+    }
+
+    // ------------------------------------------------------------------ LP actions
+
+    /// @inheritdoc IAlpPool
+    function deposit(uint256 amount, uint256 minAlpOut)
+        external
+        nonReentrant
+        whenNotPaused
+        returns (uint256 alpOut)
+    {
+        if (amount == 0) revert Errors.ZeroAmount();
+        uint256 amountUsd = Units.tokenToUsd(amount, tokenToUsdScale);
+        uint256 supply = alp.totalSupply();
+
+        // 1. ALP out at NAV per ALP (1 USD while the supply is zero), less the mint fee
+        uint256 netUsdTimesBps = amountUsd * (Units.BPS - mintFeeBps);
+        if (supply == 0) {
+            alpOut = netUsdTimesBps / Units.BPS;
+        } else {
+            uint256 navUsd = _solventNavUsd(supply);
+            alpOut = Math.mulDiv(netUsdTimesBps, supply, navUsd * Units.BPS);
+        }
+        if (alpOut == 0) revert Errors.AmountTooSmall(amount);
+        if (alpOut < minAlpOut) revert Errors.InsufficientAlpOut(alpOut, minAlpOut);
+
+        // 2. take the collateral (the fee stays in the pool with the rest)
+        collateral.safeTransferFrom(msg.sender, address(this), amount);
+        poolBalance += amount;
+
+        // 3. mint, locking the holder's ALP for the cooldown
+        uint256 unlocksAt = block.timestamp + cooldownSeconds;
+        alp.mint(msg.sender, alpOut, unlocksAt);
+
+        emit Deposit(
+            msg.sender,
+            amount,
+            alpOut,
+            amountUsd * mintFeeBps / Units.BPS,
+            unlocksAt,
+            poolBalance,
+            nav(),
+            alp.totalSupply()
+        );
+    }
+
+    /// @inheritdoc IAlpPool
+    function withdraw(uint256 alpAmount, uint256 minOut)
+        external
+        nonReentrant
+        whenNotPaused
+        returns (uint256 amountOut)
+    {
+        if (alpAmount == 0) revert Errors.ZeroAmount();
+        uint256 held = alp.balanceOf(msg.sender);
+        if (held < alpAmount) revert Errors.InsufficientAlpBalance(msg.sender, held, alpAmount);
+        uint256 unlocksAt = alp.unlocksAt(msg.sender);
+        if (block.timestamp < unlocksAt) revert Errors.CooldownActive(msg.sender, unlocksAt);
+
+        // 1. collateral out at NAV per ALP, less the burn fee (rounded down)
+        uint256 supply = alp.totalSupply();
+        uint256 navUsd = _solventNavUsd(supply);
+        uint256 outUsd = Math.mulDiv(alpAmount * (Units.BPS - burnFeeBps), navUsd, supply * Units.BPS);
+        amountOut = Units.usdToTokenDown(outUsd, tokenToUsdScale);
+        if (amountOut == 0) revert Errors.AmountTooSmall(alpAmount);
+        if (amountOut < minOut) revert Errors.InsufficientOutput(amountOut, minOut);
+
+        // 2. the pool must still cover its reserve afterwards
+        uint256 balanceAfter = poolBalance > amountOut ? poolBalance - amountOut : 0;
+        uint256 balanceAfterUsd = Units.tokenToUsd(balanceAfter, tokenToUsdScale);
+        if (amountOut > poolBalance || balanceAfterUsd * maxReserveBps < reserveUsd * Units.BPS) {
+            revert Errors.ReserveNotCovered(balanceAfterUsd, reserveUsd);
+        }
+
+        // 3. burn, then pay
+        alp.burn(msg.sender, alpAmount);
+        poolBalance = balanceAfter;
+        collateral.safeTransfer(msg.sender, amountOut);
+
+        emit Withdraw(
+            msg.sender,
+            alpAmount,
+            amountOut,
+            Math.mulDiv(alpAmount * burnFeeBps, navUsd, supply * Units.BPS),
+            poolBalance,
+            nav(),
+            alp.totalSupply()
+        );
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc IAlpPool
+    function nav() public view returns (uint256) {
+        int256 navUsd = _navUsd();
+        return navUsd > 0 ? uint256(navUsd) : 0;
+    }
+
+    /// @inheritdoc IAlpPool
+    function alpPrice() external view returns (uint256) {
+        uint256 supply = alp.totalSupply();
+        if (supply == 0) return Units.USD;
+        return Math.mulDiv(nav(), Units.USD, supply);
+    }
+
+    /// @notice Reserve the pool can still take on: 80% of its balance less the reserve.
+    function reserveCapacityUsd() external view returns (uint256) {
+        uint256 maxReserve = Units.tokenToUsd(poolBalance, tokenToUsdScale) * maxReserveBps / Units.BPS;
+        return maxReserve > reserveUsd ? maxReserve - reserveUsd : 0;
+    }
+
+    // ------------------------------------------------------------------ trading hooks
+
+    /// @notice Adds an opening position's maximum profit to the reserve.
+    function increaseReserve(uint256 amountUsd) external onlyRole(TRADING_ROLE) {
+        reserveUsd += amountUsd;
+        emit ReserveUpdated(reserveUsd, poolBalance);
+    }
+
+    /// @notice Releases a closed position's maximum profit from the reserve.
+    function decreaseReserve(uint256 amountUsd) external onlyRole(TRADING_ROLE) {
+        reserveUsd -= amountUsd;
+        emit ReserveUpdated(reserveUsd, poolBalance);
+    }
+
+    // ------------------------------------------------------------------ admin
+
+    function setSettings(uint256 mintFeeBps_, uint256 burnFeeBps_, uint256 cooldownSeconds_, uint256 maxReserveBps_)
+        external
+        onlyRole(ADMIN_ROLE)
+    {
+        if (mintFeeBps_ >= Units.BPS) revert Errors.InvalidBps(mintFeeBps_);
+        if (burnFeeBps_ >= Units.BPS) revert Errors.InvalidBps(burnFeeBps_);
+        if (maxReserveBps_ > Units.BPS) revert Errors.InvalidBps(maxReserveBps_);
+        mintFeeBps = mintFeeBps_;
+        burnFeeBps = burnFeeBps_;
+        cooldownSeconds = cooldownSeconds_;
+        maxReserveBps = maxReserveBps_;
+        emit PoolSettingsUpdated(mintFeeBps_, burnFeeBps_, cooldownSeconds_, maxReserveBps_);
+    }
+
+    function setNavSource(INavSource navSource_) external onlyRole(ADMIN_ROLE) {
+        navSource = navSource_;
+        emit NavSourceUpdated(address(navSource_));
+    }
+
+    function pause() external onlyRole(ADMIN_ROLE) {
+        _pause();
+    }
+
+    function unpause() external onlyRole(ADMIN_ROLE) {
+        _unpause();
+    }
+
+    // ------------------------------------------------------------------ internal
+
+    /// @dev NAV = pool balance + the pool's claim on open positions (SPEC section 10).
+    function _navUsd() internal view returns (int256) {
+        int256 balanceUsd = int256(Units.tokenToUsd(poolBalance, tokenToUsdScale));
+        if (address(navSource) == address(0)) return balanceUsd;
+        return balanceUsd + navSource.poolClaimUsd();
+    }
+
+    function _solventNavUsd(uint256 supply) internal view returns (uint256) {
+        int256 navUsd = _navUsd();
+        if (navUsd <= 0) revert Errors.PoolInsolvent(navUsd, supply);
+        return uint256(navUsd);
+    }
+}

@@ -1,0 +1,101 @@
+"""`alpsim` command line: thin commands over the library."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import AlpsimError, CompileError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Simulate an ALP-pool perpetual exchange (one-click 1001x) on a real EVM.")
+console = Console()
+err_console = Console(stderr=True)
+
+# shared options
+ChainOpt = Annotated[str, typer.Option("--chain", "-c", help="Chain profile: bnb or arbitrum.")]
+RpcOpt = Annotated[Optional[str], typer.Option("--rpc", help="Use the node at this URL instead of starting one.")]
+BackendOpt = Annotated[str, typer.Option("--backend", "-b", help="embedded (in-process py-evm) or anvil.")]
+ProfilesOpt = Annotated[Optional[Path], typer.Option("--profiles", help="A TOML file of chain profiles.")]
+
+
+@app.command("compile")
+def compile_cmd(force: Annotated[bool, typer.Option("--force", help="Ignore the cache.")] = False) -> None:
+    """Compile contracts/ with solc-js into build/ (cached by source hash)."""
+    from .compiler import compile_contracts
+
+    try:
+        result = compile_contracts(force=force)
+    except CompileError as exc:
+        for message in exc.messages:
+            err_console.print(message, markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    state = "cached" if result.cached else "compiled"
+    console.print(f"{state}: {len(result.artifacts)} contracts, solc {result.solc_version}, "
+                  f"build-info {result.build_info}", soft_wrap=True)
+
+
+@app.command("profiles")
+def profiles_cmd(profiles: ProfilesOpt = None) -> None:
+    """List the chain profiles."""
+    from .profiles import load_profiles
+
+    table = Table(title="chain profiles")
+    for col in ("name", "chain", "chain id", "collateral", "decimals", "execution fee", "block time", "EVM"):
+        table.add_column(col)
+    for p in load_profiles(profiles).values():
+        table.add_row(p.name, p.display_name, str(p.chain_id), p.collateral.symbol, str(p.collateral.decimals),
+                      f"{p.execution_fee_usd} USD", f"{p.block_time_s} s", p.evm_version)
+    console.print(table)
+
+
+@app.command("deploy")
+def deploy_cmd(
+    chain: ChainOpt = "bnb",
+    rpc: RpcOpt = None,
+    backend: BackendOpt = "embedded",
+    profiles: ProfilesOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Deployments file (default deployments/<chain>.json).")] = None,
+) -> None:
+    """Deploy the whole system for a chain profile and write its deployments file."""
+    from .deployment import default_path, deploy_system
+    from .devnet import start_devnet
+    from .profiles import get_profile
+
+    profile = get_profile(chain, profiles)
+    with start_devnet(profile, backend, rpc_url=rpc) as devnet:
+        deployment, _ = deploy_system(devnet)
+        path = deployment.write(out or default_path(profile.name))
+    table = Table(title=f"alpsim on {profile.display_name} (chain id {deployment.chain_id}, {devnet.backend_name})")
+    table.add_column("role")
+    table.add_column("contract")
+    table.add_column("address")
+    for role, entry in deployment.contracts.items():
+        table.add_row(role, entry.name, entry.address)
+    console.print(table)
+    console.print(f"deployments file: {path}", soft_wrap=True)
+
+
+@app.command("demo")
+def demo_cmd() -> None:
+    """Deploy both chain profiles on the embedded devnet and run the showcase."""
+    from .demo import run_demo
+
+    run_demo(console)
+
+
+def main() -> None:
+    try:
+        app()
+    except AlpsimError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

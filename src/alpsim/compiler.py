@@ -1,0 +1,218 @@
+"""Compiles `contracts/` with solc-js (npm `solc`) and caches the result under `build/`.
+
+- Artifacts: `build/contracts/<Name>.json` (abi, bytecode, deployed bytecode, source).
+- Build-info: `build/build-info/<id>.json`, the complete standard-JSON input (imports included)
+  and output (AST included) in Hardhat's layout, for analyzers such as Slither.
+- Cache key: hash of every source under `contracts/`, the compiler version (read from
+  `node_modules/solc/package.json`), `package-lock.json` (the OpenZeppelin version) and the
+  settings. A hit does not start node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import CompileError, ConfigError
+from .paths import ProjectPaths, find_project
+
+EVM_VERSION = "cancun"
+
+SETTINGS: dict[str, Any] = {
+    "optimizer": {"enabled": True, "runs": 200},
+    "evmVersion": EVM_VERSION,
+    "outputSelection": {
+        "*": {
+            "*": [
+                "abi",
+                "evm.bytecode.object",
+                "evm.bytecode.sourceMap",
+                "evm.deployedBytecode.object",
+                "evm.deployedBytecode.sourceMap",
+                "evm.methodIdentifiers",
+                "userdoc",
+                "devdoc",
+            ],
+            "": ["ast"],
+        }
+    },
+}
+
+BUILD_INFO_FORMAT = "hh-sol-build-info-1"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str
+    source: str
+    abi: list[dict]
+    bytecode: str
+    deployed_bytecode: str
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Artifact":
+        return cls(data["contractName"], data["sourceName"], data["abi"], data["bytecode"], data["deployedBytecode"])
+
+    def to_json(self) -> dict:
+        return {"contractName": self.name, "sourceName": self.source, "abi": self.abi,
+                "bytecode": self.bytecode, "deployedBytecode": self.deployed_bytecode}
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    key: str
+    solc_version: str
+    cached: bool
+    artifacts: dict[str, Artifact]
+    build_info: Path
+
+    @property
+    def settings(self) -> dict:
+        return {k: v for k, v in SETTINGS.items() if k != "outputSelection"}
+
+
+def solc_version(paths: ProjectPaths) -> str:
+    """The pinned solc-js version, read without starting node."""
+    manifest = paths.node_modules / "solc" / "package.json"
+    if not manifest.is_file():
+        raise ConfigError("node_modules/solc is missing: run `npm ci` (make does it for you)")
+    return json.loads(manifest.read_text())["version"]
+
+
+def source_files(paths: ProjectPaths) -> dict[str, str]:
+    """Every `.sol` under `contracts/`, keyed by its path relative to the project root."""
+    files = sorted(paths.contracts.rglob("*.sol"))
+    if not files:
+        raise ConfigError(f"no .sol files under {paths.contracts}")
+    return {f.relative_to(paths.root).as_posix(): f.read_text() for f in files}
+
+
+def source_hash(sources: dict[str, str]) -> str:
+    digest = hashlib.sha256()
+    for name, text in sorted(sources.items()):
+        digest.update(name.encode() + b"\0" + text.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def cache_key(paths: ProjectPaths, sources: dict[str, str]) -> str:
+    lock = paths.root / "package-lock.json"
+    digest = hashlib.sha256()
+    digest.update(source_hash(sources).encode())
+    digest.update(solc_version(paths).encode())
+    digest.update(lock.read_bytes() if lock.is_file() else b"")
+    digest.update(json.dumps(SETTINGS, sort_keys=True).encode())
+    return digest.hexdigest()[:32]
+
+
+def compile_contracts(paths: ProjectPaths | None = None, *, force: bool = False) -> BuildResult:
+    """Compiles the project (or returns the cached build). Raises CompileError on errors,
+    leaving the cache as it was."""
+    paths = paths or find_project()
+    sources = source_files(paths)
+    key = cache_key(paths, sources)
+    cache_file = paths.build / "cache.json"
+    if not force and cache_file.is_file():
+        cache = json.loads(cache_file.read_text())
+        if cache.get("key") == key and (paths.build / cache["build_info"]).is_file():
+            return BuildResult(key, cache["solc_version"], True, load_artifacts(paths), paths.build / cache["build_info"])
+
+    build = _run_solc(paths, sources)
+    errors = [m for m in build["output"].get("errors", []) if m.get("severity") == "error"]
+    if errors:
+        raise CompileError([_format_message(m, build["input"]["sources"]) for m in errors])
+
+    artifacts = _artifacts_from_output(build["output"])
+    _write_build(paths, key, build, artifacts)
+    return BuildResult(key, build["solcVersion"], False, artifacts, paths.build / "build-info" / f"{key}.json")
+
+
+def load_artifacts(paths: ProjectPaths | None = None) -> dict[str, Artifact]:
+    paths = paths or find_project()
+    folder = paths.build / "contracts"
+    if not folder.is_dir():
+        raise ConfigError("no compiled contracts: run `alpsim compile`")
+    return {f.stem: Artifact.from_json(json.loads(f.read_text())) for f in sorted(folder.glob("*.json"))}
+
+
+def _run_solc(paths: ProjectPaths, sources: dict[str, str]) -> dict:
+    node = shutil.which("node")
+    if node is None:
+        raise ConfigError("node is not on PATH: alpsim compiles with solc-js and needs Node 20+")
+    standard_input = {
+        "language": "Solidity",
+        "sources": {name: {"content": text} for name, text in sources.items()},
+        "settings": SETTINGS,
+    }
+    proc = subprocess.run(
+        [node, str(paths.solc_driver)],
+        input=json.dumps(standard_input),
+        capture_output=True,
+        text=True,
+        cwd=paths.root,
+    )
+    if proc.returncode != 0:
+        raise CompileError([f"solc-js driver failed: {proc.stderr.strip()}"])
+    return json.loads(proc.stdout)
+
+
+def _format_message(message: dict, sources: dict[str, dict]) -> str:
+    """`file:line:column: message`, lines and columns counted from 1."""
+    location = message.get("sourceLocation")
+    text = message.get("message", "").strip()
+    kind = message.get("type", "Error")
+    if not location or location.get("file") not in sources:
+        return f"<solc>: {kind}: {text}"
+    content = sources[location["file"]]["content"].encode()
+    start = max(location.get("start", 0), 0)
+    before = content[:start]
+    line = before.count(b"\n") + 1
+    column = start - (before.rfind(b"\n") + 1) + 1
+    return f"{location['file']}:{line}:{column}: {kind}: {text}"
+
+
+def _artifacts_from_output(output: dict) -> dict[str, Artifact]:
+    artifacts: dict[str, Artifact] = {}
+    for source, contracts in sorted(output.get("contracts", {}).items()):
+        for name, data in sorted(contracts.items()):
+            if name in artifacts and source.startswith("contracts/"):
+                raise CompileError([f"{source}: contract name {name!r} is also used in {artifacts[name].source}"])
+            if name in artifacts:
+                continue
+            artifacts[name] = Artifact(
+                name,
+                source,
+                data["abi"],
+                "0x" + data["evm"]["bytecode"]["object"],
+                "0x" + data["evm"]["deployedBytecode"]["object"],
+            )
+    return artifacts
+
+
+def _write_build(paths: ProjectPaths, key: str, build: dict, artifacts: dict[str, Artifact]) -> None:
+    contracts_dir = paths.build / "contracts"
+    info_dir = paths.build / "build-info"
+    if contracts_dir.exists():
+        shutil.rmtree(contracts_dir)
+    if info_dir.exists():
+        shutil.rmtree(info_dir)
+    contracts_dir.mkdir(parents=True)
+    info_dir.mkdir(parents=True)
+    for name, artifact in artifacts.items():
+        (contracts_dir / f"{name}.json").write_text(json.dumps(artifact.to_json(), indent=1))
+    build_info = {
+        "_format": BUILD_INFO_FORMAT,
+        "id": key,
+        "solcVersion": build["solcVersion"],
+        "solcLongVersion": build["solcLongVersion"],
+        "input": build["input"],
+        "output": build["output"],
+    }
+    (info_dir / f"{key}.json").write_text(json.dumps(build_info))
+    # written last: a build is only cached once everything else is on disk
+    (paths.build / "cache.json").write_text(json.dumps(
+        {"key": key, "solc_version": build["solcVersion"], "build_info": f"build-info/{key}.json"}, indent=1))

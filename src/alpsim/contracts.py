@@ -1,0 +1,103 @@
+"""Contracts bound to a devnet: encode calls, send transactions, decode results, events and
+reverts (into the exceptions of `alpsim.errors`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_checksum_address
+from web3._utils.events import get_event_data
+
+from .devnet import Devnet, TransactionReverted
+from .errors import ConfigError, ErrorDecoder, _abi_type
+
+
+@dataclass(frozen=True)
+class _Function:
+    name: str
+    selector: bytes
+    input_types: list[str]
+    output_types: list[str]
+
+
+class BoundContract:
+    """One deployed contract. `call` reads, `transact` writes; both raise decoded reverts."""
+
+    def __init__(self, session: "Session", name: str, address: str, abi: list[dict]):
+        self.session, self.name, self.abi = session, name, abi
+        self.address = to_checksum_address(address)
+        self._functions: dict[str, _Function] = {}
+        for entry in abi:
+            if entry.get("type") == "function":
+                inputs = [_abi_type(p) for p in entry["inputs"]]
+                outputs = [_abi_type(p) for p in entry.get("outputs", [])]
+                selector = keccak(text=f"{entry['name']}({','.join(inputs)})")[:4]
+                self._functions[entry["name"]] = _Function(entry["name"], selector, inputs, outputs)
+        session.decoder.add_abi(abi)
+
+    def _function(self, name: str) -> _Function:
+        try:
+            return self._functions[name]
+        except KeyError:
+            raise ConfigError(f"{self.name} has no function {name!r}") from None
+
+    def encode(self, function: str, *args: Any) -> str:
+        fn = self._function(function)
+        return "0x" + (fn.selector + abi_encode(fn.input_types, list(args))).hex()
+
+    def call(self, function: str, *args: Any, sender: str | None = None) -> Any:
+        fn = self._function(function)
+        tx = {"to": self.address, "data": self.encode(function, *args),
+              "from": sender or self.session.devnet.accounts[0]}
+        try:
+            out = self.session.devnet.call(tx)
+        except TransactionReverted as exc:
+            raise self.session.decoder.decode(exc.data) from None
+        values = abi_decode(fn.output_types, out)
+        return values[0] if len(values) == 1 else values
+
+    def transact(self, function: str, *args: Any, sender: str) -> dict:
+        return self.session.send({"from": sender, "to": self.address, "data": self.encode(function, *args)})
+
+
+class Session:
+    """A devnet plus the error decoder and event ABIs of every contract bound to it."""
+
+    def __init__(self, devnet: Devnet):
+        self.devnet = devnet
+        self.decoder = ErrorDecoder()
+        self._events: dict[bytes, tuple[str, dict]] = {}
+
+    def bind(self, name: str, address: str, abi: list[dict]) -> BoundContract:
+        for entry in abi:
+            if entry.get("type") == "event":
+                signature = f"{entry['name']}({','.join(_abi_type(p) for p in entry['inputs'])})"
+                self._events[keccak(text=signature)] = (entry["name"], entry)
+        return BoundContract(self, name, address, abi)
+
+    def send(self, tx: dict) -> dict:
+        try:
+            return self.devnet.send(tx)
+        except TransactionReverted as exc:
+            raise self.decoder.decode(exc.data, exc.tx_hash) from None
+
+    def deploy(self, artifact: Any, constructor_types: Iterable[str], args: Iterable[Any], sender: str) -> str:
+        data = artifact.bytecode + abi_encode(list(constructor_types), list(args)).hex()
+        receipt = self.send({"from": sender, "data": data})
+        return to_checksum_address(receipt["contractAddress"])
+
+    def events(self, receipt: dict, name: str | None = None) -> list[dict]:
+        """Decoded logs of `receipt` (all known events, or those called `name`)."""
+        decoded = []
+        for log in receipt["logs"]:
+            if not log["topics"]:
+                continue
+            known = self._events.get(bytes(log["topics"][0]))
+            if known is None or (name and known[0] != name):
+                continue
+            event = get_event_data(self.devnet.w3.codec, known[1], log)
+            decoded.append({"event": event["event"], "address": event["address"], **dict(event["args"])})
+        return decoded

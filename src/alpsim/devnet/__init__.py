@@ -1,0 +1,29 @@
+"""Devnet backends: embedded (eth-tester + py-evm, the default) and anvil (a real node)."""
+
+from __future__ import annotations
+
+from ..profiles import ChainProfile
+from .anvil import AnvilDevnet, AnvilProcess, RpcDevnet, anvil_binary
+from .base import Devnet, TransactionReverted
+from .embedded import EmbeddedDevnet
+
+BACKENDS = ("embedded", "anvil")
+
+
+def start_devnet(profile: ChainProfile, backend: str = "embedded", *, rpc_url: str | None = None,
+                 port: int | None = None) -> Devnet:
+    """A devnet for `profile`: `rpc_url` connects to a running node; otherwise `backend`
+    picks the embedded EVM or a fresh anvil."""
+    from ..errors import UnknownNameError
+
+    if rpc_url:
+        return RpcDevnet(profile, rpc_url)
+    if backend == "embedded":
+        return EmbeddedDevnet(profile)
+    if backend == "anvil":
+        return AnvilDevnet(profile, port=port)
+    raise UnknownNameError("backend", backend, BACKENDS)
+
+
+__all__ = ["AnvilDevnet", "AnvilProcess", "Devnet", "EmbeddedDevnet", "RpcDevnet", "TransactionReverted",
+           "anvil_binary", "start_devnet", "BACKENDS"]

@@ -1,0 +1,237 @@
+"""The anvil devnet: a real node started from `node_modules` (npm `@foundry-rs/anvil`) on a
+free 127.0.0.1 port, or any node reached by its RPC URL."""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+from eth_utils import to_checksum_address
+from web3 import HTTPProvider, Web3
+from web3.exceptions import Web3RPCError
+
+from ..errors import ConfigError, NodeError
+from ..paths import ProjectPaths, find_project
+from ..profiles import ChainProfile
+from .base import DEV_MNEMONIC, GENESIS_TIMESTAMP, Devnet, TransactionReverted
+
+START_TIMEOUT_S = 20.0
+
+
+def anvil_binary(paths: ProjectPaths | None = None) -> Path:
+    """The native anvil that npm installed for this platform."""
+    paths = paths or find_project()
+    system = {"linux": "linux", "darwin": "darwin", "win32": "win32"}.get(sys.platform, sys.platform)
+    machine = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        platform.machine().lower(), platform.machine().lower())
+    binary = paths.node_modules / "@foundry-rs" / f"anvil-{system}-{machine}" / "bin" / "anvil"
+    if not binary.is_file():
+        raise ConfigError(f"anvil not found at {binary}: run `npm ci` (make does it for you)")
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: the kernel kills anvil if this Python process dies, even by SIGKILL."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+_RUNNING: "weakref.WeakSet[AnvilProcess]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for proc in list(_RUNNING):
+        proc.stop()
+
+
+class AnvilProcess:
+    """One anvil child process, stopped on `stop()`, at interpreter exit, or with its parent."""
+
+    def __init__(self, chain_id: int, *, port: int | None = None, fork_url: str | None = None,
+                 hardfork: str = "cancun", extra_args: list[str] | None = None):
+        self.port = port or free_port()
+        args = [
+            str(anvil_binary()), "--host", "127.0.0.1", "--port", str(self.port),
+            "--chain-id", str(chain_id), "--hardfork", hardfork,
+            "--mnemonic", DEV_MNEMONIC, "--accounts", "10",
+        ]
+        if fork_url:
+            args += ["--fork-url", fork_url]
+        else:
+            args += ["--timestamp", str(GENESIS_TIMESTAMP)]
+        args += extra_args or []
+        # anvil's own log goes to a file: it says when anvil is listening (an answer on the
+        # port alone could come from another process), and why it failed if it did
+        self._log = tempfile.NamedTemporaryFile(prefix="alpsim-anvil-", suffix=".log", delete=False)
+        self.popen = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        _RUNNING.add(self)
+        self.url = f"http://127.0.0.1:{self.port}"
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def log_text(self) -> str:
+        try:
+            return Path(self._log.name).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        listening = f"Listening on 127.0.0.1:{self.port}"
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                tail = " ".join(self.log_text().strip().splitlines()[-3:])
+                raise NodeError(f"anvil exited with code {self.popen.returncode} on port {self.port}: {tail}")
+            if listening in self.log_text():
+                return
+            time.sleep(0.02)
+        raise NodeError(f"anvil did not listen on {self.url} within {START_TIMEOUT_S:.0f} s")
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._log.close()
+        Path(self._log.name).unlink(missing_ok=True)
+        _RUNNING.discard(self)
+
+
+class RpcDevnet(Devnet):
+    """A devnet reached over JSON-RPC (anvil or any node with unlocked dev accounts)."""
+
+    backend_name = "rpc"
+
+    def __init__(self, profile: ChainProfile, url: str, *, check_chain_id: bool = True):
+        super().__init__(profile)
+        self.url = url
+        self.w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 60}))
+        try:
+            self._chain_id = self.w3.eth.chain_id
+        except Exception as exc:
+            raise NodeError(f"no node answers at {url}: {exc}") from exc
+        if check_chain_id and self._chain_id != profile.chain_id:
+            raise ConfigError(f"node at {url} reports chain id {self._chain_id}, profile {profile.name!r} "
+                              f"expects {profile.chain_id}")
+        self._accounts = [to_checksum_address(a) for a in self.w3.eth.accounts]
+        latest = self.w3.eth.get_block("latest")
+        self.clock.head_ms = max(self.clock.head_ms, latest["timestamp"] * 1000)
+
+    @property
+    def accounts(self) -> list[str]:
+        return list(self._accounts)
+
+    @property
+    def chain_id(self) -> int:
+        return self._chain_id
+
+    @property
+    def rpc_url(self) -> str:
+        return self.url
+
+    def rpc(self, method: str, params: list | None = None) -> Any:
+        response = self.w3.provider.make_request(method, params or [])
+        if "error" in response:
+            raise NodeError(f"{method} failed: {response['error'].get('message')}")
+        return response.get("result")
+
+    def _before_block(self) -> None:
+        self.rpc("evm_setNextBlockTimestamp", [self.clock.next_timestamp])
+
+    def _send(self, tx: dict) -> Any:
+        try:
+            return self.w3.eth.send_transaction(tx)
+        except (ConnectionError, OSError) as exc:
+            raise NodeError(f"node at {self.url} went away: {exc}") from exc
+
+    def _revert_data(self, tx_hash: Any) -> bytes:
+        trace = self.rpc("debug_traceTransaction", [Web3.to_hex(tx_hash), {"tracer": "callTracer"}])
+        output = (trace or {}).get("output") or "0x"
+        return bytes.fromhex(output[2:])
+
+    def _call(self, tx: dict, block: int | str) -> bytes:
+        try:
+            return bytes(self.w3.eth.call(tx, block))
+        except Web3RPCError as exc:
+            data = (exc.rpc_response or {}).get("error", {}).get("data")
+            raise TransactionReverted(_hex_bytes(data)) from None
+        except Exception as exc:
+            data = getattr(exc, "data", None)
+            if data is None:
+                raise
+            raise TransactionReverted(_hex_bytes(data)) from None
+
+    def _mine_at(self, stamp_ms: int) -> None:
+        self.rpc("evm_mine", [stamp_ms // 1000])
+        self.clock.head_ms = stamp_ms
+
+    def _snapshot(self) -> Any:
+        return self.rpc("evm_snapshot")
+
+    def _revert(self, snap: Any) -> None:
+        if not self.rpc("evm_revert", [snap]):
+            raise NodeError(f"evm_revert({snap}) refused by the node")
+
+
+def _hex_bytes(data: Any) -> bytes:
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data)
+    if isinstance(data, dict):  # some nodes nest it
+        data = data.get("data")
+    if isinstance(data, str) and data.startswith("0x"):
+        try:
+            return bytes.fromhex(data[2:])
+        except ValueError:
+            return b""
+    return b""
+
+
+class AnvilDevnet(RpcDevnet):
+    """Starts its own anvil with the profile's chain id and stops it on close."""
+
+    backend_name = "anvil"
+
+    def __init__(self, profile: ChainProfile, *, port: int | None = None, fork_url: str | None = None):
+        self.process = AnvilProcess(profile.chain_id, port=port, fork_url=fork_url, hardfork=profile.evm_version)
+        try:
+            super().__init__(profile, self.process.url)
+        except BaseException:
+            self.process.stop()
+            raise
+
+    def close(self) -> None:
+        self.process.stop()

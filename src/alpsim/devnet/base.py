@@ -1,0 +1,178 @@
+"""What every devnet backend offers: a web3 connection presenting a chain profile, funded
+accounts, transactions with decoded-ready revert data, snapshots, and a controlled clock."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from web3 import Web3
+
+from ..errors import AlpsimError
+from ..profiles import ChainProfile
+
+GENESIS_TIMESTAMP = 1_767_225_600
+"""2026-01-01T00:00:00Z: every devnet starts here, so runs are reproducible."""
+
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+"""anvil's default mnemonic; the embedded backend derives the same ten accounts from it."""
+DEV_HD_PATH = "m/44'/60'/0'/0"
+
+TX_GAS_LIMIT = 15_000_000
+"""Explicit gas for every devnet transaction: no estimation round trip, same on all backends."""
+MAX_FEE_PER_GAS = 100 * 10**9
+MAX_BLOCKS_PER_ADVANCE = 32
+"""`advance_time` mines at most this many blocks (more than any block-count window of the
+protocol, e.g. the 10-block request expiry); the last one is stamped at the target time."""
+
+
+class TransactionReverted(AlpsimError):
+    """Raw revert of a transaction or call; the contract layer decodes `data`."""
+
+    def __init__(self, data: bytes, tx_hash: str | None = None, receipt: Any = None):
+        self.data, self.tx_hash, self.receipt = data, tx_hash, receipt
+        super().__init__(f"reverted: 0x{data.hex()}")
+
+
+@dataclass
+class BlockClock:
+    """Simulated time in milliseconds. Each block is stamped `block_time_ms` after the previous
+    one (timestamps are whole seconds, so sub-second block times give consecutive blocks the
+    same timestamp, as on BNB Chain and Arbitrum)."""
+
+    block_time_ms: int
+    head_ms: int = GENESIS_TIMESTAMP * 1000
+
+    @property
+    def next_ms(self) -> int:
+        return self.head_ms + self.block_time_ms
+
+    @property
+    def next_timestamp(self) -> int:
+        return self.next_ms // 1000
+
+    def plan_advance(self, seconds: float) -> list[int]:
+        """Timestamps (ms) of the blocks that carry time forward by `seconds`."""
+        if seconds < 0:
+            raise ValueError("time only moves forward")
+        target_ms = self.head_ms + round(seconds * 1000)
+        blocks = min(max(math.ceil((target_ms - self.head_ms) / self.block_time_ms), 1), MAX_BLOCKS_PER_ADVANCE)
+        stamps = [self.head_ms + self.block_time_ms * (i + 1) for i in range(blocks - 1)]
+        stamps = [s for s in stamps if s < target_ms]
+        return stamps + [max(target_ms, self.head_ms)]
+
+
+class Devnet(ABC):
+    """A running chain for one profile. Use as a context manager; `close()` stops what it
+    started."""
+
+    backend_name: str = "devnet"
+
+    def __init__(self, profile: ChainProfile):
+        self.profile = profile
+        self.clock = BlockClock(profile.block_time_ms)
+        self.w3: Web3
+        self._snapshot_clocks: dict[Any, int] = {}
+
+    # ----- lifecycle
+    def __enter__(self) -> "Devnet":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:  # noqa: B027 - backends with nothing to stop inherit this
+        """Stops whatever the backend started."""
+
+    # ----- identity and accounts
+    @property
+    def chain_id(self) -> int:
+        return self.w3.eth.chain_id
+
+    @property
+    @abstractmethod
+    def accounts(self) -> list[str]:
+        """Funded accounts that can sign through the node (checksummed)."""
+
+    @property
+    def rpc_url(self) -> str | None:
+        return None
+
+    # ----- transactions and calls
+    def send(self, tx: dict) -> dict:
+        """Sends `tx` (from, to or data, value) with an explicit gas limit and returns its
+        receipt; a reverted transaction raises TransactionReverted with its revert data."""
+        full = {"gas": TX_GAS_LIMIT, "maxFeePerGas": MAX_FEE_PER_GAS, "maxPriorityFeePerGas": 0, "value": 0, **tx}
+        self._before_block()
+        tx_hash = self._send(full)
+        self._after_block()
+        receipt = self.w3.eth.get_transaction_receipt(tx_hash)
+        if receipt["status"] != 1:
+            raise TransactionReverted(self._revert_data(tx_hash), tx_hash.hex() if isinstance(tx_hash, bytes) else tx_hash, receipt)
+        return receipt
+
+    def call(self, tx: dict, block: int | str = "latest") -> bytes:
+        """Executes `tx` as a call; a revert raises TransactionReverted with its data."""
+        return self._call({"value": 0, **tx}, block)
+
+    @abstractmethod
+    def _send(self, tx: dict) -> Any: ...
+
+    @abstractmethod
+    def _call(self, tx: dict, block: int | str) -> bytes: ...
+
+    @abstractmethod
+    def _revert_data(self, tx_hash: Any) -> bytes: ...
+
+    def _before_block(self) -> None:
+        """Stamps the next block with the clock's time."""
+
+    def _after_block(self) -> None:
+        self.clock.head_ms = self.clock.next_ms
+
+    # ----- time
+    @property
+    def timestamp(self) -> int:
+        """Timestamp of the latest block."""
+        return self.w3.eth.get_block("latest")["timestamp"]
+
+    @property
+    def block_number(self) -> int:
+        return self.w3.eth.block_number
+
+    def mine(self, blocks: int = 1) -> None:
+        """Mines `blocks` empty blocks, each one block time after the previous."""
+        for _ in range(blocks):
+            self._mine_at(self.clock.next_ms)
+
+    def advance_time(self, seconds: float) -> None:
+        """Moves time forward by `seconds`: blocks at the profile's block time (at most
+        MAX_BLOCKS_PER_ADVANCE of them), the last one stamped exactly `seconds` later."""
+        for stamp_ms in self.clock.plan_advance(seconds):
+            self._mine_at(stamp_ms)
+
+    @abstractmethod
+    def _mine_at(self, stamp_ms: int) -> None:
+        """Mines one empty block stamped `stamp_ms // 1000`, and moves the clock there."""
+
+    # ----- snapshots
+    def snapshot(self) -> Any:
+        snap = self._snapshot()
+        self._snapshot_clocks[snap] = self.clock.head_ms
+        return snap
+
+    def revert(self, snap: Any) -> None:
+        self._revert(snap)
+        self.clock.head_ms = self._snapshot_clocks[snap]
+        self._after_revert()
+
+    @abstractmethod
+    def _snapshot(self) -> Any: ...
+
+    @abstractmethod
+    def _revert(self, snap: Any) -> None: ...
+
+    def _after_revert(self) -> None:
+        pass

@@ -1,0 +1,169 @@
+"""The embedded devnet: eth-tester on py-evm, in process, presenting the profile's chain id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth.vm.forks import CancunVM, PragueVM
+from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.exceptions import ValidationError
+from eth_tester.backends.pyevm.main import _execute_and_revert_transaction
+from eth.vm.spoof import SpoofTransaction
+from eth_utils import to_checksum_address
+from web3 import EthereumTesterProvider, Web3
+from web3.providers.eth_tester.defaults import API_ENDPOINTS
+
+from ..profiles import ChainProfile
+from .base import DEV_HD_PATH, DEV_MNEMONIC, GENESIS_TIMESTAMP, Devnet, TransactionReverted
+
+_FORKS = {"cancun": CancunVM, "prague": PragueVM}
+
+
+def _sub_second_vm(fork: type) -> type:
+    """The fork's VM, accepting a block with its parent's timestamp: chains with sub-second
+    blocks (BNB Chain 0.75 s, Arbitrum 0.25 s) give consecutive blocks the same timestamp."""
+
+    class SubSecondVM(fork):  # type: ignore[misc,valid-type]
+        @classmethod
+        def validate_header(cls, header, parent_header):  # noqa: ANN001
+            if parent_header is not None and header.timestamp == parent_header.timestamp:
+                parent_header = parent_header.copy(timestamp=parent_header.timestamp - 1)
+            super().validate_header(header, parent_header)
+
+    SubSecondVM.__name__ = f"SubSecond{fork.__name__}"
+    return SubSecondVM
+
+
+class _ClockedBackend(PyEVMBackend):
+    """py-evm backend whose pending block is always stamped by the devnet's clock, and which
+    keeps the revert data of failed transactions (eth-tester discards it)."""
+
+    def __init__(self, devnet: "EmbeddedDevnet", **kwargs: Any):
+        self._devnet = devnet
+        self.revert_data: dict[bytes, bytes] = {}
+        super().__init__(**kwargs)
+
+    def stamp_pending(self, stamp_ms: int) -> None:
+        self.chain.header = self.chain.header.copy(timestamp=stamp_ms // 1000)
+
+    def mine_blocks(self, num_blocks=1, coinbase=None):  # noqa: ANN001
+        hashes = []
+        for _ in range(num_blocks):
+            self.stamp_pending(self._devnet.clock.next_ms)
+            hashes += super().mine_blocks(1, coinbase) if coinbase else super().mine_blocks(1)
+            self._devnet.clock.head_ms = self._devnet.clock.next_ms
+        self.stamp_pending(self._devnet.clock.next_ms)
+        return tuple(hashes)
+
+    def _keep_revert(self, signed: Any) -> bytes:
+        _, _, computation = self.chain.apply_transaction(signed)
+        if computation.is_error:
+            self.revert_data[signed.hash] = bytes(computation.output or b"")
+        return signed.hash
+
+    def send_transaction(self, transaction):  # noqa: ANN001
+        return self._keep_revert(self._get_normalized_and_signed_evm_transaction(transaction))
+
+    def send_signed_transaction(self, signed_transaction, block_number="latest"):  # noqa: ANN001
+        normalized = self._normalize_transaction(signed_transaction, block_number)
+        return self._keep_revert(self._create_type_aware_signed_transaction(normalized))
+
+    def send_raw_transaction(self, raw_transaction):  # noqa: ANN001
+        # py-evm does not check a signed transaction's chain id; a real node refuses a
+        # transaction signed for another chain (replay protection), and so does this one.
+        signed = self.chain.get_vm().get_transaction_builder().decode(raw_transaction)
+        tx_chain_id = signed.chain_id
+        if tx_chain_id is not None and tx_chain_id != self._devnet.profile.chain_id:
+            raise ValidationError(
+                f"transaction signed for chain id {tx_chain_id}, this chain is {self._devnet.profile.chain_id}"
+            )
+        return self._keep_revert(signed)
+
+    def revert_to_snapshot(self, snapshot):  # noqa: ANN001
+        super().revert_to_snapshot(snapshot)
+        self._fix_chain_id()
+
+    def _fix_chain_id(self) -> None:
+        type(self.chain).chain_id = self._devnet.profile.chain_id
+
+
+class EmbeddedDevnet(Devnet):
+    """eth-tester + py-evm in this process: nothing to start, nothing to stop."""
+
+    backend_name = "embedded"
+
+    def __init__(self, profile: ChainProfile, accounts: int = 10):
+        super().__init__(profile)
+        vm = _sub_second_vm(_FORKS[profile.evm_version])
+        genesis = PyEVMBackend.generate_genesis_params(overrides={"timestamp": GENESIS_TIMESTAMP})
+        self.backend = _ClockedBackend(
+            self,
+            genesis_parameters=genesis,
+            vm_configuration=((0, vm),),
+            mnemonic=DEV_MNEMONIC,
+            hd_path=DEV_HD_PATH,
+        )
+        if accounts != 10:
+            raise ValueError("the embedded devnet has the ten dev accounts")
+        self.backend._fix_chain_id()  # the `chainid` opcode and tx validation read the class
+        self.backend.stamp_pending(self.clock.next_ms)
+        self.tester = EthereumTester(backend=self.backend)
+        endpoints = {ns: dict(methods) for ns, methods in API_ENDPOINTS.items()}
+        chain_id = profile.chain_id
+        endpoints["eth"]["chainId"] = lambda *_: chain_id
+        self.w3 = Web3(EthereumTesterProvider(self.tester, api_endpoints=endpoints))
+        self._accounts = [to_checksum_address(a) for a in self.tester.get_accounts()]
+
+    @property
+    def accounts(self) -> list[str]:
+        return list(self._accounts)
+
+    @property
+    def chain_id(self) -> int:
+        return self.profile.chain_id
+
+    def _send(self, tx: dict) -> Any:
+        return self.w3.eth.send_transaction(tx)
+
+    def _revert_data(self, tx_hash: Any) -> bytes:
+        return self.backend.revert_data.get(bytes(tx_hash), b"")
+
+    def _call(self, tx: dict, block: int | str) -> bytes:
+        backend = self.backend
+        request = {"gas": backend._max_available_gas(), **tx}
+        unsigned = backend._get_normalized_and_unsigned_evm_transaction(_raw_tx(request), block)
+        computation = _execute_and_revert_transaction(
+            backend.chain, SpoofTransaction(unsigned, from_=bytes.fromhex(tx["from"][2:])), block
+        )
+        if computation.is_error:
+            raise TransactionReverted(bytes(computation.output or b""))
+        return bytes(computation.output)
+
+    def _mine_at(self, stamp_ms: int) -> None:
+        self.clock.head_ms = stamp_ms - self.clock.block_time_ms  # next_ms == stamp_ms
+        self.tester.mine_blocks(1)
+
+    def _snapshot(self) -> Any:
+        return self.tester.take_snapshot()
+
+    def _revert(self, snap: Any) -> None:
+        self.tester.revert_to_snapshot(snap)
+
+    def _after_revert(self) -> None:
+        self.backend.stamp_pending(self.clock.next_ms)
+
+    # the backend's mine_blocks already moved the clock
+    def _after_block(self) -> None:
+        pass
+
+
+def _raw_tx(tx: dict) -> dict:
+    """A web3-style transaction dict in eth-tester's internal (raw bytes, snake_case) form."""
+    raw: dict[str, Any] = {"from": bytes.fromhex(tx["from"][2:]), "gas": tx["gas"], "value": tx.get("value", 0)}
+    if tx.get("to"):
+        raw["to"] = bytes.fromhex(tx["to"][2:])
+    else:
+        raw["to"] = b""
+    data = tx.get("data", b"")
+    raw["data"] = bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data)
+    return raw

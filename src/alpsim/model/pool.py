@@ -1,0 +1,96 @@
+"""Reference model of the ALP pool (SPEC section 10), to the unit of the contracts.
+
+Mirrors `contracts/pool/AlpPool.sol`: ALP out and collateral out are one floor each of the
+exact NAV / supply fraction; fees stay in the pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..units import BPS, USD
+
+
+class PoolRefusal(Exception):
+    """The model refuses what the contract would revert; `name` is the Solidity error."""
+
+    def __init__(self, name: str, **args: int):
+        self.name, self.args_ = name, args
+        super().__init__(f"{name}({args})")
+
+
+@dataclass
+class PoolModel:
+    decimals: int
+    mint_fee_bps: int = 25
+    burn_fee_bps: int = 25
+    cooldown_s: int = 48 * 3600
+    max_reserve_bps: int = 8_000
+    pool_balance: int = 0
+    """Collateral held for LPs, token units."""
+    reserve_usd: int = 0
+    pool_claim_usd: int = 0
+    """What open positions owe the pool (negative: traders are winning), 18-decimal USD."""
+    alp_supply: int = 0
+    alp: dict[str, int] = field(default_factory=dict)
+    unlocks_at: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def scale(self) -> int:
+        return 10 ** (18 - self.decimals)
+
+    @property
+    def nav_usd(self) -> int:
+        return max(self.pool_balance * self.scale + self.pool_claim_usd, 0)
+
+    @property
+    def alp_price(self) -> int:
+        return USD if self.alp_supply == 0 else self.nav_usd * USD // self.alp_supply
+
+    def _solvent_nav(self) -> int:
+        nav = self.pool_balance * self.scale + self.pool_claim_usd
+        if nav <= 0:
+            raise PoolRefusal("PoolInsolvent", navUsd=nav, alpSupply=self.alp_supply)
+        return nav
+
+    def deposit(self, lp: str, amount: int, now: int, min_alp_out: int = 0) -> int:
+        if amount == 0:
+            raise PoolRefusal("ZeroAmount")
+        net_usd_bps = amount * self.scale * (BPS - self.mint_fee_bps)
+        if self.alp_supply == 0:
+            alp_out = net_usd_bps // BPS
+        else:
+            alp_out = net_usd_bps * self.alp_supply // (self._solvent_nav() * BPS)
+        if alp_out == 0:
+            raise PoolRefusal("AmountTooSmall", amount=amount)
+        if alp_out < min_alp_out:
+            raise PoolRefusal("InsufficientAlpOut", alpOut=alp_out, minAlpOut=min_alp_out)
+        self.pool_balance += amount
+        self.alp_supply += alp_out
+        self.alp[lp] = self.alp.get(lp, 0) + alp_out
+        self.unlocks_at[lp] = now + self.cooldown_s
+        return alp_out
+
+    def withdraw(self, lp: str, alp_amount: int, now: int, min_out: int = 0) -> int:
+        if alp_amount == 0:
+            raise PoolRefusal("ZeroAmount")
+        held = self.alp.get(lp, 0)
+        if held < alp_amount:
+            raise PoolRefusal("InsufficientAlpBalance", balance=held, requested=alp_amount)
+        if now < self.unlocks_at.get(lp, 0):
+            raise PoolRefusal("CooldownActive", unlocksAt=self.unlocks_at[lp])
+        nav = self._solvent_nav()
+        out_usd = alp_amount * (BPS - self.burn_fee_bps) * nav // (self.alp_supply * BPS)
+        amount_out = out_usd // self.scale
+        if amount_out == 0:
+            raise PoolRefusal("AmountTooSmall", amount=alp_amount)
+        if amount_out < min_out:
+            raise PoolRefusal("InsufficientOutput", amountOut=amount_out, minOut=min_out)
+        balance_after = max(self.pool_balance - amount_out, 0)
+        if amount_out > self.pool_balance or balance_after * self.scale * self.max_reserve_bps < self.reserve_usd * BPS:
+            raise PoolRefusal("ReserveNotCovered", poolBalanceAfterUsd=balance_after * self.scale,
+                              reserveUsd=self.reserve_usd)
+        self.alp[lp] = held - alp_amount
+        self.alp_supply -= alp_amount
+        self.pool_balance = balance_after
+        return amount_out

@@ -1,0 +1,92 @@
+"""Deploy on both backends for both profiles; the deployments file alone drives a deposit
+through plain web3."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from web3 import HTTPProvider, Web3
+
+from alpsim.deployment import Deployment, deploy_system
+from alpsim.devnet import AnvilDevnet, AnvilProcess, EmbeddedDevnet
+from alpsim.profiles import get_profile
+
+BACKENDS = {"embedded": EmbeddedDevnet, "anvil": AnvilDevnet}
+ROLES = ["collateral", "alp", "pool"]
+
+
+def _deposit_with_plain_web3(w3: Web3, path) -> None:
+    """What a third-party client does with nothing but the deployments file."""
+    data = json.loads(path.read_text())
+    assert w3.eth.chain_id == data["chain_id"]
+    c = {role: w3.eth.contract(address=e["address"], abi=e["abi"]) for role, e in data["contracts"].items()}
+    lp = w3.eth.accounts[3]
+    decimals = c["collateral"].functions.decimals().call()
+    amount = 250 * 10**decimals
+    c["collateral"].functions.mint(lp, amount).transact({"from": data["deployer"]})
+    c["collateral"].functions.approve(c["pool"].address, amount).transact({"from": lp})
+    tx = c["pool"].functions.deposit(amount, 0).transact({"from": lp})
+    assert w3.eth.get_transaction_receipt(tx)["status"] == 1
+    # 0.25% mint fee at 1 USD per ALP: 249.375 ALP
+    assert c["alp"].functions.balanceOf(lp).call() == 249_375 * 10**15
+    assert c["pool"].functions.nav().call() == 250 * 10**18
+    assert c["pool"].functions.poolBalance().call() == amount
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("chain", ["bnb", "arbitrum"])
+def test_deploy_writes_a_file_a_third_party_can_use(backend, chain, build, tmp_path):
+    profile = get_profile(chain)
+    with BACKENDS[backend](profile) as devnet:
+        deployment, _ = deploy_system(devnet, build)
+        path = deployment.write(tmp_path / f"{chain}.json")
+        data = json.loads(path.read_text())
+        assert list(data) == ["chain", "chain_id", "block", "deployer", "compiler", "source_hash", "contracts"]
+        assert (data["chain"], data["chain_id"], data["deployer"]) == (chain, profile.chain_id, devnet.accounts[0])
+        assert data["block"] == devnet.block_number
+        assert data["compiler"] == {"version": "0.8.28", "settings": build.settings}
+        assert list(data["contracts"]) == ROLES
+        for role in ROLES:
+            entry = data["contracts"][role]
+            assert set(entry) == {"name", "address", "abi"} and entry["abi"]
+            assert devnet.w3.eth.get_code(entry["address"]) != b""
+        assert Deployment.read(path) == deployment
+        collateral = devnet.w3.eth.contract(address=data["contracts"]["collateral"]["address"],
+                                            abi=data["contracts"]["collateral"]["abi"])
+        assert collateral.functions.symbol().call() == profile.collateral.symbol
+        assert collateral.functions.decimals().call() == profile.collateral.decimals
+        w3 = devnet.w3 if backend == "embedded" else Web3(HTTPProvider(devnet.rpc_url))
+        _deposit_with_plain_web3(w3, path)
+
+
+def test_cli_deploy_to_a_given_rpc_url(tmp_path):
+    node = AnvilProcess(42161)
+    try:
+        out = tmp_path / "arb.json"
+        proc = subprocess.run(
+            [sys.executable, "-m", "alpsim.cli", "deploy", "--chain", "arbitrum", "--rpc", node.url, "--out", str(out)],
+            capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"},
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "pool" in proc.stdout and str(out) in proc.stdout
+        _deposit_with_plain_web3(Web3(HTTPProvider(node.url)), out)
+    finally:
+        node.stop()
+
+
+def test_cli_deploy_refuses_a_node_of_another_chain(tmp_path):
+    node = AnvilProcess(1)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "alpsim.cli", "deploy", "--chain", "bnb", "--rpc", node.url, "--out", str(tmp_path / "x.json")],
+            capture_output=True, text=True,
+        )
+        assert proc.returncode == 2
+        assert "reports chain id 1" in proc.stderr and "expects 56" in proc.stderr
+        assert not (tmp_path / "x.json").exists()
+    finally:
+        node.stop()

@@ -1,0 +1,102 @@
+"""Both backends present the profile's chain: chain id from RPC and from the opcode, signed
+transactions for that chain id, snapshots, and block stamping at the profile's block time."""
+
+from __future__ import annotations
+
+import pytest
+from eth_account import Account
+from eth_utils import keccak
+
+from alpsim.devnet import AnvilDevnet, EmbeddedDevnet
+from alpsim.devnet.base import DEV_MNEMONIC, GENESIS_TIMESTAMP, MAX_BLOCKS_PER_ADVANCE
+from alpsim.profiles import get_profile
+
+BACKENDS = {"embedded": EmbeddedDevnet, "anvil": AnvilDevnet}
+CHAIN_ID_SELECTOR = "0x" + keccak(text="chainId()")[:4].hex()
+
+
+@pytest.fixture(params=[(b, c) for b in BACKENDS for c in ("bnb", "arbitrum")], ids=lambda p: f"{p[0]}-{p[1]}")
+def devnet(request):
+    backend, chain = request.param
+    with BACKENDS[backend](get_profile(chain)) as net:
+        yield net
+
+
+def _probe(devnet, build) -> str:
+    receipt = devnet.send({"from": devnet.accounts[0], "data": build.artifacts["ChainIdProbe"].bytecode})
+    return receipt["contractAddress"]
+
+
+def _opcode_chain_id(devnet, probe: str) -> int:
+    return int.from_bytes(devnet.call({"from": devnet.accounts[0], "to": probe, "data": CHAIN_ID_SELECTOR}), "big")
+
+
+def test_chain_id_from_rpc_and_opcode_survives_snapshot_and_revert(devnet, build):
+    expected = devnet.profile.chain_id
+    assert devnet.w3.eth.chain_id == expected
+    probe = _probe(devnet, build)
+    assert _opcode_chain_id(devnet, probe) == expected
+    snap = devnet.snapshot()
+    devnet.advance_time(60)
+    devnet.revert(snap)
+    assert devnet.w3.eth.chain_id == expected
+    assert _opcode_chain_id(devnet, probe) == expected
+    # a fresh deploy after the revert still runs on the profile's chain
+    assert _opcode_chain_id(devnet, _probe(devnet, build)) == expected
+
+
+def test_signed_transaction_for_the_profile_chain_id_is_accepted(devnet):
+    Account.enable_unaudited_hdwallet_features()
+    key = Account.from_mnemonic(DEV_MNEMONIC, account_path="m/44'/60'/0'/0/9")
+    assert key.address == devnet.accounts[9]
+    w3 = devnet.w3
+    tx = {"to": devnet.accounts[8], "value": 12345, "gas": 21000, "maxFeePerGas": 10**11,
+          "maxPriorityFeePerGas": 0, "nonce": w3.eth.get_transaction_count(key.address),
+          "chainId": devnet.profile.chain_id, "type": 2}
+    before = w3.eth.get_balance(devnet.accounts[8])
+    tx_hash = w3.eth.send_raw_transaction(key.sign_transaction(tx).raw_transaction)
+    assert w3.eth.get_transaction_receipt(tx_hash)["status"] == 1
+    assert w3.eth.get_balance(devnet.accounts[8]) == before + 12345
+    wrong = {**tx, "nonce": tx["nonce"] + 1, "chainId": 1}
+    with pytest.raises(Exception):
+        w3.eth.send_raw_transaction(key.sign_transaction(wrong).raw_transaction)
+
+
+def test_ten_funded_dev_accounts(devnet):
+    assert len(devnet.accounts) == 10 and len(set(devnet.accounts)) == 10
+    assert devnet.accounts[0] == "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # same on both backends
+    assert all(devnet.w3.eth.get_balance(a) >= 10**21 for a in devnet.accounts)
+
+
+def test_blocks_are_stamped_at_the_profile_block_time(devnet):
+    block_ms = devnet.profile.block_time_ms
+    start = devnet.block_number
+    devnet.mine(8)
+    stamps = [devnet.w3.eth.get_block(start + i)["timestamp"] for i in range(1, 9)]
+    expected = [(GENESIS_TIMESTAMP * 1000 + block_ms * (start + i)) // 1000 for i in range(1, 9)]
+    assert stamps == expected
+    if block_ms < 1000:  # sub-second blocks share timestamps, as on the real chain
+        assert len(set(stamps)) < len(stamps)
+
+
+def test_advance_time_moves_time_exactly_and_mines_blocks(devnet):
+    t0, n0 = devnet.timestamp, devnet.block_number
+    devnet.advance_time(3600)
+    assert devnet.timestamp == t0 + 3600
+    assert devnet.block_number - n0 == MAX_BLOCKS_PER_ADVANCE  # capped: an hour is many blocks
+    devnet.advance_time(devnet.profile.block_time_ms * 3 / 1000)
+    assert devnet.block_number - n0 == MAX_BLOCKS_PER_ADVANCE + 3
+
+
+def test_snapshot_revert_restores_state_and_clock(devnet):
+    snap = devnet.snapshot()
+    t0, n0 = devnet.timestamp, devnet.block_number
+    balance = devnet.w3.eth.get_balance(devnet.accounts[1])
+    devnet.send({"from": devnet.accounts[0], "to": devnet.accounts[1], "value": 10**18})
+    devnet.advance_time(100)
+    devnet.revert(snap)
+    assert (devnet.timestamp, devnet.block_number) == (t0, n0)
+    assert devnet.w3.eth.get_balance(devnet.accounts[1]) == balance
+    devnet.mine(1)
+    assert devnet.block_number == n0 + 1
+    assert devnet.timestamp == (GENESIS_TIMESTAMP * 1000 + devnet.profile.block_time_ms * (n0 + 1)) // 1000
