@@ -16,7 +16,8 @@ from alpsim.devnet import AnvilDevnet, AnvilProcess, EmbeddedDevnet
 from alpsim.profiles import get_profile
 
 BACKENDS = {"embedded": EmbeddedDevnet, "anvil": AnvilDevnet}
-ROLES = ["collateral", "alp", "pool"]
+ROLES = ["collateral", "alp", "pool", "pairs", "oracle", "feed_BTC_USD", "feed_ETH_USD", "feed_SOL_USD",
+         "feed_AAPL_USD", "market", "referrals", "platform_token", "trading"]
 
 
 def _deposit_with_plain_web3(w3: Web3, path) -> None:
@@ -45,7 +46,10 @@ def test_deploy_writes_a_file_a_third_party_can_use(backend, chain, build, tmp_p
         deployment, _ = deploy_system(devnet, build)
         path = deployment.write(tmp_path / f"{chain}.json")
         data = json.loads(path.read_text())
-        assert list(data) == ["chain", "chain_id", "block", "deployer", "compiler", "source_hash", "contracts"]
+        assert list(data) == ["chain", "chain_id", "block", "deployer", "compiler", "source_hash", "contracts",
+                              "keeper", "treasury", "pairs"]
+        assert data["pairs"] == ["BTC/USD", "ETH/USD", "SOL/USD", "AAPL/USD"]
+        assert (data["keeper"], data["treasury"]) == (devnet.accounts[9], devnet.accounts[8])
         assert (data["chain"], data["chain_id"], data["deployer"]) == (chain, profile.chain_id, devnet.accounts[0])
         assert data["block"] == devnet.block_number
         assert data["compiler"] == {"version": "0.8.28", "settings": build.settings}

@@ -30,4 +30,41 @@ library Errors {
     error ReserveNotCovered(uint256 poolBalanceAfterUsd, uint256 reserveUsd);
     /// @notice Thrown when ALP exists but the pool's NAV is zero or negative.
     error PoolInsolvent(int256 navUsd, uint256 alpSupply);
+
+    // ----- pairs and settings
+    /// @notice Thrown when a pair id is not listed.
+    error UnknownPair(uint256 pairId);
+    /// @notice Thrown when a pair setting is out of range.
+    error InvalidPairSettings(uint256 pairId);
+
+    // ----- requests
+    /// @notice Thrown when the amount sent does not cover the execution fee.
+    error AmountBelowExecutionFee(uint256 amountIn, uint256 executionFee);
+    /// @notice Thrown when a request id does not exist.
+    error UnknownRequest(uint256 requestId);
+    /// @notice Thrown when a request is no longer pending (executed, rejected or cancelled).
+    error RequestNotPending(uint256 requestId, uint8 status);
+    /// @notice Thrown when a request is executed in its own block or after its expiry.
+    error RequestNotExecutable(uint256 requestId, uint256 requestBlock, uint256 currentBlock);
+    /// @notice Thrown when a request is cancelled before it has expired.
+    error RequestNotExpired(uint256 requestId, uint256 expiresAfterBlock);
+    /// @notice Thrown when someone other than its trader acts on a request or position.
+    error NotOwner(address caller, address owner);
+    /// @notice Thrown when the keeper's reveal does not match the request's commitment.
+    error CommitmentMismatch(uint256 requestId, bytes32 commitment, bytes32 revealed);
+    /// @notice Thrown when a position id is not an open position.
+    error PositionNotOpen(uint256 positionId);
+    /// @notice Thrown when a close is requested for a position that already has one pending.
+    error CloseAlreadyPending(uint256 positionId, uint256 requestId);
+    /// @notice Thrown when an execution names a price for a pair twice or an unknown pair.
+    error InvalidPriceInput(uint256 pairId);
+    /// @notice Thrown when no price at all is known for a pair a computation needs.
+    error PriceStale(uint256 pairId, uint256 updatedAt, uint256 maxAge);
+
+    // ----- referrals
+    /// @notice Thrown when a referral code is taken, unknown, or already bound.
+    error ReferralCodeTaken(bytes32 code);
+    error ReferralCodeUnknown(bytes32 code);
+    error ReferralAlreadyBound(address trader, bytes32 code);
+    error SelfReferral(address trader);
 }

@@ -35,6 +35,9 @@ interface IAlpPool {
     /// @notice Emitted when the reserve (sum of open positions' maximum profit) changes.
     event ReserveUpdated(uint256 reserveUsd, uint256 poolBalance);
 
+    /// @notice Emitted when trading moves collateral into (> 0) or out of (< 0) the pool.
+    event PoolBalanceChanged(int256 deltaTokens, uint256 poolBalance);
+
     /// @notice Emitted when the admin changes a pool setting.
     event PoolSettingsUpdated(uint256 mintFeeBps, uint256 burnFeeBps, uint256 cooldownSeconds, uint256 maxReserveBps);
 

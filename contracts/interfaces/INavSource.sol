@@ -9,4 +9,8 @@ pragma solidity 0.8.28;
 interface INavSource {
     /// @notice The pool's claim on open positions in USD (negative when traders are winning).
     function poolClaimUsd() external view returns (int256);
+
+    /// @notice Reverts (PriceStale) unless every pair with open interest has a fresh price:
+    ///         deposits and withdrawals are priced at NAV and need it current.
+    function requireFreshPrices() external view;
 }

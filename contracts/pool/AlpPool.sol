@@ -71,6 +71,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuard {
         returns (uint256 alpOut)
     {
         if (amount == 0) revert Errors.ZeroAmount();
+        _requireFreshPrices();
         uint256 amountUsd = Units.tokenToUsd(amount, tokenToUsdScale);
         uint256 supply = alp.totalSupply();
 
@@ -117,6 +118,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuard {
         if (held < alpAmount) revert Errors.InsufficientAlpBalance(msg.sender, held, alpAmount);
         uint256 unlocksAt = alp.unlocksAt(msg.sender);
         if (block.timestamp < unlocksAt) revert Errors.CooldownActive(msg.sender, unlocksAt);
+        _requireFreshPrices();
 
         // 1. collateral out at NAV per ALP, less the burn fee (rounded down)
         uint256 supply = alp.totalSupply();
@@ -184,6 +186,20 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuard {
         emit ReserveUpdated(reserveUsd, poolBalance);
     }
 
+    /// @notice Books `amount` collateral the trading engine has just transferred in (fees, a
+    ///         losing trader's margin).
+    function receiveTokens(uint256 amount) external onlyRole(TRADING_ROLE) {
+        poolBalance += amount;
+        emit PoolBalanceChanged(int256(amount), poolBalance);
+    }
+
+    /// @notice Pays `amount` collateral out of the pool (a winning trader's profit).
+    function payTokens(address to, uint256 amount) external onlyRole(TRADING_ROLE) {
+        poolBalance -= amount;
+        collateral.safeTransfer(to, amount);
+        emit PoolBalanceChanged(-int256(amount), poolBalance);
+    }
+
     // ------------------------------------------------------------------ admin
 
     function setSettings(uint256 mintFeeBps_, uint256 burnFeeBps_, uint256 cooldownSeconds_, uint256 maxReserveBps_)
@@ -220,6 +236,10 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuard {
         int256 balanceUsd = int256(Units.tokenToUsd(poolBalance, tokenToUsdScale));
         if (address(navSource) == address(0)) return balanceUsd;
         return balanceUsd + navSource.poolClaimUsd();
+    }
+
+    function _requireFreshPrices() internal view {
+        if (address(navSource) != address(0)) navSource.requireFreshPrices();
     }
 
     function _solventNavUsd(uint256 supply) internal view returns (uint256) {

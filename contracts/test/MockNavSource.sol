@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {INavSource} from "../interfaces/INavSource.sol";
+import {Errors} from "../errors/Errors.sol";
 
 /// @title MockNavSource
 /// @notice Test helper: an open-positions NAV contribution set by hand (e.g. traders winning
@@ -9,7 +10,17 @@ import {INavSource} from "../interfaces/INavSource.sol";
 contract MockNavSource is INavSource {
     int256 public poolClaimUsd;
 
+    bool public stale;
+
     function setPoolClaimUsd(int256 claimUsd) external {
         poolClaimUsd = claimUsd;
+    }
+
+    function setStale(bool stale_) external {
+        stale = stale_;
+    }
+
+    function requireFreshPrices() external view {
+        if (stale) revert Errors.PriceStale(0, 0, 60);
     }
 }

@@ -8,13 +8,42 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+import random
+from functools import cached_property
+
 from .compiler import BuildResult
 from .contracts import BoundContract, Session
 from .deployment import Deployment, deploy_system
 from .devnet import Devnet, start_devnet
-from .errors import ConfigError, UnknownNameError
+from .errors import AlpsimError, ConfigError, UnknownNameError
 from .profiles import ChainProfile, get_profile
+from .model.quote import fresh_liquidation_price
+from .model.trading import Order, RejectReason, Settings
+from .orders import commitment, seal
+from .positions import CLOSE_REASONS, ClosedPosition, OpenedPosition, PositionInfo, position_from_chain
+from .model.trading import CloseReason
 from .units import Number, from_units, to_units, wad_to_decimal
+
+ZERO_ADDRESS = "0x" + "00" * 20
+MAX_UINT = 2**256 - 1
+
+
+class OrderRejected(AlpsimError):
+    """The keeper executed the request and a check failed: refunded less the execution fee."""
+
+    def __init__(self, request_id: int, reason: str, refund_tokens: int, execution_fee_tokens: int):
+        self.request_id, self.reason = request_id, reason
+        self.refund_tokens, self.execution_fee_tokens = refund_tokens, execution_fee_tokens
+        super().__init__(f"order {request_id} rejected: {reason} (refunded {refund_tokens} token units, "
+                         f"execution fee {execution_fee_tokens} kept by the keeper)")
+
+
+class CloseRejected(AlpsimError):
+    """The keeper could not execute a close at a guarded price (stale, circuit breaker)."""
+
+    def __init__(self, request_id: int, position_id: int, reason: str):
+        self.request_id, self.position_id, self.reason = request_id, position_id, reason
+        super().__init__(f"close of position {position_id} (request {request_id}) rejected: {reason}")
 
 Account = str | int
 """An account: its address, or its index among the devnet's funded accounts."""
@@ -77,8 +106,13 @@ class WithdrawResult(BaseModel):
 class Alpsim:
     """A deployed alpsim system on a devnet, driven as trader, LP and keeper."""
 
-    def __init__(self, devnet: Devnet, deployment: Deployment, session: Session | None = None):
+    def __init__(self, devnet: Devnet, deployment: Deployment, session: Session | None = None,
+                 seed: int | None = None):
         self.devnet = devnet
+        self.rng = random.Random(seed) if seed is not None else random.SystemRandom()
+        self._seeded = seed is not None
+        self._approved: set[tuple[str, str]] = set()
+        self.closed: dict[int, ClosedPosition] = {}
         self.deployment = deployment
         self.session = session or Session(devnet)
         self.contracts: dict[str, BoundContract] = {
@@ -86,17 +120,22 @@ class Alpsim:
             for role, entry in deployment.contracts.items()
         }
         self.decimals: int = self.contracts["collateral"].call("decimals")
+        from .keeper import Keeper
+
+        self.keeper = Keeper(self)
 
     # ----- set-up
     @classmethod
     def launch(cls, chain: str | ChainProfile = "bnb", backend: str = "embedded", *, rpc_url: str | None = None,
-               build: BuildResult | None = None, profiles_file: str | Path | None = None) -> "Alpsim":
-        """Starts a devnet for `chain` and deploys the whole system on it."""
+               build: BuildResult | None = None, profiles_file: str | Path | None = None,
+               seed: int | None = None) -> "Alpsim":
+        """Starts a devnet for `chain` and deploys the whole system on it. `seed` makes salts
+        and encryption randomness reproducible."""
         profile = chain if isinstance(chain, ChainProfile) else get_profile(chain, profiles_file)
         devnet = start_devnet(profile, backend, rpc_url=rpc_url)
         try:
             deployment, session = deploy_system(devnet, build)
-            return cls(devnet, deployment, session)
+            return cls(devnet, deployment, session, seed=seed)
         except BaseException:
             devnet.close()
             raise
@@ -170,6 +209,162 @@ class Alpsim:
         return WithdrawResult(lp=lp, alp_in_wad=alp_wad, amount_out_units=event["amountOut"], fee_wad=event["feeUsd"],
                               gas_used=receipt["gasUsed"])
 
+    # ----- pairs and settings
+    def pair_id(self, pair: str | int) -> int:
+        names = self.deployment.pairs
+        if isinstance(pair, int):
+            if 0 <= pair < len(names):
+                return pair
+            raise UnknownNameError("pair id", str(pair), [str(i) for i in range(len(names))])
+        if pair not in names:
+            raise UnknownNameError("pair", pair, names)
+        return names.index(pair)
+
+    @cached_property
+    def settings(self) -> Settings:
+        """The trading engine's settings, as the reference model's."""
+        raw = self.contracts["trading"].call("settings")
+        snake = {"".join("_" + ch.lower() if ch.isupper() else ch for ch in k): v for k, v in raw.items()}
+        return Settings(**snake)
+
+    # ----- trader
+    def _approve(self, token: str, owner: str, spender: str) -> None:
+        if (token, owner) not in self._approved:
+            self.contracts[token].transact("approve", spender, MAX_UINT, sender=owner)
+            self._approved.add((token, owner))
+
+    def request_open(self, who: Account, pair: str | int, side: str, amount: Number, leverage: int, *,
+                     take_profit: Number = 0, stop_loss: Number = 0, acceptable_price: Number = 0
+                     ) -> tuple[int, bytes, dict]:
+        """Step one only: escrows `amount` behind a commitment and the encrypted order.
+        Returns (request id, ciphertext, receipt)."""
+        trader = self.address(who)
+        if side not in ("long", "short"):
+            raise ConfigError(f"side must be 'long' or 'short', got {side!r}")
+        order = Order(self.pair_id(pair), side == "long", int(leverage), to_units(take_profit, 18, "take-profit"),
+                      to_units(stop_loss, 18, "stop-loss"), to_units(acceptable_price, 18, "acceptable price"))
+        salt = self.rng.getrandbits(256).to_bytes(32, "big")
+        randomness = self.rng.getrandbits(8 * 48).to_bytes(48, "big") if self._seeded else None
+        ciphertext = seal(order, salt, self.keeper_public_key, randomness)
+        trading = self.contracts["trading"]
+        self._approve("collateral", trader, trading.address)
+        receipt = trading.transact("requestOpen", commitment(trader, order, salt), ciphertext, self.to_units(amount),
+                                   sender=trader)
+        request_id = self.session.events(receipt, "OpenRequested")[0]["requestId"]
+        return request_id, ciphertext, receipt
+
+    def open(self, who: Account, pair: str | int, side: str, amount: Number, leverage: int, *,
+             take_profit: Number = 0, stop_loss: Number = 0, acceptable_price: Number = 0) -> OpenedPosition:
+        """One click: encrypts and sends the order, has the keeper execute it, and returns the
+        position. A rejected order raises OrderRejected after checking the refund on chain."""
+        trader = self.address(who)
+        before = self.collateral_units(trader)
+        request_id, ciphertext, request_receipt = self.request_open(
+            trader, pair, side, amount, leverage, take_profit=take_profit, stop_loss=stop_loss,
+            acceptable_price=acceptable_price)
+        receipt = self.keeper.execute_open(request_id, ciphertext)
+        return self._opened(request_id, trader, before, request_receipt, receipt)
+
+    def _opened(self, request_id: int, trader: str, balance_before: int, request_receipt: dict,
+                receipt: dict) -> OpenedPosition:
+        events = {e["event"]: e for e in self.session.events(receipt)}
+        if "OpenRejected" in events:
+            event = events["OpenRejected"]
+            reason = RejectReason(event["reason"]).label
+            spent = balance_before - self.collateral_units(trader)
+            if spent != event["executionFeeTokens"]:
+                raise AlpsimError(f"order {request_id} rejected ({reason}) but the refund is not on chain: "
+                                  f"{spent} token units gone, {event['executionFeeTokens']} expected")
+            raise OrderRejected(request_id, reason, event["refundTokens"], event["executionFeeTokens"])
+        event = events["PositionOpened"]
+        charges = event["charges"]
+        return OpenedPosition(
+            request_id=request_id, position=self._position_info(event["positionId"], event["position"]),
+            oracle_price_wad=charges["oraclePrice"], slippage_wad=charges["slippageWad"],
+            execution_fee_tokens=charges["executionFeeTokens"], open_fee_wad=charges["openFeeUsd"],
+            open_fee_tokens=charges["openFeeTokens"], fee_in_token=event["position"]["feeInToken"],
+            fee_discount_bps=charges["feeDiscountBps"], gas_request=request_receipt["gasUsed"],
+            gas_execute=receipt["gasUsed"],
+        )
+
+    def request_close(self, who: Account, position_id: int) -> tuple[int, dict]:
+        receipt = self.contracts["trading"].transact("requestClose", position_id, sender=self.address(who))
+        return self.session.events(receipt, "CloseRequested")[0]["requestId"], receipt
+
+    def close(self, who: Account, position_id: int) -> ClosedPosition:
+        """Requests the close and has the keeper execute it; returns the settlement."""
+        request_id, _ = self.request_close(who, position_id)
+        receipt = self.keeper.execute_close(request_id)
+        rejected = self.session.events(receipt, "CloseRejected")
+        if rejected:
+            raise CloseRejected(request_id, position_id, RejectReason(rejected[0]["reason"]).label)
+        return self.closed_from(receipt)[0]
+
+    def closed_from(self, receipt: dict) -> list[ClosedPosition]:
+        """The settlements in a receipt (closes, triggers, liquidations), also kept in `closed`."""
+        out = []
+        for event in self.session.events(receipt, "PositionClosed"):
+            st = event["settlement"]
+            closed = ClosedPosition(
+                position=self._position_info(event["positionId"], event["position"]),
+                reason=CLOSE_REASONS[CloseReason(st["reason"])], oracle_price_wad=st["oraclePrice"],
+                exit_price_wad=st["exitPrice"], pnl_wad=st["pnlUsd"], close_fee_wad=st["closeFeeUsd"],
+                holding_wad=st["holdingUsd"], funding_wad=st["fundingUsd"], payout_wad=st["payoutUsd"],
+                payout_tokens=st["payoutTokens"], pool_delta_tokens=st["poolDeltaTokens"],
+                fee_in_token=st["feeInToken"], block=receipt["blockNumber"], gas=receipt["gasUsed"],
+            )
+            self.closed[closed.position.id] = closed
+            out.append(closed)
+        return out
+
+    def cancel(self, who: Account, request_id: int) -> dict:
+        return self.contracts["trading"].transact("cancelRequest", request_id, sender=self.address(who))
+
+    def register_referral_code(self, who: Account, code: str) -> None:
+        self.contracts["referrals"].transact("registerCode", _code(code), sender=self.address(who))
+
+    def bind_referral(self, who: Account, code: str) -> None:
+        self.contracts["referrals"].transact("bindReferral", _code(code), sender=self.address(who))
+
+    def has_referral(self, who: Account) -> bool:
+        return self.contracts["referrals"].call("hasReferral", self.address(who))
+
+    def fund_platform_token(self, who: Account, amount: Number) -> None:
+        """Mints platform tokens to `who` and approves the trading engine to take fees in them."""
+        trader = self.address(who)
+        self.contracts["platform_token"].transact("mint", trader, to_units(amount, 18), sender=self.deployment.deployer)
+        self._approve("platform_token", trader, self.contracts["trading"].address)
+
+    def set_fee_in_token(self, who: Account, enabled: bool = True) -> None:
+        self.contracts["trading"].transact("setFeeInToken", enabled, sender=self.address(who))
+
+    def platform_token_units(self, who: Account) -> int:
+        return self.contracts["platform_token"].call("balanceOf", self.address(who))
+
+    @cached_property
+    def keeper_public_key(self) -> bytes:
+        return bytes(self.contracts["trading"].call("keeperPublicKey"))
+
+    # ----- positions
+    def _position_info(self, position_id: int, raw: dict) -> PositionInfo:
+        bare = position_from_chain(position_id, raw, self.deployment.pairs, 0)
+        liq = fresh_liquidation_price(self.settings, self.decimals, bare.to_model(), self.has_referral(raw["trader"]))
+        return bare.model_copy(update={"liquidation_price_wad": liq})
+
+    def position(self, position_id: int) -> PositionInfo | None:
+        raw = self.contracts["trading"].call("position", position_id)
+        return None if raw["trader"] == ZERO_ADDRESS else self._position_info(position_id, raw)
+
+    def positions(self, who: Account | None = None) -> list[PositionInfo]:
+        """Open positions (of `who`, or all), read in one call."""
+        ids = sorted(self.keeper.open_positions)
+        if not ids:
+            return []
+        raws = self.contracts["trading"].call("positionsOf", ids)
+        trader = self.address(who) if who is not None else None
+        return [self._position_info(i, r) for i, r in zip(ids, raws)
+                if r["trader"] != ZERO_ADDRESS and (trader is None or r["trader"] == trader)]
+
     # ----- reads
     def pool(self) -> PoolState:
         pool = self.pool_contract
@@ -181,6 +376,13 @@ class Alpsim:
             balance_units=pool.call("poolBalance"),
             collateral_decimals=self.decimals,
         )
+
+
+def _code(code: str) -> bytes:
+    raw = code.encode()
+    if not 0 < len(raw) <= 32:
+        raise ConfigError(f"a referral code is 1 to 32 bytes, got {code!r}")
+    return raw.ljust(32, b"\0")
 
 
 def require_positive(amount: Number, what: str) -> None:

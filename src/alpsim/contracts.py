@@ -21,6 +21,18 @@ class _Function:
     selector: bytes
     input_types: list[str]
     output_types: list[str]
+    outputs: list[dict]
+
+
+def _named(param: dict, value: Any) -> Any:
+    """Struct outputs as dicts keyed by their component names (arrays of them as lists)."""
+    kind = param["type"]
+    if kind.startswith("tuple"):
+        if kind.endswith("]"):
+            inner = {**param, "type": kind[: kind.rindex("[")]}
+            return [_named(inner, v) for v in value]
+        return {c["name"]: _named(c, v) for c, v in zip(param["components"], value)}
+    return value
 
 
 class BoundContract:
@@ -35,7 +47,8 @@ class BoundContract:
                 inputs = [_abi_type(p) for p in entry["inputs"]]
                 outputs = [_abi_type(p) for p in entry.get("outputs", [])]
                 selector = keccak(text=f"{entry['name']}({','.join(inputs)})")[:4]
-                self._functions[entry["name"]] = _Function(entry["name"], selector, inputs, outputs)
+                self._functions[entry["name"]] = _Function(entry["name"], selector, inputs, outputs,
+                                                           entry.get("outputs", []))
         session.decoder.add_abi(abi)
 
     def _function(self, name: str) -> _Function:
@@ -56,8 +69,8 @@ class BoundContract:
             out = self.session.devnet.call(tx)
         except TransactionReverted as exc:
             raise self.session.decoder.decode(exc.data) from None
-        values = abi_decode(fn.output_types, out)
-        return values[0] if len(values) == 1 else values
+        values = [_named(p, v) for p, v in zip(fn.outputs, abi_decode(fn.output_types, out))]
+        return values[0] if len(values) == 1 else tuple(values)
 
     def transact(self, function: str, *args: Any, sender: str) -> dict:
         return self.session.send({"from": sender, "to": self.address, "data": self.encode(function, *args)})
@@ -88,6 +101,11 @@ class Session:
         data = artifact.bytecode + abi_encode(list(constructor_types), list(args)).hex()
         receipt = self.send({"from": sender, "data": data})
         return to_checksum_address(receipt["contractAddress"])
+
+    def decode_log(self, log: Any) -> dict:
+        known = self._events[bytes(log["topics"][0])]
+        event = get_event_data(self.devnet.w3.codec, known[1], log)
+        return {"event": event["event"], "address": event["address"], **dict(event["args"])}
 
     def events(self, receipt: dict, name: str | None = None) -> list[dict]:
         """Decoded logs of `receipt` (all known events, or those called `name`)."""

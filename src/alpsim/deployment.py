@@ -44,7 +44,14 @@ class Deployment(BaseModel):
     compiler: CompilerInfo
     source_hash: str
     contracts: dict[str, ContractEntry]
-    """One entry per role: collateral, alp, pool, ..."""
+    """One entry per role: collateral, alp, pool, pairs, oracle, market, referrals,
+    platform_token, trading, and one reference feed per pair (feed_BTC_USD, ...)."""
+    keeper: str
+    """The keeper account (KEEPER role; its public key encrypts orders)."""
+    treasury: str
+    """Receives the protocol's half of trading fees."""
+    pairs: list[str]
+    """Pair names by pair id."""
 
     def write(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,30 +67,82 @@ def default_path(chain: str) -> Path:
     return find_project().deployments / f"{chain}.json"
 
 
-def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: str | None = None) -> tuple[Deployment, Session]:
+KEEPER_ACCOUNT = 9
+TREASURY_ACCOUNT = 8
+
+
+def feed_role(pair_name: str) -> str:
+    return "feed_" + pair_name.replace("/", "_")
+
+
+def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: str | None = None,
+                  keeper: str | None = None, treasury: str | None = None,
+                  keeper_public_key: bytes | None = None) -> tuple[Deployment, Session]:
     """Deploys every contract in dependency order and wires their roles. The deployer holds
-    the admin roles."""
+    the admin roles; `keeper` (default dev account 9) the keeper roles; `treasury` (default
+    dev account 8) receives the protocol's fee share."""
+    from .keys import dev_private_key, public_key_bytes
+    from .model.trading import default_pairs
+
     build = build or compile_contracts()
     profile = devnet.profile
-    deployer = deployer or devnet.accounts[0]
+    accounts = devnet.accounts
+    deployer = deployer or accounts[0]
+    keeper = keeper or accounts[KEEPER_ACCOUNT]
+    treasury = treasury or accounts[TREASURY_ACCOUNT]
+    if keeper_public_key is None:
+        keeper_public_key = public_key_bytes(dev_private_key(KEEPER_ACCOUNT))
     session = Session(devnet)
     art = build.artifacts
     entries: dict[str, ContractEntry] = {}
+    bound = {}
 
-    def deploy(role: str, name: str, types: list[str], args: list[Any]) -> str:
+    def deploy(role: str, name: str, types: list[str], args: list[Any]) -> Any:
         address = session.deploy(art[name], types, args, deployer)
         entries[role] = ContractEntry(name=name, address=address, abi=art[name].abi)
-        return address
+        bound[role] = session.bind(name, address, art[name].abi)
+        return bound[role]
 
-    # 1. collateral: a mock with the real symbol and decimals
+    def role_id(contract: Any, name: str) -> bytes:
+        return contract.call(name)
+
+    # 1. collateral (a mock with the real symbol and decimals), ALP, the pool
     c = profile.collateral
     collateral = deploy("collateral", "MockCollateral", ["string", "string", "uint8", "address"],
                         [c.name, c.symbol, c.decimals, deployer])
-    # 2. ALP, owned by the deployer until the pool exists
     alp = deploy("alp", "AlpToken", ["address"], [deployer])
-    # 3. the pool, then hand ALP's mint and burn to it
-    pool = deploy("pool", "AlpPool", ["address", "address", "address"], [collateral, alp, deployer])
-    receipt = session.bind("alp", alp, art["AlpToken"].abi).transact("transferOwnership", pool, sender=deployer)
+    pool = deploy("pool", "AlpPool", ["address", "address", "address"], [collateral.address, alp.address, deployer])
+    alp.transact("transferOwnership", pool.address, sender=deployer)
+    # 2. pairs (SPEC section 3), the oracle and one reference feed per pair
+    pairs = deploy("pairs", "PairRegistry", ["address"], [deployer])
+    oracle = deploy("oracle", "PriceOracle", ["address"], [deployer])
+    pair_names = []
+    for pair_id, p in enumerate(default_pairs()):
+        pairs.transact("listPair", (p.name, True, False, p.tiered, p.max_leverage, p.spread_bps,
+                                    p.depth_1pct_usd, p.max_oi_per_side_usd), sender=deployer)
+        feed = deploy(feed_role(p.name), "MockAggregator", ["string", "address"], [p.name.replace("/", " / "), deployer])
+        feed.transact("grantRole", role_id(feed, "FEEDER_ROLE"), keeper, sender=deployer)
+        oracle.transact("setReferenceFeed", pair_id, feed.address, sender=deployer)
+        pair_names.append(p.name)
+    # 3. market aggregates, referrals, platform token, the trading engine
+    market = deploy("market", "Market", ["address", "address", "address"], [pairs.address, oracle.address, deployer])
+    referrals = deploy("referrals", "ReferralRegistry", [], [])
+    platform = deploy("platform_token", "PlatformToken", ["address"], [deployer])
+    trading = deploy(
+        "trading", "TradingEngine",
+        ["address", "address", "address", "address", "address", "address", "address", "address", "uint256", "address"],
+        [collateral.address, pool.address, pairs.address, oracle.address, market.address, referrals.address,
+         platform.address, treasury, profile.execution_fee_wad, deployer],
+    )
+    # 4. roles: the engine moves the pool's reserve and balance, the market's aggregates and
+    #    the oracle's prices; the keeper executes and feeds
+    pool.transact("grantRole", role_id(pool, "TRADING_ROLE"), trading.address, sender=deployer)
+    pool.transact("setNavSource", market.address, sender=deployer)
+    market.transact("grantRole", role_id(market, "ENGINE_ROLE"), trading.address, sender=deployer)
+    oracle.transact("grantRole", role_id(oracle, "UPDATER_ROLE"), trading.address, sender=deployer)
+    oracle.transact("grantRole", role_id(oracle, "KEEPER_ROLE"), keeper, sender=deployer)
+    trading.transact("grantRole", role_id(trading, "KEEPER_ROLE"), keeper, sender=deployer)
+    receipt = trading.transact("setKeeperPublicKey", keeper_public_key, sender=deployer)
 
     deployment = Deployment(
         chain=profile.name,
@@ -93,5 +152,8 @@ def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: st
         compiler=CompilerInfo(version=build.solc_version, settings=build.settings),
         source_hash=source_hash(source_files(find_project())),
         contracts=entries,
+        keeper=keeper,
+        treasury=treasury,
+        pairs=pair_names,
     )
     return deployment, session

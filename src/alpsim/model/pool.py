@@ -47,6 +47,10 @@ class PoolModel:
     def alp_price(self) -> int:
         return USD if self.alp_supply == 0 else self.nav_usd * USD // self.alp_supply
 
+    def reserve_capacity_usd(self) -> int:
+        max_reserve = self.pool_balance * self.scale * self.max_reserve_bps // BPS
+        return max(max_reserve - self.reserve_usd, 0)
+
     def _solvent_nav(self) -> int:
         nav = self.pool_balance * self.scale + self.pool_claim_usd
         if nav <= 0:

@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+
+import {INavSource} from "../interfaces/INavSource.sol";
+import {PairRegistry} from "./PairRegistry.sol";
+import {PriceOracle} from "../oracle/PriceOracle.sol";
+import {TradeMath} from "../libraries/TradeMath.sol";
+
+/// @title Market
+/// @notice Per-pair, per-side aggregates of open positions and the cumulative holding and
+///         funding indexes (SPEC section 9). From them it gives the pool's claim on open
+///         positions (SPEC section 10) at the same cost for one position or ten thousand.
+contract Market is INavSource, AccessControl {
+    bytes32 public constant ADMIN_ROLE = keccak256("ADMIN");
+    /// @notice The trading engine: adds and removes positions.
+    bytes32 public constant ENGINE_ROLE = keccak256("ENGINE");
+
+    uint256 private constant WAD = 1e18;
+    uint256 private constant HOUR = 3600;
+
+    /// @dev Invariants, per pair and side: oiUsd = sum(notional), qty = sum(qty),
+    ///      costUsd = sum(floor(qty x entry)), holdingWeight = sum(notional x holdingIndex at
+    ///      open), fundingWeight = sum(notional x fundingIndex at open), over open positions.
+    struct Side {
+        uint256 oiUsd;
+        uint256 qty;
+        uint256 costUsd;
+        uint256 holdingWeight;
+        int256 fundingWeight;
+    }
+
+    struct Indexes {
+        uint256 holding; // cumulative holding fee per unit of notional (WAD)
+        int256 fundingLong; // cumulative funding owed per unit of long notional (WAD)
+        int256 fundingShort;
+        uint256 updatedAt;
+    }
+
+    PairRegistry public immutable pairs;
+    PriceOracle public immutable oracle;
+
+    /// @notice 0.001% of notional per hour, as a WAD fraction.
+    uint256 public holdingRatePerHourWad = 1e13;
+    /// @notice 0.01% per hour at full imbalance, as a WAD fraction.
+    uint256 public fundingRatePerHourWad = 1e14;
+
+    mapping(uint256 pairId => Indexes) private _indexes;
+    mapping(uint256 pairId => Side) private _longs;
+    mapping(uint256 pairId => Side) private _shorts;
+
+    event IndexesUpdated(uint256 indexed pairId, uint256 holdingIndex, int256 fundingLong, int256 fundingShort, uint256 timestamp);
+    event SideUpdated(uint256 indexed pairId, bool indexed isLong, Side side);
+    event RatesUpdated(uint256 holdingRatePerHourWad, uint256 fundingRatePerHourWad);
+
+    constructor(PairRegistry pairs_, PriceOracle oracle_, address admin) {
+        pairs = pairs_;
+        oracle = oracle_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(ADMIN_ROLE, admin);
+    }
+
+    function setRates(uint256 holdingPerHourWad, uint256 fundingPerHourWad) external onlyRole(ADMIN_ROLE) {
+        holdingRatePerHourWad = holdingPerHourWad;
+        fundingRatePerHourWad = fundingPerHourWad;
+        emit RatesUpdated(holdingPerHourWad, fundingPerHourWad);
+    }
+
+    // ------------------------------------------------------------------ engine
+
+    /// @notice Brings the pair's indexes to now (before any change of open interest).
+    function accrue(uint256 pairId) public onlyRole(ENGINE_ROLE) returns (Indexes memory idx) {
+        idx = indexesNow(pairId);
+        Indexes storage stored = _indexes[pairId];
+        if (stored.updatedAt == idx.updatedAt) return idx;
+        _indexes[pairId] = idx;
+        emit IndexesUpdated(pairId, idx.holding, idx.fundingLong, idx.fundingShort, idx.updatedAt);
+    }
+
+    /// @notice Adds a position to its side; returns the indexes it opens at.
+    function addPosition(uint256 pairId, bool isLong, uint256 notionalUsd, uint256 qty, uint256 costUsd)
+        external
+        onlyRole(ENGINE_ROLE)
+        returns (uint256 holdingIndex, int256 fundingIndex)
+    {
+        Indexes memory idx = accrue(pairId);
+        holdingIndex = idx.holding;
+        fundingIndex = isLong ? idx.fundingLong : idx.fundingShort;
+        Side storage side = isLong ? _longs[pairId] : _shorts[pairId];
+        side.oiUsd += notionalUsd;
+        side.qty += qty;
+        side.costUsd += costUsd;
+        side.holdingWeight += notionalUsd * holdingIndex;
+        side.fundingWeight += int256(notionalUsd) * fundingIndex;
+        emit SideUpdated(pairId, isLong, side);
+    }
+
+    /// @notice Removes a position from its side; returns the indexes it closes at.
+    function removePosition(
+        uint256 pairId,
+        bool isLong,
+        uint256 notionalUsd,
+        uint256 qty,
+        uint256 costUsd,
+        uint256 holdingIndexAtOpen,
+        int256 fundingIndexAtOpen
+    ) external onlyRole(ENGINE_ROLE) returns (uint256 holdingIndex, int256 fundingIndex) {
+        Indexes memory idx = accrue(pairId);
+        Side storage side = isLong ? _longs[pairId] : _shorts[pairId];
+        side.oiUsd -= notionalUsd;
+        side.qty -= qty;
+        side.costUsd -= costUsd;
+        side.holdingWeight -= notionalUsd * holdingIndexAtOpen;
+        side.fundingWeight -= int256(notionalUsd) * fundingIndexAtOpen;
+        emit SideUpdated(pairId, isLong, side);
+        return (idx.holding, isLong ? idx.fundingLong : idx.fundingShort);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice The pair's indexes as they would be if accrued now.
+    function indexesNow(uint256 pairId) public view returns (Indexes memory idx) {
+        idx = _indexes[pairId];
+        uint256 elapsed = idx.updatedAt == 0 ? 0 : block.timestamp - idx.updatedAt;
+        idx.updatedAt = block.timestamp;
+        if (elapsed == 0) return idx;
+        idx.holding += holdingRatePerHourWad * elapsed / HOUR;
+        uint256 longOi = _longs[pairId].oiUsd;
+        uint256 shortOi = _shorts[pairId].oiUsd;
+        if (longOi == shortOi) return idx;
+        // rate = fundingRate x (long - short) / max(long, short); the heavier side pays it,
+        // the lighter side receives it, the pool keeps the difference
+        uint256 heavier = Math.max(longOi, shortOi);
+        uint256 imbalance = heavier - Math.min(longOi, shortOi);
+        int256 step = int256(Math.mulDiv(fundingRatePerHourWad * elapsed, imbalance, HOUR * heavier));
+        if (longOi > shortOi) {
+            idx.fundingLong += step;
+            idx.fundingShort -= step;
+        } else {
+            idx.fundingShort += step;
+            idx.fundingLong -= step;
+        }
+    }
+
+    function side(uint256 pairId, bool isLong) external view returns (Side memory) {
+        return isLong ? _longs[pairId] : _shorts[pairId];
+    }
+
+    function sideOiUsd(uint256 pairId, bool isLong) external view returns (uint256) {
+        return isLong ? _longs[pairId].oiUsd : _shorts[pairId].oiUsd;
+    }
+
+    /// @inheritdoc INavSource
+    /// @dev Per side at the last keeper price: holding owed + funding owed - unrealized pnl,
+    ///      where pnl = qty x price - cost for longs and cost - qty x price for shorts.
+    function poolClaimUsd() external view returns (int256 claimUsd) {
+        uint256 n = pairs.pairCount();
+        for (uint256 pairId = 0; pairId < n; pairId++) {
+            Side storage longs = _longs[pairId];
+            Side storage shorts = _shorts[pairId];
+            if (longs.oiUsd == 0 && shorts.oiUsd == 0) continue;
+            (uint192 price,) = oracle.keeperPrice(pairId);
+            Indexes memory idx = indexesNow(pairId);
+            claimUsd += _sideClaim(longs, true, price, idx.holding, idx.fundingLong);
+            claimUsd += _sideClaim(shorts, false, price, idx.holding, idx.fundingShort);
+        }
+    }
+
+    /// @inheritdoc INavSource
+    function requireFreshPrices() external view {
+        uint256 n = pairs.pairCount();
+        for (uint256 pairId = 0; pairId < n; pairId++) {
+            if (_longs[pairId].oiUsd != 0 || _shorts[pairId].oiUsd != 0) oracle.freshMarkPrice(pairId);
+        }
+    }
+
+    function _sideClaim(Side storage s, bool isLong, uint256 price, uint256 holdingIndex, int256 fundingIndex)
+        private
+        view
+        returns (int256)
+    {
+        if (s.oiUsd == 0) return 0;
+        int256 value = int256(Math.mulDiv(s.qty, price, WAD));
+        int256 pnl = isLong ? value - int256(s.costUsd) : int256(s.costUsd) - value;
+        int256 holding = int256((s.oiUsd * holdingIndex - s.holdingWeight) / WAD);
+        int256 funding = _floorDiv(int256(s.oiUsd) * fundingIndex - s.fundingWeight, int256(WAD));
+        return holding + funding - pnl;
+    }
+
+    function _floorDiv(int256 a, int256 b) private pure returns (int256 q) {
+        q = a / b;
+        if (a % b != 0 && (a < 0) != (b < 0)) q -= 1;
+    }
+}

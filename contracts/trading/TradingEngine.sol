@@ -1,0 +1,818 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+
+import {AlpPool} from "../pool/AlpPool.sol";
+import {PriceOracle} from "../oracle/PriceOracle.sol";
+import {ReferralRegistry} from "../referral/ReferralRegistry.sol";
+import {PairRegistry} from "./PairRegistry.sol";
+import {Market} from "./Market.sol";
+import {TradeMath} from "../libraries/TradeMath.sol";
+import {Units} from "../libraries/Units.sol";
+import {Errors} from "../errors/Errors.sol";
+import {
+    Order,
+    PriceInput,
+    Request,
+    RequestKind,
+    RequestStatus,
+    Position,
+    OpenCharges,
+    Settlement,
+    RejectReason,
+    CloseReason
+} from "./Types.sol";
+
+/// @title TradingEngine
+/// @notice One-click leveraged positions against the ALP pool (SPEC sections 4 to 11): hidden
+///         two-step opens, closes, keeper triggers and liquidation, fees and their split.
+/// @dev Trader margin is escrowed here, apart from the pool. Every token flow of a settlement
+///      adds up to the margin: trader + treasury + pool = margin, to the unit.
+contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
+    using SafeERC20 for IERC20;
+
+    bytes32 public constant ADMIN_ROLE = keccak256("ADMIN");
+    bytes32 public constant KEEPER_ROLE = keccak256("KEEPER");
+
+    uint256 private constant WAD = 1e18;
+    uint256 private constant BPS = 10_000;
+
+    struct Settings {
+        uint256 executionFeeUsd;
+        uint256 minNotionalUsd;
+        uint256 extremeLeverage; // the extreme tier starts here (500x)
+        uint256 maxRoiLeverage; // the smallest ROI cap applies from here (1000x)
+        uint256 openFeeBps; // standard tier
+        uint256 closeFeeBps; // standard tier
+        uint256 extremeMinCloseFeeBps; // extreme tier: minimum, of close notional
+        uint256 extremeProfitFeeBps; // extreme tier: share of profit
+        uint256 referralDiscountBps;
+        uint256 tokenDiscountBps;
+        uint256 poolFeeShareBps;
+        uint256 roiCapStandardBps;
+        uint256 roiCapExtremeBps;
+        uint256 roiCapMaxLeverageBps;
+        uint256 openLossGuardBps;
+        uint256 liquidationThresholdStandardBps;
+        uint256 liquidationThresholdExtremeBps;
+        uint256 requestExpiryBlocks;
+        uint256 maxExecutionsPerPairPerBlock;
+    }
+
+    /// @dev A position in storage: five slots. USD amounts and the notional derive from the
+    ///      margin in tokens and the leverage.
+    struct StoredPosition {
+        address trader;
+        uint32 pairId;
+        bool isLong;
+        bool feeInToken;
+        uint16 leverage;
+        uint32 openedAt;
+        uint128 marginTokens;
+        uint128 qty;
+        uint128 entryPrice;
+        uint128 takeProfit;
+        uint128 stopLoss;
+        uint128 maxProfitUsd;
+        uint128 holdingIndex;
+        int128 fundingIndex;
+    }
+
+    struct BlockCount {
+        uint64 blockNumber;
+        uint64 count;
+    }
+
+    IERC20 public immutable collateral;
+    uint256 public immutable tokenToUsdScale;
+    AlpPool public immutable pool;
+    PairRegistry public immutable pairs;
+    PriceOracle public immutable oracle;
+    Market public immutable market;
+    ReferralRegistry public immutable referrals;
+    IERC20 public immutable platformToken;
+
+    address public treasury;
+    /// @notice The keeper's secp256k1 public key (64 bytes, uncompressed without prefix) that
+    ///         orders are encrypted to (ECIES).
+    bytes public keeperPublicKey;
+
+    Settings private _settings;
+
+    uint256 public nextRequestId = 1;
+    uint256 public nextPositionId = 1;
+    mapping(uint256 requestId => Request) private _requests;
+    mapping(uint256 positionId => StoredPosition) private _positions;
+    mapping(uint256 positionId => uint256 requestId) public pendingClose;
+    mapping(address trader => bool) public feeInToken;
+    mapping(uint256 pairId => BlockCount) private _executions;
+
+    event OpenRequested(
+        uint256 indexed requestId, address indexed trader, uint256 amountIn, bytes32 commitment, bytes encryptedOrder
+    );
+    event PositionOpened(
+        uint256 indexed positionId, uint256 indexed requestId, address indexed trader, Position position, OpenCharges charges
+    );
+    event OpenRejected(
+        uint256 indexed requestId,
+        address indexed trader,
+        RejectReason reason,
+        uint256 refundTokens,
+        uint256 executionFeeTokens,
+        Order order
+    );
+    event RequestCancelled(uint256 indexed requestId, address indexed trader, RequestKind kind, uint256 refundTokens);
+    event CloseRequested(uint256 indexed requestId, uint256 indexed positionId, address indexed trader);
+    event CloseRejected(uint256 indexed requestId, uint256 indexed positionId, RejectReason reason);
+    event PositionClosed(uint256 indexed positionId, address indexed trader, Position position, Settlement settlement);
+    event FeeSplit(
+        uint256 indexed positionId,
+        bool isOpen,
+        bool inPlatformToken,
+        uint256 totalAmount,
+        uint256 poolAmount,
+        uint256 treasuryAmount
+    );
+    event ExecutionFeePaid(uint256 indexed requestId, address indexed keeper, uint256 amountTokens);
+    event FeeTokenPreferenceSet(address indexed trader, bool enabled);
+    event SettingsUpdated(Settings settings);
+    event KeeperPublicKeySet(bytes publicKey);
+    event TreasurySet(address treasury);
+
+    constructor(
+        IERC20 collateral_,
+        AlpPool pool_,
+        PairRegistry pairs_,
+        PriceOracle oracle_,
+        Market market_,
+        ReferralRegistry referrals_,
+        IERC20 platformToken_,
+        address treasury_,
+        uint256 executionFeeUsd,
+        address admin
+    ) {
+        collateral = collateral_;
+        tokenToUsdScale = Units.scaleFor(IERC20Metadata(address(collateral_)).decimals());
+        pool = pool_;
+        pairs = pairs_;
+        oracle = oracle_;
+        market = market_;
+        referrals = referrals_;
+        platformToken = platformToken_;
+        treasury = treasury_;
+        _settings = Settings({
+            executionFeeUsd: executionFeeUsd,
+            minNotionalUsd: 100e18,
+            extremeLeverage: 500,
+            maxRoiLeverage: 1000,
+            openFeeBps: 8,
+            closeFeeBps: 8,
+            extremeMinCloseFeeBps: 3,
+            extremeProfitFeeBps: 1500,
+            referralDiscountBps: 500,
+            tokenDiscountBps: 500,
+            poolFeeShareBps: 5000,
+            roiCapStandardBps: 90_000,
+            roiCapExtremeBps: 50_000,
+            roiCapMaxLeverageBps: 30_000,
+            openLossGuardBps: 8000,
+            liquidationThresholdStandardBps: 9000,
+            liquidationThresholdExtremeBps: 8500,
+            requestExpiryBlocks: 10,
+            maxExecutionsPerPairPerBlock: 100
+        });
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(ADMIN_ROLE, admin);
+    }
+
+    // ================================================================== trader
+
+    /// @notice Step one of an open: escrows `amountIn` collateral against a commitment to a
+    ///         hidden order. Only the amount and the ciphertext are public.
+    /// @param commitment keccak256(abi.encode(trader, pairId, isLong, leverage, takeProfit,
+    ///        stopLoss, acceptablePrice, salt))
+    /// @param encryptedOrder the order and salt, ECIES-encrypted to `keeperPublicKey`
+    function requestOpen(bytes32 commitment, bytes calldata encryptedOrder, uint256 amountIn)
+        external
+        nonReentrant
+        whenNotPaused
+        returns (uint256 requestId)
+    {
+        uint256 feeTokens = executionFeeTokens();
+        if (amountIn <= feeTokens) revert Errors.AmountBelowExecutionFee(amountIn, feeTokens);
+        collateral.safeTransferFrom(msg.sender, address(this), amountIn);
+        requestId = nextRequestId++;
+        _requests[requestId] = Request({
+            trader: msg.sender,
+            kind: RequestKind.Open,
+            status: RequestStatus.Pending,
+            blockNumber: uint64(block.number),
+            amountIn: amountIn,
+            commitment: commitment
+        });
+        emit OpenRequested(requestId, msg.sender, amountIn, commitment, encryptedOrder);
+    }
+
+    /// @notice Asks the keeper to close a position at the price of its execution.
+    function requestClose(uint256 positionId) external nonReentrant returns (uint256 requestId) {
+        StoredPosition storage p = _positions[positionId];
+        if (p.trader == address(0)) revert Errors.PositionNotOpen(positionId);
+        if (p.trader != msg.sender) revert Errors.NotOwner(msg.sender, p.trader);
+        uint256 pending = pendingClose[positionId];
+        if (pending != 0 && block.number <= _requests[pending].blockNumber + _settings.requestExpiryBlocks) {
+            revert Errors.CloseAlreadyPending(positionId, pending);
+        }
+        requestId = nextRequestId++;
+        _requests[requestId] = Request({
+            trader: msg.sender,
+            kind: RequestKind.Close,
+            status: RequestStatus.Pending,
+            blockNumber: uint64(block.number),
+            amountIn: positionId,
+            commitment: bytes32(0)
+        });
+        pendingClose[positionId] = requestId;
+        emit CloseRequested(requestId, positionId, msg.sender);
+    }
+
+    /// @notice After the request window (10 blocks), the trader takes back an unexecuted
+    ///         request: an open's whole amount is refunded.
+    function cancelRequest(uint256 requestId) external nonReentrant {
+        Request storage r = _pendingRequest(requestId);
+        if (r.trader != msg.sender) revert Errors.NotOwner(msg.sender, r.trader);
+        uint256 expiresAfter = r.blockNumber + _settings.requestExpiryBlocks;
+        if (block.number <= expiresAfter) revert Errors.RequestNotExpired(requestId, expiresAfter);
+        r.status = RequestStatus.Cancelled;
+        uint256 refund;
+        if (r.kind == RequestKind.Open) {
+            refund = r.amountIn;
+            collateral.safeTransfer(r.trader, refund);
+        } else {
+            delete pendingClose[r.amountIn];
+        }
+        emit RequestCancelled(requestId, r.trader, r.kind, refund);
+    }
+
+    /// @notice Pay trading fees in the platform token (5% off) when its balance and allowance
+    ///         allow; otherwise they are charged in collateral without that discount.
+    function setFeeInToken(bool enabled) external {
+        feeInToken[msg.sender] = enabled;
+        emit FeeTokenPreferenceSet(msg.sender, enabled);
+    }
+
+    // ================================================================== keeper
+
+    /// @notice Step two of an open: reveals the order, records the prices and opens the
+    ///         position, or rejects and refunds (less the execution fee) with the reason.
+    function executeOpen(uint256 requestId, Order calldata order, bytes32 salt, PriceInput[] calldata prices)
+        external
+        nonReentrant
+        onlyRole(KEEPER_ROLE)
+    {
+        Request storage r = _executableRequest(requestId, RequestKind.Open);
+        bytes32 revealed = keccak256(
+            abi.encode(
+                r.trader, order.pairId, order.isLong, order.leverage, order.takeProfit, order.stopLoss, order.acceptablePrice, salt
+            )
+        );
+        if (revealed != r.commitment) revert Errors.CommitmentMismatch(requestId, r.commitment, revealed);
+        _applyPrices(prices);
+
+        uint256 feeTokens = executionFeeTokens();
+        collateral.safeTransfer(msg.sender, feeTokens);
+        emit ExecutionFeePaid(requestId, msg.sender, feeTokens);
+
+        RejectReason reason = _open(requestId, r.trader, r.amountIn - feeTokens, order);
+        if (reason == RejectReason.None) {
+            r.status = RequestStatus.Executed;
+        } else {
+            r.status = RequestStatus.Rejected;
+            uint256 refund = r.amountIn - feeTokens;
+            collateral.safeTransfer(r.trader, refund);
+            emit OpenRejected(requestId, r.trader, reason, refund, feeTokens, order);
+        }
+    }
+
+    /// @notice Executes a close request at the guarded oracle price moved by slippage.
+    function executeClose(uint256 requestId, PriceInput[] calldata prices) external nonReentrant onlyRole(KEEPER_ROLE) {
+        Request storage r = _executableRequest(requestId, RequestKind.Close);
+        uint256 positionId = r.amountIn;
+        delete pendingClose[positionId];
+        _applyPrices(prices);
+        Position memory p = _load(positionId);
+        (uint256 price, RejectReason reason) = _guardedPrice(p.pairId, !p.isLong);
+        if (reason != RejectReason.None) {
+            r.status = RequestStatus.Rejected;
+            emit CloseRejected(requestId, positionId, reason);
+            return;
+        }
+        r.status = RequestStatus.Executed;
+        uint256 exitPrice = _closeFill(p, price);
+        exitPrice = p.isLong ? Math.min(exitPrice, p.takeProfit) : Math.max(exitPrice, p.takeProfit);
+        _settle(positionId, p, price, exitPrice, CloseReason.TraderClose);
+    }
+
+    /// @notice Records prices and runs the triggers of the given positions: liquidation (at the
+    ///         oracle price), else take-profit, else stop-loss. Positions with nothing to do are
+    ///         skipped. Returns how many were closed.
+    function runTriggers(uint256[] calldata positionIds, PriceInput[] calldata prices)
+        external
+        nonReentrant
+        onlyRole(KEEPER_ROLE)
+        returns (uint256 closed)
+    {
+        _applyPrices(prices);
+        for (uint256 i = 0; i < positionIds.length; i++) {
+            if (_trigger(positionIds[i])) closed++;
+        }
+    }
+
+    /// @notice Records keeper prices and brings the pairs' indexes to now, with no trade.
+    function updatePrices(PriceInput[] calldata prices) external nonReentrant onlyRole(KEEPER_ROLE) {
+        _applyPrices(prices);
+    }
+
+    // ================================================================== views
+
+    function settings() external view returns (Settings memory) {
+        return _settings;
+    }
+
+    function executionFeeTokens() public view returns (uint256) {
+        return Units.usdToTokenUp(_settings.executionFeeUsd, tokenToUsdScale);
+    }
+
+    function request(uint256 requestId) external view returns (Request memory) {
+        return _requests[requestId];
+    }
+
+    /// @notice An open position (a closed one reads as trader zero).
+    function position(uint256 positionId) external view returns (Position memory) {
+        return _load(positionId);
+    }
+
+    /// @notice Many positions in one call.
+    function positionsOf(uint256[] calldata positionIds) external view returns (Position[] memory out) {
+        out = new Position[](positionIds.length);
+        for (uint256 i = 0; i < positionIds.length; i++) {
+            out[i] = _load(positionIds[i]);
+        }
+    }
+
+    /// @notice Whether the position is liquidatable at `price` now (SPEC section 11).
+    function isLiquidatable(uint256 positionId, uint256 price) external view returns (bool) {
+        Position memory p = _load(positionId);
+        if (p.trader == address(0)) return false;
+        Market.Indexes memory idx = market.indexesNow(p.pairId);
+        return _liquidatable(p, price, idx.holding, p.isLong ? idx.fundingLong : idx.fundingShort);
+    }
+
+    // ================================================================== admin
+
+    function setSettings(Settings calldata s) external onlyRole(ADMIN_ROLE) {
+        if (s.poolFeeShareBps > BPS || s.referralDiscountBps + s.tokenDiscountBps > BPS) {
+            revert Errors.InvalidBps(s.poolFeeShareBps);
+        }
+        _settings = s;
+        emit SettingsUpdated(s);
+    }
+
+    function setKeeperPublicKey(bytes calldata publicKey) external onlyRole(ADMIN_ROLE) {
+        keeperPublicKey = publicKey;
+        emit KeeperPublicKeySet(publicKey);
+    }
+
+    function setTreasury(address treasury_) external onlyRole(ADMIN_ROLE) {
+        if (treasury_ == address(0)) revert Errors.ZeroAddress();
+        treasury = treasury_;
+        emit TreasurySet(treasury_);
+    }
+
+    function pause() external onlyRole(ADMIN_ROLE) {
+        _pause();
+    }
+
+    function unpause() external onlyRole(ADMIN_ROLE) {
+        _unpause();
+    }
+
+    // ================================================================== open pipeline
+
+    /// @dev Intermediates of an open, one per step (GMX's cache struct).
+    struct OpenCache {
+        PairRegistry.PairConfig pair;
+        uint256 oraclePrice;
+        bool extreme;
+        bool payInToken;
+        uint256 discountBps;
+        uint256 feeRateWad;
+        uint256 marginTokens;
+        uint256 marginUsd;
+        uint256 notionalUsd;
+        uint256 openFeeUsd;
+        uint256 openFeeTokens; // collateral units, or platform token units when paid in it
+        uint256 sideOiUsd;
+        uint256 slippageWad;
+        uint256 fill;
+        uint256 qty;
+        uint256 maxProfitUsd;
+        uint256 takeProfit;
+    }
+
+    function _open(uint256 requestId, address trader, uint256 netTokens, Order calldata order)
+        private
+        returns (RejectReason)
+    {
+        OpenCache memory c;
+        Settings memory s = _settings;
+        // 1. pair and leverage
+        c.pair = pairs.pair(order.pairId);
+        if (!c.pair.listed) return RejectReason.PairNotListed;
+        if (c.pair.paused) return RejectReason.PairPaused;
+        if (order.leverage >= s.extremeLeverage && c.pair.maxLeverage < s.extremeLeverage) {
+            return RejectReason.ExtremeLeverageNotOffered;
+        }
+        if (order.leverage == 0 || order.leverage > c.pair.maxLeverage) return RejectReason.LeverageOutOfRange;
+        if (!_countExecution(order.pairId)) return RejectReason.TooManyExecutions;
+        // 2. guarded oracle price
+        RejectReason reason;
+        (c.oraclePrice, reason) = _guardedPrice(order.pairId, order.isLong);
+        if (reason != RejectReason.None) return reason;
+        // 3. fees and size
+        c.extreme = order.leverage >= s.extremeLeverage;
+        _sizeOpen(c, s, trader, netTokens, order.leverage);
+        (uint256 cap, bool tooLarge) = pairs.leverageCap(order.pairId, c.notionalUsd);
+        if (tooLarge) return RejectReason.NotionalTooLarge;
+        if (order.leverage > cap) return RejectReason.LeverageAboveNotionalTier;
+        if (c.notionalUsd < s.minNotionalUsd) return RejectReason.NotionalTooSmall;
+        // 4. open interest, slippage, acceptable price
+        c.sideOiUsd = market.sideOiUsd(order.pairId, order.isLong);
+        if (c.sideOiUsd + c.notionalUsd > c.pair.maxOiPerSideUsd) return RejectReason.OpenInterestCapExceeded;
+        c.slippageWad = TradeMath.slippageWadUp(c.pair.spreadBps, c.sideOiUsd, c.notionalUsd, c.pair.depth1PctUsd);
+        c.fill = TradeMath.fillPrice(c.oraclePrice, c.slippageWad, order.isLong);
+        if (c.fill == 0) return RejectReason.OpenLossTooHigh;
+        if (order.acceptablePrice != 0 && (order.isLong ? c.fill > order.acceptablePrice : c.fill < order.acceptablePrice)) {
+            return RejectReason.SlippageExceeded;
+        }
+        // 5. quantity, profit cap, take-profit and stop-loss
+        c.qty = Math.mulDiv(c.notionalUsd, WAD, c.fill);
+        c.maxProfitUsd = c.marginUsd * _roiCapBps(s, order.leverage) / BPS;
+        uint256 capPrice = TradeMath.takeProfitCapPrice(order.isLong, c.fill, c.qty, c.maxProfitUsd);
+        reason = _checkLimits(c, order, capPrice);
+        if (reason != RejectReason.None) return reason;
+        // 6. open-loss guard: |fill - oracle| x qty < 80% of margin
+        uint256 openLossUsd = Math.mulDiv(_absDiff(c.fill, c.oraclePrice), c.qty, WAD, Math.Rounding.Ceil);
+        if (openLossUsd * BPS >= s.openLossGuardBps * c.marginUsd) return RejectReason.OpenLossTooHigh;
+        // 7. reserve capacity of the pool
+        if (pool.reserveCapacityUsd() < c.maxProfitUsd) return RejectReason.ReserveExceeded;
+        // 8. commit: fees, market aggregates, reserve, position
+        _storeOpen(requestId, trader, order, c, netTokens);
+        return RejectReason.None;
+    }
+
+    /// @dev Margin, notional and open fee (SPEC section 5.3), in collateral or platform token.
+    function _sizeOpen(OpenCache memory c, Settings memory s, address trader, uint256 netTokens, uint256 leverage)
+        private
+        view
+    {
+        c.discountBps = referrals.hasReferral(trader) ? s.referralDiscountBps : 0;
+        if (c.extreme) {
+            // no open fee in the extreme tier
+            _setMargin(c, netTokens, leverage);
+            return;
+        }
+        if (feeInToken[trader]) {
+            _setMargin(c, netTokens, leverage);
+            c.feeRateWad = TradeMath.discountedRateWad(s.openFeeBps, c.discountBps + s.tokenDiscountBps);
+            c.openFeeUsd = Math.mulDiv(c.notionalUsd, c.feeRateWad, WAD, Math.Rounding.Ceil);
+            uint256 tokens = _platformTokens(c.openFeeUsd);
+            if (tokens != 0 && _canPull(trader, tokens)) {
+                c.payInToken = true;
+                c.openFeeTokens = tokens;
+                return;
+            }
+        }
+        c.feeRateWad = TradeMath.discountedRateWad(s.openFeeBps, c.discountBps);
+        uint256 marginTokens = TradeMath.marginTokensDown(netTokens, leverage, c.feeRateWad);
+        _setMargin(c, marginTokens, leverage);
+        c.openFeeTokens = netTokens - marginTokens;
+        c.openFeeUsd = Units.tokenToUsd(c.openFeeTokens, tokenToUsdScale);
+    }
+
+    function _setMargin(OpenCache memory c, uint256 marginTokens, uint256 leverage) private view {
+        c.marginTokens = marginTokens;
+        c.marginUsd = Units.tokenToUsd(marginTokens, tokenToUsdScale);
+        c.notionalUsd = c.marginUsd * leverage;
+    }
+
+    function _checkLimits(OpenCache memory c, Order calldata order, uint256 capPrice) private pure returns (RejectReason) {
+        if (order.takeProfit == 0) {
+            c.takeProfit = capPrice;
+        } else if (order.isLong ? order.takeProfit <= c.fill : order.takeProfit >= c.fill) {
+            return RejectReason.TakeProfitWrongSide;
+        } else if (order.isLong ? order.takeProfit > capPrice : order.takeProfit < capPrice) {
+            return RejectReason.TakeProfitBeyondCap;
+        } else {
+            c.takeProfit = order.takeProfit;
+        }
+        if (order.stopLoss != 0 && (order.isLong ? order.stopLoss >= c.fill : order.stopLoss <= c.fill)) {
+            return RejectReason.StopLossWrongSide;
+        }
+        return RejectReason.None;
+    }
+
+    function _storeOpen(uint256 requestId, address trader, Order calldata order, OpenCache memory c, uint256 netTokens)
+        private
+    {
+        uint256 positionId = nextPositionId++;
+        // fees: 50% to the pool, 50% to the treasury
+        if (c.payInToken) {
+            platformToken.safeTransferFrom(trader, address(this), c.openFeeTokens);
+            _splitFee(positionId, true, true, c.openFeeTokens);
+        } else if (c.openFeeTokens != 0) {
+            _splitFee(positionId, true, false, c.openFeeTokens);
+        }
+        uint256 costUsd = Math.mulDiv(c.qty, c.fill, WAD);
+        (uint256 holdingIndex, int256 fundingIndex) =
+            market.addPosition(order.pairId, order.isLong, c.notionalUsd, c.qty, costUsd);
+        pool.increaseReserve(c.maxProfitUsd);
+
+        _positions[positionId] = StoredPosition({
+            trader: trader,
+            pairId: uint32(order.pairId),
+            isLong: order.isLong,
+            feeInToken: c.payInToken,
+            leverage: uint16(order.leverage),
+            openedAt: uint32(block.timestamp),
+            marginTokens: uint128(c.marginTokens),
+            qty: uint128(c.qty),
+            entryPrice: uint128(c.fill),
+            takeProfit: uint128(c.takeProfit),
+            stopLoss: uint128(order.stopLoss),
+            maxProfitUsd: uint128(c.maxProfitUsd),
+            holdingIndex: uint128(holdingIndex),
+            fundingIndex: int128(fundingIndex)
+        });
+        netTokens; // the margin stays in escrow here; the fee left above
+        emit PositionOpened(
+            positionId,
+            requestId,
+            trader,
+            _load(positionId),
+            OpenCharges({
+                oraclePrice: c.oraclePrice,
+                slippageWad: c.slippageWad,
+                executionFeeTokens: executionFeeTokens(),
+                openFeeUsd: c.openFeeUsd,
+                openFeeTokens: c.openFeeTokens,
+                feeDiscountBps: c.discountBps + (c.payInToken ? _settings.tokenDiscountBps : 0)
+            })
+        );
+    }
+
+    // ================================================================== close pipeline
+
+    function _trigger(uint256 positionId) private returns (bool) {
+        Position memory p = _load(positionId);
+        if (p.trader == address(0)) return false;
+        (uint256 price, RejectReason reason) = _guardedPrice(p.pairId, !p.isLong);
+        if (reason != RejectReason.None) return false;
+        Market.Indexes memory idx = market.indexesNow(p.pairId);
+        if (_liquidatable(p, price, idx.holding, p.isLong ? idx.fundingLong : idx.fundingShort)) {
+            _settle(positionId, p, price, price, CloseReason.Liquidation);
+            return true;
+        }
+        bool tpHit = p.isLong ? price >= p.takeProfit : price <= p.takeProfit;
+        if (tpHit) {
+            uint256 fill = _closeFill(p, price);
+            _settle(positionId, p, price, p.isLong ? Math.min(fill, p.takeProfit) : Math.max(fill, p.takeProfit), CloseReason.TakeProfit);
+            return true;
+        }
+        bool slHit = p.stopLoss != 0 && (p.isLong ? price <= p.stopLoss : price >= p.stopLoss);
+        if (slHit) {
+            _settle(positionId, p, price, _closeFill(p, price), CloseReason.StopLoss);
+            return true;
+        }
+        return false;
+    }
+
+    /// @dev Closing fill: the side's open interest (this position included) sets the slippage.
+    function _closeFill(Position memory p, uint256 price) private view returns (uint256) {
+        PairRegistry.PairConfig memory pair = pairs.pair(p.pairId);
+        uint256 sideOi = market.sideOiUsd(p.pairId, p.isLong);
+        uint256 slip = TradeMath.slippageWadUp(pair.spreadBps, sideOi - p.notionalUsd, p.notionalUsd, pair.depth1PctUsd);
+        return TradeMath.fillPrice(price, slip, !p.isLong);
+    }
+
+    function _liquidatable(Position memory p, uint256 price, uint256 holdingIndex, int256 fundingIndex)
+        private
+        view
+        returns (bool)
+    {
+        Settings memory s = _settings;
+        int256 pnl = TradeMath.pnlUsdFloor(p.isLong, p.qty, p.entryPrice, price);
+        uint256 fee = _closeFeeUsd(s, p, pnl, price, _referralDiscount(s, p.trader));
+        int256 loss = int256(fee) + _holding(p, holdingIndex) + _funding(p, fundingIndex) - pnl;
+        uint256 threshold = p.leverage >= s.extremeLeverage ? s.liquidationThresholdExtremeBps : s.liquidationThresholdStandardBps;
+        return loss > 0 && uint256(loss) * BPS >= threshold * p.marginUsd;
+    }
+
+    /// @dev Settles a position at `exitPrice`: the waterfall of SPEC sections 6 and 11.
+    function _settle(uint256 positionId, Position memory p, uint256 oraclePrice, uint256 exitPrice, CloseReason reason)
+        private
+    {
+        Settings memory s = _settings;
+        Settlement memory st;
+        st.reason = reason;
+        st.oraclePrice = oraclePrice;
+        st.exitPrice = exitPrice;
+        // 1. indexes to now, out of the side's aggregates
+        (uint256 holdingIndex, int256 fundingIndex) = market.removePosition(
+            p.pairId, p.isLong, p.notionalUsd, p.qty, p.costUsd, p.holdingIndex, p.fundingIndex
+        );
+        st.holdingUsd = uint256(_holding(p, holdingIndex));
+        st.fundingUsd = _funding(p, fundingIndex);
+        st.pnlUsd = TradeMath.pnlUsdFloor(p.isLong, p.qty, p.entryPrice, exitPrice);
+        // 2. close fee: in platform token when preferred and payable (never on liquidation)
+        uint256 discount = _referralDiscount(s, p.trader);
+        uint256 feeTokens;
+        if (reason != CloseReason.Liquidation && feeInToken[p.trader]) {
+            uint256 feeUsd = _closeFeeUsd(s, p, st.pnlUsd, exitPrice, discount + s.tokenDiscountBps);
+            feeTokens = _platformTokens(feeUsd);
+            if (feeTokens != 0 && _canPull(p.trader, feeTokens)) {
+                st.feeInToken = true;
+                st.closeFeeUsd = feeUsd;
+            }
+        }
+        // 3. the waterfall: margin + pnl - holding - funding, then the fee, cut first
+        int256 available = int256(p.marginUsd) + st.pnlUsd - int256(st.holdingUsd) - st.fundingUsd;
+        if (!st.feeInToken) {
+            uint256 fee = _closeFeeUsd(s, p, st.pnlUsd, exitPrice, discount);
+            st.closeFeeUsd = available <= 0 ? 0 : Math.min(fee, uint256(available));
+            available -= int256(st.closeFeeUsd);
+        }
+        st.payoutUsd = reason == CloseReason.Liquidation || available <= 0 ? 0 : uint256(available);
+        st.payoutTokens = Units.usdToTokenDown(st.payoutUsd, tokenToUsdScale);
+        // 4. token flows: trader + treasury + pool = margin
+        uint256 treasuryTokens;
+        if (st.feeInToken) {
+            platformToken.safeTransferFrom(p.trader, address(this), feeTokens);
+            _splitFee(positionId, false, true, feeTokens);
+        } else if (st.closeFeeUsd != 0) {
+            uint256 collateralFee = Units.usdToTokenUp(st.closeFeeUsd, tokenToUsdScale);
+            treasuryTokens = collateralFee * (BPS - s.poolFeeShareBps) / BPS;
+            emit FeeSplit(positionId, false, false, collateralFee, collateralFee - treasuryTokens, treasuryTokens);
+        }
+        st.poolDeltaTokens = int256(p.marginTokens) - int256(st.payoutTokens) - int256(treasuryTokens);
+        _payOut(p, st, treasuryTokens);
+        pool.decreaseReserve(p.maxProfitUsd);
+        delete _positions[positionId];
+        emit PositionClosed(positionId, p.trader, p, st);
+    }
+
+    function _payOut(Position memory p, Settlement memory st, uint256 treasuryTokens) private {
+        if (st.poolDeltaTokens >= 0) {
+            if (st.payoutTokens != 0) collateral.safeTransfer(p.trader, st.payoutTokens);
+            if (treasuryTokens != 0) collateral.safeTransfer(treasury, treasuryTokens);
+            if (st.poolDeltaTokens != 0) {
+                collateral.safeTransfer(address(pool), uint256(st.poolDeltaTokens));
+                pool.receiveTokens(uint256(st.poolDeltaTokens));
+            }
+            return;
+        }
+        // the pool pays: the escrowed margin covers the treasury first, then the trader
+        uint256 fromEscrowToTreasury = Math.min(treasuryTokens, p.marginTokens);
+        uint256 fromEscrowToTrader = p.marginTokens - fromEscrowToTreasury;
+        if (fromEscrowToTreasury != 0) collateral.safeTransfer(treasury, fromEscrowToTreasury);
+        if (treasuryTokens > fromEscrowToTreasury) pool.payTokens(treasury, treasuryTokens - fromEscrowToTreasury);
+        if (fromEscrowToTrader != 0) collateral.safeTransfer(p.trader, fromEscrowToTrader);
+        pool.payTokens(p.trader, st.payoutTokens - fromEscrowToTrader);
+    }
+
+    // ================================================================== helpers
+
+    function _closeFeeUsd(Settings memory s, Position memory p, int256 pnl, uint256 exitPrice, uint256 discountBps)
+        private
+        pure
+        returns (uint256)
+    {
+        uint256 closeNotional = Math.mulDiv(p.qty, exitPrice, WAD);
+        bool extreme = p.leverage >= s.extremeLeverage;
+        uint256 notionalRate = TradeMath.discountedRateWad(extreme ? s.extremeMinCloseFeeBps : s.closeFeeBps, discountBps);
+        uint256 profitRate = TradeMath.discountedRateWad(s.extremeProfitFeeBps, discountBps);
+        return TradeMath.closeFeeUsdUp(extreme, pnl, closeNotional, notionalRate, profitRate);
+    }
+
+    function _holding(Position memory p, uint256 holdingIndex) private pure returns (int256) {
+        return TradeMath.indexChargeUsdUp(p.notionalUsd, int256(holdingIndex) - int256(p.holdingIndex));
+    }
+
+    function _funding(Position memory p, int256 fundingIndex) private pure returns (int256) {
+        return TradeMath.indexChargeUsdUp(p.notionalUsd, fundingIndex - p.fundingIndex);
+    }
+
+    function _referralDiscount(Settings memory s, address trader) private view returns (uint256) {
+        return referrals.hasReferral(trader) ? s.referralDiscountBps : 0;
+    }
+
+    function _roiCapBps(Settings memory s, uint256 leverage) private pure returns (uint256) {
+        if (leverage >= s.maxRoiLeverage) return s.roiCapMaxLeverageBps;
+        if (leverage >= s.extremeLeverage) return s.roiCapExtremeBps;
+        return s.roiCapStandardBps;
+    }
+
+    /// @dev Platform-token amount for a USD fee at the token's oracle price (rounded up);
+    ///      zero when the token has no price.
+    function _platformTokens(uint256 feeUsd) private view returns (uint256) {
+        uint256 price = oracle.platformTokenPriceUsd();
+        if (price == 0 || address(platformToken) == address(0)) return 0;
+        return Math.mulDiv(feeUsd, WAD, price, Math.Rounding.Ceil);
+    }
+
+    function _canPull(address trader, uint256 amount) private view returns (bool) {
+        return platformToken.balanceOf(trader) >= amount && platformToken.allowance(trader, address(this)) >= amount;
+    }
+
+    /// @dev Sends a fee held here: the pool's share to the pool, the rest to the treasury.
+    ///      Platform-token fees for ALP holders are held by the pool contract, outside NAV.
+    function _splitFee(uint256 positionId, bool isOpen, bool inToken, uint256 amount) private {
+        uint256 treasuryAmount = amount * (BPS - _settings.poolFeeShareBps) / BPS;
+        uint256 poolAmount = amount - treasuryAmount;
+        IERC20 token = inToken ? platformToken : collateral;
+        if (poolAmount != 0) token.safeTransfer(address(pool), poolAmount);
+        if (treasuryAmount != 0) token.safeTransfer(treasury, treasuryAmount);
+        if (!inToken && poolAmount != 0) pool.receiveTokens(poolAmount);
+        emit FeeSplit(positionId, isOpen, inToken, amount, poolAmount, treasuryAmount);
+    }
+
+    function _applyPrices(PriceInput[] calldata prices) private {
+        uint256 n = pairs.pairCount();
+        for (uint256 i = 0; i < prices.length; i++) {
+            uint256 pairId = prices[i].pairId;
+            if (pairId >= n) revert Errors.InvalidPriceInput(pairId);
+            oracle.setPrice(pairId, prices[i].price);
+            market.accrue(pairId);
+        }
+    }
+
+    function _guardedPrice(uint256 pairId, bool traderBuys) private view returns (uint256, RejectReason) {
+        return oracle.guardedPrice(pairId, traderBuys);
+    }
+
+    function _countExecution(uint256 pairId) private returns (bool) {
+        BlockCount storage bc = _executions[pairId];
+        if (bc.blockNumber != block.number) {
+            bc.blockNumber = uint64(block.number);
+            bc.count = 0;
+        }
+        bc.count += 1;
+        return bc.count <= _settings.maxExecutionsPerPairPerBlock;
+    }
+
+    function _pendingRequest(uint256 requestId) private view returns (Request storage r) {
+        r = _requests[requestId];
+        if (r.status == RequestStatus.None) revert Errors.UnknownRequest(requestId);
+        if (r.status != RequestStatus.Pending) revert Errors.RequestNotPending(requestId, uint8(r.status));
+    }
+
+    function _executableRequest(uint256 requestId, RequestKind kind) private view returns (Request storage r) {
+        r = _pendingRequest(requestId);
+        if (r.kind != kind) revert Errors.UnknownRequest(requestId);
+        if (block.number <= r.blockNumber || block.number > r.blockNumber + _settings.requestExpiryBlocks) {
+            revert Errors.RequestNotExecutable(requestId, r.blockNumber, block.number);
+        }
+    }
+
+    function _load(uint256 positionId) private view returns (Position memory p) {
+        StoredPosition storage sp = _positions[positionId];
+        p.trader = sp.trader;
+        if (p.trader == address(0)) return p;
+        p.pairId = sp.pairId;
+        p.isLong = sp.isLong;
+        p.feeInToken = sp.feeInToken;
+        p.leverage = sp.leverage;
+        p.openedAt = sp.openedAt;
+        p.marginTokens = sp.marginTokens;
+        p.marginUsd = Units.tokenToUsd(sp.marginTokens, tokenToUsdScale);
+        p.notionalUsd = p.marginUsd * sp.leverage;
+        p.qty = sp.qty;
+        p.entryPrice = sp.entryPrice;
+        p.costUsd = Math.mulDiv(sp.qty, sp.entryPrice, WAD);
+        p.takeProfit = sp.takeProfit;
+        p.stopLoss = sp.stopLoss;
+        p.maxProfitUsd = sp.maxProfitUsd;
+        p.holdingIndex = sp.holdingIndex;
+        p.fundingIndex = sp.fundingIndex;
+    }
+
+    function _absDiff(uint256 a, uint256 b) private pure returns (uint256) {
+        return a > b ? a - b : b - a;
+    }
+}
