@@ -21,7 +21,7 @@ def deployed(request, build):
     """The whole system on the embedded devnet, once per profile for the session."""
     sim = Alpsim.launch(request.param, build=build)
     yield sim
-    sim.close()
+    sim.stop()
 
 
 @pytest.fixture

@@ -81,6 +81,37 @@ def deploy_cmd(
     console.print(f"deployments file: {path}", soft_wrap=True)
 
 
+@app.command("quote")
+def quote_cmd(
+    chain: ChainOpt = "bnb",
+    pair: Annotated[str, typer.Option("--pair", help="BTC/USD, ETH/USD, SOL/USD or AAPL/USD.")] = "BTC/USD",
+    side: Annotated[str, typer.Option("--side", help="long or short.")] = "long",
+    amount: Annotated[str, typer.Option("--amount", help="Collateral sent, in USD.")] = "100",
+    leverage: Annotated[int, typer.Option("--leverage", help="1 to the pair's maximum.")] = 1001,
+    price: Annotated[str, typer.Option("--price", help="Oracle price of the pair, in USD.")] = "60000",
+    referral: Annotated[bool, typer.Option("--referral", help="With a referral code bound (5% off).")] = False,
+    fee_token: Annotated[bool, typer.Option("--fee-token", help="Fees paid in the platform token (5% off).")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    profiles: ProfilesOpt = None,
+) -> None:
+    """What an order would cost and where it would be liquidated (offline, empty book)."""
+    from .profiles import get_profile
+    from .quote import QUOTE_KEYS, dumps_exact, quote_order
+
+    result = quote_order(get_profile(chain, profiles), pair, side, amount, leverage, price, referral=referral,
+                         fee_token=fee_token)
+    if json_out:
+        print(dumps_exact(result))
+        return
+    table = Table(title=f"quote: {side} {pair} {leverage}x with {amount} USD on {chain}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    for key in QUOTE_KEYS:
+        value = result[key]
+        table.add_row(key, f"{value:,.6f}" if hasattr(value, "quantize") else str(value))
+    console.print(table)
+
+
 @app.command("demo")
 def demo_cmd() -> None:
     """Deploy both chain profiles on the embedded devnet and run the showcase."""

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 import random
+from dataclasses import dataclass
 from functools import cached_property
 
 from .compiler import BuildResult
@@ -26,6 +27,19 @@ from .units import Number, from_units, to_units, wad_to_decimal
 
 ZERO_ADDRESS = "0x" + "00" * 20
 MAX_UINT = 2**256 - 1
+
+
+@dataclass(frozen=True)
+class PendingOpen:
+    """A sent open request (step one), with what only the trader and the keeper know."""
+
+    request_id: int
+    trader: str
+    order: Order
+    salt: bytes
+    ciphertext: bytes
+    amount_units: int
+    receipt: dict
 
 
 class OrderRejected(AlpsimError):
@@ -140,14 +154,15 @@ class Alpsim:
             devnet.close()
             raise
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Stops the devnet (and its node, for anvil)."""
         self.devnet.close()
 
     def __enter__(self) -> "Alpsim":
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.stop()
 
     @property
     def profile(self) -> ChainProfile:
@@ -235,9 +250,8 @@ class Alpsim:
 
     def request_open(self, who: Account, pair: str | int, side: str, amount: Number, leverage: int, *,
                      take_profit: Number = 0, stop_loss: Number = 0, acceptable_price: Number = 0
-                     ) -> tuple[int, bytes, dict]:
-        """Step one only: escrows `amount` behind a commitment and the encrypted order.
-        Returns (request id, ciphertext, receipt)."""
+                     ) -> PendingOpen:
+        """Step one only: escrows `amount` behind a commitment and the encrypted order."""
         trader = self.address(who)
         if side not in ("long", "short"):
             raise ConfigError(f"side must be 'long' or 'short', got {side!r}")
@@ -248,10 +262,11 @@ class Alpsim:
         ciphertext = seal(order, salt, self.keeper_public_key, randomness)
         trading = self.contracts["trading"]
         self._approve("collateral", trader, trading.address)
-        receipt = trading.transact("requestOpen", commitment(trader, order, salt), ciphertext, self.to_units(amount),
+        amount_units = self.to_units(amount)
+        receipt = trading.transact("requestOpen", commitment(trader, order, salt), ciphertext, amount_units,
                                    sender=trader)
         request_id = self.session.events(receipt, "OpenRequested")[0]["requestId"]
-        return request_id, ciphertext, receipt
+        return PendingOpen(request_id, trader, order, salt, ciphertext, amount_units, receipt)
 
     def open(self, who: Account, pair: str | int, side: str, amount: Number, leverage: int, *,
              take_profit: Number = 0, stop_loss: Number = 0, acceptable_price: Number = 0) -> OpenedPosition:
@@ -259,14 +274,14 @@ class Alpsim:
         position. A rejected order raises OrderRejected after checking the refund on chain."""
         trader = self.address(who)
         before = self.collateral_units(trader)
-        request_id, ciphertext, request_receipt = self.request_open(
-            trader, pair, side, amount, leverage, take_profit=take_profit, stop_loss=stop_loss,
-            acceptable_price=acceptable_price)
-        receipt = self.keeper.execute_open(request_id, ciphertext)
-        return self._opened(request_id, trader, before, request_receipt, receipt)
+        pending = self.request_open(trader, pair, side, amount, leverage, take_profit=take_profit,
+                                    stop_loss=stop_loss, acceptable_price=acceptable_price)
+        receipt = self.keeper.execute_open(pending.request_id, pending.ciphertext)
+        return self.opened_from(pending, before, receipt)
 
-    def _opened(self, request_id: int, trader: str, balance_before: int, request_receipt: dict,
-                receipt: dict) -> OpenedPosition:
+    def opened_from(self, pending: PendingOpen, balance_before: int, receipt: dict) -> OpenedPosition:
+        """The position an execution opened, or OrderRejected (refund checked on chain)."""
+        request_id, trader, request_receipt = pending.request_id, pending.trader, pending.receipt
         events = {e["event"]: e for e in self.session.events(receipt)}
         if "OpenRejected" in events:
             event = events["OpenRejected"]

@@ -32,6 +32,10 @@ def _named(param: dict, value: Any) -> Any:
             inner = {**param, "type": kind[: kind.rindex("[")]}
             return [_named(inner, v) for v in value]
         return {c["name"]: _named(c, v) for c, v in zip(param["components"], value)}
+    if kind == "address":
+        return to_checksum_address(value)
+    if kind == "address[]":
+        return [to_checksum_address(v) for v in value]
     return value
 
 

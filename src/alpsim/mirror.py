@@ -1,0 +1,262 @@
+"""Drives a deployed system and the reference model in lockstep, and compares them: every
+position field, balance, index, aggregate, NAV and ALP price, to the unit."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from .client import Account, Alpsim, ClosedPosition, OpenedPosition, OrderRejected
+from .errors import AlpsimError
+from .model.trading import ESCROW, POOL, TREASURY, ExchangeModel, Order, RejectReason
+from .units import Number, to_units
+
+ZERO = "0x" + "00" * 20
+
+
+class MirrorMismatch(AlpsimError, AssertionError):
+    """The chain and the reference model disagree."""
+
+
+class Mirror:
+    """`sim` and an ExchangeModel moved by the same actions. Each action returns what the chain
+    returned; `check()` compares the whole state (called after every action by default)."""
+
+    def __init__(self, sim: Alpsim, *, check_every_step: bool = True):
+        self.sim = sim
+        self.model = ExchangeModel(decimals=sim.decimals, settings=sim.settings)
+        self.check_every_step = check_every_step
+        self.accounts: set[str] = {sim.deployment.keeper, sim.deployment.treasury}
+        self._role_of = {sim.contracts["trading"].address: ESCROW, sim.contracts["pool"].address: POOL,
+                         sim.deployment.treasury: TREASURY}
+
+    # ----- helpers
+    def _key(self, address: str) -> str:
+        return self._role_of.get(address, address)
+
+    def _stamp(self, receipt: dict) -> tuple[int, int]:
+        block = self.sim.devnet.w3.eth.get_block(receipt["blockNumber"])
+        return block["timestamp"], block["number"]
+
+    def _sync_references(self) -> None:
+        oracle = self.sim.contracts["oracle"]
+        for pair_id in range(len(self.model.pairs)):
+            price, at = oracle.call("referencePrice", pair_id)
+            if price:
+                self.model.set_reference(pair_id, price, at)
+
+    def _after(self) -> None:
+        if self.check_every_step:
+            self.check()
+
+    # ----- actions
+    def fund(self, who: Account, amount: Number) -> None:
+        addr = self.sim.address(who)
+        self.accounts.add(addr)
+        self.sim.fund(addr, amount)
+        self.model.balances[addr] = self.model.balances.get(addr, 0) + self.sim.to_units(amount)
+        self._after()
+
+    def fund_platform_token(self, who: Account, amount: Number) -> None:
+        addr = self.sim.address(who)
+        self.sim.fund_platform_token(addr, amount)
+        self.model.token_balances[addr] = self.model.token_balances.get(addr, 0) + to_units(amount, 18)
+        self.model.token_allowance_ok[addr] = True
+
+    def set_fee_in_token(self, who: Account, enabled: bool = True) -> None:
+        addr = self.sim.address(who)
+        self.sim.set_fee_in_token(addr, enabled)
+        (self.model.fee_in_token.add if enabled else self.model.fee_in_token.discard)(addr)
+
+    def set_platform_token_price(self, price: Number) -> None:
+        wad = to_units(price, 18)
+        self.sim.contracts["oracle"].transact("setPlatformTokenPrice", wad, sender=self.sim.keeper.address)
+        self.model.platform_token_price = wad
+
+    def bind_referral(self, who: Account, referrer: Account, code: str = "alpsim") -> None:
+        if not self.sim.contracts["referrals"].call("referrerOfCode", code.encode().ljust(32, b"\0")) != ZERO:
+            self.sim.register_referral_code(referrer, code)
+        addr = self.sim.address(who)
+        self.sim.bind_referral(addr, code)
+        self.model.referred.add(addr)
+
+    def deposit(self, who: Account, amount: Number, **kw: Any):
+        addr = self.sim.address(who)
+        result = self.sim.deposit(addr, amount, **kw)
+        ts, _ = self._stamp({"blockNumber": self.sim.devnet.block_number})
+        self.model.deposit(addr, self.sim.to_units(amount), ts)
+        self._after()
+        return result
+
+    def withdraw(self, who: Account, alp: Any = "all", **kw: Any):
+        addr = self.sim.address(who)
+        alp_wad = self.sim.alp_balance_wad(addr) if alp == "all" else to_units(alp, 18)
+        result = self.sim.withdraw_wad(addr, alp_wad, **kw)
+        ts, _ = self._stamp({"blockNumber": self.sim.devnet.block_number})
+        self.model.withdraw(addr, alp_wad, ts)
+        self._after()
+        return result
+
+    def set_prices(self, prices: dict, *, reference: bool = True) -> None:
+        self.sim.keeper.set_prices(prices, reference=reference)
+        self._sync_references()
+
+    def set_reference(self, pair: str | int, price: Number) -> None:
+        self.sim.keeper.set_reference(pair, price)
+        self._sync_references()
+
+    def push_prices(self) -> None:
+        receipt = self.sim.keeper.push_prices()
+        ts, _ = self._stamp(receipt)
+        self._sync_references()
+        self.model.update_prices(dict(self._pushed(receipt)), ts)
+        self._after()
+
+    def _pushed(self, receipt: dict) -> list[tuple[int, int]]:
+        return [(e["pairId"], e["price"]) for e in self.sim.session.events(receipt, "PriceUpdated")]
+
+    def request_open(self, who: Account, pair: str | int, side: str, amount: Number, leverage: int, **kw: Any):
+        addr = self.sim.address(who)
+        pending = self.sim.request_open(addr, pair, side, amount, leverage, **kw)
+        _, block = self._stamp(pending.receipt)
+        rid = self.model.request_open(addr, pending.amount_units, b"", block)
+        assert rid == pending.request_id, (rid, pending.request_id)
+        self._after()
+        return pending
+
+    def execute_open(self, pending: Any) -> OpenedPosition:
+        """Executes a pending open; returns the position or raises OrderRejected."""
+        before = self.sim.collateral_units(pending.trader) + pending.amount_units  # as before the request
+        receipt = self.sim.keeper.execute_open(pending.request_id, pending.ciphertext)
+        ts, block = self._stamp(receipt)
+        self._sync_references()
+        result = self.model.execute_open(pending.request_id, pending.order, dict(self._pushed(receipt)), ts, block,
+                                         self.sim.keeper.address)
+        chain_rejected = self.sim.session.events(receipt, "OpenRejected")
+        chain_reason = RejectReason(chain_rejected[0]["reason"]) if chain_rejected else RejectReason.NONE
+        if chain_reason is not result.reason:
+            raise MirrorMismatch(f"request {pending.request_id}: chain {chain_reason.label}, model {result.reason.label}")
+        self._after()
+        return self.sim.opened_from(pending, before, receipt)
+
+    def open(self, who: Account, pair: str | int, side: str, amount: Number, leverage: int, **kw: Any) -> OpenedPosition:
+        pending = self.request_open(who, pair, side, amount, leverage, **kw)
+        return self.execute_open(pending)
+
+    def close(self, who: Account, position_id: int) -> ClosedPosition:
+        addr = self.sim.address(who)
+        rid, receipt = self.sim.request_close(addr, position_id)
+        _, block = self._stamp(receipt)
+        assert self.model.request_close(addr, position_id, block) == rid
+        receipt = self.sim.keeper.execute_close(rid)
+        ts, block = self._stamp(receipt)
+        self._sync_references()
+        outcome = self.model.execute_close(rid, dict(self._pushed(receipt)), ts, block)
+        self._after()
+        closed = self.sim.closed_from(receipt)
+        if isinstance(outcome, RejectReason):
+            from .client import CloseRejected
+
+            raise CloseRejected(rid, position_id, outcome.label)
+        self._compare_settlement(closed[0], outcome)
+        return closed[0]
+
+    def run_triggers(self, position_ids: list[int] | None = None) -> list[ClosedPosition]:
+        ids = sorted(self.sim.keeper.open_positions) if position_ids is None else position_ids
+        receipt = self.sim.keeper.run_triggers(ids)
+        ts, _ = self._stamp(receipt)
+        self._sync_references()
+        settled = self.model.run_triggers(ids, dict(self._pushed(receipt)), ts)
+        self._after()
+        closed = self.sim.closed_from(receipt)
+        if sorted(c.position.id for c in closed) != sorted(settled):
+            raise MirrorMismatch(f"triggers closed {[c.position.id for c in closed]} on chain, {list(settled)} in the model")
+        for c in closed:
+            self._compare_settlement(c, settled[c.position.id])
+        return closed
+
+    def cancel(self, who: Account, request_id: int) -> dict:
+        addr = self.sim.address(who)
+        receipt = self.sim.cancel(addr, request_id)
+        _, block = self._stamp(receipt)
+        self.model.cancel_request(addr, request_id, block)
+        self._after()
+        return receipt
+
+    def wait(self, seconds: float) -> None:
+        self.sim.devnet.advance_time(seconds)
+        self._after()
+
+    def mine(self, blocks: int) -> None:
+        self.sim.devnet.mine(blocks)
+
+    # ----- comparison
+    def _compare_settlement(self, chain: ClosedPosition, model: Any) -> None:
+        pairs = {
+            "exit_price": (chain.exit_price_wad, model.exit_price), "pnl": (chain.pnl_wad, model.pnl_usd),
+            "close_fee": (chain.close_fee_wad, model.close_fee_usd), "holding": (chain.holding_wad, model.holding_usd),
+            "funding": (chain.funding_wad, model.funding_usd), "payout": (chain.payout_wad, model.payout_usd),
+            "payout_tokens": (chain.payout_tokens, model.payout_tokens),
+            "pool_delta": (chain.pool_delta_tokens, model.pool_delta_tokens),
+            "reason": (chain.reason, {0: "close", 1: "take_profit", 2: "stop_loss", 3: "liquidation"}[int(model.reason)]),
+        }
+        bad = {k: v for k, v in pairs.items() if v[0] != v[1]}
+        if bad:
+            raise MirrorMismatch(f"settlement of position {chain.position.id} (chain, model): {bad}")
+
+    def check(self) -> None:
+        """Compares the chain with the model; raises MirrorMismatch listing every difference."""
+        sim, model, diffs = self.sim, self.model, []
+        latest = sim.devnet.w3.eth.get_block("latest")
+        now = latest["timestamp"]
+
+        def eq(what: str, chain: Any, expected: Any) -> None:
+            if chain != expected:
+                diffs.append(f"{what}: chain {chain!r} != model {expected!r}")
+
+        token = sim.contracts["collateral"]
+        for addr in sorted(self.accounts):
+            eq(f"collateral of {addr}", token.call("balanceOf", addr), model.balances.get(self._key(addr), 0))
+        eq("escrow", token.call("balanceOf", sim.contracts["trading"].address), model.balances.get(ESCROW, 0))
+        eq("pool contract balance", token.call("balanceOf", sim.contracts["pool"].address), model.balances.get(POOL, 0))
+        pool = sim.pool()
+        eq("pool balance", pool.balance_units, model.pool.pool_balance)
+        eq("reserve", pool.reserve_wad, model.pool.reserve_usd)
+        eq("ALP supply", pool.alp_supply_wad, model.pool.alp_supply)
+        eq("NAV", pool.nav_wad, model.nav_usd(now))
+        eq("ALP price", pool.alp_price_wad, model.pool.alp_price)
+        market = sim.contracts["market"]
+        for pair_id in range(len(model.pairs)):
+            for is_long in (True, False):
+                side = market.call("side", pair_id, is_long)
+                m = model.side(pair_id, is_long)
+                eq(f"side {pair_id}/{'long' if is_long else 'short'}",
+                   (side["oiUsd"], side["qty"], side["costUsd"], side["holdingWeight"], side["fundingWeight"]),
+                   (m.oi_usd, m.qty, m.cost_usd, m.holding_weight, m.funding_weight))
+            idx = market.call("indexesNow", pair_id)
+            mi = model.indexes_now(pair_id, now)
+            eq(f"indexes {pair_id}", (idx["holding"], idx["fundingLong"], idx["fundingShort"]),
+               (mi.holding, mi.funding_long, mi.funding_short))
+        ids = sorted(set(model.positions) | set(sim.keeper.open_positions))
+        if ids:
+            raws = sim.contracts["trading"].call("positionsOf", ids)
+            for pid, raw in zip(ids, raws):
+                mp = model.positions.get(pid)
+                if mp is None:
+                    if raw["trader"] != ZERO:
+                        diffs.append(f"position {pid} open on chain, not in the model")
+                    continue
+                chain = (raw["trader"], raw["pairId"], raw["isLong"], raw["feeInToken"], raw["leverage"],
+                         raw["openedAt"], raw["marginTokens"], raw["marginUsd"], raw["notionalUsd"], raw["qty"],
+                         raw["entryPrice"], raw["costUsd"], raw["takeProfit"], raw["stopLoss"], raw["maxProfitUsd"],
+                         raw["holdingIndex"], raw["fundingIndex"])
+                expected = tuple(getattr(mp, f.name) for f in fields(mp) if f.name != "id")
+                eq(f"position {pid}", chain, expected)
+        plat = sim.contracts["platform_token"]
+        for addr in sorted(set(model.token_balances) - {POOL, TREASURY}):
+            eq(f"platform token of {addr}", plat.call("balanceOf", addr), model.token_balances[addr])
+        if diffs:
+            raise MirrorMismatch("chain and model disagree:\n  " + "\n  ".join(diffs))
+
+
+__all__ = ["Mirror", "MirrorMismatch", "OrderRejected", "Order"]
