@@ -7,8 +7,14 @@ import pytest
 
 from alpsim.client import Alpsim
 from alpsim.compiler import compile_contracts
+from alpsim.mirror import Mirror
 
 PROFILES = ["bnb", "arbitrum"]
+
+LP = 7
+"""The account that provides the pool's liquidity in trading tests."""
+POOL_LIQUIDITY = 10_000_000
+PRICES = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +25,7 @@ def build():
 @pytest.fixture(scope="session", params=PROFILES)
 def deployed(request, build):
     """The whole system on the embedded devnet, once per profile for the session."""
-    sim = Alpsim.launch(request.param, build=build)
+    sim = Alpsim.launch(request.param, build=build, seed=7)
     yield sim
     sim.stop()
 
@@ -27,6 +33,17 @@ def deployed(request, build):
 @pytest.fixture
 def sim(deployed):
     """The deployed system, reverted to its deployed state after the test."""
-    snap = deployed.devnet.snapshot()
+    snap = deployed.snapshot()
     yield deployed
-    deployed.devnet.revert(snap)
+    deployed.revert(snap)
+
+
+@pytest.fixture
+def mirror(sim):
+    """The system and the reference model in lockstep (checked after every action), with
+    10,000,000 USD of pool liquidity from account LP and PRICES fed by the keeper."""
+    m = Mirror(sim)
+    m.fund(LP, POOL_LIQUIDITY)
+    m.deposit(LP, POOL_LIQUIDITY)
+    m.set_prices(PRICES)
+    return m

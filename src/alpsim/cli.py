@@ -112,6 +112,80 @@ def quote_cmd(
     console.print(table)
 
 
+@app.command("run")
+def run_cmd(
+    file: Annotated[Path, typer.Argument(help="A scenario YAML file.")],
+    chain: Annotated[Optional[str], typer.Option("--chain", "-c", help="Override the scenario's chain.")] = None,
+    backend: BackendOpt = "embedded",
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write report.json, summary.md and plots here.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
+) -> None:
+    """Run a scenario; exit 1 when an expectation fails, 2 when the file is invalid."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from .quote import dumps_exact
+    from .scenario import ScenarioError, ScenarioRunner, load_scenario, write_report
+
+    try:
+        scenario = load_scenario(file)
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            err_console.print(problem, markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    if chain is not None:
+        from .profiles import get_profile
+
+        get_profile(chain)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("simulated {task.fields[sim_time]}"), console=err_console, transient=True) as progress:
+        task = progress.add_task(scenario.name, total=len(scenario.steps), sim_time="0 s")
+
+        def on_step(done: int, total: int, seconds: int) -> None:
+            progress.update(task, completed=done, sim_time=_duration(seconds))
+
+        run = ScenarioRunner(scenario, backend=backend, chain=chain, on_step=on_step).run()
+    if report is not None:
+        write_report(run, report)
+    if json_out:
+        print(dumps_exact(run.report))
+    else:
+        _print_run(run)
+    if run.interrupted:
+        err_console.print(f"interrupted after {run.steps_done} of {len(scenario.steps)} steps: partial report")
+        raise typer.Exit(130)
+    if run.error:
+        err_console.print(f"error: {run.error}", markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+    if any(not e.passed for e in run.expectations):
+        raise typer.Exit(1)
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _print_run(run) -> None:  # noqa: ANN001
+    report = run.report
+    table = Table(title=f"{report['scenario']} ({report['chain']})")
+    for col in ("position", "status", "pair", "side", "lev", "entry", "exit", "pnl", "payout"):
+        table.add_column(col, justify="right")
+    for pid, p in report["positions"].items():
+        cell = lambda v, d=2: "-" if v is None else f"{v:,.{d}f}"  # noqa: E731
+        status = p["status"] + (f" ({p['reject_reason']})" if p["reject_reason"] else "")
+        table.add_row(pid, status, p["pair"], p["side"], f"{p['leverage']}x", cell(p["entry_price"]),
+                      cell(p["exit_price"]), cell(p["pnl_usd"]), cell(p["payout_usd"]))
+    console.print(table)
+    pool = report["pool"]
+    console.print(f"pool NAV {pool['nav_usd']:,.2f} USD, ALP price {pool['alp_price']:.6f}")
+    for e in report["expectations"]:
+        mark = "[green]pass[/green]" if e["passed"] else "[red]FAIL[/red]"
+        console.print(f"  step {e['step']}: {e['subject']} = {e['actual']} (expected {e['expected']}) {mark}")
+
+
 @app.command("demo")
 def demo_cmd() -> None:
     """Deploy both chain profiles on the embedded devnet and run the showcase."""

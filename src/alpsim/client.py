@@ -164,6 +164,27 @@ class Alpsim:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def snapshot(self) -> tuple:
+        """Snapshots the chain and the client's own state (keeper tracking, approvals)."""
+        import copy
+
+        k = self.keeper
+        local = (set(self._approved), dict(self.closed), dict(k.prices), dict(k.reference_updated_at),
+                 dict(k.open_positions), set(k.handled_requests), copy.copy(self.rng.getstate())
+                 if self._seeded else None)
+        return self.devnet.snapshot(), local
+
+    def revert(self, snap: tuple) -> None:
+        devnet_snap, local = snap
+        self.devnet.revert(devnet_snap)
+        approved, closed, prices, refs, open_positions, handled, rng_state = local
+        self._approved, self.closed = set(approved), dict(closed)
+        k = self.keeper
+        k.prices, k.reference_updated_at = dict(prices), dict(refs)
+        k.open_positions, k.handled_requests = dict(open_positions), set(handled)
+        if rng_state is not None:
+            self.rng.setstate(rng_state)
+
     @property
     def profile(self) -> ChainProfile:
         return self.devnet.profile

@@ -97,11 +97,12 @@ class Keeper:
         self.observe(receipt)
         return receipt
 
-    def run_triggers(self, position_ids: list[int] | None = None) -> dict:
+    def run_triggers(self, position_ids: list[int] | None = None, price_pairs: set[int] | None = None) -> dict:
         """Checks the given (default: every open) position for liquidation, take-profit and
-        stop-loss in one transaction."""
+        stop-loss in one transaction, recording the prices of their pairs (and of
+        `price_pairs`)."""
         ids = sorted(self.open_positions) if position_ids is None else position_ids
-        pairs = {self.open_positions[i] for i in ids if i in self.open_positions}
+        pairs = {self.open_positions[i] for i in ids if i in self.open_positions} | set(price_pairs or ())
         receipt = self.trading.transact("runTriggers", ids, self._price_inputs(pairs), sender=self.address)
         self.observe(receipt)
         return receipt

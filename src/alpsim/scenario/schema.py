@@ -1,0 +1,329 @@
+"""Scenario files: YAML, validated whole before anything runs. A mistake is refused with the
+file, the line and the reason."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import ConfigError
+from ..model.trading import default_pairs
+
+PAIR_NAMES = [p.name for p in default_pairs()]
+MAX_ACCOUNTS = 7
+"""Named accounts map to dev accounts 1..7 (0 deploys, 8 is the treasury, 9 the keeper)."""
+POSITION_STATUSES = ("pending", "open", "closed", "liquidated", "rejected", "cancelled")
+
+
+class ScenarioError(ConfigError):
+    """An invalid scenario file: `file:line: reason` for each problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid scenario:\n" + "\n".join(problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Approx(_Strict):
+    approx: Decimal
+    tol: Decimal = Field(ge=0)
+
+
+Expected = Decimal | str | bool | Approx
+
+
+class DepositStep(_Strict):
+    who: str
+    amount: Decimal = Field(gt=0)
+
+
+class WithdrawStep(_Strict):
+    who: str
+    alp: Decimal | Literal["all"] = "all"
+
+    @field_validator("alp")
+    @classmethod
+    def _positive(cls, v: Any) -> Any:
+        if v != "all" and v <= 0:
+            raise ValueError("alp must be positive or 'all'")
+        return v
+
+
+class OpenStep(_Strict):
+    id: str
+    who: str
+    pair: str
+    side: Literal["long", "short"]
+    amount: Decimal = Field(gt=0)
+    leverage: int = Field(ge=1)
+    tp: Decimal | None = None
+    sl: Decimal | None = None
+    acceptable_price: Decimal | None = None
+    referral: bool = False
+    fee_token: bool = False
+
+
+class CloseStep(_Strict):
+    id: str
+
+
+class CancelStep(_Strict):
+    id: str
+
+
+class WaitStep(_Strict):
+    seconds: Decimal = Field(gt=0)
+
+
+class KeeperStep(_Strict):
+    online: bool | None = None
+    """false: the keeper stops (requests stay pending and expire); true: it comes back and
+    executes what has not expired. Either way (and with no argument) triggers run now."""
+
+
+class PathStep(_Strict):
+    pair: str
+    model: Literal["gbm"] = "gbm"
+    volatility: Decimal = Field(ge=0)
+    """Annualised, e.g. 0.6 for 60%."""
+    drift: Decimal = Decimal(0)
+    seconds: int = Field(gt=0)
+    step: int = Field(gt=0)
+    seed: int = 0
+
+
+class ExpectStep(_Strict):
+    position: str | None = None
+    status: Literal[POSITION_STATUSES] | None = None  # type: ignore[valid-type]
+    account: str | None = None
+    collateral: Expected | None = None
+    pool: dict[Literal["nav_usd", "alp_price", "alp_supply", "reserve_usd"], Expected] | None = None
+    fields: dict[str, Expected] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            known = {"position", "status", "account", "collateral", "pool"}
+            extra = {k: v for k, v in data.items() if k not in known}
+            if extra and "position" in data:
+                data = {k: v for k, v in data.items() if k in known} | {"fields": extra}
+        return data
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> "ExpectStep":
+        subjects = [self.position is not None, self.account is not None, self.pool is not None]
+        if sum(subjects) != 1:
+            raise ValueError("an expectation names exactly one of: position, account, pool")
+        if self.account is not None and self.collateral is None:
+            raise ValueError("an account expectation needs `collateral`")
+        return self
+
+
+STEP_KINDS = ("prices", "deposit", "withdraw", "open", "close", "cancel", "wait", "keeper", "path", "expect")
+
+
+class Step(_Strict):
+    prices: dict[str, Decimal] | None = None
+    deposit: DepositStep | None = None
+    withdraw: WithdrawStep | None = None
+    open: OpenStep | None = None
+    close: CloseStep | None = None
+    cancel: CancelStep | None = None
+    wait: WaitStep | None = None
+    keeper: KeeperStep | None = None
+    path: PathStep | None = None
+    expect: ExpectStep | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exactly_one(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or len(data) != 1:
+            raise ValueError(f"a step is a mapping with exactly one of: {', '.join(STEP_KINDS)}")
+        key = next(iter(data))
+        if key == "keeper" and data[key] is None:
+            return {"keeper": {}}
+        return data
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in STEP_KINDS if getattr(self, k) is not None)
+
+    @property
+    def body(self) -> Any:
+        return getattr(self, self.kind)
+
+
+class Scenario(_Strict):
+    name: str
+    chain: Literal["bnb", "arbitrum"]
+    seed: int = 0
+    description: str = ""
+    funds: dict[str, Decimal]
+    steps: list[Step] = Field(min_length=1)
+
+    @field_validator("funds")
+    @classmethod
+    def _accounts(cls, funds: dict[str, Decimal]) -> dict[str, Decimal]:
+        if not 1 <= len(funds) <= MAX_ACCOUNTS:
+            raise ValueError(f"between 1 and {MAX_ACCOUNTS} named accounts")
+        if any(v < 0 for v in funds.values()):
+            raise ValueError("funds must not be negative")
+        return funds
+
+    @property
+    def accounts(self) -> list[str]:
+        return list(self.funds)
+
+
+# ---------------------------------------------------------------- loading with line numbers
+
+def _to_python(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out = {}
+        for key_node, value_node in node.value:
+            key = _to_python(key_node, path + ("<key>",), {})
+            if key in out:
+                raise ScenarioError([f"line {key_node.start_mark.line + 1}: duplicate key {key!r}"])
+            out[key] = _to_python(value_node, path + (key,), lines)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(item, path + (i,), lines) for i, item in enumerate(node.value)]
+    value = yaml.SafeLoader.construct_scalar(yaml.SafeLoader(""), node)  # type: ignore[arg-type]
+    return _resolve_scalar(node, value)
+
+
+def _resolve_scalar(node: yaml.ScalarNode, text: str) -> Any:
+    """Numbers stay exact (Decimal), booleans and nulls as YAML means them."""
+    if node.style in ("'", '"'):
+        return text
+    lowered = text.lower()
+    if lowered in ("true", "yes", "on"):
+        return True
+    if lowered in ("false", "no", "off"):
+        return False
+    if lowered in ("null", "~", ""):
+        return None
+    try:
+        if lowered.lstrip("+-").replace("_", "").isdigit():
+            return int(text.replace("_", ""))
+        number = Decimal(text.replace("_", ""))
+        return number if number.is_finite() else text
+    except ArithmeticError:
+        return text
+
+
+def _line_for(loc: tuple, lines: dict[tuple, int]) -> int:
+    path = tuple(loc)
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path, 1)
+
+
+def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
+    """Parses and validates a scenario; raises ScenarioError listing `source:line: reason`."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        raise ScenarioError([f"{source}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    if root is None:
+        raise ScenarioError([f"{source}:1: empty scenario file"])
+    lines: dict[tuple, int] = {}
+    try:
+        data = _to_python(root, (), lines)
+    except ScenarioError as exc:
+        raise ScenarioError([f"{source}:{p}" for p in exc.problems]) from None
+    if not isinstance(data, dict):
+        raise ScenarioError([f"{source}:1: a scenario is a mapping with name, chain, seed, funds and steps"])
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            where = ".".join(str(p) for p in loc) or "scenario"
+            reason = err["msg"]
+            if err["type"] == "extra_forbidden":
+                reason = f"unknown key {loc[-1]!r}"
+            elif err["type"] == "missing":
+                reason = f"missing field {loc[-1]!r}"
+            problems.append(f"{source}:{_line_for(loc, lines)}: {where}: {reason}")
+        raise ScenarioError(problems) from None
+    problems = [f"{source}:{line}: {reason}" for line, reason in _semantic_problems(scenario, lines)]
+    if problems:
+        raise ScenarioError(problems)
+    return scenario
+
+
+def _semantic_problems(s: Scenario, lines: dict[tuple, int]) -> list[tuple[int, str]]:
+    import difflib
+
+    problems: list[tuple[int, str]] = []
+    accounts = set(s.funds)
+    opened: set[str] = set()
+
+    def hint(name: str, known: list[str]) -> str:
+        close = difflib.get_close_matches(name, known, n=1)
+        return f" (did you mean {close[0]!r}?)" if close else ""
+
+    def check_pair(pair: str, path: tuple) -> None:
+        if pair not in PAIR_NAMES:
+            problems.append((_line_for(path, lines), f"unknown pair {pair!r}; known: {', '.join(PAIR_NAMES)}"
+                             + hint(pair, PAIR_NAMES)))
+
+    def check_who(who: str, path: tuple) -> None:
+        if who not in accounts:
+            problems.append((_line_for(path, lines), f"unknown account {who!r}: not in funds" + hint(who, sorted(accounts))))
+
+    def check_id(pid: str, path: tuple) -> None:
+        if pid not in opened:
+            problems.append((_line_for(path, lines), f"unknown position id {pid!r}: no earlier open step has it"
+                             + hint(pid, sorted(opened))))
+
+    for i, step in enumerate(s.steps):
+        base = ("steps", i, step.kind)
+        body = step.body
+        if step.kind == "prices":
+            for pair, price in body.items():
+                check_pair(pair, base + (pair,))
+                if price <= 0:
+                    problems.append((_line_for(base + (pair,), lines), f"price of {pair} must be positive"))
+        elif step.kind in ("deposit", "withdraw"):
+            check_who(body.who, base + ("who",))
+        elif step.kind == "open":
+            check_who(body.who, base + ("who",))
+            check_pair(body.pair, base + ("pair",))
+            if body.id in opened:
+                problems.append((_line_for(base + ("id",), lines), f"position id {body.id!r} is used twice"))
+            opened.add(body.id)
+        elif step.kind in ("close", "cancel"):
+            check_id(body.id, base + ("id",))
+        elif step.kind == "path":
+            check_pair(body.pair, base + ("pair",))
+            if body.step > body.seconds:
+                problems.append((_line_for(base + ("step",), lines), "step must not exceed seconds"))
+        elif step.kind == "expect":
+            if body.position is not None:
+                check_id(body.position, base + ("position",))
+            if body.account is not None:
+                check_who(body.account, base + ("account",))
+    return problems
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ScenarioError([f"{path}: cannot read: {exc.strerror}"]) from None
+    return parse_scenario(text, str(path))
