@@ -12,7 +12,7 @@ from rich.table import Table
 
 from .errors import AlpsimError, CompileError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Simulate an ALP-pool perpetual exchange (one-click 1001x) on a real EVM.")
 console = Console()
 err_console = Console(stderr=True)
@@ -184,6 +184,89 @@ def _print_run(run) -> None:  # noqa: ANN001
     for e in report["expectations"]:
         mark = "[green]pass[/green]" if e["passed"] else "[red]FAIL[/red]"
         console.print(f"  step {e['step']}: {e['subject']} = {e['actual']} (expected {e['expected']}) {mark}")
+
+
+@app.command("devnet")
+def devnet_cmd(
+    chain: ChainOpt = "bnb",
+    port: Annotated[Optional[int], typer.Option("--port", help="Port on 127.0.0.1 (default: a free one).")] = None,
+    prices: Annotated[Optional[Path], typer.Option("--prices", help="JSON list of {pair: price}, one per tick.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the price path.")] = 0,
+    interval: Annotated[float, typer.Option("--interval", help="Keeper tick, seconds.")] = 1.0,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Deployments file (default deployments/<chain>.json).")] = None,
+) -> None:
+    """Start anvil with the profile, deploy, fund the dev accounts, run the keeper; Ctrl-C stops all."""
+    from .client import Alpsim
+    from .deployment import default_path, deploy_system
+    from .devnet import AnvilDevnet
+    from .devnet.base import DEV_MNEMONIC
+    from .profiles import get_profile
+    from .service import GbmPrices, KeeperLoop, file_prices, wait_forever
+
+    profile = get_profile(chain)
+    price_source = iter(file_prices(prices)) if prices else iter(GbmPrices(seed=seed, step_s=interval))
+    devnet = AnvilDevnet(profile, port=port, stamp_blocks=False)
+    loop = None
+    try:
+        deployment, session = deploy_system(devnet)
+        path = deployment.write(out or default_path(profile.name))
+        sim = Alpsim(devnet, deployment, session)
+        for i in range(1, 8):
+            sim.fund(i, 100_000)
+        sim.fund(7, 1_000_000)
+        sim.deposit(7, 1_000_000)
+        loop = KeeperLoop(sim, price_source, interval, log=lambda m: console.print(m, markup=False, highlight=False))
+        loop.tick()
+        loop.start()
+        table = Table(title=f"alpsim devnet: {profile.display_name}, chain id {devnet.chain_id}")
+        table.add_column("")
+        table.add_column("address / value")
+        table.add_row("RPC URL", devnet.rpc_url)
+        table.add_row("deployments file", str(path))
+        for role, entry in deployment.contracts.items():
+            table.add_row(role, entry.address)
+        for i, account in enumerate(devnet.accounts):
+            label = {0: "deployer (admin)", 7: "LP (1,000,000 deposited)", 8: "treasury", 9: "keeper"}.get(i, "trader")
+            table.add_row(f"account {i}: {label}", account)
+        table.add_row("mnemonic", DEV_MNEMONIC)
+        console.print(table)
+        console.print(f"devnet ready on {devnet.rpc_url} (Ctrl-C stops it)", soft_wrap=True)
+        wait_forever()
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        if loop is not None:
+            loop.stop()
+        devnet.close()
+
+
+@app.command("keeper")
+def keeper_cmd(
+    rpc: Annotated[str, typer.Option("--rpc", help="The node's URL.")],
+    deployment: Annotated[Path, typer.Option("--deployment", help="The system's deployments file.")],
+    prices: Annotated[Optional[Path], typer.Option("--prices", help="JSON list of {pair: price}, one per tick.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the price path.")] = 0,
+    interval: Annotated[float, typer.Option("--interval", help="Tick, seconds.")] = 1.0,
+    ticks: Annotated[Optional[int], typer.Option("--ticks", help="Stop after this many ticks.")] = None,
+) -> None:
+    """Run the keeper alone against any node: prices, pending requests, triggers."""
+    from .service import GbmPrices, KeeperLoop, connect, file_prices
+
+    sim = connect(rpc, deployment)
+    price_source = iter(file_prices(prices)) if prices else iter(GbmPrices(seed=seed, step_s=interval))
+    loop = KeeperLoop(sim, price_source, interval, log=lambda m: console.print(m, markup=False, highlight=False))
+    sim.keeper.sync()
+    console.print(f"keeper {sim.keeper.address} on {rpc} (chain id {sim.devnet.chain_id})", soft_wrap=True)
+    try:
+        while ticks is None or loop.ticks < ticks:
+            loop.tick()
+            if ticks is None or loop.ticks < ticks:
+                import time
+
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        console.print("stopping")
+    console.print(f"keeper: {loop.ticks} ticks, {loop.executed} requests executed")
 
 
 @app.command("demo")

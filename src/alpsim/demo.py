@@ -1,62 +1,89 @@
-"""`make demo`: deploys both chain profiles on the embedded devnet and runs the showcase."""
+"""`make demo`: on the embedded devnet, for both chain profiles, what 1001x does to a position
+and to the pool behind it: quotes across leverages, the shipped showcase scenarios (reports
+and plots under build/demo/), winners and losers, pool NAV, execution fees per chain."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from .client import Alpsim
 from .compiler import compile_contracts
+from .paths import find_project
 from .profiles import load_profiles
+from .quote import quote_order
+from .scenario import ScenarioRunner, load_scenario, write_report
 
-COOLDOWN_S = 48 * 3600
+LEVERAGES = (10, 100, 500, 1001)
 
 
-def run_demo(console: Console | None = None) -> list[dict]:
+def run_demo(console: Console | None = None, out: Path | None = None) -> dict:
     console = console or Console()
+    project = find_project()
+    out = out or project.build / "demo"
     build = compile_contracts()
     console.print(f"contracts: {len(build.artifacts)} compiled with solc {build.solc_version}"
                   f" ({'cache hit' if build.cached else 'fresh build'})")
-    rows = []
-    for profile in load_profiles().values():
-        with Alpsim.launch(profile, build=build) as sim:
-            sim.fund(1, 1_000_000)
-            sim.fund(2, 250_000)
-            first = sim.deposit(1, 1_000_000)
-            second = sim.deposit(2, 250_000)
-            sim.devnet.advance_time(COOLDOWN_S)
-            out = sim.withdraw(2, "all")
-            pool = sim.pool()
-            rows.append({
-                "chain": profile.display_name,
-                "chain_id": sim.devnet.chain_id,
-                "collateral": f"{profile.collateral.symbol} ({sim.decimals} dec)",
-                "alp_lp1": Decimal(first.alp_out_wad).scaleb(-18),
-                "alp_lp2": Decimal(second.alp_out_wad).scaleb(-18),
-                "lp2_back": sim.collateral_balance(2),
-                "nav": pool.nav_usd,
-                "alp_price": pool.alp_price,
-                "gas_deposit": first.gas_used,
-                "gas_withdraw": out.gas_used,
-            })
-    table = Table(title="ALP pool: LP1 deposits 1,000,000; LP2 deposits 250,000, leaves after 48 h")
-    table.add_column("")
-    for r in rows:
-        table.add_column(r["chain"], justify="right")
-    metrics = [
-        ("chain id", lambda r: str(r["chain_id"])),
-        ("collateral", lambda r: r["collateral"]),
-        ("ALP minted to LP1", lambda r: f"{r['alp_lp1']:,.4f}"),
-        ("ALP minted to LP2", lambda r: f"{r['alp_lp2']:,.4f}"),
-        ("LP2 gets back", lambda r: f"{r['lp2_back']:,.4f}"),
-        ("pool NAV (USD)", lambda r: f"{r['nav']:,.4f}"),
-        ("ALP price (USD)", lambda r: f"{r['alp_price']:.8f}"),
-        ("gas: deposit", lambda r: f"{r['gas_deposit']:,}"),
-        ("gas: withdraw", lambda r: f"{r['gas_withdraw']:,}"),
-    ]
-    for label, cell in metrics:
-        table.add_row(label, *(cell(r) for r in rows))
+    profiles = load_profiles()
+
+    # 1. what leverage does to a 100 USD BTC long, per chain
+    table = Table(title="100 USD long BTC at 60,000: liquidation distance and round-trip cost")
+    table.add_column("leverage", justify="right")
+    for p in profiles.values():
+        table.add_column(f"{p.display_name}: liquidation move", justify="right")
+        table.add_column(f"{p.display_name}: round trip", justify="right")
+    for leverage in LEVERAGES:
+        cells = [f"{leverage}x"]
+        for p in profiles.values():
+            q = quote_order(p, "BTC/USD", "long", "100", leverage, "60000")
+            cells += [f"{q['liquidation_move_pct']:.3f}%", f"{q['round_trip_cost_usd']:.2f} USD"]
+        table.add_row(*cells)
     console.print(table)
-    return rows
+
+    # 2. the showcase scenarios
+    results = {}
+    summary = Table(title=f"showcase scenarios (reports and plots in {out})")
+    for col in ("scenario", "chain", "won", "lost", "pool NAV", "ALP price", "checks"):
+        summary.add_column(col, justify="right" if col not in ("scenario", "chain") else "left")
+    for path in sorted((project.root / "scenarios").glob("*.yaml")):
+        scenario = load_scenario(path)
+        run = ScenarioRunner(scenario, build=build).run()
+        write_report(run, out / path.stem)
+        results[path.stem] = run.report
+        won, lost = [], []
+        alp_price = run.report["pool"]["alp_price"]
+        open_equity: dict[str, Decimal] = {}
+        for pid, pos in run.report["positions"].items():
+            if pos["status"] == "open":
+                who = run.positions[pid].who
+                open_equity[who] = open_equity.get(who, Decimal(0)) + pos["margin_usd"] + pos["pnl_usd"]
+        for name, funded in scenario.funds.items():
+            # what each account has now (collateral, ALP at its price, open positions' margin
+            # and pnl) against what it was funded with
+            change = (run.report["accounts"][name] + run.alp_holdings.get(name, 0) * alp_price
+                      + open_equity.get(name, 0) - funded)
+            if abs(change) >= Decimal("0.01"):
+                (won if change > 0 else lost).append(f"{name} {change:+,.2f}")
+        passed = sum(e["passed"] for e in run.report["expectations"])
+        pool = run.report["pool"]
+        summary.add_row(path.stem, scenario.chain, "\n".join(won) or "-", "\n".join(lost) or "-",
+                        f"{pool['nav_usd']:,.0f}", f"{pool['alp_price']:.5f}",
+                        f"{passed}/{len(run.report['expectations'])}" + ("" if not run.error else " (error)"))
+    console.print(summary)
+
+    # 3. execution fees per chain, from the twin scenarios
+    fees = Table(title="execution fees: the same ten round trips of 50 USD")
+    for col in ("chain", "fee per trade", "fees paid", "scalper ends with"):
+        fees.add_column(col, justify="right")
+    for chain in ("bnb", "arbitrum"):
+        report = results.get(f"execution_fee_{chain}")
+        if report is None:
+            continue
+        per_trade = {p["execution_fee_usd"] for p in report["positions"].values()}
+        paid = sum((p["execution_fee_usd"] for p in report["positions"].values()), Decimal(0))
+        fees.add_row(profiles[chain].display_name, ", ".join(f"{f:.2f}" for f in per_trade) + " USD",
+                     f"{paid:.2f} USD", f"{report['accounts']['scalper']:,.2f} USD of 500")
+    console.print(fees)
+    return results

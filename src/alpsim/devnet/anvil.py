@@ -136,9 +136,11 @@ class RpcDevnet(Devnet):
 
     backend_name = "rpc"
 
-    def __init__(self, profile: ChainProfile, url: str, *, check_chain_id: bool = True):
+    def __init__(self, profile: ChainProfile, url: str, *, check_chain_id: bool = True, stamp_blocks: bool = True):
         super().__init__(profile)
         self.url = url
+        self.stamp_blocks = stamp_blocks
+        """False on a live node that others also send to: the node keeps its own time."""
         self.w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 60}))
         try:
             self._chain_id = self.w3.eth.chain_id
@@ -170,13 +172,18 @@ class RpcDevnet(Devnet):
         return response.get("result")
 
     def _before_block(self) -> None:
-        self.rpc("evm_setNextBlockTimestamp", [self.clock.next_timestamp])
+        if self.stamp_blocks:
+            self.rpc("evm_setNextBlockTimestamp", [self.clock.next_timestamp])
 
     def _send(self, tx: dict) -> Any:
         try:
             return self.w3.eth.send_transaction(tx)
         except (ConnectionError, OSError) as exc:
             raise NodeError(f"node at {self.url} went away: {exc}") from exc
+
+    def _receipt(self, tx_hash: Any) -> Any:
+        # a node may answer the send before the block with the receipt is in
+        return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.01)
 
     def _revert_data(self, tx_hash: Any) -> bytes:
         trace = self.rpc("debug_traceTransaction", [Web3.to_hex(tx_hash), {"tracer": "callTracer"}])
@@ -225,10 +232,11 @@ class AnvilDevnet(RpcDevnet):
 
     backend_name = "anvil"
 
-    def __init__(self, profile: ChainProfile, *, port: int | None = None, fork_url: str | None = None):
+    def __init__(self, profile: ChainProfile, *, port: int | None = None, fork_url: str | None = None,
+                 stamp_blocks: bool = True):
         self.process = AnvilProcess(profile.chain_id, port=port, fork_url=fork_url, hardfork=profile.evm_version)
         try:
-            super().__init__(profile, self.process.url)
+            super().__init__(profile, self.process.url, stamp_blocks=stamp_blocks)
         except BaseException:
             self.process.stop()
             raise

@@ -108,10 +108,13 @@ class Devnet(ABC):
         self._before_block()
         tx_hash = self._send(full)
         self._after_block()
-        receipt = self.w3.eth.get_transaction_receipt(tx_hash)
+        receipt = self._receipt(tx_hash)
         if receipt["status"] != 1:
             raise TransactionReverted(self._revert_data(tx_hash), tx_hash.hex() if isinstance(tx_hash, bytes) else tx_hash, receipt)
         return receipt
+
+    def _receipt(self, tx_hash: Any) -> Any:
+        return self.w3.eth.get_transaction_receipt(tx_hash)
 
     def call(self, tx: dict, block: int | str = "latest") -> bytes:
         """Executes `tx` as a call; a revert raises TransactionReverted with its data."""

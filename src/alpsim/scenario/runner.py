@@ -80,6 +80,8 @@ class ScenarioRun:
     start_time: int = 0
     report: dict[str, Any] = field(default_factory=dict)
     """The report, gathered before the devnet stops."""
+    alp_holdings: dict[str, Decimal] = field(default_factory=dict)
+    """ALP held at the end, by account name."""
 
 
 class ScenarioRunner:
@@ -101,6 +103,7 @@ class ScenarioRunner:
         try:
             run = self._run(sim)
             run.report = build_report(run, self.chain)
+            run.alp_holdings = {name: wad_to_decimal(sim.alp_balance_wad(addr)) for name, addr in run.accounts.items()}
             return run
         finally:
             sim.stop()
