@@ -1,0 +1,112 @@
+"""`alpsim devnet` starts anvil with the profile, deploys, runs the keeper; it answers
+eth_chainId, takes a deposit over HTTP through the deployments file alone, executes a trade,
+and stops on Ctrl-C with no process left. `alpsim keeper` runs alone against a node."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from web3 import HTTPProvider, Web3
+
+from alpsim.deployment import deploy_system
+from alpsim.devnet import AnvilDevnet
+from alpsim.profiles import get_profile
+from alpsim.service import connect
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().split(")")[-1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_devnet_serves_trades_and_stops_cleanly(tmp_path):
+    out = tmp_path / "bnb.json"
+    proc = subprocess.Popen([sys.executable, "-m", "alpsim.cli", "devnet", "--chain", "bnb", "--out", str(out),
+                             "--interval", "0.3"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    try:
+        url = None
+        deadline = time.monotonic() + 120
+        lines = []
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "devnet ready on" in line:
+                url = line.split("devnet ready on ")[1].split()[0]
+                break
+            assert line or proc.poll() is None, "".join(lines)
+        assert url and url.startswith("http://127.0.0.1:"), "".join(lines)
+        anvils = _children(proc.pid)
+        assert anvils and all(_alive(p) for p in anvils)
+
+        w3 = Web3(HTTPProvider(url))
+        assert w3.eth.chain_id == 56
+        data = json.loads(out.read_text())
+        c = {role: w3.eth.contract(address=e["address"], abi=e["abi"]) for role, e in data["contracts"].items()}
+        lp = w3.eth.accounts[3]
+        amount = 1_000 * 10**18
+        c["collateral"].functions.approve(c["pool"].address, amount).transact({"from": lp})
+        before = c["alp"].functions.balanceOf(lp).call()
+        c["pool"].functions.deposit(amount, 0).transact({"from": lp})
+        assert c["alp"].functions.balanceOf(lp).call() > before
+
+        # a one-click open through the requests, executed by the devnet's background keeper
+        sim = connect(url, out)
+        pending = sim.request_open(2, "BTC/USD", "long", 100, 100)
+        deadline = time.monotonic() + 30
+        while sim.contracts["trading"].call("request", pending.request_id)["status"] == 1:
+            assert time.monotonic() < deadline, "the keeper did not execute the request"
+            time.sleep(0.2)
+        assert sim.contracts["trading"].call("request", pending.request_id)["status"] == 2
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    assert proc.returncode == 0
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in anvils) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in anvils)
+
+
+def test_keeper_command_executes_pending_requests_on_any_node(tmp_path, build):
+    devnet = AnvilDevnet(get_profile("arbitrum"), stamp_blocks=False)
+    try:
+        deployment, _ = deploy_system(devnet, build)
+        path = deployment.write(tmp_path / "arb.json")
+        sim = connect(devnet.rpc_url, path)
+        sim.fund(7, 100_000)
+        sim.deposit(7, 100_000)
+        sim.fund(1, 100)
+        sim.keeper.set_prices({"ETH/USD": 3000})
+        pending = sim.request_open(1, "ETH/USD", "short", 100, 20)
+        prices = tmp_path / "prices.json"
+        prices.write_text('[{"ETH/USD": 3000}, {"ETH/USD": 3001}]')
+        proc = subprocess.run([sys.executable, "-m", "alpsim.cli", "keeper", "--rpc", devnet.rpc_url, "--deployment",
+                               str(path), "--prices", str(prices), "--ticks", "2", "--interval", "0.1"],
+                              capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+        assert proc.returncode == 0, proc.stderr
+        assert "PositionOpened" in proc.stdout and "2 ticks, 1 requests executed" in proc.stdout
+        assert sim.contracts["trading"].call("request", pending.request_id)["status"] == 2
+    finally:
+        devnet.close()

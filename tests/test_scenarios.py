@@ -1,0 +1,98 @@
+"""Every shipped scenario runs and its expectations pass on the embedded backend; the same
+file and seed give the same report byte for byte; anvil gives the same positions, pool and
+accounts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from decimal import Decimal
+
+import pytest
+
+from alpsim.paths import find_project
+from alpsim.quote import dumps_exact
+from alpsim.scenario import ScenarioRunner, load_scenario, write_report
+
+SCENARIOS = sorted((find_project().root / "scenarios").glob("*.yaml"))
+REQUIRED = {"wiped_by_noise", "leverage_ladder", "profit_cap", "lp_winning_streak", "keeper_outage",
+            "execution_fee_bnb", "execution_fee_arbitrum"}
+
+
+def test_the_showcase_is_shipped():
+    assert REQUIRED <= {p.stem for p in SCENARIOS}
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_shipped_scenario_passes(path, build):
+    run = ScenarioRunner(load_scenario(path), build=build).run()
+    assert run.error is None and not run.interrupted
+    assert run.expectations, "a shipped scenario checks something"
+    failed = [e for e in run.expectations if not e.passed]
+    assert not failed, failed
+    assert run.steps_done == len(run.scenario.steps)
+
+
+def test_same_file_and_seed_same_report_byte_for_byte(build, tmp_path):
+    path = find_project().root / "scenarios" / "profit_cap.yaml"
+    first = ScenarioRunner(load_scenario(path), build=build).run()
+    second = ScenarioRunner(load_scenario(path), build=build).run()
+    assert dumps_exact(first.report) == dumps_exact(second.report)
+    write_report(first, tmp_path / "a")
+    write_report(second, tmp_path / "b")
+    for name in ("report.json", "summary.md"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+@pytest.mark.parametrize("stem", ["keeper_outage", "profit_cap"])
+def test_anvil_gives_the_same_positions_pool_and_accounts(build, stem):
+    scenario = load_scenario(find_project().root / "scenarios" / f"{stem}.yaml")
+    embedded = ScenarioRunner(scenario, build=build).run().report
+    anvil = ScenarioRunner(scenario, backend="anvil", build=build).run().report
+    for key in ("positions", "pool", "accounts"):
+        assert dumps_exact(anvil[key]) == dumps_exact(embedded[key]), key
+    assert all(e["passed"] for e in anvil["expectations"])
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "alpsim.cli", "run", *args], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "120"})
+
+
+def test_cli_json_report_and_exit_status(tmp_path):
+    path = find_project().root / "scenarios" / "keeper_outage.yaml"
+    proc = _cli(str(path), "--json", "--report", str(tmp_path / "rep"))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert list(data) == ["scenario", "chain", "positions", "pool", "accounts", "expectations", "gas"]
+    keys = ["status", "pair", "side", "leverage", "margin_usd", "notional_usd", "entry_price", "exit_price",
+            "liquidation_price", "pnl_usd", "open_fee_usd", "close_fee_usd", "execution_fee_usd", "holding_fee_usd",
+            "funding_fee_usd", "payout_usd", "reject_reason"]
+    for position in data["positions"].values():
+        assert list(position) == keys
+    assert list(data["pool"]) == ["nav_usd", "alp_price", "alp_supply", "reserve_usd"]
+    assert set(data["accounts"]) == {"lp", "alice", "bob"}
+    assert {"request_open", "execute_open", "cancel_request", "deposit"} <= set(data["gas"])
+    assert all(set(e) == {"step", "subject", "expected", "actual", "passed"} for e in data["expectations"])
+    assert (tmp_path / "rep" / "report.json").is_file()
+
+
+def test_failed_expectation_exits_1(tmp_path):
+    text = (find_project().root / "scenarios" / "profit_cap.yaml").read_text()
+    broken = tmp_path / "wrong.yaml"
+    broken.write_text(text.replace("status: closed}\n  - expect: {position: capped, pnl_usd",
+                                   "status: liquidated}\n  - expect: {position: capped, pnl_usd"))
+    proc = _cli(str(broken), "--json")
+    assert proc.returncode == 1
+    data = json.loads(proc.stdout)
+    failed = [e for e in data["expectations"] if not e["passed"]]
+    assert [(e["subject"], e["expected"], e["actual"]) for e in failed] == [("capped.status", "liquidated", "closed")]
+
+
+def test_chain_override_runs_the_same_file_on_the_other_chain(build):
+    scenario = load_scenario(find_project().root / "scenarios" / "wiped_by_noise.yaml")
+    run = ScenarioRunner(scenario, chain="arbitrum", build=build).run()
+    assert run.report["chain"] == "arbitrum"
+    assert run.report["positions"]["degen-1001x"]["execution_fee_usd"] == Decimal("0.2")
