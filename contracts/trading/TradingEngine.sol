@@ -254,7 +254,8 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
         if (r.kind == RequestKind.Open) {
             refund = r.amountIn;
             collateral.safeTransfer(r.trader, refund);
-        } else {
+        } else if (pendingClose[r.amountIn] == requestId) {
+            // only this request's own mark: a newer close request stays pending
             delete pendingClose[r.amountIn];
         }
         emit RequestCancelled(requestId, r.trader, r.kind, refund);
@@ -304,6 +305,8 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
     function executeClose(uint256 requestId, PriceInput[] calldata prices) external nonReentrant onlyRole(KEEPER_ROLE) {
         Request storage r = _executableRequest(requestId, RequestKind.Close);
         uint256 positionId = r.amountIn;
+        // a trigger or liquidation may have closed it since the request
+        if (_positions[positionId].trader == address(0)) revert Errors.PositionNotOpen(positionId);
         delete pendingClose[positionId];
         _applyPrices(prices);
         Position memory p = _load(positionId);
@@ -674,6 +677,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
         _payOut(p, st, treasuryTokens);
         pool.decreaseReserve(p.maxProfitUsd);
         delete _positions[positionId];
+        delete pendingClose[positionId];
         emit PositionClosed(positionId, p.trader, p, st);
     }
 

@@ -15,6 +15,7 @@ from .units import Number, to_units
 if TYPE_CHECKING:
     from .client import Alpsim
 
+ZERO_ADDRESS = "0x" + "00" * 20
 REFERENCE_DECIMALS = 8
 REFERENCE_REFRESH_S = 30
 """The devnet's reference feeds are refreshed when older than this (Chainlink's heartbeat)."""
@@ -116,6 +117,8 @@ class Keeper:
                 continue
             if self.sim.devnet.block_number + 1 > status["blockNumber"] + 10:
                 continue  # expired: the trader cancels
+            if kind == "close" and self.trading.call("position", status["amountIn"])["trader"] == ZERO_ADDRESS:
+                continue  # closed by a trigger since: nothing to execute
             receipts.append(self.execute_open(request_id, ciphertext) if kind == "open" else self.execute_close(request_id))
         return receipts
 

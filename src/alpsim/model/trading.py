@@ -647,6 +647,8 @@ class ExchangeModel:
     # ---------------------------------------------------------------- close
     def execute_close(self, request_id: int, prices: dict[int, int], now: int, block: int) -> Settlement | RejectReason:
         r = self._executable(request_id, "close", block)
+        if r.amount_in not in self.positions:
+            raise ModelRefusal("PositionNotOpen", positionId=r.amount_in)
         self.apply_prices(prices, now)
         p = self.positions[r.amount_in]
         price, reason = self.guarded_price(p.pair_id, not p.is_long, now)
