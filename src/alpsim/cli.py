@@ -180,7 +180,8 @@ def _print_run(run) -> None:  # noqa: ANN001
                       cell(p["exit_price"]), cell(p["pnl_usd"]), cell(p["payout_usd"]))
     console.print(table)
     pool = report["pool"]
-    console.print(f"pool NAV {pool['nav_usd']:,.2f} USD, ALP price {pool['alp_price']:.6f}")
+    if pool is not None:
+        console.print(f"pool NAV {pool['nav_usd']:,.2f} USD, ALP price {pool['alp_price']:.6f}")
     for e in report["expectations"]:
         mark = "[green]pass[/green]" if e["passed"] else "[red]FAIL[/red]"
         console.print(f"  step {e['step']}: {e['subject']} = {e['actual']} (expected {e['expected']}) {mark}")
@@ -194,6 +195,7 @@ def devnet_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the price path.")] = 0,
     interval: Annotated[float, typer.Option("--interval", help="Keeper tick, seconds.")] = 1.0,
     out: Annotated[Optional[Path], typer.Option("--out", help="Deployments file (default deployments/<chain>.json).")] = None,
+    fork_url: Annotated[Optional[str], typer.Option("--fork-url", help="Fork this chain; use its real collateral.")] = None,
 ) -> None:
     """Start anvil with the profile, deploy, fund the dev accounts, run the keeper; Ctrl-C stops all."""
     from .client import Alpsim
@@ -205,10 +207,10 @@ def devnet_cmd(
 
     profile = get_profile(chain)
     price_source = iter(file_prices(prices)) if prices else iter(GbmPrices(seed=seed, step_s=interval))
-    devnet = AnvilDevnet(profile, port=port, stamp_blocks=False)
+    devnet = AnvilDevnet(profile, port=port, fork_url=fork_url, stamp_blocks=False)
     loop = None
     try:
-        deployment, session = deploy_system(devnet)
+        deployment, session = deploy_system(devnet, real_collateral=fork_url is not None)
         path = deployment.write(out or default_path(profile.name))
         sim = Alpsim(devnet, deployment, session)
         for i in range(1, 8):

@@ -142,13 +142,14 @@ class Alpsim:
     @classmethod
     def launch(cls, chain: str | ChainProfile = "bnb", backend: str = "embedded", *, rpc_url: str | None = None,
                build: BuildResult | None = None, profiles_file: str | Path | None = None,
-               seed: int | None = None) -> "Alpsim":
+               seed: int | None = None, fork_url: str | None = None) -> "Alpsim":
         """Starts a devnet for `chain` and deploys the whole system on it. `seed` makes salts
-        and encryption randomness reproducible."""
+        and encryption randomness reproducible. `fork_url` starts anvil forking that chain and
+        uses the profile's real collateral token."""
         profile = chain if isinstance(chain, ChainProfile) else get_profile(chain, profiles_file)
-        devnet = start_devnet(profile, backend, rpc_url=rpc_url)
+        devnet = start_devnet(profile, "anvil" if fork_url else backend, rpc_url=rpc_url, fork_url=fork_url)
         try:
-            deployment, session = deploy_system(devnet, build)
+            deployment, session = deploy_system(devnet, build, real_collateral=fork_url is not None)
             return cls(devnet, deployment, session, seed=seed)
         except BaseException:
             devnet.close()
@@ -206,9 +207,31 @@ class Alpsim:
         return to_units(amount, self.decimals, "collateral amount")
 
     def fund(self, who: Account, amount: Number) -> None:
-        """Mints `amount` (whole tokens, e.g. "1000.5") of the mock collateral to `who`."""
-        self.contracts["collateral"].transact("mint", self.address(who), self.to_units(amount),
-                                              sender=self.deployment.deployer)
+        """Gives `who` `amount` (whole tokens, e.g. "1000.5") of collateral: minted on the
+        devnet's mock; on a fork of a real chain, written into the token's balance storage
+        (anvil's `anvil_setStorageAt`, as Foundry's `deal`)."""
+        units = self.to_units(amount)
+        if self.deployment.contracts["collateral"].name == "MockCollateral":
+            self.contracts["collateral"].transact("mint", self.address(who), units, sender=self.deployment.deployer)
+        else:
+            self._deal(self.address(who), self.collateral_units(who) + units)
+
+    def _deal(self, holder: str, balance: int) -> None:
+        from eth_abi import encode as abi_encode
+        from eth_utils import keccak
+
+        rpc = getattr(self.devnet, "rpc", None)
+        if rpc is None:
+            raise ConfigError("funding a real token needs an anvil node (anvil_setStorageAt)")
+        token = self.contracts["collateral"]
+        for slot in range(0, 64):  # the balances mapping's slot: try each until balanceOf follows
+            key = "0x" + keccak(abi_encode(["address", "uint256"], [holder, slot])).hex()
+            old = rpc("eth_getStorageAt", [token.address, key, "latest"])
+            rpc("anvil_setStorageAt", [token.address, key, "0x" + balance.to_bytes(32, "big").hex()])
+            if token.call("balanceOf", holder) == balance:
+                return
+            rpc("anvil_setStorageAt", [token.address, key, old])
+        raise ConfigError(f"could not find the balance storage of {token.address} to fund {holder}")
 
     def collateral_units(self, who: Account) -> int:
         return self.contracts["collateral"].call("balanceOf", self.address(who))

@@ -111,8 +111,17 @@ def cache_key(paths: ProjectPaths, sources: dict[str, str]) -> str:
 
 def compile_contracts(paths: ProjectPaths | None = None, *, force: bool = False) -> BuildResult:
     """Compiles the project (or returns the cached build). Raises CompileError on errors,
-    leaving the cache as it was."""
+    leaving the cache as it was. Concurrent compiles of one project wait for each other."""
+    import fcntl
+
     paths = paths or find_project()
+    paths.build.mkdir(parents=True, exist_ok=True)
+    with open(paths.build / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _compile_locked(paths, force)
+
+
+def _compile_locked(paths: ProjectPaths, force: bool) -> BuildResult:
     sources = source_files(paths)
     key = cache_key(paths, sources)
     cache_file = paths.build / "cache.json"

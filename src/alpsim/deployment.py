@@ -67,7 +67,27 @@ def default_path(chain: str) -> Path:
     return find_project().deployments / f"{chain}.json"
 
 
+ERC20_NAME = "ERC20"
+"""Contract name recorded for a collateral the system did not deploy (fork mode)."""
 KEEPER_ACCOUNT = 9
+
+
+def _real_collateral(devnet: Devnet, session: Session, abi: list[dict], collateral: Any) -> Any:
+    """The profile's real token on a forked chain, checked to be what the profile says."""
+    from .errors import ConfigError
+
+    if not devnet.w3.eth.get_code(collateral.address):
+        raise ConfigError(f"no contract at {collateral.address}, the real {collateral.symbol}: fork mode needs a "
+                          "node forking the profile's chain")
+    erc20 = [e for e in abi if e.get("type") in ("function", "event", "error") and
+             e.get("name") in ("balanceOf", "transfer", "transferFrom", "approve", "allowance", "decimals",
+                               "symbol", "name", "totalSupply", "Transfer", "Approval")]
+    token = session.bind(ERC20_NAME, collateral.address, erc20)
+    symbol, decimals = token.call("symbol"), token.call("decimals")
+    if (symbol, decimals) != (collateral.symbol, collateral.decimals):
+        raise ConfigError(f"{collateral.address} is {symbol} with {decimals} decimals; the profile expects "
+                          f"{collateral.symbol} with {collateral.decimals}")
+    return token
 TREASURY_ACCOUNT = 8
 
 
@@ -77,10 +97,11 @@ def feed_role(pair_name: str) -> str:
 
 def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: str | None = None,
                   keeper: str | None = None, treasury: str | None = None,
-                  keeper_public_key: bytes | None = None) -> tuple[Deployment, Session]:
+                  keeper_public_key: bytes | None = None, real_collateral: bool = False) -> tuple[Deployment, Session]:
     """Deploys every contract in dependency order and wires their roles. The deployer holds
     the admin roles; `keeper` (default dev account 9) the keeper roles; `treasury` (default
-    dev account 8) receives the protocol's fee share."""
+    dev account 8) receives the protocol's fee share. `real_collateral` (fork mode) uses the
+    profile's real collateral token instead of deploying a mock."""
     from .keys import dev_private_key, public_key_bytes
     from .model.trading import default_pairs
 
@@ -108,8 +129,12 @@ def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: st
 
     # 1. collateral (a mock with the real symbol and decimals), ALP, the pool
     c = profile.collateral
-    collateral = deploy("collateral", "MockCollateral", ["string", "string", "uint8", "address"],
-                        [c.name, c.symbol, c.decimals, deployer])
+    if real_collateral:
+        collateral = _real_collateral(devnet, session, art["MockCollateral"].abi, c)
+        entries["collateral"] = ContractEntry(name=ERC20_NAME, address=collateral.address, abi=collateral.abi)
+    else:
+        collateral = deploy("collateral", "MockCollateral", ["string", "string", "uint8", "address"],
+                            [c.name, c.symbol, c.decimals, deployer])
     alp = deploy("alp", "AlpToken", ["address"], [deployer])
     pool = deploy("pool", "AlpPool", ["address", "address", "address"], [collateral.address, alp.address, deployer])
     alp.transact("transferOwnership", pool.address, sender=deployer)

@@ -11,7 +11,7 @@ BACKENDS = ("embedded", "anvil")
 
 
 def start_devnet(profile: ChainProfile, backend: str = "embedded", *, rpc_url: str | None = None,
-                 port: int | None = None) -> Devnet:
+                 port: int | None = None, fork_url: str | None = None) -> Devnet:
     """A devnet for `profile`: `rpc_url` connects to a running node; otherwise `backend`
     picks the embedded EVM or a fresh anvil."""
     from ..errors import UnknownNameError
@@ -21,7 +21,7 @@ def start_devnet(profile: ChainProfile, backend: str = "embedded", *, rpc_url: s
     if backend == "embedded":
         return EmbeddedDevnet(profile)
     if backend == "anvil":
-        return AnvilDevnet(profile, port=port)
+        return AnvilDevnet(profile, port=port, fork_url=fork_url)
     raise UnknownNameError("backend", backend, BACKENDS)
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 from web3 import HTTPProvider, Web3
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import Timeout as RequestsTimeout
 from web3.exceptions import Web3RPCError
 
 from ..errors import ConfigError, NodeError
@@ -131,6 +133,18 @@ class AnvilProcess:
         _RUNNING.discard(self)
 
 
+class _NodeProvider(HTTPProvider):
+    """HTTP JSON-RPC whose connection failures raise NodeError (an AlpsimError): a node that
+    went away is a clear error, not a transport traceback."""
+
+    def make_request(self, method, params):  # noqa: ANN001, ANN201
+        try:
+            return super().make_request(method, params)
+        except (OSError, RequestsConnectionError, RequestsTimeout) as exc:
+            raise NodeError(f"the node at {self.endpoint_uri} does not answer ({method}): "
+                            f"{type(exc).__name__}") from exc
+
+
 class RpcDevnet(Devnet):
     """A devnet reached over JSON-RPC (anvil or any node with unlocked dev accounts)."""
 
@@ -141,9 +155,11 @@ class RpcDevnet(Devnet):
         self.url = url
         self.stamp_blocks = stamp_blocks
         """False on a live node that others also send to: the node keeps its own time."""
-        self.w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 60}))
+        self.w3 = Web3(_NodeProvider(url, request_kwargs={"timeout": 60}))
         try:
             self._chain_id = self.w3.eth.chain_id
+        except NodeError:
+            raise
         except Exception as exc:
             raise NodeError(f"no node answers at {url}: {exc}") from exc
         if check_chain_id and self._chain_id != profile.chain_id:
@@ -176,10 +192,7 @@ class RpcDevnet(Devnet):
             self.rpc("evm_setNextBlockTimestamp", [self.clock.next_timestamp])
 
     def _send(self, tx: dict) -> Any:
-        try:
-            return self.w3.eth.send_transaction(tx)
-        except (ConnectionError, OSError) as exc:
-            raise NodeError(f"node at {self.url} went away: {exc}") from exc
+        return self.w3.eth.send_transaction(tx)
 
     def _receipt(self, tx_hash: Any) -> Any:
         # a node may answer the send before the block with the receipt is in
@@ -196,6 +209,8 @@ class RpcDevnet(Devnet):
         except Web3RPCError as exc:
             data = (exc.rpc_response or {}).get("error", {}).get("data")
             raise TransactionReverted(_hex_bytes(data)) from None
+        except NodeError:
+            raise
         except Exception as exc:
             data = getattr(exc, "data", None)
             if data is None:
@@ -203,6 +218,9 @@ class RpcDevnet(Devnet):
             raise TransactionReverted(_hex_bytes(data)) from None
 
     def _mine_at(self, stamp_ms: int) -> None:
+        if not self.stamp_blocks:  # a live node keeps its own time
+            self.rpc("evm_mine", [])
+            return
         self.rpc("evm_mine", [stamp_ms // 1000])
         self.clock.head_ms = stamp_ms
 

@@ -54,11 +54,11 @@ def markdown_summary(run: ScenarioRun, report: dict[str, Any]) -> str:
         lines.append(f"| {pid} | {run.positions[pid].who} | {p['pair']} | {p['side']} | {p['leverage']}x | {status} | "
                      f"{_fmt(p['margin_usd'], 2)} | {_fmt(p['entry_price'])} | {_fmt(p['liquidation_price'])} | "
                      f"{_fmt(p['exit_price'])} | {_fmt(p['pnl_usd'], 2)} | {_fmt(fees, 2)} | {_fmt(p['payout_usd'], 2)} |")
-    pool = report["pool"]
+    pool = report["pool"] or {"nav_usd": None, "alp_price": None, "alp_supply": None, "reserve_usd": None}
     lines += ["", "## Pool", "", f"NAV {_fmt(pool['nav_usd'], 2)} USD, ALP price {_fmt(pool['alp_price'], 6)} USD, "
               f"ALP supply {_fmt(pool['alp_supply'], 2)}, reserve {_fmt(pool['reserve_usd'], 2)} USD.", "",
               "## Accounts", "", "| account | collateral | change |", "|---|---|---|"]
-    for name, balance in report["accounts"].items():
+    for name, balance in (report["accounts"] or {}).items():
         lines.append(f"| {name} | {_fmt(balance, 2)} | {_fmt(balance - s.funds[name], 2)} |")
     lines += ["", "## Expectations", ""]
     if not report["expectations"]:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from ..client import Alpsim, CloseRejected, OrderRejected, PendingOpen
-from ..errors import AlpsimError
+from ..errors import AlpsimError, NodeError
 from ..model.math import WAD, pnl_usd_floor, index_charge_usd_up
 from ..positions import ClosedPosition, OpenedPosition
 from ..units import from_units, to_units, wad_to_decimal
@@ -102,8 +102,14 @@ class ScenarioRunner:
         sim = Alpsim.launch(self.chain, self.backend, build=self.build, seed=self.scenario.seed)
         try:
             run = self._run(sim)
-            run.report = build_report(run, self.chain)
-            run.alp_holdings = {name: wad_to_decimal(sim.alp_balance_wad(addr)) for name, addr in run.accounts.items()}
+            try:
+                run.report = build_report(run, self.chain)
+                run.alp_holdings = {name: wad_to_decimal(sim.alp_balance_wad(addr))
+                                    for name, addr in run.accounts.items()}
+            except NodeError as exc:
+                # the node is gone: report what the steps recorded, and nothing from the chain
+                run.error = run.error or str(exc)
+                run.report = build_report(run, self.chain, chain_reachable=False)
             return run
         finally:
             sim.stop()
@@ -124,13 +130,13 @@ class ScenarioRunner:
             for index, step in enumerate(self.scenario.steps):
                 try:
                     getattr(self, f"_step_{step.kind}")(run, index, step.body)
+                    if step.kind not in ("expect", "path"):
+                        self._sample(run)
                 except (AlpsimError, ValueError) as exc:
                     if isinstance(exc, StepFailed):
                         raise
                     raise StepFailed(index, step.kind, exc) from exc
                 run.steps_done = index + 1
-                if step.kind not in ("expect", "path"):
-                    self._sample(run)
                 if self.on_step:
                     self.on_step(index + 1, total, sim.devnet.timestamp - run.start_time)
         except StepFailed as exc:
@@ -360,7 +366,7 @@ def position_equity(run: ScenarioRun, record: PositionRecord) -> Decimal:
     return wad_to_decimal(p.margin_wad + pnl - holding - funding)
 
 
-def position_report(run: ScenarioRun) -> dict[str, dict[str, Any]]:
+def position_report(run: ScenarioRun, chain_reachable: bool = True) -> dict[str, dict[str, Any]]:
     sim = run.sim
     out = {}
     for pid, r in run.positions.items():
@@ -381,7 +387,7 @@ def position_report(run: ScenarioRun) -> dict[str, dict[str, Any]]:
             entry.update(exit_price=c.exit_price, pnl_usd=c.pnl_usd, close_fee_usd=wad_to_decimal(c.close_fee_wad),
                          holding_fee_usd=wad_to_decimal(c.holding_wad), funding_fee_usd=wad_to_decimal(c.funding_wad),
                          payout_usd=from_units(c.payout_tokens, sim.decimals))
-        elif r.status == "open":
+        elif r.status == "open" and chain_reachable:
             p = r.opened.position
             pnl = pnl_usd_floor(p.is_long, p.qty_wad, p.entry_price_wad, sim.keeper.prices[p.pair_id])
             entry["pnl_usd"] = wad_to_decimal(pnl)
@@ -404,14 +410,15 @@ def gas_report(run: ScenarioRun) -> dict[str, dict[str, int]]:
             for op, v in sorted(run.gas.items())}
 
 
-def build_report(run: ScenarioRun, chain: str) -> dict[str, Any]:
-    """The `--json` object (and report.json without the series)."""
+def build_report(run: ScenarioRun, chain: str, chain_reachable: bool = True) -> dict[str, Any]:
+    """The `--json` object (and report.json without the series). With the node gone, the pool
+    and accounts sections are null and open positions carry no unrealized pnl."""
     report: dict[str, Any] = {
         "scenario": run.scenario.name,
         "chain": chain,
-        "positions": position_report(run),
-        "pool": pool_report(run),
-        "accounts": account_report(run),
+        "positions": position_report(run, chain_reachable),
+        "pool": pool_report(run) if chain_reachable else None,
+        "accounts": account_report(run) if chain_reachable else None,
         "expectations": [{"step": e.step, "subject": e.subject, "expected": e.expected, "actual": e.actual,
                           "passed": e.passed} for e in run.expectations],
         "gas": gas_report(run),
