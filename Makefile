@@ -7,8 +7,11 @@ PY     := $(VENV)/bin/python
 ALPSIM := $(VENV)/bin/alpsim
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# Slither pins web3<8, so it lives in its own environment
+SLITHER_VENV  := .venv-slither
+SLITHER_STAMP := $(SLITHER_VENV)/.installed
 
-.PHONY: all setup demo test bench compile clean
+.PHONY: all setup demo test pytest slither soak bench compile clean
 
 all: test
 
@@ -32,11 +35,28 @@ $(NODE_STAMP): package.json package-lock.json
 compile: setup
 	$(ALPSIM) compile
 
+$(SLITHER_STAMP):
+	$(PYTHON) -m venv $(SLITHER_VENV)
+	$(SLITHER_VENV)/bin/python -m pip install --quiet "slither-analyzer==0.11.6"
+	@touch $@
+
+# static analysis of the build-info `alpsim compile` writes: no High or Medium finding
+slither: setup $(SLITHER_STAMP)
+	$(ALPSIM) compile
+	$(SLITHER_VENV)/bin/python scripts/slither_check.py --json build/slither.json
+
 demo: setup
 	$(ALPSIM) demo
 
-test: setup
+test: setup slither pytest
+
+pytest: setup
 	$(PY) -m pytest
+
+# a long budget of the stateful invariant test (tens of thousands of steps)
+soak: setup
+	ALPSIM_SOAK_EXAMPLES=$${ALPSIM_SOAK_EXAMPLES:-400} ALPSIM_SOAK_STEPS=$${ALPSIM_SOAK_STEPS:-60} \
+		$(PY) -m pytest -s -q tests/test_stateful.py
 
 clean:
 	rm -rf build .pytest_cache

@@ -73,8 +73,10 @@ contract PriceOracle is AccessControl {
     function referencePrice(uint256 pairId) public view returns (uint256 price, uint256 updatedAt) {
         AggregatorV3Interface feed = referenceFeed[pairId];
         if (address(feed) == address(0)) return (0, 0);
-        (, int256 answer,, uint256 at,) = feed.latestRoundData();
-        if (answer <= 0) return (0, at);
+        (uint80 roundId, int256 answer, uint256 startedAt, uint256 at, uint80 answeredInRound) =
+            feed.latestRoundData();
+        // no round yet, a non-positive answer or a stale round: no reference price
+        if (answer <= 0 || startedAt == 0 || answeredInRound < roundId) return (0, at);
         return (uint256(answer) * 10 ** (18 - feed.decimals()), at);
     }
 
@@ -85,6 +87,8 @@ contract PriceOracle is AccessControl {
         KeeperPrice memory kp = keeperPrice[pairId];
         (uint256 ref, uint256 refAt) = referencePrice(pairId);
         uint256 maxAge = maxPriceAgeSeconds;
+        // a zero price means "never set": exact on purpose
+        // slither-disable-next-line incorrect-equality
         if (kp.price == 0 || ref == 0 || block.timestamp > kp.updatedAt + maxAge || block.timestamp > refAt + maxAge) {
             return (0, RejectReason.PriceStale);
         }
@@ -102,6 +106,8 @@ contract PriceOracle is AccessControl {
     ///         age.
     function freshMarkPrice(uint256 pairId) external view returns (uint256) {
         KeeperPrice memory kp = keeperPrice[pairId];
+        // a zero price means "never set": exact on purpose
+        // slither-disable-next-line incorrect-equality
         if (kp.price == 0 || block.timestamp > kp.updatedAt + maxPriceAgeSeconds) {
             revert Errors.PriceStale(pairId, kp.updatedAt, maxPriceAgeSeconds);
         }

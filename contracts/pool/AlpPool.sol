@@ -135,9 +135,9 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuard {
             revert Errors.ReserveNotCovered(balanceAfterUsd, reserveUsd);
         }
 
-        // 3. burn, then pay
-        alp.burn(msg.sender, alpAmount);
+        // 3. book, burn, then pay
         poolBalance = balanceAfter;
+        alp.burn(msg.sender, alpAmount);
         collateral.safeTransfer(msg.sender, amountOut);
 
         emit Withdraw(

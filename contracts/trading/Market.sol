@@ -74,6 +74,8 @@ contract Market is INavSource, AccessControl {
     function accrue(uint256 pairId) public onlyRole(ENGINE_ROLE) returns (Indexes memory idx) {
         idx = indexesNow(pairId);
         Indexes storage stored = _indexes[pairId];
+        // same second: nothing accrued, nothing to write (timestamps compare exactly on purpose)
+        // slither-disable-next-line incorrect-equality
         if (stored.updatedAt == idx.updatedAt) return idx;
         _indexes[pairId] = idx;
         emit IndexesUpdated(pairId, idx.holding, idx.fundingLong, idx.fundingShort, idx.updatedAt);
@@ -123,12 +125,17 @@ contract Market is INavSource, AccessControl {
     /// @notice The pair's indexes as they would be if accrued now.
     function indexesNow(uint256 pairId) public view returns (Indexes memory idx) {
         idx = _indexes[pairId];
+        // a pair never accrued starts now; no elapsed time accrues nothing (exact on purpose)
+        // slither-disable-next-line incorrect-equality
         uint256 elapsed = idx.updatedAt == 0 ? 0 : block.timestamp - idx.updatedAt;
         idx.updatedAt = block.timestamp;
+        // slither-disable-next-line incorrect-equality
         if (elapsed == 0) return idx;
         idx.holding += holdingRatePerHourWad * elapsed / HOUR;
         uint256 longOi = _longs[pairId].oiUsd;
         uint256 shortOi = _shorts[pairId].oiUsd;
+        // balanced open interest pays no funding: an exact comparison of two sums
+        // slither-disable-next-line incorrect-equality
         if (longOi == shortOi) return idx;
         // rate = fundingRate x (long - short) / max(long, short); the heavier side pays it,
         // the lighter side receives it, the pool keeps the difference
@@ -161,7 +168,8 @@ contract Market is INavSource, AccessControl {
             Side storage longs = _longs[pairId];
             Side storage shorts = _shorts[pairId];
             if (longs.oiUsd == 0 && shorts.oiUsd == 0) continue;
-            (uint192 price,) = oracle.keeperPrice(pairId);
+            (uint192 price, uint64 updatedAt) = oracle.keeperPrice(pairId);
+            updatedAt; // NAV marks at the last keeper price; freshness is checked where it matters
             Indexes memory idx = indexesNow(pairId);
             claimUsd += _sideClaim(longs, true, price, idx.holding, idx.fundingLong);
             claimUsd += _sideClaim(shorts, false, price, idx.holding, idx.fundingShort);
@@ -172,7 +180,10 @@ contract Market is INavSource, AccessControl {
     function requireFreshPrices() external view {
         uint256 n = pairs.pairCount();
         for (uint256 pairId = 0; pairId < n; pairId++) {
-            if (_longs[pairId].oiUsd != 0 || _shorts[pairId].oiUsd != 0) oracle.freshMarkPrice(pairId);
+            if (_longs[pairId].oiUsd != 0 || _shorts[pairId].oiUsd != 0) {
+                // reverts PriceStale when stale; the price itself is not needed here
+                require(oracle.freshMarkPrice(pairId) != 0);
+            }
         }
     }
 
@@ -189,8 +200,8 @@ contract Market is INavSource, AccessControl {
         return holding + funding - pnl;
     }
 
-    function _floorDiv(int256 a, int256 b) private pure returns (int256 q) {
-        q = a / b;
-        if (a % b != 0 && (a < 0) != (b < 0)) q -= 1;
+    /// @dev a / b rounded toward negative infinity for b > 0 (Solidity's `/` rounds toward zero).
+    function _floorDiv(int256 a, int256 b) private pure returns (int256) {
+        return a >= 0 ? a / b : -((-a + b - 1) / b);
     }
 }

