@@ -96,3 +96,23 @@ def test_chain_override_runs_the_same_file_on_the_other_chain(build):
     run = ScenarioRunner(scenario, chain="arbitrum", build=build).run()
     assert run.report["chain"] == "arbitrum"
     assert run.report["positions"]["degen-1001x"]["execution_fee_usd"] == Decimal("0.2")
+
+
+def test_ctrl_c_stops_with_a_partial_report(tmp_path):
+    """A long run interrupted by Ctrl-C still prints (and writes) what it did so far."""
+    import signal
+    import time
+
+    path = find_project().root / "scenarios" / "leverage_ladder.yaml"
+    proc = subprocess.Popen([sys.executable, "-m", "alpsim.cli", "run", str(path), "--json", "--report",
+                             str(tmp_path / "partial")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "120"})
+    time.sleep(6)  # compiled and deployed, somewhere in the hour-long price path
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    data = json.loads(out)
+    assert data["incomplete"]["interrupted"] is True
+    assert 0 < data["incomplete"]["steps_done"] < len(load_scenario(path).steps)
+    assert "interrupted after" in err
+    assert (tmp_path / "partial" / "summary.md").read_text().count("Incomplete run") == 1

@@ -36,6 +36,24 @@ STEPS = int(os.environ.get("ALPSIM_SOAK_STEPS", "25"))
 STATS = {"steps": 0, "checks": 0}
 
 _SIMS: dict[str, Alpsim] = {}
+NAMES = {1: "t1", 2: "t2", 3: "t3", 4: "t4", 5: "lp5", 6: "lp6"}
+FAILURE_FILE = "build/stateful-failure.yaml"
+
+
+def _dump_on_failure(method):  # noqa: ANN001, ANN201
+    """On a failure, the sequence so far is written (and printed) as a scenario file; the last
+    one written is hypothesis's shrunk sequence."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        try:
+            return method(self, *args, **kwargs)
+        except Exception:
+            self.write_scenario()
+            raise
+
+    return wrapper
 
 
 def _sim(chain: str) -> Alpsim:
@@ -55,6 +73,23 @@ class ExchangeMachine(RuleBasedStateMachine):
         self.mirror = Mirror(self.sim)
         self.minted = 0
         self.prices = {pair: Decimal(p) for pair, (p, _) in PAIRS.items()}
+        self.script: list[str] = []
+        self.scenario_ids: dict[int, str] = {}  # position id -> scenario id
+        self.request_ids: dict[int, str] = {}
+        self.flags: dict[int, dict] = {}
+
+    def step(self, line: str) -> None:
+        self.script.append(line)
+
+    def write_scenario(self) -> None:
+        from pathlib import Path
+
+        funds = ", ".join(f"{NAMES[a]}: {50_000 if a in TRADERS else 2_000_000}" for a in TRADERS + LPS)
+        text = "\n".join([f"name: stateful failure ({self.chain})", f"chain: {self.chain}", "seed: 99",
+                          f"funds: {{{funds}}}", "steps:", *("  " + line for line in self.script)]) + "\n"
+        Path(FAILURE_FILE).parent.mkdir(exist_ok=True)
+        Path(FAILURE_FILE).write_text(text)
+        print(f"\n--- the failing sequence as a scenario ({FAILURE_FILE}) ---\n{text}")
 
     def teardown(self) -> None:
         self.sim.revert(self.snap)
@@ -88,13 +123,17 @@ class ExchangeMachine(RuleBasedStateMachine):
         for trader in TRADERS:
             self._fund(trader, 50_000)
         self.mirror.set_prices({p: v for p, v in self.prices.items()})
+        self.step("- prices: {" + ", ".join(f"{p}: {v}" for p, v in self.prices.items()) + "}")
+        self.step(f"- deposit: {{who: {NAMES[LPS[0]]}, amount: 2000000}}")
         self.mirror.set_platform_token_price(1)
 
     # ----- LPs
     @rule(lp=st.sampled_from(LPS), amount=st.integers(min_value=1, max_value=500_000))
+    @_dump_on_failure
     def deposit(self, lp: int, amount: int) -> None:
         if self.sim.collateral_units(lp) < self.sim.to_units(amount):
             return
+        self.step(f"- deposit: {{who: {NAMES[lp]}, amount: {amount}}}")
         before = self.sim.pool().alp_price_wad
         self._push_prices()
         self._same_refusal(lambda: self.mirror.deposit(lp, amount),
@@ -103,11 +142,13 @@ class ExchangeMachine(RuleBasedStateMachine):
         self._alp_price_moved_by_fee_at_most(before)
 
     @rule(lp=st.sampled_from(LPS), share=st.integers(min_value=1, max_value=100))
+    @_dump_on_failure
     def withdraw(self, lp: int, share: int) -> None:
         held = self.sim.alp_balance_wad(lp)
         if held == 0:
             return
         alp = max(held * share // 100, 1)
+        self.step(f"- withdraw: {{who: {NAMES[lp]}, alp: {Decimal(alp) / 10**18}}}")
         before = self.sim.pool().alp_price_wad
         self._push_prices()
         self._same_refusal(lambda: self.mirror.withdraw(lp, Decimal(alp) / 10**18),
@@ -128,6 +169,7 @@ class ExchangeMachine(RuleBasedStateMachine):
           leverage=st.sampled_from([1, 3, 10, 50, 100, 250, 499, 500, 777, 999, 1000, 1001, 1500]),
           amount=st.integers(min_value=1, max_value=20_000), tp=st.sampled_from([None, 0.002, 0.05, 5.0]),
           sl=st.sampled_from([None, 0.001, 0.02]))
+    @_dump_on_failure
     def open(self, trader: int, pair: str, long: bool, leverage: int, amount: int, tp, sl) -> None:  # noqa: ANN001
         if self.sim.collateral_units(trader) < self.sim.to_units(amount):
             return
@@ -136,9 +178,16 @@ class ExchangeMachine(RuleBasedStateMachine):
         take_profit = 0 if tp is None else (price * (1 + sign * Decimal(str(tp)))).quantize(Decimal("0.0001"))
         stop_loss = 0 if sl is None else (price * (1 - sign * Decimal(str(sl)))).quantize(Decimal("0.0001"))
         take_profit, stop_loss = max(take_profit, 0), max(stop_loss, 0)
+        sid = f"p{len(self.script)}"
+        flags = "".join(f", {k}: true" for k, v in self.flags.get(trader, {}).items() if v)
+        self.step(f"- open: {{id: {sid}, who: {NAMES[trader]}, pair: {pair}, side: {'long' if long else 'short'}, "
+                  f"amount: {amount}, leverage: {leverage}"
+                  + (f", tp: {take_profit}" if take_profit else "") + (f", sl: {stop_loss}" if stop_loss else "")
+                  + flags + "}")
         try:
-            self.mirror.open(trader, pair, "long" if long else "short", amount, leverage,
-                             take_profit=take_profit, stop_loss=stop_loss)
+            opened = self.mirror.open(trader, pair, "long" if long else "short", amount, leverage,
+                                      take_profit=take_profit, stop_loss=stop_loss)
+            self.scenario_ids[opened.position.id] = sid
         except OrderRejected:
             pass
         except ContractRevert as revert:  # a request the contract refuses outright
@@ -151,9 +200,17 @@ class ExchangeMachine(RuleBasedStateMachine):
         if self.sim.collateral_units(trader) < self.sim.to_units(amount):
             return None
         leverage = min(leverage, PAIRS[pair][1])
-        return self.mirror.request_open(trader, pair, "long" if long else "short", amount, leverage)
+        sid = f"r{len(self.script)}"
+        self.step("- keeper: {online: false}")
+        self.step(f"- open: {{id: {sid}, who: {NAMES[trader]}, pair: {pair}, side: {'long' if long else 'short'}, "
+                  f"amount: {amount}, leverage: {leverage}}}")
+        self.step("- keeper: {online: true}  # (the machine leaves it pending until keeper_back)")
+        pending = self.mirror.request_open(trader, pair, "long" if long else "short", amount, leverage)
+        self.request_ids[pending.request_id] = sid
+        return pending
 
     @rule(pending=pendings)
+    @_dump_on_failure
     def keeper_back(self, pending) -> None:  # noqa: ANN001
         if pending is None or self.mirror.model.requests[pending.request_id].status != "pending":
             return
@@ -170,19 +227,23 @@ class ExchangeMachine(RuleBasedStateMachine):
             pass
 
     @rule(pending=pendings)
+    @_dump_on_failure
     def cancel(self, pending) -> None:  # noqa: ANN001
         if pending is None:
             return
+        self.step(f"- cancel: {{id: {self.request_ids.get(pending.request_id, pending.request_id)}}}")
         self._same_refusal(
             lambda: self.mirror.cancel(pending.trader, pending.request_id),
             lambda m: m.cancel_request(pending.trader, pending.request_id, self.sim.devnet.block_number + 1))
 
     @rule(index=st.integers(min_value=0, max_value=50))
+    @_dump_on_failure
     def close(self, index: int) -> None:
         ids = sorted(self.mirror.model.positions)
         if not ids:
             return
         pid = ids[index % len(ids)]
+        self.step(f"- close: {{id: {self.scenario_ids.get(pid, pid)}}}")
         trader = self.mirror.model.positions[pid].trader
         try:
             closed = self.mirror.close(trader, pid)
@@ -193,6 +254,7 @@ class ExchangeMachine(RuleBasedStateMachine):
 
     @rule(trader=st.sampled_from(TRADERS))
     def bind_referral(self, trader: int) -> None:
+        self.flags.setdefault(trader, {})["referral"] = True
         if self.sim.address(trader) not in self.mirror.model.referred:
             self.mirror.bind_referral(trader, 0)
 
@@ -201,31 +263,40 @@ class ExchangeMachine(RuleBasedStateMachine):
         if funded:
             self.mirror.fund_platform_token(trader, 1_000)
         self.mirror.set_fee_in_token(trader, enabled)
+        self.flags.setdefault(trader, {})["fee_token"] = enabled
 
     # ----- market and keeper
     @rule(pair=st.sampled_from(sorted(PAIRS)), bps=st.one_of(st.integers(-30, 30), st.integers(-800, 800)))
+    @_dump_on_failure
     def move_price(self, pair: str, bps: int) -> None:
         self.prices[pair] = (self.prices[pair] * (10_000 + bps) / 10_000).quantize(Decimal("0.0001"))
+        self.step(f"- prices: {{{pair}: {self.prices[pair]}}}")
         self.mirror.set_prices({pair: self.prices[pair]})
 
     @rule(pair=st.sampled_from(sorted(PAIRS)), bps=st.integers(min_value=101, max_value=500), up=st.booleans())
     def reference_gap(self, pair: str, bps: int, up: bool) -> None:
         """The reference feed jumps away from the keeper's price: over 1% trips the breaker."""
         factor = (10_000 + bps) if up else (10_000 - bps)
+        self.step(f"# the reference feed of {pair} jumps {'+' if up else '-'}{bps} bp (no scenario step for it)")
         self.mirror.set_reference(pair, (self.prices[pair] * factor / 10_000).quantize(Decimal("0.0001")))
 
     @rule(seconds=st.sampled_from([1, 30, 61, 600, 3600, 86_400, 172_800]))
+    @_dump_on_failure
     def time_passes(self, seconds: int) -> None:
+        self.step(f"- wait: {{seconds: {seconds}}}")
         self.mirror.wait(seconds)
 
     @rule()
+    @_dump_on_failure
     def keeper_runs_triggers(self) -> None:
+        self.step("- keeper: {}")
         for closed in self.mirror.run_triggers():
             p = closed.position
             assert closed.payout_wad <= p.margin_wad + p.max_profit_wad
 
     # ----- invariants
     @invariant()
+    @_dump_on_failure
     def chain_equals_model_and_value_is_conserved(self) -> None:
         STATS["steps"] += 1
         self.mirror.check()
@@ -267,3 +338,24 @@ def test_report_budget():
     """Prints what the run did (visible with -s; `make soak` shows it)."""
     print(f"stateful: {STATS['steps']} steps, {STATS['checks']} invariant checks")
     assert STATS["steps"] > 0
+
+
+def test_a_recorded_sequence_is_a_valid_scenario_file(tmp_path, monkeypatch):
+    """What a failure prints is a scenario `alpsim run` accepts."""
+    from alpsim.scenario import load_scenario
+
+    monkeypatch.setattr(__import__(__name__), "FAILURE_FILE", str(tmp_path / "failure.yaml"))
+    machine = BnbMachine()
+    try:
+        machine.start()
+        machine.open(trader=1, pair="BTC/USD", long=True, leverage=100, amount=100, tp=0.05, sl=0.02)
+        machine.move_price(pair="BTC/USD", bps=-30)
+        machine.time_passes(seconds=600)
+        machine.keeper_runs_triggers()
+        machine.close(index=0)
+        machine.write_scenario()
+    finally:
+        machine.teardown()
+    scenario = load_scenario(tmp_path / "failure.yaml")
+    assert [s.kind for s in scenario.steps] == ["prices", "deposit", "open", "prices", "wait", "keeper", "close"]
+    assert scenario.accounts == ["t1", "t2", "t3", "t4", "lp5", "lp6"]
