@@ -28,10 +28,12 @@ def _deposit_with_plain_web3(w3: Web3, path) -> None:
     lp = w3.eth.accounts[3]
     decimals = c["collateral"].functions.decimals().call()
     amount = 250 * 10**decimals
-    c["collateral"].functions.mint(lp, amount).transact({"from": data["deployer"]})
-    c["collateral"].functions.approve(c["pool"].address, amount).transact({"from": lp})
-    tx = c["pool"].functions.deposit(amount, 0).transact({"from": lp})
-    assert w3.eth.get_transaction_receipt(tx)["status"] == 1
+    def mined(tx_hash):  # noqa: ANN001, ANN202 - a node may answer before it mines
+        return w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
+
+    mined(c["collateral"].functions.mint(lp, amount).transact({"from": data["deployer"]}))
+    mined(c["collateral"].functions.approve(c["pool"].address, amount).transact({"from": lp}))
+    assert mined(c["pool"].functions.deposit(amount, 0).transact({"from": lp}))["status"] == 1
     # 0.25% mint fee at 1 USD per ALP: 249.375 ALP
     assert c["alp"].functions.balanceOf(lp).call() == 249_375 * 10**15
     assert c["pool"].functions.nav().call() == 250 * 10**18

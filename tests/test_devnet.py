@@ -55,7 +55,7 @@ def test_signed_transaction_for_the_profile_chain_id_is_accepted(devnet):
           "chainId": devnet.profile.chain_id, "type": 2}
     before = w3.eth.get_balance(devnet.accounts[8])
     tx_hash = w3.eth.send_raw_transaction(key.sign_transaction(tx).raw_transaction)
-    assert w3.eth.get_transaction_receipt(tx_hash)["status"] == 1
+    assert w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)["status"] == 1
     assert w3.eth.get_balance(devnet.accounts[8]) == before + 12345
     wrong = {**tx, "nonce": tx["nonce"] + 1, "chainId": 1}
     with pytest.raises(Exception):

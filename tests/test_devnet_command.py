@@ -66,9 +66,10 @@ def test_devnet_serves_trades_and_stops_cleanly(tmp_path):
         c = {role: w3.eth.contract(address=e["address"], abi=e["abi"]) for role, e in data["contracts"].items()}
         lp = w3.eth.accounts[3]
         amount = 1_000 * 10**18
-        c["collateral"].functions.approve(c["pool"].address, amount).transact({"from": lp})
+        w3.eth.wait_for_transaction_receipt(
+            c["collateral"].functions.approve(c["pool"].address, amount).transact({"from": lp}), timeout=30)
         before = c["alp"].functions.balanceOf(lp).call()
-        c["pool"].functions.deposit(amount, 0).transact({"from": lp})
+        w3.eth.wait_for_transaction_receipt(c["pool"].functions.deposit(amount, 0).transact({"from": lp}), timeout=30)
         assert c["alp"].functions.balanceOf(lp).call() > before
 
         # a one-click open through the requests, executed by the devnet's background keeper
