@@ -58,5 +58,8 @@ soak: setup
 	ALPSIM_SOAK_EXAMPLES=$${ALPSIM_SOAK_EXAMPLES:-400} ALPSIM_SOAK_STEPS=$${ALPSIM_SOAK_STEPS:-60} \
 		$(PY) -m pytest -s -q tests/test_stateful.py
 
+bench: setup
+	$(ALPSIM) bench
+
 clean:
 	rm -rf build .pytest_cache

@@ -271,6 +271,14 @@ def keeper_cmd(
     console.print(f"keeper: {loop.ticks} ticks, {loop.executed} requests executed")
 
 
+@app.command("bench")
+def bench_cmd(positions: Annotated[int, typer.Option("--positions", help="Positions open for the loaded run.")] = 1000) -> None:
+    """Gas per operation, fresh and with many positions open; writes build/bench.json."""
+    from .bench import run_bench
+
+    run_bench(console, positions)
+
+
 @app.command("demo")
 def demo_cmd() -> None:
     """Deploy both chain profiles on the embedded devnet and run the showcase."""
