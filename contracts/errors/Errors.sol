@@ -12,6 +12,8 @@ library Errors {
     error ZeroAddress();
     /// @notice Thrown when an amount is so small that its output rounds to zero.
     error AmountTooSmall(uint256 amount);
+    /// @notice Thrown when an amount is too large for the pool's arithmetic.
+    error AmountTooLarge(uint256 amount, uint256 max);
     /// @notice Thrown when a basis-point setting is above 100%.
     error InvalidBps(uint256 bps);
     /// @notice Thrown when a token's decimals are above 18.

@@ -71,6 +71,8 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuard {
         returns (uint256 alpOut)
     {
         if (amount == 0) revert Errors.ZeroAmount();
+        uint256 maxAmount = type(uint256).max / (tokenToUsdScale * Units.BPS);
+        if (amount > maxAmount) revert Errors.AmountTooLarge(amount, maxAmount);
         _requireFreshPrices();
         uint256 amountUsd = Units.tokenToUsd(amount, tokenToUsdScale);
         uint256 supply = alp.totalSupply();

@@ -60,6 +60,9 @@ class PoolModel:
     def deposit(self, lp: str, amount: int, now: int, min_alp_out: int = 0) -> int:
         if amount == 0:
             raise PoolRefusal("ZeroAmount")
+        max_amount = (2**256 - 1) // (self.scale * BPS)
+        if amount > max_amount:
+            raise PoolRefusal("AmountTooLarge", amount=amount, max=max_amount)
         net_usd_bps = amount * self.scale * (BPS - self.mint_fee_bps)
         if self.alp_supply == 0:
             alp_out = net_usd_bps // BPS

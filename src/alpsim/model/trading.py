@@ -385,6 +385,9 @@ class ExchangeModel:
     def deposit(self, lp: str, amount: int, now: int, min_alp_out: int = 0) -> int:
         if amount == 0:
             raise ModelRefusal("ZeroAmount")
+        max_amount = (2**256 - 1) // (self.scale * BPS)
+        if amount > max_amount:
+            raise ModelRefusal("AmountTooLarge", amount=amount, max=max_amount)
         self.require_fresh_prices(now)
         self.refresh_pool_claim(now)
         alp = self._pool_call(lambda: self.pool.deposit(lp, amount, now, min_alp_out))

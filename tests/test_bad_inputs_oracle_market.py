@@ -1,0 +1,351 @@
+"""Every bad input to the price oracle, the reference feeds and the market aggregates (SPEC
+sections 1, 8, 9, 13), table-driven, on both chain profiles: prices are recorded only by the
+trading engine (UPDATER), never zero or beyond uint192; feeds move only by their feeders; the
+market's aggregates move only by the engine (ENGINE); settings only by the admin; a mark price
+older than the maximum age is refused. Each refusal raises the exact error with its arguments
+and leaves every balance, price and aggregate unchanged.
+
+Rows name a prepared state (built once per profile, then restored by a devnet snapshot), an
+optional preparation, the caller, the contract, the call and its arguments, the expected error
+and its fields. Arguments and fields may be functions of the deployed system, read just before
+the call."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, Callable
+
+import pytest
+
+from alpsim import errors
+from alpsim.deployment import feed_role
+
+WAD = 10**18
+MAX = 2**256 - 1
+ZERO_ADDRESS = "0x" + "00" * 20
+PRICES = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
+MAX_AGE_S = 60  # SPEC 8
+
+ADMIN, TRADER, UPDATER, LP, TREASURY, KEEPER = 0, 1, 5, 7, 8, 9
+EOA_ROLES = {"admin": ADMIN, "trader": TRADER, "lp": LP, "treasury": TREASURY, "keeper": KEEPER}
+"""One account per EOA role (SPEC 1). The trading engine, a contract, holds UPDATER on the
+oracle and ENGINE on the market; account UPDATER is granted UPDATER by the admin in the
+`updater` state only."""
+NON_ADMINS = {k: v for k, v in EOA_ROLES.items() if k != "admin"}
+NON_KEEPERS = {k: v for k, v in EOA_ROLES.items() if k != "keeper"}
+NON_FEEDERS = {k: v for k, v in EOA_ROLES.items() if k not in ("admin", "keeper")}
+
+
+# ------------------------------------------------------------------ snapshot and refused()
+
+_SNAPSHOTS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def snapshot(sim) -> dict:
+    """Every balance a refusal must leave alone, and the oracle's, the feeds' and the market's
+    state. Memoized by the head block's hash (the same hash is the same state)."""
+    memo = _SNAPSHOTS.setdefault(sim.devnet, {})
+    head = bytes(sim.devnet.w3.eth.get_block("latest")["hash"])
+    if head in memo:
+        return memo[head]
+    c = sim.contracts
+    eoas = [sim.address(i) for i in range(10)]
+    holders = eoas + [c["pool"].address, c["trading"].address]
+    oracle, market = c["oracle"], c["market"]
+    pair_ids = range(len(sim.deployment.pairs))
+    snap = {
+        "collateral": [c["collateral"].call("balanceOf", a) for a in holders],
+        "alp": [c["alp"].call("balanceOf", a) for a in eoas],
+        "alp_supply": c["alp"].call("totalSupply"),
+        "pool_balance_units": c["pool"].call("poolBalance"),  # sim.pool().balance_units
+        "reserve_wad": c["pool"].call("reserveUsd"),
+        "platform": [c["platform_token"].call("balanceOf", a) for a in holders],
+        "oracle": ([oracle.call("keeperPrice", i) for i in pair_ids]
+                   + [oracle.call("referenceFeed", i) for i in pair_ids]
+                   + [oracle.call(f) for f in ("platformTokenPriceUsd", "maxPriceAgeSeconds", "circuitBreakerBps",
+                                               "worsePriceBps")]),
+        "feeds": [c[feed_role(name)].call("latestRoundData") for name in sim.deployment.pairs],
+        "market": ([market.call(f) for f in ("holdingRatePerHourWad", "fundingRatePerHourWad")]
+                   + [market.call("side", 0, is_long) for is_long in (True, False)]),
+    }
+    memo[head] = snap
+    return snap
+
+
+def refused(sim, error_class: type, action: Callable[[], Any], **fields: Any) -> errors.ContractRevert:
+    """`action` reverts with exactly `error_class`, exactly these `fields`, and changes nothing."""
+    before = snapshot(sim)
+    with pytest.raises(errors.ContractRevert) as info:
+        action()
+    assert type(info.value) is error_class, f"expected {error_class.__name__}, got {info.value!r}"
+    assert info.value.error_args == fields
+    assert snapshot(sim) == before
+    return info.value
+
+
+# ------------------------------------------------------------------ prepared states
+
+def _wait_until_latest_block_at(sim, timestamp: int) -> None:
+    """Moves the clock so that the latest block, the one calls run on, is stamped `timestamp`."""
+    clock = sim.devnet.clock
+    if clock.head_ms // 1000 != timestamp:
+        assert timestamp * 1000 > clock.head_ms, (timestamp, clock.head_ms)
+        sim.devnet.advance_time((timestamp * 1000 - clock.head_ms) / 1000)
+    assert sim.devnet.timestamp == timestamp
+
+
+def _build_market(sim) -> None:
+    """Pool liquidity, a BTC long open (BTC has a keeper price on chain, the other pairs none),
+    the keeper's platform-token price set, platform tokens in a few hands."""
+    sim.fund(LP, 100_000)
+    sim.deposit(LP, 100_000)
+    sim.fund(TRADER, 1_000)
+    for who in (TRADER, TREASURY):
+        sim.contracts["platform_token"].transact("mint", sim.address(who), 1_000 * WAD, sender=sim.address(ADMIN))
+    sim.contracts["oracle"].transact("setPlatformTokenPrice", 2 * WAD, sender=sim.address(KEEPER))
+    sim.keeper.set_prices(PRICES)
+    sim.open(TRADER, "BTC/USD", "long", 500, 20)
+
+
+def _build_updater(sim) -> None:
+    """market, and the admin grants UPDATER to account UPDATER (as it did to the engine)."""
+    _build_market(sim)
+    oracle = sim.contracts["oracle"]
+    oracle.transact("grantRole", oracle.call("UPDATER_ROLE"), sim.address(UPDATER), sender=sim.address(ADMIN))
+
+
+BUILDERS = {"market": _build_market, "updater": _build_updater}
+_STATES: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def enter(sim, state: str) -> None:
+    """Brings the chain (and the client's bookkeeping) to `state`: built the first time on each
+    profile, restored from its snapshot after that. Call it once, first thing in a test: states
+    are built on the deployed system the `sim` fixture starts from (and reverts to after)."""
+    cache = _STATES.setdefault(sim.devnet, {})
+    if state in cache:
+        sim.revert(cache[state])
+    else:
+        BUILDERS[state](sim)
+        sim.devnet.mine()  # an empty head block: restoring a snapshot re-executes its head block
+        cache[state] = sim.snapshot()
+
+
+def resolve(value: Any, sim) -> Any:
+    return value(sim) if callable(value) else value
+
+
+def run_row(sim, state, prep, caller, contract, function, args, error, fields, *, view: bool = False) -> None:
+    enter(sim, state)
+    if prep:
+        prep(sim)
+    args = args(sim) if callable(args) else tuple(resolve(a, sim) for a in args)
+    fields = {k: resolve(v, sim) for k, v in resolve(fields, sim).items()}
+    target = sim.contracts[contract]
+    who = sim.address(caller)
+    if view:
+        action = lambda: target.call(function, *args, sender=who)  # noqa: E731
+    else:
+        action = lambda: target.transact(function, *args, sender=who)  # noqa: E731
+    refused(sim, getattr(errors, error), action, **fields)
+
+
+ROW_ARGS = "state, prep, caller, contract, function, args, error, fields"
+
+
+def params(rows: list[tuple]) -> dict:
+    return {"argvalues": [r[1:] for r in rows], "ids": [r[0] for r in rows]}
+
+
+def addr(i: int) -> Callable:
+    return lambda s: s.address(i)
+
+
+def role_of(contract: str, name: str) -> Callable:
+    return lambda s: s.contracts[contract].call(name)
+
+
+def unauthorized(who: int, contract: str, role: str) -> dict:
+    return {"account": addr(who), "neededRole": role_of(contract, role)}
+
+
+def price_at(pair_id: int) -> Callable:
+    return lambda s: s.contracts["oracle"].call("keeperPrice", pair_id)[1]
+
+
+# ------------------------------------------------------------------ preparations
+
+def revoke_updater(s) -> None:
+    oracle = s.contracts["oracle"]
+    oracle.transact("revokeRole", oracle.call("UPDATER_ROLE"), s.address(UPDATER), sender=s.address(ADMIN))
+
+
+def btc_price_older_than(seconds: int, max_age: int | None = None) -> Callable:
+    """The keeper pushes again, the admin optionally sets the maximum age, and the latest block
+    (the one a call runs on) is `seconds` after BTC's keeper price."""
+    def prep(s):
+        s.keeper.push_prices([0])
+        if max_age is not None:
+            s.contracts["oracle"].transact("setGuardSettings", max_age, 100, 10, sender=s.address(ADMIN))
+        _wait_until_latest_block_at(s, price_at(0)(s) + seconds)
+    return prep
+
+
+def wait_seconds(seconds: int) -> Callable:
+    return lambda s: s.devnet.advance_time(seconds)
+
+
+# ------------------------------------------------------------------ oracle: prices and settings
+
+ORACLE_ROWS = [
+    # --- setPrice: UPDATER only (the engine), every EOA role refused
+    *[(f"setPrice-by-{name}", "market", None, who, "oracle", "setPrice", (0, 61_000 * WAD),
+       "AccessControlUnauthorizedAccount", unauthorized(who, "oracle", "UPDATER_ROLE"))
+      for name, who in EOA_ROLES.items()],
+    ("setPrice-by-revoked-updater", "updater", revoke_updater, UPDATER, "oracle", "setPrice", (0, 61_000 * WAD),
+     "AccessControlUnauthorizedAccount", unauthorized(UPDATER, "oracle", "UPDATER_ROLE")),
+    # --- setPrice by an updater: zero and beyond uint192
+    ("setPrice-zero", "updater", None, UPDATER, "oracle", "setPrice", (0, 0), "InvalidPriceInput", {"pairId": 0}),
+    ("setPrice-zero-unpriced-pair", "updater", None, UPDATER, "oracle", "setPrice", (3, 0),
+     "InvalidPriceInput", {"pairId": 3}),
+    ("setPrice-uint192-max-plus-one", "updater", None, UPDATER, "oracle", "setPrice", (1, 2**192),
+     "InvalidPriceInput", {"pairId": 1}),
+    ("setPrice-max-uint", "updater", None, UPDATER, "oracle", "setPrice", (2, MAX), "InvalidPriceInput", {"pairId": 2}),
+    ("setPrice-zero-unknown-pair", "updater", None, UPDATER, "oracle", "setPrice", (99, 0),
+     "InvalidPriceInput", {"pairId": 99}),
+    ("setPrice-max-uint-pair-and-price", "updater", None, UPDATER, "oracle", "setPrice", (MAX, MAX),
+     "InvalidPriceInput", {"pairId": MAX}),
+    # --- settings: ADMIN only
+    *[(f"setReferenceFeed-by-{name}", "market", None, who, "oracle", "setReferenceFeed", (0, ZERO_ADDRESS),
+       "AccessControlUnauthorizedAccount", unauthorized(who, "oracle", "ADMIN_ROLE"))
+      for name, who in NON_ADMINS.items()],
+    *[(f"setGuardSettings-by-{name}", "market", None, who, "oracle", "setGuardSettings", (MAX, MAX, MAX),
+       "AccessControlUnauthorizedAccount", unauthorized(who, "oracle", "ADMIN_ROLE"))
+      for name, who in NON_ADMINS.items()],
+    *[(f"grant-updater-to-self-by-{name}", "market", None, who, "oracle", "grantRole",
+       (role_of("oracle", "UPDATER_ROLE"), addr(who)),
+       "AccessControlUnauthorizedAccount", unauthorized(who, "oracle", "DEFAULT_ADMIN_ROLE"))
+      for name, who in NON_ADMINS.items()],
+    # --- the platform token's price: KEEPER only
+    *[(f"setPlatformTokenPrice-by-{name}", "market", None, who, "oracle", "setPlatformTokenPrice", (WAD // 2,),
+       "AccessControlUnauthorizedAccount", unauthorized(who, "oracle", "KEEPER_ROLE"))
+      for name, who in NON_KEEPERS.items()],
+]
+
+
+@pytest.mark.parametrize(ROW_ARGS, **params(ORACLE_ROWS))
+def test_oracle_refused(sim, state, prep, caller, contract, function, args, error, fields):
+    run_row(sim, state, prep, caller, contract, function, args, error, fields)
+
+
+def test_only_the_engine_records_prices_and_only_the_keeper_prices_the_platform_token(sim):
+    """The premise of the oracle rows."""
+    oracle = sim.contracts["oracle"]
+    updater, keeper = oracle.call("UPDATER_ROLE"), oracle.call("KEEPER_ROLE")
+    assert oracle.call("hasRole", updater, sim.contracts["trading"].address)
+    assert [i for i in range(10) if oracle.call("hasRole", updater, sim.address(i))] == []
+    assert [i for i in range(10) if oracle.call("hasRole", keeper, sim.address(i))] == [KEEPER]
+
+
+# ------------------------------------------------------------------ stale mark prices
+
+STALE_ROWS = [
+    ("never-priced-pair", "market", None, TRADER, "oracle", "freshMarkPrice", (3,),
+     "PriceStale", {"pairId": 3, "updatedAt": 0, "maxAge": MAX_AGE_S}),
+    ("unknown-pair", "market", None, TRADER, "oracle", "freshMarkPrice", (99,),
+     "PriceStale", {"pairId": 99, "updatedAt": 0, "maxAge": MAX_AGE_S}),
+    ("btc-61s-old", "market", btc_price_older_than(61), TRADER, "oracle", "freshMarkPrice", (0,),
+     "PriceStale", {"pairId": 0, "updatedAt": price_at(0), "maxAge": MAX_AGE_S}),
+    ("btc-an-hour-old", "market", wait_seconds(3600), KEEPER, "oracle", "freshMarkPrice", (0,),
+     "PriceStale", {"pairId": 0, "updatedAt": price_at(0), "maxAge": MAX_AGE_S}),
+    ("btc-11s-old-max-age-10s", "market", btc_price_older_than(11, max_age=10), TRADER, "oracle", "freshMarkPrice",
+     (0,), "PriceStale", {"pairId": 0, "updatedAt": price_at(0), "maxAge": 10}),
+    ("btc-1s-old-max-age-0", "market", btc_price_older_than(1, max_age=0), TRADER, "oracle", "freshMarkPrice",
+     (0,), "PriceStale", {"pairId": 0, "updatedAt": price_at(0), "maxAge": 0}),
+    # the pool's NAV source asks for every pair with open interest (only BTC here)
+    ("market-requireFreshPrices-btc-61s-old", "market", btc_price_older_than(61), LP, "market", "requireFreshPrices",
+     (), "PriceStale", {"pairId": 0, "updatedAt": price_at(0), "maxAge": MAX_AGE_S}),
+]
+
+
+@pytest.mark.parametrize(ROW_ARGS, **params(STALE_ROWS))
+def test_stale_mark_price_refused(sim, state, prep, caller, contract, function, args, error, fields):
+    run_row(sim, state, prep, caller, contract, function, args, error, fields, view=True)
+
+
+def test_a_price_exactly_max_age_old_is_still_fresh(sim):
+    """The boundary of the stale rows: at exactly 60 s the mark price is served."""
+    enter(sim, "market")
+    btc_price_older_than(MAX_AGE_S)(sim)
+    assert sim.devnet.timestamp == price_at(0)(sim) + MAX_AGE_S
+    assert sim.contracts["oracle"].call("freshMarkPrice", 0) == PRICES["BTC/USD"] * WAD
+
+
+# ------------------------------------------------------------------ reference feeds
+
+FEED_ROWS = [
+    *[(f"BTC-setAnswer-by-{name}", "market", None, who, feed_role("BTC/USD"), "setAnswer", (1,),
+       "AccessControlUnauthorizedAccount", unauthorized(who, feed_role("BTC/USD"), "FEEDER_ROLE"))
+      for name, who in NON_FEEDERS.items()],
+    *[(f"{pair.split('/')[0]}-setAnswer-by-trader", "market", None, TRADER, feed_role(pair), "setAnswer", (-1,),
+       "AccessControlUnauthorizedAccount", unauthorized(TRADER, feed_role(pair), "FEEDER_ROLE"))
+      for pair in ("ETH/USD", "SOL/USD", "AAPL/USD")],
+    *[(f"BTC-grant-feeder-to-self-by-{name}", "market", None, who, feed_role("BTC/USD"), "grantRole",
+       (role_of(feed_role("BTC/USD"), "FEEDER_ROLE"), addr(who)),
+       "AccessControlUnauthorizedAccount", unauthorized(who, feed_role("BTC/USD"), "DEFAULT_ADMIN_ROLE"))
+      for name, who in NON_ADMINS.items()],
+]
+
+
+@pytest.mark.parametrize(ROW_ARGS, **params(FEED_ROWS))
+def test_reference_feed_refused(sim, state, prep, caller, contract, function, args, error, fields):
+    run_row(sim, state, prep, caller, contract, function, args, error, fields)
+
+
+def test_feeders_are_the_admin_and_the_keeper(sim):
+    """The premise of the feed rows, on every pair's feed."""
+    for name in sim.deployment.pairs:
+        feed = sim.contracts[feed_role(name)]
+        feeder = feed.call("FEEDER_ROLE")
+        assert [i for i in range(10) if feed.call("hasRole", feeder, sim.address(i))] == [ADMIN, KEEPER], name
+
+
+# ------------------------------------------------------------------ market aggregates
+
+def _remove_whole_side(s) -> tuple:
+    """Arguments that would empty BTC's long side (it holds the open position)."""
+    side = s.contracts["market"].call("side", 0, True)
+    assert side["oiUsd"] > 0
+    return (0, True, side["oiUsd"], side["qty"], side["costUsd"], 0, 0)
+
+
+ENGINE_CALLS = [
+    ("accrue", (0,)),
+    ("addPosition", (0, True, 10_000 * WAD, WAD // 6, 10_000 * WAD)),
+    ("removePosition", _remove_whole_side),
+]
+MARKET_ROWS = [
+    *[(f"{fn}-by-{name}", "market", None, who, "market", fn, args,
+       "AccessControlUnauthorizedAccount", unauthorized(who, "market", "ENGINE_ROLE"))
+      for fn, args in ENGINE_CALLS for name, who in EOA_ROLES.items()],
+    *[(f"setRates-by-{name}", "market", None, who, "market", "setRates", (MAX, MAX),
+       "AccessControlUnauthorizedAccount", unauthorized(who, "market", "ADMIN_ROLE"))
+      for name, who in NON_ADMINS.items()],
+    *[(f"grant-engine-to-self-by-{name}", "market", None, who, "market", "grantRole",
+       (role_of("market", "ENGINE_ROLE"), addr(who)),
+       "AccessControlUnauthorizedAccount", unauthorized(who, "market", "DEFAULT_ADMIN_ROLE"))
+      for name, who in NON_ADMINS.items()],
+]
+
+
+@pytest.mark.parametrize(ROW_ARGS, **params(MARKET_ROWS))
+def test_market_refused(sim, state, prep, caller, contract, function, args, error, fields):
+    run_row(sim, state, prep, caller, contract, function, args, error, fields)
+
+
+def test_only_the_engine_moves_the_market(sim):
+    """The premise of the market rows."""
+    market = sim.contracts["market"]
+    engine = market.call("ENGINE_ROLE")
+    assert market.call("hasRole", engine, sim.contracts["trading"].address)
+    assert [i for i in range(10) if market.call("hasRole", engine, sim.address(i))] == []
