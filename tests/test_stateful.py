@@ -134,12 +134,17 @@ class ExchangeMachine(RuleBasedStateMachine):
         if self.sim.collateral_units(lp) < self.sim.to_units(amount):
             return
         self.step(f"- deposit: {{who: {NAMES[lp]}, amount: {amount}}}")
-        before = self.sim.pool().alp_price_wad
         self._push_prices()
-        self._same_refusal(lambda: self.mirror.deposit(lp, amount),
+        before = self.sim.pool().alp_price_wad
+        result = []
+        self._same_refusal(lambda: result.append(self.mirror.deposit(lp, amount)),
                            lambda m: m.deposit(self.sim.address(lp), self.sim.to_units(amount),
                                                self.sim.devnet.clock.next_timestamp))
-        self._alp_price_moved_by_fee_at_most(before)
+        if result:  # the depositor gets at most the amount less the fee, at the ALP price
+            value_in = self.sim.to_units(amount) * 10 ** (18 - self.sim.decimals)
+            got = result[0].alp_out_wad * before // 10**18
+            assert got <= value_in * 9_975 // 10_000 * (10**9 + 1) // 10**9 + 1, (got, value_in)
+        self._alp_price_never_falls(before)
 
     @rule(lp=st.sampled_from(LPS), share=st.integers(min_value=1, max_value=100))
     @_dump_on_failure
@@ -149,17 +154,22 @@ class ExchangeMachine(RuleBasedStateMachine):
             return
         alp = max(held * share // 100, 1)
         self.step(f"- withdraw: {{who: {NAMES[lp]}, alp: {Decimal(alp) / 10**18}}}")
-        before = self.sim.pool().alp_price_wad
         self._push_prices()
-        self._same_refusal(lambda: self.mirror.withdraw(lp, Decimal(alp) / 10**18),
+        before = self.sim.pool().alp_price_wad
+        result = []
+        self._same_refusal(lambda: result.append(self.mirror.withdraw(lp, Decimal(alp) / 10**18)),
                            lambda m: m.withdraw(self.sim.address(lp), alp, self.sim.devnet.clock.next_timestamp))
-        self._alp_price_moved_by_fee_at_most(before)
+        if result:  # the LP gets at most its ALP's worth less the fee
+            got = result[0].amount_out_units * 10 ** (18 - self.sim.decimals)
+            worth = alp * before // 10**18
+            assert got <= worth * 9_975 // 10_000 * (10**9 + 1) // 10**9 + 1, (got, worth)
+        self._alp_price_never_falls(before)
 
-    def _alp_price_moved_by_fee_at_most(self, before: int) -> None:
-        after = self.sim.pool().alp_price_wad
+    def _alp_price_never_falls(self, before: int) -> None:
+        """Deposits and withdrawals leave their fee in the pool: the ALP price moves only up,
+        by the fee kept (1 wei of rounding)."""
         if before and self.sim.pool().alp_supply_wad:
-            assert after >= before - 1, (before, after)  # fees stay in the pool (1 wei of rounding)
-            assert after <= before * 10_025 // 9_975 + 1, (before, after)
+            assert self.sim.pool().alp_price_wad >= before - 1
 
     def _push_prices(self) -> None:
         self.mirror.push_prices()
