@@ -107,12 +107,17 @@ def test_ctrl_c_stops_with_a_partial_report(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "alpsim.cli", "run", str(path), "--json", "--report",
                              str(tmp_path / "partial")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "COLUMNS": "120"})
-    time.sleep(6)  # compiled and deployed, somewhere in the hour-long price path
+    started = ""
+    while "running:" not in started:  # the first step is done: compiled, deployed, running
+        line = proc.stderr.readline()
+        assert line, "the run ended before it started"
+        started += line
+    time.sleep(2)  # somewhere in the hour-long price path
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     data = json.loads(out)
     assert data["incomplete"]["interrupted"] is True
     assert 0 < data["incomplete"]["steps_done"] < len(load_scenario(path).steps)
-    assert "interrupted after" in err
+    assert "interrupted after" in started + err
     assert (tmp_path / "partial" / "summary.md").read_text().count("Incomplete run") == 1

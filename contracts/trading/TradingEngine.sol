@@ -383,9 +383,9 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
     // ================================================================== admin
 
     function setSettings(Settings calldata s) external onlyRole(ADMIN_ROLE) {
-        if (s.poolFeeShareBps > BPS || s.referralDiscountBps + s.tokenDiscountBps > BPS) {
-            revert Errors.InvalidBps(s.poolFeeShareBps);
-        }
+        if (s.poolFeeShareBps > BPS) revert Errors.InvalidBps(s.poolFeeShareBps);
+        uint256 discounts = s.referralDiscountBps + s.tokenDiscountBps;
+        if (discounts > BPS) revert Errors.InvalidBps(discounts);
         _settings = s;
         emit SettingsUpdated(s);
     }
@@ -775,9 +775,11 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
 
     function _applyPrices(PriceInput[] calldata prices) private {
         uint256 n = pairs.pairCount();
+        uint256 named = 0; // bit i: pair i already has a price in this call
         for (uint256 i = 0; i < prices.length; i++) {
             uint256 pairId = prices[i].pairId;
-            if (pairId >= n) revert Errors.InvalidPriceInput(pairId);
+            if (pairId >= n || pairId > 255 || named & (1 << pairId) != 0) revert Errors.InvalidPriceInput(pairId);
+            named |= 1 << pairId;
             oracle.setPrice(pairId, prices[i].price);
             market.accrue(pairId).updatedAt; // the new indexes are emitted by the market
         }

@@ -141,6 +141,8 @@ def run_cmd(
         task = progress.add_task(scenario.name, total=len(scenario.steps), sim_time="0 s")
 
         def on_step(done: int, total: int, seconds: int) -> None:
+            if done == 1:
+                progress.console.print(f"running: {scenario.name} ({total} steps)", markup=False)
             progress.update(task, completed=done, sim_time=_duration(seconds))
 
         run = ScenarioRunner(scenario, backend=backend, chain=chain, on_step=on_step).run()

@@ -479,6 +479,7 @@ class ExchangeModel:
         return r
 
     def apply_prices(self, prices: dict[int, int], now: int) -> None:
+        # a dict names each pair once, as the contract requires
         for pair_id, price in prices.items():
             if pair_id >= len(self.pairs) or price == 0:
                 raise ModelRefusal("InvalidPriceInput", pairId=pair_id)
