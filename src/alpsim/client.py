@@ -443,7 +443,3 @@ def _code(code: str) -> bytes:
         raise ConfigError(f"a referral code is 1 to 32 bytes, got {code!r}")
     return raw.ljust(32, b"\0")
 
-
-def require_positive(amount: Number, what: str) -> None:
-    if Decimal(amount) <= 0:
-        raise ConfigError(f"{what} must be positive, got {amount}")

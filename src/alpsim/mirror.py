@@ -74,7 +74,7 @@ class Mirror:
         self.model.platform_token_price = wad
 
     def bind_referral(self, who: Account, referrer: Account, code: str = "alpsim") -> None:
-        if not self.sim.contracts["referrals"].call("referrerOfCode", code.encode().ljust(32, b"\0")) != ZERO:
+        if self.sim.contracts["referrals"].call("referrerOfCode", code.encode().ljust(32, b"\0")) == ZERO:
             self.sim.register_referral_code(referrer, code)
         addr = self.sim.address(who)
         self.sim.bind_referral(addr, code)

@@ -11,12 +11,16 @@ from dataclasses import dataclass, field
 from ..units import BPS, USD
 
 
-class PoolRefusal(Exception):
-    """The model refuses what the contract would revert; `name` is the Solidity error."""
+class ModelRefusal(Exception):
+    """The model refuses what the contract reverts; `name` is the Solidity error."""
 
-    def __init__(self, name: str, **args: int):
-        self.name, self.args_ = name, args
-        super().__init__(f"{name}({args})")
+    def __init__(self, name: str, **fields: object):
+        self.name, self.fields = name, fields
+        super().__init__(f"{name}({fields})")
+
+
+PoolRefusal = ModelRefusal
+"""The pool model's refusals are the model's refusals (kept under the pool's name)."""
 
 
 @dataclass

@@ -27,7 +27,7 @@ from .math import (
     slippage_wad_up,
     take_profit_cap_price,
 )
-from .pool import PoolModel
+from .pool import ModelRefusal, PoolModel
 
 HOUR = 3600
 ESCROW, POOL, TREASURY = "escrow", "pool", "treasury"
@@ -215,14 +215,6 @@ class OpenResult:
     reason: RejectReason
 
 
-class ModelRefusal(Exception):
-    """The model refuses what the contract reverts; `name` is the Solidity error."""
-
-    def __init__(self, name: str, **fields: object):
-        self.name, self.fields = name, fields
-        super().__init__(f"{name}({fields})")
-
-
 @dataclass
 class ExchangeModel:
     """The whole system's state, as integers in the contracts' units."""
@@ -390,14 +382,14 @@ class ExchangeModel:
             raise ModelRefusal("AmountTooLarge", amount=amount, max=max_amount)
         self.require_fresh_prices(now)
         self.refresh_pool_claim(now)
-        alp = self._pool_call(lambda: self.pool.deposit(lp, amount, now, min_alp_out))
+        alp = self.pool.deposit(lp, amount, now, min_alp_out)
         self.balances[lp] = self.balances.get(lp, 0) - amount
         self.balances[POOL] = self.balances.get(POOL, 0) + amount
         return alp
 
     def withdraw(self, lp: str, alp: int, now: int, min_out: int = 0) -> int:
         self.refresh_pool_claim(now)
-        out = self._pool_call(lambda: self._checked_withdraw(lp, alp, now, min_out))
+        out = self._checked_withdraw(lp, alp, now, min_out)
         self.balances[POOL] = self.balances.get(POOL, 0) - out
         self.balances[lp] = self.balances.get(lp, 0) + out
         return out
@@ -413,15 +405,6 @@ class ExchangeModel:
             raise ModelRefusal("CooldownActive", holder=lp, unlocksAt=self.pool.unlocks_at[lp])
         self.require_fresh_prices(now)
         return self.pool.withdraw(lp, alp, now, min_out)
-
-    @staticmethod
-    def _pool_call(fn):  # noqa: ANN001, ANN205
-        from .pool import PoolRefusal
-
-        try:
-            return fn()
-        except PoolRefusal as refusal:
-            raise ModelRefusal(refusal.name, **refusal.args_) from None
 
     # ---------------------------------------------------------------- requests
     def request_open(self, trader: str, amount_in: int, commitment: bytes, block: int) -> int:
