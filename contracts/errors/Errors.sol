@@ -56,6 +56,8 @@ library Errors {
     error CommitmentMismatch(uint256 requestId, bytes32 commitment, bytes32 revealed);
     /// @notice Thrown when a position id is not an open position.
     error PositionNotOpen(uint256 positionId);
+    /// @notice Thrown when a batch's arrays differ in length.
+    error LengthMismatch(uint256 requestIds, uint256 orders, uint256 salts);
     /// @notice Thrown when a close is requested for a position that already has one pending.
     error CloseAlreadyPending(uint256 positionId, uint256 requestId);
     /// @notice Thrown when an execution names a price for a pair twice or an unknown pair.

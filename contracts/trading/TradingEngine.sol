@@ -6,7 +6,8 @@ import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IER
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
 import {AlpPool} from "../pool/AlpPool.sol";
@@ -35,8 +36,10 @@ import {
 ///         two-step opens, closes, keeper triggers and liquidation, fees and their split.
 /// @dev Trader margin is escrowed here, apart from the pool. Every token flow of a settlement
 ///      adds up to the margin: trader + treasury + pool = margin, to the unit.
-contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
+contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
+    using SafeCast for uint256;
+    using SafeCast for int256;
 
     bytes32 public constant ADMIN_ROLE = keccak256("ADMIN");
     bytes32 public constant KEEPER_ROLE = keccak256("KEEPER");
@@ -66,23 +69,28 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
         uint256 maxExecutionsPerPairPerBlock;
     }
 
-    /// @dev A position in storage: five slots. USD amounts and the notional derive from the
-    ///      margin in tokens and the leverage.
+    /// @dev A position in storage: three slots, a fourth only when the trader set a
+    ///      take-profit or stop-loss. Everything else derives, exactly as at open: margin USD
+    ///      from the tokens, notional = leverage x margin, qty = notional / entry, the
+    ///      maximum profit from the ROI cap, the take-profit at the cap when none was given.
     struct StoredPosition {
         address trader;
-        uint32 pairId;
+        uint8 pairId; // prices exist for pairs 0 to 255 only
         bool isLong;
         bool feeInToken;
+        bool hasLimits; // the limits slot is written
         uint16 leverage;
         uint32 openedAt;
         uint128 marginTokens;
-        uint128 qty;
         uint128 entryPrice;
-        uint128 takeProfit;
-        uint128 stopLoss;
-        uint128 maxProfitUsd;
-        uint128 holdingIndex;
+        uint96 holdingIndex;
+        uint32 roiCapBps;
         int128 fundingIndex;
+    }
+
+    struct StoredLimits {
+        uint128 takeProfit; // 0: at the cap
+        uint128 stopLoss; // 0: none
     }
 
     struct BlockCount {
@@ -110,6 +118,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
     uint256 public nextPositionId = 1;
     mapping(uint256 requestId => Request) private _requests;
     mapping(uint256 positionId => StoredPosition) private _positions;
+    mapping(uint256 positionId => StoredLimits) private _limits;
     mapping(uint256 positionId => uint256 requestId) public pendingClose;
     mapping(address trader => bool) public feeInToken;
     mapping(uint256 pairId => BlockCount) private _executions;
@@ -277,6 +286,30 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
         nonReentrant
         onlyRole(KEEPER_ROLE)
     {
+        _applyPrices(prices);
+        _executeOpen(requestId, order, salt, executionFeeTokens());
+    }
+
+    /// @notice Many opens in one transaction, one price update for all of them. The whole
+    ///         batch reverts when any request cannot be executed (unknown, outside its window,
+    ///         or a reveal that does not match); a failed check only rejects that request.
+    /// @dev The execution fees of the batch reach the keeper in one transfer.
+    function executeOpenBatch(
+        uint256[] calldata requestIds,
+        Order[] calldata orders,
+        bytes32[] calldata salts,
+        PriceInput[] calldata prices
+    ) external nonReentrant onlyRole(KEEPER_ROLE) {
+        uint256 n = requestIds.length;
+        if (orders.length != n || salts.length != n) revert Errors.LengthMismatch(n, orders.length, salts.length);
+        _applyPrices(prices);
+        uint256 feeTokens = executionFeeTokens();
+        for (uint256 i = 0; i < n; i++) {
+            _executeOpen(requestIds[i], orders[i], salts[i], feeTokens);
+        }
+    }
+
+    function _executeOpen(uint256 requestId, Order calldata order, bytes32 salt, uint256 feeTokens) private {
         Request storage r = _executableRequest(requestId, RequestKind.Open);
         bytes32 revealed = keccak256(
             abi.encode(
@@ -284,9 +317,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
             )
         );
         if (revealed != r.commitment) revert Errors.CommitmentMismatch(requestId, r.commitment, revealed);
-        _applyPrices(prices);
 
-        uint256 feeTokens = executionFeeTokens();
         collateral.safeTransfer(msg.sender, feeTokens);
         emit ExecutionFeePaid(requestId, msg.sender, feeTokens);
 
@@ -302,16 +333,33 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
     }
 
     /// @notice Executes a close request at the guarded oracle price moved by slippage.
+    function executeClose(uint256 requestId, PriceInput[] calldata prices) external nonReentrant onlyRole(KEEPER_ROLE) {
+        _applyPrices(prices);
+        _executeClose(requestId);
+    }
+
+    /// @notice Many close requests in one transaction, one price update for all of them; the
+    ///         batch reverts when any request cannot be executed.
+    function executeCloseBatch(uint256[] calldata requestIds, PriceInput[] calldata prices)
+        external
+        nonReentrant
+        onlyRole(KEEPER_ROLE)
+    {
+        _applyPrices(prices);
+        for (uint256 i = 0; i < requestIds.length; i++) {
+            _executeClose(requestIds[i]);
+        }
+    }
+
     /// @dev The calls before the position leaves storage go to the system's own oracle and
     ///      market (role-gated, no callbacks), and every entry point here is nonReentrant.
     // slither-disable-next-line reentrancy-no-eth
-    function executeClose(uint256 requestId, PriceInput[] calldata prices) external nonReentrant onlyRole(KEEPER_ROLE) {
+    function _executeClose(uint256 requestId) private {
         Request storage r = _executableRequest(requestId, RequestKind.Close);
         uint256 positionId = r.amountIn;
         // a trigger or liquidation may have closed it since the request
         if (_positions[positionId].trader == address(0)) revert Errors.PositionNotOpen(positionId);
         delete pendingClose[positionId];
-        _applyPrices(prices);
         Position memory p = _load(positionId);
         (uint256 price, RejectReason reason) = _guardedPrice(p.pairId, !p.isLong);
         if (reason != RejectReason.None) {
@@ -428,6 +476,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
         uint256 slippageWad;
         uint256 fill;
         uint256 qty;
+        uint256 roiCapBps;
         uint256 maxProfitUsd;
         uint256 takeProfit;
     }
@@ -437,7 +486,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
         returns (RejectReason)
     {
         OpenCache memory c = _emptyCache();
-        Settings memory s = _settings;
+        Settings storage s = _settings;
         // 1. pair and leverage
         c.pair = pairs.pair(order.pairId);
         if (!c.pair.listed) return RejectReason.PairNotListed;
@@ -469,7 +518,8 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
         }
         // 5. quantity, profit cap, take-profit and stop-loss
         c.qty = Math.mulDiv(c.notionalUsd, WAD, c.fill);
-        c.maxProfitUsd = c.marginUsd * _roiCapBps(s, order.leverage) / BPS;
+        c.roiCapBps = _roiCapBps(s, order.leverage);
+        c.maxProfitUsd = c.marginUsd * c.roiCapBps / BPS;
         uint256 capPrice = TradeMath.takeProfitCapPrice(order.isLong, c.fill, c.qty, c.maxProfitUsd);
         reason = _checkLimits(c, order, capPrice);
         if (reason != RejectReason.None) return reason;
@@ -488,7 +538,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
     }
 
     /// @dev Margin, notional and open fee (SPEC section 5.3), in collateral or platform token.
-    function _sizeOpen(OpenCache memory c, Settings memory s, address trader, uint256 netTokens, uint256 leverage)
+    function _sizeOpen(OpenCache memory c, Settings storage s, address trader, uint256 netTokens, uint256 leverage)
         private
         view
     {
@@ -557,22 +607,22 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
             market.addPosition(order.pairId, order.isLong, c.notionalUsd, c.qty, costUsd);
         pool.increaseReserve(c.maxProfitUsd);
 
+        bool hasLimits = order.takeProfit != 0 || order.stopLoss != 0;
         _positions[positionId] = StoredPosition({
             trader: trader,
-            pairId: uint32(order.pairId),
+            pairId: uint8(order.pairId),
             isLong: order.isLong,
             feeInToken: c.payInToken,
-            leverage: uint16(order.leverage),
+            hasLimits: hasLimits,
+            leverage: order.leverage.toUint16(),
             openedAt: uint32(block.timestamp),
-            marginTokens: uint128(c.marginTokens),
-            qty: uint128(c.qty),
-            entryPrice: uint128(c.fill),
-            takeProfit: uint128(c.takeProfit),
-            stopLoss: uint128(order.stopLoss),
-            maxProfitUsd: uint128(c.maxProfitUsd),
-            holdingIndex: uint128(holdingIndex),
-            fundingIndex: int128(fundingIndex)
+            marginTokens: c.marginTokens.toUint128(),
+            entryPrice: c.fill.toUint128(),
+            holdingIndex: holdingIndex.toUint96(),
+            roiCapBps: c.roiCapBps.toUint32(),
+            fundingIndex: fundingIndex.toInt128()
         });
+        if (hasLimits) _limits[positionId] = StoredLimits(c.takeProfit.toUint128(), order.stopLoss.toUint128());
         netTokens; // the margin stays in escrow here; the fee left above
         emit PositionOpened(
             positionId,
@@ -629,7 +679,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
         view
         returns (bool)
     {
-        Settings memory s = _settings;
+        Settings storage s = _settings;
         int256 pnl = TradeMath.pnlUsdFloor(p.isLong, p.qty, p.entryPrice, price);
         uint256 fee = _closeFeeUsd(s, p, pnl, price, _referralDiscount(s, p.trader));
         int256 loss = int256(fee) + _holding(p, holdingIndex) + _funding(p, fundingIndex) - pnl;
@@ -641,9 +691,10 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
     function _settle(uint256 positionId, Position memory p, uint256 oraclePrice, uint256 exitPrice, CloseReason reason)
         private
     {
-        Settings memory s = _settings;
+        Settings storage s = _settings;
         Settlement memory st = _emptySettlement();
         // effects first: the position (held in memory) leaves storage before any call
+        if (_positions[positionId].hasLimits) delete _limits[positionId];
         delete _positions[positionId];
         delete pendingClose[positionId];
         st.reason = reason;
@@ -719,9 +770,9 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
 
     // ================================================================== helpers
 
-    function _closeFeeUsd(Settings memory s, Position memory p, int256 pnl, uint256 exitPrice, uint256 discountBps)
+    function _closeFeeUsd(Settings storage s, Position memory p, int256 pnl, uint256 exitPrice, uint256 discountBps)
         private
-        pure
+        view
         returns (uint256)
     {
         uint256 closeNotional = Math.mulDiv(p.qty, exitPrice, WAD);
@@ -739,11 +790,11 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
         return TradeMath.indexChargeUsdUp(p.notionalUsd, fundingIndex - p.fundingIndex);
     }
 
-    function _referralDiscount(Settings memory s, address trader) private view returns (uint256) {
+    function _referralDiscount(Settings storage s, address trader) private view returns (uint256) {
         return referrals.hasReferral(trader) ? s.referralDiscountBps : 0;
     }
 
-    function _roiCapBps(Settings memory s, uint256 leverage) private pure returns (uint256) {
+    function _roiCapBps(Settings storage s, uint256 leverage) private view returns (uint256) {
         if (leverage >= s.maxRoiLeverage) return s.roiCapMaxLeverageBps;
         if (leverage >= s.extremeLeverage) return s.roiCapExtremeBps;
         return s.roiCapStandardBps;
@@ -825,14 +876,18 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuard {
         p.marginTokens = sp.marginTokens;
         p.marginUsd = Units.tokenToUsd(sp.marginTokens, tokenToUsdScale);
         p.notionalUsd = p.marginUsd * sp.leverage;
-        p.qty = sp.qty;
         p.entryPrice = sp.entryPrice;
-        p.costUsd = Math.mulDiv(sp.qty, sp.entryPrice, WAD);
-        p.takeProfit = sp.takeProfit;
-        p.stopLoss = sp.stopLoss;
-        p.maxProfitUsd = sp.maxProfitUsd;
+        p.qty = Math.mulDiv(p.notionalUsd, WAD, p.entryPrice);
+        p.costUsd = Math.mulDiv(p.qty, p.entryPrice, WAD);
+        p.maxProfitUsd = p.marginUsd * sp.roiCapBps / BPS;
         p.holdingIndex = sp.holdingIndex;
         p.fundingIndex = sp.fundingIndex;
+        if (sp.hasLimits) {
+            StoredLimits storage lim = _limits[positionId];
+            p.takeProfit = lim.takeProfit;
+            p.stopLoss = lim.stopLoss;
+        }
+        if (p.takeProfit == 0) p.takeProfit = TradeMath.takeProfitCapPrice(p.isLong, p.entryPrice, p.qty, p.maxProfitUsd);
     }
 
     function _absDiff(uint256 a, uint256 b) private pure returns (uint256) {
