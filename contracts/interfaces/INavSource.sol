@@ -10,6 +10,10 @@ interface INavSource {
     /// @notice The pool's claim on open positions in USD (negative when traders are winning).
     function poolClaimUsd() external view returns (int256);
 
+    /// @notice The claim, reverting (PriceStale) unless every pair with open interest has a
+    ///         fresh price: one pass for a deposit or withdrawal.
+    function freshPoolClaimUsd() external view returns (int256);
+
     /// @notice Reverts (PriceStale) unless every pair with open interest has a fresh price:
     ///         deposits and withdrawals are priced at NAV and need it current.
     function requireFreshPrices() external view;

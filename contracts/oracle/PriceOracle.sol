@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {AggregatorV3Interface} from "../interfaces/AggregatorV3Interface.sol";
 import {RejectReason} from "../trading/Types.sol";
 import {Errors} from "../errors/Errors.sol";
@@ -11,6 +12,7 @@ import {Errors} from "../errors/Errors.sol";
 ///         than 60 s is stale; a keeper/reference gap over 1% trips the circuit breaker; a gap
 ///         over 0.1% executes at the worse of the two for the trader.
 contract PriceOracle is AccessControl {
+    using SafeCast for uint256;
     bytes32 public constant ADMIN_ROLE = keccak256("ADMIN");
     /// @notice The trading engine: records the keeper's prices with each execution.
     bytes32 public constant UPDATER_ROLE = keccak256("UPDATER");
@@ -28,9 +30,10 @@ contract PriceOracle is AccessControl {
     mapping(uint256 pairId => KeeperPrice) public keeperPrice;
     uint256 public platformTokenPriceUsd;
 
-    uint256 public maxPriceAgeSeconds = 60;
-    uint256 public circuitBreakerBps = 100;
-    uint256 public worsePriceBps = 10;
+    // the three guard settings share one slot
+    uint64 public maxPriceAgeSeconds = 60;
+    uint32 public circuitBreakerBps = 100;
+    uint32 public worsePriceBps = 10;
 
     event PriceUpdated(uint256 indexed pairId, uint256 price, uint256 timestamp);
     event ReferenceFeedSet(uint256 indexed pairId, address feed);
@@ -51,9 +54,9 @@ contract PriceOracle is AccessControl {
         external
         onlyRole(ADMIN_ROLE)
     {
-        maxPriceAgeSeconds = maxAgeSeconds;
-        circuitBreakerBps = breakerBps;
-        worsePriceBps = worseBps;
+        maxPriceAgeSeconds = maxAgeSeconds.toUint64();
+        circuitBreakerBps = breakerBps.toUint32();
+        worsePriceBps = worseBps.toUint32();
         emit GuardSettingsUpdated(maxAgeSeconds, breakerBps, worseBps);
     }
 
@@ -108,7 +111,7 @@ contract PriceOracle is AccessControl {
         KeeperPrice memory kp = keeperPrice[pairId];
         // a zero price means "never set": exact on purpose
         // slither-disable-next-line incorrect-equality
-        if (kp.price == 0 || block.timestamp > kp.updatedAt + maxPriceAgeSeconds) {
+        if (kp.price == 0 || block.timestamp > uint256(kp.updatedAt) + maxPriceAgeSeconds) {
             revert Errors.PriceStale(pairId, kp.updatedAt, maxPriceAgeSeconds);
         }
         return kp.price;

@@ -6,7 +6,8 @@ import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IER
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
 import {IAlpPool} from "../interfaces/IAlpPool.sol";
@@ -22,8 +23,9 @@ import {Units} from "../libraries/Units.sol";
 /// @dev Rounding is always in the pool's favour: ALP out and collateral out round down.
 ///      ALP out and collateral out are computed from the exact NAV / supply fraction, not from
 ///      the rounded `alpPrice()`, so one floor is taken per operation.
-contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuard {
+contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
+    using SafeCast for uint256;
 
     bytes32 public constant ADMIN_ROLE = keccak256("ADMIN");
     /// @notice The trading engine: moves the reserve as positions open and close.
@@ -39,11 +41,12 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuard {
     /// @inheritdoc IAlpPool
     uint256 public reserveUsd;
 
-    uint256 public mintFeeBps = 25;
-    uint256 public burnFeeBps = 25;
-    uint256 public cooldownSeconds = 48 hours;
+    // the four settings share one slot
+    uint16 public mintFeeBps = 25;
+    uint16 public burnFeeBps = 25;
+    uint64 public cooldownSeconds = 48 hours;
     /// @notice Reserve may use at most this share of the pool balance (80%).
-    uint256 public maxReserveBps = 8_000;
+    uint16 public maxReserveBps = 8_000;
 
     /// @notice Open positions' contribution to NAV; zero address until trading is wired in.
     INavSource public navSource;
@@ -73,7 +76,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuard {
         if (amount == 0) revert Errors.ZeroAmount();
         uint256 maxAmount = type(uint256).max / (tokenToUsdScale * Units.BPS);
         if (amount > maxAmount) revert Errors.AmountTooLarge(amount, maxAmount);
-        _requireFreshPrices();
+        int256 claimUsd = _freshClaimUsd();
         uint256 amountUsd = Units.tokenToUsd(amount, tokenToUsdScale);
         uint256 supply = alp.totalSupply();
 
@@ -82,7 +85,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuard {
         if (supply == 0) {
             alpOut = netUsdTimesBps / Units.BPS;
         } else {
-            uint256 navUsd = _solventNavUsd(supply);
+            uint256 navUsd = _solventNavUsd(claimUsd, supply);
             alpOut = Math.mulDiv(netUsdTimesBps, supply, navUsd * Units.BPS);
         }
         if (alpOut == 0) revert Errors.AmountTooSmall(amount);
@@ -103,8 +106,8 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuard {
             amountUsd * mintFeeBps / Units.BPS,
             unlocksAt,
             poolBalance,
-            nav(),
-            alp.totalSupply()
+            _navAfter(claimUsd),
+            supply + alpOut
         );
     }
 
@@ -120,25 +123,18 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuard {
         if (held < alpAmount) revert Errors.InsufficientAlpBalance(msg.sender, held, alpAmount);
         uint256 unlocksAt = alp.unlocksAt(msg.sender);
         if (block.timestamp < unlocksAt) revert Errors.CooldownActive(msg.sender, unlocksAt);
-        _requireFreshPrices();
+        int256 claimUsd = _freshClaimUsd();
 
         // 1. collateral out at NAV per ALP, less the burn fee (rounded down)
         uint256 supply = alp.totalSupply();
-        uint256 navUsd = _solventNavUsd(supply);
+        uint256 navUsd = _solventNavUsd(claimUsd, supply);
         uint256 outUsd = Math.mulDiv(alpAmount * (Units.BPS - burnFeeBps), navUsd, supply * Units.BPS);
         amountOut = Units.usdToTokenDown(outUsd, tokenToUsdScale);
         if (amountOut == 0) revert Errors.AmountTooSmall(alpAmount);
         if (amountOut < minOut) revert Errors.InsufficientOutput(amountOut, minOut);
 
-        // 2. the pool must still cover its reserve afterwards
-        uint256 balanceAfter = poolBalance > amountOut ? poolBalance - amountOut : 0;
-        uint256 balanceAfterUsd = Units.tokenToUsd(balanceAfter, tokenToUsdScale);
-        if (amountOut > poolBalance || balanceAfterUsd * maxReserveBps < reserveUsd * Units.BPS) {
-            revert Errors.ReserveNotCovered(balanceAfterUsd, reserveUsd);
-        }
-
-        // 3. book, burn, then pay
-        poolBalance = balanceAfter;
+        // 2. the pool must still cover its reserve afterwards; 3. book, burn, then pay
+        poolBalance = _balanceAfterWithdrawal(amountOut);
         alp.burn(msg.sender, alpAmount);
         collateral.safeTransfer(msg.sender, amountOut);
 
@@ -148,9 +144,20 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuard {
             amountOut,
             Math.mulDiv(alpAmount * burnFeeBps, navUsd, supply * Units.BPS),
             poolBalance,
-            nav(),
-            alp.totalSupply()
+            _navAfter(claimUsd),
+            supply - alpAmount
         );
+    }
+
+    /// @dev The pool balance after paying `amountOut`, reverting unless it still covers the
+    ///      reserve (reserve <= 80% of the balance).
+    function _balanceAfterWithdrawal(uint256 amountOut) private view returns (uint256 balanceAfter) {
+        uint256 balance = poolBalance;
+        balanceAfter = balance > amountOut ? balance - amountOut : 0;
+        uint256 balanceAfterUsd = Units.tokenToUsd(balanceAfter, tokenToUsdScale);
+        if (amountOut > balance || balanceAfterUsd * maxReserveBps < reserveUsd * Units.BPS) {
+            revert Errors.ReserveNotCovered(balanceAfterUsd, reserveUsd);
+        }
     }
 
     // ------------------------------------------------------------------ views
@@ -211,10 +218,10 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuard {
         if (mintFeeBps_ >= Units.BPS) revert Errors.InvalidBps(mintFeeBps_);
         if (burnFeeBps_ >= Units.BPS) revert Errors.InvalidBps(burnFeeBps_);
         if (maxReserveBps_ > Units.BPS) revert Errors.InvalidBps(maxReserveBps_);
-        mintFeeBps = mintFeeBps_;
-        burnFeeBps = burnFeeBps_;
-        cooldownSeconds = cooldownSeconds_;
-        maxReserveBps = maxReserveBps_;
+        mintFeeBps = uint16(mintFeeBps_);
+        burnFeeBps = uint16(burnFeeBps_);
+        cooldownSeconds = cooldownSeconds_.toUint64();
+        maxReserveBps = uint16(maxReserveBps_);
         emit PoolSettingsUpdated(mintFeeBps_, burnFeeBps_, cooldownSeconds_, maxReserveBps_);
     }
 
@@ -240,13 +247,22 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuard {
         return balanceUsd + navSource.poolClaimUsd();
     }
 
-    function _requireFreshPrices() internal view {
-        if (address(navSource) != address(0)) navSource.requireFreshPrices();
+    /// @dev The open positions' claim, in the same pass as the freshness check.
+    function _freshClaimUsd() internal view returns (int256) {
+        if (address(navSource) == address(0)) return 0;
+        return navSource.freshPoolClaimUsd();
     }
 
-    function _solventNavUsd(uint256 supply) internal view returns (uint256) {
-        int256 navUsd = _navUsd();
+    function _solventNavUsd(int256 claimUsd, uint256 supply) internal view returns (uint256) {
+        int256 navUsd = int256(Units.tokenToUsd(poolBalance, tokenToUsdScale)) + claimUsd;
         if (navUsd <= 0) revert Errors.PoolInsolvent(navUsd, supply);
         return uint256(navUsd);
+    }
+
+    /// @dev NAV after the balance moved, the claim unchanged (a deposit or withdrawal moves
+    ///      no position).
+    function _navAfter(int256 claimUsd) internal view returns (uint256) {
+        int256 navUsd = int256(Units.tokenToUsd(poolBalance, tokenToUsdScale)) + claimUsd;
+        return navUsd > 0 ? uint256(navUsd) : 0;
     }
 }

@@ -20,6 +20,11 @@ contract MockNavSource is INavSource {
         stale = stale_;
     }
 
+    function freshPoolClaimUsd() external view returns (int256) {
+        if (stale) revert Errors.PriceStale(0, 0, 60);
+        return poolClaimUsd;
+    }
+
     function requireFreshPrices() external view {
         if (stale) revert Errors.PriceStale(0, 0, 60);
     }

@@ -3,6 +3,7 @@ pragma solidity 0.8.28;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {INavSource} from "../interfaces/INavSource.sol";
 import {PairRegistry} from "./PairRegistry.sol";
@@ -14,6 +15,8 @@ import {TradeMath} from "../libraries/TradeMath.sol";
 ///         funding indexes (SPEC section 9). From them it gives the pool's claim on open
 ///         positions (SPEC section 10) at the same cost for one position or ten thousand.
 contract Market is INavSource, AccessControl {
+    using SafeCast for uint256;
+    using SafeCast for int256;
     bytes32 public constant ADMIN_ROLE = keccak256("ADMIN");
     /// @notice The trading engine: adds and removes positions.
     bytes32 public constant ENGINE_ROLE = keccak256("ENGINE");
@@ -32,6 +35,24 @@ contract Market is INavSource, AccessControl {
         int256 fundingWeight;
     }
 
+    /// @dev A side in storage: four slots (open interest, qty and cost fit 128 bits; the
+    ///      weights, notional x index, need 256).
+    struct StoredSide {
+        uint128 oiUsd;
+        uint128 qty;
+        uint128 costUsd;
+        uint256 holdingWeight;
+        int256 fundingWeight;
+    }
+
+    /// @dev The indexes in storage: two slots.
+    struct StoredIndexes {
+        uint128 holding;
+        uint64 updatedAt;
+        int128 fundingLong;
+        int128 fundingShort;
+    }
+
     struct Indexes {
         uint256 holding; // cumulative holding fee per unit of notional (WAD)
         int256 fundingLong; // cumulative funding owed per unit of long notional (WAD)
@@ -42,14 +63,14 @@ contract Market is INavSource, AccessControl {
     PairRegistry public immutable pairs;
     PriceOracle public immutable oracle;
 
-    /// @notice 0.001% of notional per hour, as a WAD fraction.
-    uint256 public holdingRatePerHourWad = 1e13;
+    /// @notice 0.001% of notional per hour, as a WAD fraction (both rates share a slot).
+    uint128 public holdingRatePerHourWad = 1e13;
     /// @notice 0.01% per hour at full imbalance, as a WAD fraction.
-    uint256 public fundingRatePerHourWad = 1e14;
+    uint128 public fundingRatePerHourWad = 1e14;
 
-    mapping(uint256 pairId => Indexes) private _indexes;
-    mapping(uint256 pairId => Side) private _longs;
-    mapping(uint256 pairId => Side) private _shorts;
+    mapping(uint256 pairId => StoredIndexes) private _indexes;
+    mapping(uint256 pairId => StoredSide) private _longs;
+    mapping(uint256 pairId => StoredSide) private _shorts;
 
     event IndexesUpdated(uint256 indexed pairId, uint256 holdingIndex, int256 fundingLong, int256 fundingShort, uint256 timestamp);
     event SideUpdated(uint256 indexed pairId, bool indexed isLong, Side side);
@@ -63,8 +84,8 @@ contract Market is INavSource, AccessControl {
     }
 
     function setRates(uint256 holdingPerHourWad, uint256 fundingPerHourWad) external onlyRole(ADMIN_ROLE) {
-        holdingRatePerHourWad = holdingPerHourWad;
-        fundingRatePerHourWad = fundingPerHourWad;
+        holdingRatePerHourWad = holdingPerHourWad.toUint128();
+        fundingRatePerHourWad = fundingPerHourWad.toUint128();
         emit RatesUpdated(holdingPerHourWad, fundingPerHourWad);
     }
 
@@ -73,11 +94,15 @@ contract Market is INavSource, AccessControl {
     /// @notice Brings the pair's indexes to now (before any change of open interest).
     function accrue(uint256 pairId) public onlyRole(ENGINE_ROLE) returns (Indexes memory idx) {
         idx = indexesNow(pairId);
-        Indexes storage stored = _indexes[pairId];
         // same second: nothing accrued, nothing to write (timestamps compare exactly on purpose)
         // slither-disable-next-line incorrect-equality
-        if (stored.updatedAt == idx.updatedAt) return idx;
-        _indexes[pairId] = idx;
+        if (_indexes[pairId].updatedAt == idx.updatedAt) return idx;
+        _indexes[pairId] = StoredIndexes({
+            holding: idx.holding.toUint128(),
+            updatedAt: uint64(idx.updatedAt),
+            fundingLong: idx.fundingLong.toInt128(),
+            fundingShort: idx.fundingShort.toInt128()
+        });
         emit IndexesUpdated(pairId, idx.holding, idx.fundingLong, idx.fundingShort, idx.updatedAt);
     }
 
@@ -90,13 +115,13 @@ contract Market is INavSource, AccessControl {
         Indexes memory idx = accrue(pairId);
         holdingIndex = idx.holding;
         fundingIndex = isLong ? idx.fundingLong : idx.fundingShort;
-        Side storage side = isLong ? _longs[pairId] : _shorts[pairId];
-        side.oiUsd += notionalUsd;
-        side.qty += qty;
-        side.costUsd += costUsd;
+        StoredSide storage side = isLong ? _longs[pairId] : _shorts[pairId];
+        side.oiUsd = (side.oiUsd + notionalUsd).toUint128();
+        side.qty = (side.qty + qty).toUint128();
+        side.costUsd = (side.costUsd + costUsd).toUint128();
         side.holdingWeight += notionalUsd * holdingIndex;
         side.fundingWeight += int256(notionalUsd) * fundingIndex;
-        emit SideUpdated(pairId, isLong, side);
+        emit SideUpdated(pairId, isLong, _view(side));
     }
 
     /// @notice Removes a position from its side; returns the indexes it closes at.
@@ -110,13 +135,13 @@ contract Market is INavSource, AccessControl {
         int256 fundingIndexAtOpen
     ) external onlyRole(ENGINE_ROLE) returns (uint256 holdingIndex, int256 fundingIndex) {
         Indexes memory idx = accrue(pairId);
-        Side storage side = isLong ? _longs[pairId] : _shorts[pairId];
-        side.oiUsd -= notionalUsd;
-        side.qty -= qty;
-        side.costUsd -= costUsd;
+        StoredSide storage side = isLong ? _longs[pairId] : _shorts[pairId];
+        side.oiUsd = (side.oiUsd - notionalUsd).toUint128();
+        side.qty = (side.qty - qty).toUint128();
+        side.costUsd = (side.costUsd - costUsd).toUint128();
         side.holdingWeight -= notionalUsd * holdingIndexAtOpen;
         side.fundingWeight -= int256(notionalUsd) * fundingIndexAtOpen;
-        emit SideUpdated(pairId, isLong, side);
+        emit SideUpdated(pairId, isLong, _view(side));
         return (idx.holding, isLong ? idx.fundingLong : idx.fundingShort);
     }
 
@@ -124,7 +149,8 @@ contract Market is INavSource, AccessControl {
 
     /// @notice The pair's indexes as they would be if accrued now.
     function indexesNow(uint256 pairId) public view returns (Indexes memory idx) {
-        idx = _indexes[pairId];
+        StoredIndexes memory stored = _indexes[pairId];
+        idx = Indexes(stored.holding, stored.fundingLong, stored.fundingShort, stored.updatedAt);
         // a pair never accrued starts now; no elapsed time accrues nothing (exact on purpose)
         // slither-disable-next-line incorrect-equality
         uint256 elapsed = idx.updatedAt == 0 ? 0 : block.timestamp - idx.updatedAt;
@@ -152,7 +178,7 @@ contract Market is INavSource, AccessControl {
     }
 
     function side(uint256 pairId, bool isLong) external view returns (Side memory) {
-        return isLong ? _longs[pairId] : _shorts[pairId];
+        return _view(isLong ? _longs[pairId] : _shorts[pairId]);
     }
 
     function sideOiUsd(uint256 pairId, bool isLong) external view returns (uint256) {
@@ -162,41 +188,54 @@ contract Market is INavSource, AccessControl {
     /// @inheritdoc INavSource
     /// @dev Per side at the last keeper price: holding owed + funding owed - unrealized pnl,
     ///      where pnl = qty x price - cost for longs and cost - qty x price for shorts.
-    function poolClaimUsd() external view returns (int256 claimUsd) {
+    function poolClaimUsd() external view returns (int256) {
+        return _poolClaimUsd(false);
+    }
+
+    /// @inheritdoc INavSource
+    function freshPoolClaimUsd() external view returns (int256) {
+        return _poolClaimUsd(true);
+    }
+
+    /// @inheritdoc INavSource
+    function requireFreshPrices() external view {
+        _poolClaimUsd(true);
+    }
+
+    /// @dev One pass over the pairs with open interest; with `fresh`, a price older than the
+    ///      maximum age reverts PriceStale.
+    function _poolClaimUsd(bool fresh) private view returns (int256 claimUsd) {
         uint256 n = pairs.pairCount();
         for (uint256 pairId = 0; pairId < n; pairId++) {
-            Side storage longs = _longs[pairId];
-            Side storage shorts = _shorts[pairId];
+            StoredSide storage longs = _longs[pairId];
+            StoredSide storage shorts = _shorts[pairId];
             if (longs.oiUsd == 0 && shorts.oiUsd == 0) continue;
-            (uint192 price, uint64 updatedAt) = oracle.keeperPrice(pairId);
-            updatedAt; // NAV marks at the last keeper price; freshness is checked where it matters
+            // NAV marks at the last keeper price; freshness is checked where it matters
+            uint256 price;
+            if (fresh) price = oracle.freshMarkPrice(pairId);
+            else (price,) = oracle.keeperPrice(pairId);
             Indexes memory idx = indexesNow(pairId);
             claimUsd += _sideClaim(longs, true, price, idx.holding, idx.fundingLong);
             claimUsd += _sideClaim(shorts, false, price, idx.holding, idx.fundingShort);
         }
     }
 
-    /// @inheritdoc INavSource
-    function requireFreshPrices() external view {
-        uint256 n = pairs.pairCount();
-        for (uint256 pairId = 0; pairId < n; pairId++) {
-            if (_longs[pairId].oiUsd != 0 || _shorts[pairId].oiUsd != 0) {
-                // reverts PriceStale when stale; the price itself is not needed here
-                require(oracle.freshMarkPrice(pairId) != 0);
-            }
-        }
+    function _view(StoredSide storage s) private view returns (Side memory) {
+        return Side(s.oiUsd, s.qty, s.costUsd, s.holdingWeight, s.fundingWeight);
     }
 
-    function _sideClaim(Side storage s, bool isLong, uint256 price, uint256 holdingIndex, int256 fundingIndex)
+    function _sideClaim(StoredSide storage s, bool isLong, uint256 price, uint256 holdingIndex, int256 fundingIndex)
         private
         view
         returns (int256)
     {
-        if (s.oiUsd == 0) return 0;
+        uint256 oiUsd = s.oiUsd;
+        if (oiUsd == 0) return 0;
         int256 value = int256(Math.mulDiv(s.qty, price, WAD));
-        int256 pnl = isLong ? value - int256(s.costUsd) : int256(s.costUsd) - value;
-        int256 holding = int256((s.oiUsd * holdingIndex - s.holdingWeight) / WAD);
-        int256 funding = _floorDiv(int256(s.oiUsd) * fundingIndex - s.fundingWeight, int256(WAD));
+        int256 cost = int256(uint256(s.costUsd));
+        int256 pnl = isLong ? value - cost : cost - value;
+        int256 holding = int256((oiUsd * holdingIndex - s.holdingWeight) / WAD);
+        int256 funding = _floorDiv(int256(oiUsd) * fundingIndex - s.fundingWeight, int256(WAD));
         return holding + funding - pnl;
     }
 
