@@ -383,8 +383,9 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         returns (uint256 closed)
     {
         _applyPrices(prices);
+        TriggerCache memory cache;
         for (uint256 i = 0; i < positionIds.length; i++) {
-            if (_trigger(positionIds[i])) closed++;
+            if (_trigger(positionIds[i], cache)) closed++;
         }
     }
 
@@ -642,12 +643,28 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
 
     // ================================================================== close pipeline
 
-    function _trigger(uint256 positionId) private returns (bool) {
+    /// @dev Within one transaction a pair's guarded price (per side) and its indexes do not
+    ///      change (the prices are applied first; a second accrual in the same second adds
+    ///      nothing), so a batch reads them once per run of positions on the same pair and side.
+    struct TriggerCache {
+        uint256 key; // 1 + 2 x pairId + isLong; 0 while empty
+        uint256 price;
+        RejectReason reason;
+        Market.Indexes idx;
+    }
+
+    function _trigger(uint256 positionId, TriggerCache memory cache) private returns (bool) {
         Position memory p = _load(positionId);
         if (p.trader == address(0)) return false;
-        (uint256 price, RejectReason reason) = _guardedPrice(p.pairId, !p.isLong);
+        uint256 key = 1 + 2 * p.pairId + (p.isLong ? 1 : 0);
+        if (cache.key != key) {
+            cache.key = key;
+            (cache.price, cache.reason) = _guardedPrice(p.pairId, !p.isLong);
+            cache.idx = market.indexesNow(p.pairId);
+        }
+        (uint256 price, RejectReason reason) = (cache.price, cache.reason);
         if (reason != RejectReason.None) return false;
-        Market.Indexes memory idx = market.indexesNow(p.pairId);
+        Market.Indexes memory idx = cache.idx;
         if (_liquidatable(p, price, idx.holding, p.isLong ? idx.fundingLong : idx.fundingShort)) {
             _settle(positionId, p, price, price, CloseReason.Liquidation);
             return true;
