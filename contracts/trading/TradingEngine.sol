@@ -287,7 +287,9 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         onlyRole(KEEPER_ROLE)
     {
         _applyPrices(prices);
-        _executeOpen(requestId, order, salt, executionFeeTokens());
+        uint256 feeTokens = executionFeeTokens();
+        _executeOpen(requestId, order, salt, feeTokens);
+        collateral.safeTransfer(msg.sender, feeTokens);
     }
 
     /// @notice Many opens in one transaction, one price update for all of them. The whole
@@ -307,6 +309,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         for (uint256 i = 0; i < n; i++) {
             _executeOpen(requestIds[i], orders[i], salts[i], feeTokens);
         }
+        collateral.safeTransfer(msg.sender, feeTokens * n);
     }
 
     function _executeOpen(uint256 requestId, Order calldata order, bytes32 salt, uint256 feeTokens) private {
@@ -317,8 +320,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
             )
         );
         if (revealed != r.commitment) revert Errors.CommitmentMismatch(requestId, r.commitment, revealed);
-
-        collateral.safeTransfer(msg.sender, feeTokens);
+        // the caller pays the keeper (one transfer for a whole batch)
         emit ExecutionFeePaid(requestId, msg.sender, feeTokens);
 
         RejectReason reason = _open(requestId, r.trader, r.amountIn - feeTokens, order);
