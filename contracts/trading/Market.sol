@@ -9,6 +9,7 @@ import {INavSource} from "../interfaces/INavSource.sol";
 import {PairRegistry} from "./PairRegistry.sol";
 import {PriceOracle} from "../oracle/PriceOracle.sol";
 import {TradeMath} from "../libraries/TradeMath.sol";
+import {Errors} from "../errors/Errors.sol";
 
 /// @title Market
 /// @notice Per-pair, per-side aggregates of open positions and the cumulative holding and
@@ -36,7 +37,10 @@ contract Market is INavSource, AccessControl {
     }
 
     /// @dev A side in storage: four slots (open interest, qty and cost fit 128 bits; the
-    ///      weights, notional x index, need 256).
+    ///      weights, notional x index, need 256). Each field is stored shifted off zero (see
+    ///      `_enc`), so a slot once written never returns to zero: the first position on a
+    ///      side costs what the thousandth does (no zero-to-nonzero write, no clearing refund).
+    ///      `initPair` writes the shifted zeros when a pair is listed.
     struct StoredSide {
         uint128 oiUsd;
         uint128 qty;
@@ -75,6 +79,7 @@ contract Market is INavSource, AccessControl {
     event IndexesUpdated(uint256 indexed pairId, uint256 holdingIndex, int256 fundingLong, int256 fundingShort, uint256 timestamp);
     event SideUpdated(uint256 indexed pairId, bool indexed isLong, Side side);
     event RatesUpdated(uint256 holdingRatePerHourWad, uint256 fundingRatePerHourWad);
+    event PairInitialized(uint256 indexed pairId);
 
     constructor(PairRegistry pairs_, PriceOracle oracle_, address admin) {
         pairs = pairs_;
@@ -87,6 +92,15 @@ contract Market is INavSource, AccessControl {
         holdingRatePerHourWad = holdingPerHourWad.toUint128();
         fundingRatePerHourWad = fundingPerHourWad.toUint128();
         emit RatesUpdated(holdingPerHourWad, fundingPerHourWad);
+    }
+
+    /// @notice Writes the pair's empty sides in their stored form, so its first trades pay no
+    ///      zero-to-nonzero storage writes. Optional (gas only) and idempotent.
+    function initPair(uint256 pairId) external onlyRole(ADMIN_ROLE) {
+        if (pairId >= pairs.pairCount()) revert Errors.UnknownPair(pairId);
+        _save(_longs[pairId], _load(_longs[pairId]));
+        _save(_shorts[pairId], _load(_shorts[pairId]));
+        emit PairInitialized(pairId);
     }
 
     // ------------------------------------------------------------------ engine
@@ -115,13 +129,15 @@ contract Market is INavSource, AccessControl {
         Indexes memory idx = accrue(pairId);
         holdingIndex = idx.holding;
         fundingIndex = isLong ? idx.fundingLong : idx.fundingShort;
-        StoredSide storage side = isLong ? _longs[pairId] : _shorts[pairId];
-        side.oiUsd = (side.oiUsd + notionalUsd).toUint128();
-        side.qty = (side.qty + qty).toUint128();
-        side.costUsd = (side.costUsd + costUsd).toUint128();
+        StoredSide storage stored = isLong ? _longs[pairId] : _shorts[pairId];
+        Side memory side = _load(stored);
+        side.oiUsd += notionalUsd;
+        side.qty += qty;
+        side.costUsd += costUsd;
         side.holdingWeight += notionalUsd * holdingIndex;
         side.fundingWeight += int256(notionalUsd) * fundingIndex;
-        emit SideUpdated(pairId, isLong, _view(side));
+        _save(stored, side);
+        emit SideUpdated(pairId, isLong, side);
     }
 
     /// @notice Removes a position from its side; returns the indexes it closes at.
@@ -135,13 +151,15 @@ contract Market is INavSource, AccessControl {
         int256 fundingIndexAtOpen
     ) external onlyRole(ENGINE_ROLE) returns (uint256 holdingIndex, int256 fundingIndex) {
         Indexes memory idx = accrue(pairId);
-        StoredSide storage side = isLong ? _longs[pairId] : _shorts[pairId];
-        side.oiUsd = (side.oiUsd - notionalUsd).toUint128();
-        side.qty = (side.qty - qty).toUint128();
-        side.costUsd = (side.costUsd - costUsd).toUint128();
+        StoredSide storage stored = isLong ? _longs[pairId] : _shorts[pairId];
+        Side memory side = _load(stored);
+        side.oiUsd -= notionalUsd;
+        side.qty -= qty;
+        side.costUsd -= costUsd;
         side.holdingWeight -= notionalUsd * holdingIndexAtOpen;
         side.fundingWeight -= int256(notionalUsd) * fundingIndexAtOpen;
-        emit SideUpdated(pairId, isLong, _view(side));
+        _save(stored, side);
+        emit SideUpdated(pairId, isLong, side);
         return (idx.holding, isLong ? idx.fundingLong : idx.fundingShort);
     }
 
@@ -158,8 +176,8 @@ contract Market is INavSource, AccessControl {
         // slither-disable-next-line incorrect-equality
         if (elapsed == 0) return idx;
         idx.holding += holdingRatePerHourWad * elapsed / HOUR;
-        uint256 longOi = _longs[pairId].oiUsd;
-        uint256 shortOi = _shorts[pairId].oiUsd;
+        uint256 longOi = _dec(_longs[pairId].oiUsd);
+        uint256 shortOi = _dec(_shorts[pairId].oiUsd);
         // balanced open interest pays no funding: an exact comparison of two sums
         // slither-disable-next-line incorrect-equality
         if (longOi == shortOi) return idx;
@@ -178,11 +196,11 @@ contract Market is INavSource, AccessControl {
     }
 
     function side(uint256 pairId, bool isLong) external view returns (Side memory) {
-        return _view(isLong ? _longs[pairId] : _shorts[pairId]);
+        return _load(isLong ? _longs[pairId] : _shorts[pairId]);
     }
 
     function sideOiUsd(uint256 pairId, bool isLong) external view returns (uint256) {
-        return isLong ? _longs[pairId].oiUsd : _shorts[pairId].oiUsd;
+        return _dec(isLong ? _longs[pairId].oiUsd : _shorts[pairId].oiUsd);
     }
 
     /// @inheritdoc INavSource
@@ -209,7 +227,7 @@ contract Market is INavSource, AccessControl {
         for (uint256 pairId = 0; pairId < n; pairId++) {
             StoredSide storage longs = _longs[pairId];
             StoredSide storage shorts = _shorts[pairId];
-            if (longs.oiUsd == 0 && shorts.oiUsd == 0) continue;
+            if (_dec(longs.oiUsd) == 0 && _dec(shorts.oiUsd) == 0) continue;
             // NAV marks at the last keeper price; freshness is checked where it matters
             uint256 price;
             if (fresh) price = oracle.freshMarkPrice(pairId);
@@ -220,8 +238,35 @@ contract Market is INavSource, AccessControl {
         }
     }
 
-    function _view(StoredSide storage s) private view returns (Side memory) {
-        return Side(s.oiUsd, s.qty, s.costUsd, s.holdingWeight, s.fundingWeight);
+    function _load(StoredSide storage s) private view returns (Side memory) {
+        return Side(_dec(s.oiUsd), _dec(s.qty), _dec(s.costUsd), _dec(s.holdingWeight), _decInt(s.fundingWeight));
+    }
+
+    function _save(StoredSide storage s, Side memory side) private {
+        s.oiUsd = _enc(side.oiUsd).toUint128();
+        s.qty = _enc(side.qty).toUint128();
+        s.costUsd = _enc(side.costUsd).toUint128();
+        s.holdingWeight = _enc(side.holdingWeight);
+        s.fundingWeight = _encInt(side.fundingWeight);
+    }
+
+    /// @dev The stored form of an unsigned sum: value + 1 (0 is left for "never written").
+    function _enc(uint256 value) private pure returns (uint256) {
+        return value + 1;
+    }
+
+    function _dec(uint256 stored) private pure returns (uint256) {
+        return stored == 0 ? 0 : stored - 1;
+    }
+
+    /// @dev The stored form of a signed sum: value + 1 when >= 0, value itself when negative,
+    ///      so no value is stored as 0.
+    function _encInt(int256 value) private pure returns (int256) {
+        return value >= 0 ? value + 1 : value;
+    }
+
+    function _decInt(int256 stored) private pure returns (int256) {
+        return stored > 0 ? stored - 1 : stored;
     }
 
     function _sideClaim(StoredSide storage s, bool isLong, uint256 price, uint256 holdingIndex, int256 fundingIndex)
@@ -229,13 +274,13 @@ contract Market is INavSource, AccessControl {
         view
         returns (int256)
     {
-        uint256 oiUsd = s.oiUsd;
+        uint256 oiUsd = _dec(s.oiUsd);
         if (oiUsd == 0) return 0;
-        int256 value = int256(Math.mulDiv(s.qty, price, WAD));
-        int256 cost = int256(uint256(s.costUsd));
+        int256 value = int256(Math.mulDiv(_dec(s.qty), price, WAD));
+        int256 cost = int256(_dec(s.costUsd));
         int256 pnl = isLong ? value - cost : cost - value;
-        int256 holding = int256((oiUsd * holdingIndex - s.holdingWeight) / WAD);
-        int256 funding = _floorDiv(int256(oiUsd) * fundingIndex - s.fundingWeight, int256(WAD));
+        int256 holding = int256((oiUsd * holdingIndex - _dec(s.holdingWeight)) / WAD);
+        int256 funding = _floorDiv(int256(oiUsd) * fundingIndex - _decInt(s.fundingWeight), int256(WAD));
         return holding + funding - pnl;
     }
 

@@ -151,6 +151,8 @@ def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: st
         pair_names.append(p.name)
     # 3. market aggregates, referrals, platform token, the trading engine
     market = deploy("market", "Market", ["address", "address", "address"], [pairs.address, oracle.address, deployer])
+    for pair_id in range(len(pair_names)):  # listing pays the pairs' first storage writes, not the first traders
+        market.transact("initPair", pair_id, sender=deployer)
     referrals = deploy("referrals", "ReferralRegistry", [], [])
     platform = deploy("platform_token", "PlatformToken", ["address"], [deployer])
     trading = deploy(
