@@ -15,12 +15,18 @@ from rich.table import Table
 from .client import Alpsim
 from .compiler import compile_contracts
 from .paths import find_project
+from .throughput import run_throughput
 
 TARGETS = {"open_total": 300_000, "close_total": 200_000, "liquidate": 120_000,
            "liquidate_batch_per_position": 60_000, "deposit": 120_000, "withdraw": 120_000}
 OPS = ["request_open", "execute_open", "request_close", "execute_close", "liquidate",
-       "liquidate_batch_per_position", "execute_open_batch_per_request", "deposit", "withdraw", "price_update"]
+       "liquidate_batch_per_position", "execute_open_batch_per_request", "execute_close_batch_per_request",
+       "deposit", "withdraw", "price_update"]
 TRADER, LP, NEW_LP = 1, 7, 6
+BATCH_TRADERS = (1, 2, 3, 4, 5)
+THROUGHPUT_TARGET = 5.0
+"""Embedded throughput of the fast path, as a multiple of the naive path's in the same run."""
+THROUGHPUT_BACKENDS = ("embedded", "anvil")
 
 
 def _measure(sim: Alpsim) -> dict[str, int | None]:
@@ -55,7 +61,25 @@ def _measure(sim: Alpsim) -> dict[str, int | None]:
         receipt = sim.keeper.run_triggers(ids)
         assert len(sim.closed_from(receipt)) == 50
         gas["liquidate_batch_per_position"] = receipt["gasUsed"] // 50
-        gas["execute_open_batch_per_request"] = None  # no batched executeOpen yet
+        # 50 requests of different traders in one block, executed in one keeper transaction
+        sim.keeper.set_prices({"BTC/USD": 60_000})
+        for account in BATCH_TRADERS:
+            sim.fund(account, 10_000)
+            sim.approve_collateral(account)
+        pending = sim.request_opens([
+            {"who": BATCH_TRADERS[i % len(BATCH_TRADERS)], "pair": "BTC/USD" if i % 2 else "ETH/USD",
+             "side": "long" if i % 3 else "short", "amount": 200, "leverage": 10} for i in range(50)])
+        receipt = sim.keeper.execute_open_batch([p.request_id for p in pending], [p.ciphertext for p in pending])
+        opened = sim.session.events(receipt, "PositionOpened")
+        assert len(opened) == 50
+        gas["execute_open_batch_per_request"] = receipt["gasUsed"] // 50
+        # and their 50 close requests in one keeper transaction
+        owners = {p.request_id: p.trader for p in pending}
+        closes = [(owners[e["requestId"]], e["positionId"]) for e in opened]
+        request_ids = sim.request_closes(closes)
+        receipt = sim.keeper.execute_close_batch(request_ids, [pid for _, pid in closes])
+        assert len(sim.closed_from(receipt)) == 50
+        gas["execute_close_batch_per_request"] = receipt["gasUsed"] // 50
     finally:
         sim.revert(snap)
     return gas
@@ -69,7 +93,18 @@ def _open_many(sim: Alpsim, count: int) -> None:
         sim.open(1 + i % 5, pairs[i % 4], "long" if i % 3 else "short", 200, 10)
 
 
-def run_bench(console: Console | None = None, positions: int = 1_000) -> dict[str, Any]:
+def _test_suite_s() -> float | None:
+    """How long the last `make test` took (it times itself into build/test-suite.json); None
+    when it has not run in this checkout or did not pass."""
+    record = find_project().build / "test-suite.json"
+    if not record.is_file():
+        return None
+    data = json.loads(record.read_text())
+    return data["test_suite_s"] if data.get("passed") else None
+
+
+def run_bench(console: Console | None = None, positions: int = 1_000, *, round_trips: int = 1_000,
+              traders: int = 200) -> dict[str, Any]:
     console = console or Console()
     build = compile_contracts()
     result: dict[str, Any] = {"gas": {}, "targets": TARGETS}
@@ -83,6 +118,14 @@ def run_bench(console: Console | None = None, positions: int = 1_000) -> dict[st
             _open_many(sim, positions)
             loaded = _measure(sim)
         result["gas"][chain] = {"fresh": fresh, f"with_{positions}_positions": loaded}
+    # throughput: the seeded round-trip workload, fast and naive paths, on the bnb profile
+    result["throughput"] = {}
+    for backend in THROUGHPUT_BACKENDS:
+        console.print(f"throughput on {backend}: {round_trips:,} round trips by {traders:,} traders, fast then naive")
+        result["throughput"][backend] = run_throughput("bnb", backend, traders=traders, round_trips=round_trips,
+                                                       seed=1, build=build)
+    result["throughput_target"] = THROUGHPUT_TARGET
+    result["test_suite_s"] = _test_suite_s()
     result["bench_s"] = round(time.perf_counter() - started, 1)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     _print(console, result, positions)
@@ -106,10 +149,36 @@ def _print(console: Console, result: dict[str, Any], positions: int) -> None:
         totals = Table(title=f"{chain}: against the targets")
         for col in ("measure", "gas (fresh)", "target", "met"):
             totals.add_column(col, justify="right")
-        measures = {"open_total": fresh["request_open"] + fresh["execute_open"],
-                    "close_total": fresh["request_close"] + fresh["execute_close"],
-                    "liquidate": fresh["liquidate"], "liquidate_batch_per_position": fresh["liquidate_batch_per_position"],
-                    "deposit": fresh["deposit"], "withdraw": fresh["withdraw"]}
-        for name, value in measures.items():
-            totals.add_row(name, f"{value:,}", f"{TARGETS[name]:,}", "yes" if value <= TARGETS[name] else "no")
+        for name, target, value in _against_targets(fresh):
+            totals.add_row(name, f"{value:,}", f"{target:,}", "yes" if value <= target else "no")
         console.print(totals)
+    console.print(f"test_suite_s (last make test): {result.get('test_suite_s')}; bench {result['bench_s']} s, "
+                  f"peak RSS {result['peak_rss_mb']} MB")
+    if result.get("throughput"):
+        _print_throughput(console, result["throughput"])
+
+
+def _against_targets(gas: dict[str, int | None]) -> list[tuple[str, int, int]]:
+    """(measure, target, gas) rows: a lone keeper execution and a 50-request keeper batch."""
+    return [
+        ("open_total", TARGETS["open_total"], gas["request_open"] + gas["execute_open"]),
+        ("open_total, batched", TARGETS["open_total"], gas["request_open"] + gas["execute_open_batch_per_request"]),
+        ("close_total", TARGETS["close_total"], gas["request_close"] + gas["execute_close"]),
+        ("close_total, batched", TARGETS["close_total"], gas["request_close"] + gas["execute_close_batch_per_request"]),
+        ("liquidate", TARGETS["liquidate"], gas["liquidate"]),
+        ("liquidate_batch_per_position", TARGETS["liquidate_batch_per_position"], gas["liquidate_batch_per_position"]),
+        ("deposit", TARGETS["deposit"], gas["deposit"]),
+        ("withdraw", TARGETS["withdraw"], gas["withdraw"]),
+    ]
+
+
+def _print_throughput(console: Console, throughput: dict[str, Any]) -> None:
+    table = Table(title=f"throughput on bnb: round trips per second, fast vs naive path "
+                        f"(target: embedded >= {THROUGHPUT_TARGET:g}x)")
+    for col in ("backend", "trips", "liq.", "fast rt/s", "naive rt/s", "ratio", "met"):
+        table.add_column(col, justify="right")
+    for backend, r in throughput.items():
+        met = ("yes" if r["ratio"] >= THROUGHPUT_TARGET else "no") if backend == "embedded" else "-"
+        table.add_row(backend, f"{r['round_trips']:,}", f"{r['liquidations']:,}", f"{r['fast']['round_trips_per_s']:.1f}",
+                      f"{r['naive']['round_trips_per_s']:.2f}", f"{r['ratio']:.1f}x", met)
+    console.print(table)

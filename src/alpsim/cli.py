@@ -274,11 +274,15 @@ def keeper_cmd(
 
 
 @app.command("bench")
-def bench_cmd(positions: Annotated[int, typer.Option("--positions", help="Positions open for the loaded run.")] = 1000) -> None:
-    """Gas per operation, fresh and with many positions open; writes build/bench.json."""
+def bench_cmd(positions: Annotated[int, typer.Option("--positions", help="Positions open for the loaded run.")] = 1000,
+              round_trips: Annotated[int, typer.Option("--round-trips", help="Round trips of the throughput workload.")] = 1000,
+              traders: Annotated[int, typer.Option("--traders", help="Traders of the throughput workload.")] = 200,
+              ) -> None:
+    """Gas per operation, fresh and with many positions open, and round-trip throughput (fast
+    and naive paths, embedded and anvil); writes build/bench.json."""
     from .bench import run_bench
 
-    run_bench(console, positions)
+    run_bench(console, positions, round_trips=round_trips, traders=traders)
 
 
 @app.command("demo")

@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
+from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict
 
 import random
@@ -27,6 +28,19 @@ from .units import Number, from_units, to_units, wad_to_decimal
 
 ZERO_ADDRESS = "0x" + "00" * 20
 MAX_UINT = 2**256 - 1
+REQUEST_GAS = 500_000
+"""Explicit gas of a trader's request (an open request uses about 200,000): many of them fit
+in one block, which a 15,000,000 limit each would not allow."""
+_OPEN_REQUESTED = keccak(text="OpenRequested(uint256,address,uint256,bytes32,bytes)")
+_CLOSE_REQUESTED = keccak(text="CloseRequested(uint256,uint256,address)")
+
+
+def _indexed_id(receipt: dict, topic: bytes) -> int:
+    """The first indexed argument (a request id) of the receipt's first `topic` event."""
+    for log in receipt["logs"]:
+        if log["topics"] and bytes(log["topics"][0]) == topic:
+            return int.from_bytes(bytes(log["topics"][1]), "big")
+    raise AlpsimError(f"no event 0x{topic.hex()} in the receipt")
 
 
 @dataclass(frozen=True)
@@ -142,12 +156,14 @@ class Alpsim:
     @classmethod
     def launch(cls, chain: str | ChainProfile = "bnb", backend: str = "embedded", *, rpc_url: str | None = None,
                build: BuildResult | None = None, profiles_file: str | Path | None = None,
-               seed: int | None = None, fork_url: str | None = None) -> "Alpsim":
+               seed: int | None = None, fork_url: str | None = None, accounts: int = 10) -> "Alpsim":
         """Starts a devnet for `chain` and deploys the whole system on it. `seed` makes salts
         and encryption randomness reproducible. `fork_url` starts anvil forking that chain and
-        uses the profile's real collateral token."""
+        uses the profile's real collateral token. `accounts`: how many funded dev accounts
+        (of the dev mnemonic) the devnet has."""
         profile = chain if isinstance(chain, ChainProfile) else get_profile(chain, profiles_file)
-        devnet = start_devnet(profile, "anvil" if fork_url else backend, rpc_url=rpc_url, fork_url=fork_url)
+        devnet = start_devnet(profile, "anvil" if fork_url else backend, rpc_url=rpc_url, fork_url=fork_url,
+                              accounts=accounts)
         try:
             deployment, session = deploy_system(devnet, build, real_collateral=fork_url is not None)
             return cls(devnet, deployment, session, seed=seed)
@@ -296,6 +312,29 @@ class Alpsim:
                      take_profit: Number = 0, stop_loss: Number = 0, acceptable_price: Number = 0
                      ) -> PendingOpen:
         """Step one only: escrows `amount` behind a commitment and the encrypted order."""
+        trader, tx, order, salt, ciphertext, amount_units = self._open_request(
+            who, pair, side, amount, leverage, take_profit, stop_loss, acceptable_price)
+        self._approve("collateral", trader, self.contracts["trading"].address)
+        receipt = self.session.send(tx)
+        request_id = self.session.events(receipt, "OpenRequested")[0]["requestId"]
+        return PendingOpen(request_id, trader, order, salt, ciphertext, amount_units, receipt)
+
+    def request_opens(self, requests: list[dict], *, gas: int = REQUEST_GAS) -> list[PendingOpen]:
+        """Many open requests (dicts of `request_open`'s arguments: who, pair, side, amount,
+        leverage, ...), each the trader's own transaction, in as few blocks as their explicit
+        `gas` limits allow, as many traders' requests share a block on a real chain. The
+        traders must have approved the trading engine (`approve_collateral`)."""
+        built = [self._open_request(r["who"], r["pair"], r["side"], r["amount"], r["leverage"],
+                                    r.get("take_profit", 0), r.get("stop_loss", 0), r.get("acceptable_price", 0))
+                 for r in requests]
+        receipts = self.session.send_many([{**b[1], "gas": gas} for b in built])
+        return [PendingOpen(_indexed_id(receipt, _OPEN_REQUESTED), trader, order, salt, ciphertext, units, receipt)
+                for (trader, _, order, salt, ciphertext, units), receipt in zip(built, receipts)]
+
+    def _open_request(self, who: Account, pair: str | int, side: str, amount: Number, leverage: int,
+                      take_profit: Number, stop_loss: Number, acceptable_price: Number
+                      ) -> tuple[str, dict, Order, bytes, bytes, int]:
+        """The request's transaction and what only the trader and the keeper know."""
         trader = self.address(who)
         if side not in ("long", "short"):
             raise ConfigError(f"side must be 'long' or 'short', got {side!r}")
@@ -305,12 +344,13 @@ class Alpsim:
         randomness = self.rng.getrandbits(8 * 48).to_bytes(48, "big") if self._seeded else None
         ciphertext = seal(order, salt, self.keeper_public_key, randomness)
         trading = self.contracts["trading"]
-        self._approve("collateral", trader, trading.address)
         amount_units = self.to_units(amount)
-        receipt = trading.transact("requestOpen", commitment(trader, order, salt), ciphertext, amount_units,
-                                   sender=trader)
-        request_id = self.session.events(receipt, "OpenRequested")[0]["requestId"]
-        return PendingOpen(request_id, trader, order, salt, ciphertext, amount_units, receipt)
+        data = trading.encode("requestOpen", commitment(trader, order, salt), ciphertext, amount_units)
+        return trader, {"from": trader, "to": trading.address, "data": data}, order, salt, ciphertext, amount_units
+
+    def approve_collateral(self, who: Account) -> None:
+        """The trader's unlimited approval of the trading engine (once per trader)."""
+        self._approve("collateral", self.address(who), self.contracts["trading"].address)
 
     def open(self, who: Account, pair: str | int, side: str, amount: Number, leverage: int, *,
              take_profit: Number = 0, stop_loss: Number = 0, acceptable_price: Number = 0) -> OpenedPosition:
@@ -349,6 +389,15 @@ class Alpsim:
     def request_close(self, who: Account, position_id: int) -> tuple[int, dict]:
         receipt = self.contracts["trading"].transact("requestClose", position_id, sender=self.address(who))
         return self.session.events(receipt, "CloseRequested")[0]["requestId"], receipt
+
+    def request_closes(self, closes: list[tuple[Account, int]], *, gas: int = REQUEST_GAS) -> list[int]:
+        """Many close requests ((trader, position id) each, the trader's own transaction) in as
+        few blocks as their explicit `gas` limits allow; their request ids."""
+        trading = self.contracts["trading"]
+        receipts = self.session.send_many([
+            {"from": self.address(who), "to": trading.address, "data": trading.encode("requestClose", pid), "gas": gas}
+            for who, pid in closes])
+        return [_indexed_id(receipt, _CLOSE_REQUESTED) for receipt in receipts]
 
     def close(self, who: Account, position_id: int) -> ClosedPosition:
         """Requests the close and has the keeper execute it; returns the settlement."""

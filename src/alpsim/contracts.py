@@ -76,8 +76,12 @@ class BoundContract:
         values = [_named(p, v) for p, v in zip(fn.outputs, abi_decode(fn.output_types, out))]
         return values[0] if len(values) == 1 else tuple(values)
 
-    def transact(self, function: str, *args: Any, sender: str) -> dict:
-        return self.session.send({"from": sender, "to": self.address, "data": self.encode(function, *args)})
+    def transact(self, function: str, *args: Any, sender: str, gas: int | None = None) -> dict:
+        """Sends the call (with an explicit gas limit: `gas`, or the devnet's default)."""
+        tx = {"from": sender, "to": self.address, "data": self.encode(function, *args)}
+        if gas is not None:
+            tx["gas"] = gas
+        return self.session.send(tx)
 
 
 class Session:
@@ -101,6 +105,13 @@ class Session:
         except TransactionReverted as exc:
             raise self.decoder.decode(exc.data, exc.tx_hash) from None
 
+    def send_many(self, txs: list[dict]) -> list[dict]:
+        """`Devnet.send_many` (many transactions per block), reverts decoded."""
+        try:
+            return self.devnet.send_many(txs)
+        except TransactionReverted as exc:
+            raise self.decoder.decode(exc.data, exc.tx_hash) from None
+
     def deploy(self, artifact: Any, constructor_types: Iterable[str], args: Iterable[Any], sender: str) -> str:
         data = artifact.bytecode + abi_encode(list(constructor_types), list(args)).hex()
         receipt = self.send({"from": sender, "data": data})
@@ -111,14 +122,16 @@ class Session:
         event = get_event_data(self.devnet.w3.codec, known[1], log)
         return {"event": event["event"], "address": event["address"], **dict(event["args"])}
 
-    def events(self, receipt: dict, name: str | None = None) -> list[dict]:
-        """Decoded logs of `receipt` (all known events, or those called `name`)."""
+    def events(self, receipt: dict, name: str | Iterable[str] | None = None) -> list[dict]:
+        """Decoded logs of `receipt` (all known events, or those called `name`, or named in
+        it): the others are not decoded at all."""
+        names = None if name is None else {name} if isinstance(name, str) else set(name)
         decoded = []
         for log in receipt["logs"]:
             if not log["topics"]:
                 continue
             known = self._events.get(bytes(log["topics"][0]))
-            if known is None or (name and known[0] != name):
+            if known is None or (names is not None and known[0] not in names):
                 continue
             event = get_event_data(self.devnet.w3.codec, known[1], log)
             decoded.append({"event": event["event"], "address": event["address"], **dict(event["args"])})

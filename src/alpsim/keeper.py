@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from eth_utils import keccak
 
 from .deployment import KEEPER_ACCOUNT, feed_role
+from .devnet.base import TX_GAS_LIMIT
 from .keys import dev_private_key
 from .orders import unseal
 from .units import Number, to_units
@@ -19,6 +20,8 @@ ZERO_ADDRESS = "0x" + "00" * 20
 REFERENCE_DECIMALS = 8
 REFERENCE_REFRESH_S = 30
 """The devnet's reference feeds are refreshed when older than this (Chainlink's heartbeat)."""
+BATCH_GAS_PER_ITEM = 400_000
+"""Explicit gas per request or position of a batch (an open executes in about 250,000)."""
 
 
 class Keeper:
@@ -89,6 +92,50 @@ class Keeper:
         self.observe(receipt)
         return receipt
 
+    def execute_open_batch(self, request_ids: list[int], ciphertexts: list[bytes] | None = None) -> dict:
+        """Decrypts the orders of `request_ids` (from `ciphertexts`, or found in the request
+        logs) and executes them all in one transaction, with one price update for their pairs.
+        A failed check rejects only its request (refunded less the execution fee); a request
+        that cannot be executed reverts the whole batch."""
+        if ciphertexts is None:
+            found = {rid: ct for rid, kind, ct in self.pending_requests() if kind == "open"}
+            missing = [rid for rid in request_ids if rid not in found]
+            if missing:
+                raise LookupError(f"no open request {missing[0]} in the logs")
+            ciphertexts = [found[rid] for rid in request_ids]
+        orders, salts = [], []
+        for ciphertext in ciphertexts:
+            order, salt = unseal(ciphertext, self.private_key)
+            orders.append((order.pair_id, order.is_long, order.leverage, order.take_profit, order.stop_loss,
+                           order.acceptable_price))
+            salts.append(salt)
+        prices = self._price_inputs([o[0] for o in orders])
+        receipt = self.trading.transact("executeOpenBatch", list(request_ids), orders, salts, prices,
+                                        sender=self.address, gas=self._batch_gas(len(request_ids)))
+        self.handled_requests.update(request_ids)
+        self.observe(receipt)
+        return receipt
+
+    def execute_close_batch(self, request_ids: list[int], position_ids: list[int] | None = None) -> dict:
+        """Executes the close requests `request_ids` in one transaction, one price update for
+        the pairs of their positions (`position_ids`, when the caller knows them, saves one
+        read per request)."""
+        if position_ids is None:
+            position_ids = [self.trading.call("request", rid)["amountIn"] for rid in request_ids]
+        unknown = [pid for pid in position_ids if pid not in self.open_positions]
+        pairs = {self.open_positions[pid] for pid in position_ids if pid in self.open_positions}
+        if unknown:
+            pairs |= {raw["pairId"] for raw in self.trading.call("positionsOf", unknown)}
+        receipt = self.trading.transact("executeCloseBatch", list(request_ids), self._price_inputs(pairs),
+                                        sender=self.address, gas=self._batch_gas(len(request_ids)))
+        self.handled_requests.update(request_ids)
+        self.observe(receipt)
+        return receipt
+
+    def _batch_gas(self, items: int) -> int:
+        """An explicit gas limit for a batch of `items`: generous per item, within a block."""
+        return min(max(TX_GAS_LIMIT, BATCH_GAS_PER_ITEM * items), self.sim.devnet.block_gas_limit)
+
     def execute_close(self, request_id: int) -> dict:
         request = self.trading.call("request", request_id)
         position = self.trading.call("position", request["amountIn"])
@@ -104,7 +151,8 @@ class Keeper:
         `price_pairs`)."""
         ids = sorted(self.open_positions) if position_ids is None else position_ids
         pairs = {self.open_positions[i] for i in ids if i in self.open_positions} | set(price_pairs or ())
-        receipt = self.trading.transact("runTriggers", ids, self._price_inputs(pairs), sender=self.address)
+        receipt = self.trading.transact("runTriggers", ids, self._price_inputs(pairs), sender=self.address,
+                                        gas=self._batch_gas(len(ids)))
         self.observe(receipt)
         return receipt
 
@@ -158,7 +206,7 @@ class Keeper:
         raise LookupError(f"no open request {request_id} in the logs")
 
     def observe(self, receipt: dict) -> None:
-        for event in self.sim.session.events(receipt):
+        for event in self.sim.session.events(receipt, ("PositionOpened", "PositionClosed")):
             if event["event"] == "PositionOpened":
                 self.open_positions[event["positionId"]] = event["position"]["pairId"]
             elif event["event"] == "PositionClosed":

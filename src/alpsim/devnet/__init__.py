@@ -11,17 +11,17 @@ BACKENDS = ("embedded", "anvil")
 
 
 def start_devnet(profile: ChainProfile, backend: str = "embedded", *, rpc_url: str | None = None,
-                 port: int | None = None, fork_url: str | None = None) -> Devnet:
+                 port: int | None = None, fork_url: str | None = None, accounts: int = 10) -> Devnet:
     """A devnet for `profile`: `rpc_url` connects to a running node; otherwise `backend`
-    picks the embedded EVM or a fresh anvil."""
+    picks the embedded EVM or a fresh anvil, with `accounts` funded dev accounts."""
     from ..errors import UnknownNameError
 
     if rpc_url:
         return RpcDevnet(profile, rpc_url)
     if backend == "embedded":
-        return EmbeddedDevnet(profile)
+        return EmbeddedDevnet(profile, accounts=accounts)
     if backend == "anvil":
-        return AnvilDevnet(profile, port=port, fork_url=fork_url)
+        return AnvilDevnet(profile, port=port, fork_url=fork_url, accounts=accounts)
     raise UnknownNameError("backend", backend, BACKENDS)
 
 

@@ -71,12 +71,12 @@ class AnvilProcess:
     """One anvil child process, stopped on `stop()`, at interpreter exit, or with its parent."""
 
     def __init__(self, chain_id: int, *, port: int | None = None, fork_url: str | None = None,
-                 hardfork: str = "cancun", extra_args: list[str] | None = None):
+                 hardfork: str = "cancun", extra_args: list[str] | None = None, accounts: int = 10):
         self.port = port or free_port()
         args = [
             str(anvil_binary()), "--host", "127.0.0.1", "--port", str(self.port),
             "--chain-id", str(chain_id), "--hardfork", hardfork,
-            "--mnemonic", DEV_MNEMONIC, "--accounts", "10",
+            "--mnemonic", DEV_MNEMONIC, "--accounts", str(accounts),
         ]
         if fork_url:
             args += ["--fork-url", fork_url]
@@ -217,6 +217,26 @@ class RpcDevnet(Devnet):
                 raise
             raise TransactionReverted(_hex_bytes(data)) from None
 
+    def _hold_time(self, held: bool) -> None:
+        if not self.stamp_blocks:
+            return
+        # transactions sent around `send` (a plain web3 script) get the held time too
+        if held:
+            self.rpc("anvil_setBlockTimestampInterval", [0])
+        else:
+            self.rpc("anvil_removeBlockTimestampInterval")
+
+    def _send_block(self, txs: list[dict]) -> list[dict]:
+        if not self.stamp_blocks:  # a shared live node mines on its own
+            return super()._send_block(txs)
+        self.rpc("evm_setAutomine", [False])
+        try:
+            hashes = [self._send(tx) for tx in txs]
+            self._mine_at(self.clock.next_ms)
+        finally:
+            self.rpc("evm_setAutomine", [True])
+        return [self._receipt(h) for h in hashes]
+
     def _mine_at(self, stamp_ms: int) -> None:
         if not self.stamp_blocks:  # a live node keeps its own time
             self.rpc("evm_mine", [])
@@ -251,8 +271,9 @@ class AnvilDevnet(RpcDevnet):
     backend_name = "anvil"
 
     def __init__(self, profile: ChainProfile, *, port: int | None = None, fork_url: str | None = None,
-                 stamp_blocks: bool = True):
-        self.process = AnvilProcess(profile.chain_id, port=port, fork_url=fork_url, hardfork=profile.evm_version)
+                 stamp_blocks: bool = True, accounts: int = 10):
+        self.process = AnvilProcess(profile.chain_id, port=port, fork_url=fork_url, hardfork=profile.evm_version,
+                                    accounts=accounts)
         try:
             super().__init__(profile, self.process.url, stamp_blocks=stamp_blocks)
         except BaseException:

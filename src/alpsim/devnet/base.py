@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from web3 import Web3
 
@@ -58,6 +59,8 @@ class BlockClock:
         if seconds < 0:
             raise ValueError("time only moves forward")
         target_ms = self.head_ms + round(seconds * 1000)
+        if self.block_time_ms == 0:  # time held (Devnet.hold_time): one block at the target
+            return [target_ms]
         blocks = min(max(math.ceil((target_ms - self.head_ms) / self.block_time_ms), 1), MAX_BLOCKS_PER_ADVANCE)
         stamps = [self.head_ms + self.block_time_ms * (i + 1) for i in range(blocks - 1)]
         stamps = [s for s in stamps if s < target_ms]
@@ -69,6 +72,8 @@ class Devnet(ABC):
     started."""
 
     backend_name: str = "devnet"
+    block_gas_limit: int = 30_000_000
+    """The most gas one block holds (anvil's default; the embedded devnet's genesis sets its own)."""
 
     def __init__(self, profile: ChainProfile):
         self.profile = profile
@@ -99,6 +104,40 @@ class Devnet(ABC):
     @property
     def rpc_url(self) -> str | None:
         return None
+
+    # ----- many transactions in one block
+    def send_many(self, txs: list[dict]) -> list[dict]:
+        """Sends `txs` (each with an explicit `gas`, like `send`) in as few blocks as their gas
+        limits allow, in order, and returns their receipts; the first reverted one raises
+        TransactionReverted (the others are mined all the same)."""
+        receipts: list[dict] = []
+        block_gas = 0
+        chunk: list[dict] = []
+        for tx in txs:
+            full = {"gas": TX_GAS_LIMIT, "maxFeePerGas": MAX_FEE_PER_GAS, "maxPriorityFeePerGas": 0, "value": 0, **tx}
+            if chunk and block_gas + full["gas"] > self.block_gas_limit:
+                receipts += self._send_block(chunk)
+                chunk, block_gas = [], 0
+            chunk.append(full)
+            block_gas += full["gas"]
+        if chunk:
+            receipts += self._send_block(chunk)
+        for receipt in receipts:
+            if receipt["status"] != 1:
+                tx_hash = receipt["transactionHash"]
+                raise TransactionReverted(self._revert_data(tx_hash), Web3.to_hex(tx_hash), receipt)
+        return receipts
+
+    def _send_block(self, txs: list[dict]) -> list[dict]:
+        """One block holding `txs` (complete transactions); their receipts, reverted or not.
+        Backends that cannot hold transactions back send them one block each."""
+        out = []
+        for tx in txs:
+            self._before_block()
+            tx_hash = self._send(tx)
+            self._after_block()
+            out.append(self._receipt(tx_hash))
+        return out
 
     # ----- transactions and calls
     def send(self, tx: dict) -> dict:
@@ -155,6 +194,23 @@ class Devnet(ABC):
         MAX_BLOCKS_PER_ADVANCE of them), the last one stamped exactly `seconds` later."""
         for stamp_ms in self.clock.plan_advance(seconds):
             self._mine_at(stamp_ms)
+
+    @contextmanager
+    def hold_time(self) -> Iterator[None]:
+        """Within: every block gets the timestamp of the latest one (time moves only by
+        `advance_time`), so a workload accrues and prices the same whatever its number of
+        blocks."""
+        saved = self.clock.block_time_ms
+        self.clock.block_time_ms = 0
+        self._hold_time(True)
+        try:
+            yield
+        finally:
+            self.clock.block_time_ms = saved
+            self._hold_time(False)
+
+    def _hold_time(self, held: bool) -> None:
+        """Backends whose node keeps its own clock stop it here (and restart it)."""
 
     @abstractmethod
     def _mine_at(self, stamp_ms: int) -> None:

@@ -9,7 +9,10 @@ from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.exceptions import ValidationError
 from eth_tester.backends.pyevm.main import _execute_and_revert_transaction
 from eth.vm.spoof import SpoofTransaction
+from eth._utils.address import generate_contract_address
 from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+from web3.datastructures import AttributeDict
 from web3 import EthereumTesterProvider, Web3
 from web3.providers.eth_tester.defaults import API_ENDPOINTS
 
@@ -55,11 +58,47 @@ class _ClockedBackend(PyEVMBackend):
         self.stamp_pending(self._devnet.clock.next_ms)
         return tuple(hashes)
 
+    @property
+    def _key_lookup(self):  # noqa: ANN202 - eth-tester rebuilds it (a keccak per account) per send
+        keys = self.account_keys
+        if getattr(self, "_key_cache", (None,))[0] is not keys:
+            self._key_cache = (keys, {key.public_key.to_canonical_address(): key for key in keys})
+        return self._key_cache[1]
+
     def _keep_revert(self, signed: Any) -> bytes:
         _, _, computation = self.chain.apply_transaction(signed)
         if computation.is_error:
             self.revert_data[signed.hash] = bytes(computation.output or b"")
         return signed.hash
+
+    def apply_block_transactions(self, transactions: list[dict]) -> list[tuple[Any, Any, Any]]:
+        """Signs and applies `transactions` (eth-tester's raw form, no nonce) to the pending
+        block in one go: eth-tester's per-transaction path rebuilds the block's transaction
+        and receipt tries after each one (quadratic in the block's size). Returns (signed
+        transaction, receipt, computation) of each; the caller mines the block."""
+        chain = self.chain
+        vm = chain.get_vm(chain.header)
+        base_block = vm.get_block()
+        header = base_block.header
+        nonces: dict[bytes, int] = {}
+        applied = []
+        for tx in transactions:
+            sender = tx["from"]
+            nonce = nonces[sender] if sender in nonces else vm.state.get_nonce(sender)
+            nonces[sender] = nonce + 1
+            signed = self._get_normalized_and_signed_evm_transaction({**tx, "nonce": nonce})
+            receipt, computation = vm.apply_transaction(header, signed)
+            header = vm.add_receipt_to_header(header, receipt)
+            if computation.is_error:
+                self.revert_data[signed.hash] = bytes(computation.output or b"")
+            applied.append((signed, receipt, computation))
+        vm.state.persist()
+        new_header = header.copy(state_root=vm.state.state_root)
+        block = vm.set_block_transactions_and_withdrawals(
+            base_block, new_header, base_block.transactions + tuple(a[0] for a in applied),
+            base_block.get_receipts(chain.chaindb) + tuple(a[1] for a in applied))
+        chain.header = block.header
+        return applied
 
     def send_transaction(self, transaction):  # noqa: ANN001
         return self._keep_revert(self._get_normalized_and_signed_evm_transaction(transaction))
@@ -79,6 +118,17 @@ class _ClockedBackend(PyEVMBackend):
             )
         return self._keep_revert(signed)
 
+    def estimate_gas(self, transaction, block_number="latest"):  # noqa: ANN001
+        # eth-tester estimates in a child of the latest block stamped with the wall clock; a
+        # node estimates in its pending block: the next number, at the devnet clock's time
+        if block_number not in ("latest", "pending"):
+            return super().estimate_gas(transaction, block_number)
+        unsigned = self._get_normalized_and_unsigned_evm_transaction({**transaction, "gas": 21000}, "latest")
+        vm = self.chain.get_vm()
+        header = vm.get_header().copy(base_fee_per_gas=0)
+        state = vm.build_state(vm.chaindb.db, header, vm.chain_context, vm.previous_hashes)
+        return self.chain.gas_estimator(state, SpoofTransaction(unsigned, from_=transaction["from"]))
+
     def revert_to_snapshot(self, snapshot):  # noqa: ANN001
         super().revert_to_snapshot(snapshot)
         self._fix_chain_id()
@@ -94,17 +144,21 @@ class EmbeddedDevnet(Devnet):
 
     def __init__(self, profile: ChainProfile, accounts: int = 10):
         super().__init__(profile)
+        if accounts < 10:
+            raise ValueError("the embedded devnet has at least the ten dev accounts")
         vm = _sub_second_vm(_FORKS[profile.evm_version])
         genesis = PyEVMBackend.generate_genesis_params(overrides={"timestamp": GENESIS_TIMESTAMP})
+        # the first `accounts` accounts of the dev mnemonic, as anvil's `--accounts`
+        state = PyEVMBackend.generate_genesis_state(num_accounts=accounts, mnemonic=DEV_MNEMONIC, hd_path=DEV_HD_PATH)
         self.backend = _ClockedBackend(
             self,
             genesis_parameters=genesis,
+            genesis_state=state,
             vm_configuration=((0, vm),),
             mnemonic=DEV_MNEMONIC,
             hd_path=DEV_HD_PATH,
         )
-        if accounts != 10:
-            raise ValueError("the embedded devnet has the ten dev accounts")
+        self.block_gas_limit = genesis["gas_limit"]
         self.backend._fix_chain_id()  # the `chainid` opcode and tx validation read the class
         self.backend.stamp_pending(self.clock.next_ms)
         self.tester = EthereumTester(backend=self.backend)
@@ -113,6 +167,7 @@ class EmbeddedDevnet(Devnet):
         endpoints["eth"]["chainId"] = lambda *_: chain_id
         self.w3 = Web3(EthereumTesterProvider(self.tester, api_endpoints=endpoints))
         self._accounts = [to_checksum_address(a) for a in self.tester.get_accounts()]
+        self._receipts: dict[bytes, Any] = {}
 
     @property
     def accounts(self) -> list[str]:
@@ -123,7 +178,13 @@ class EmbeddedDevnet(Devnet):
         return self.profile.chain_id
 
     def _send(self, tx: dict) -> Any:
-        return self.w3.eth.send_transaction(tx)
+        receipt = self._send_block([tx])[0]
+        self._receipts[bytes(receipt["transactionHash"])] = receipt
+        return receipt["transactionHash"]
+
+    def _receipt(self, tx_hash: Any) -> Any:
+        receipt = self._receipts.pop(bytes(tx_hash), None)
+        return receipt if receipt is not None else super()._receipt(tx_hash)
 
     def _revert_data(self, tx_hash: Any) -> bytes:
         return self.backend.revert_data.get(bytes(tx_hash), b"")
@@ -152,9 +213,59 @@ class EmbeddedDevnet(Devnet):
     def _after_revert(self) -> None:
         self.backend.stamp_pending(self.clock.next_ms)
 
+    def _hold_time(self, held: bool) -> None:
+        self.backend.stamp_pending(self.clock.next_ms)
+
+    def _send_block(self, txs: list[dict]) -> list[dict]:
+        """Signs the transactions with their senders' dev keys and mines them in one block,
+        straight on the backend; the receipts are built from what py-evm returned (web3's
+        request formatting and eth-tester's validation and receipt lookup cost more than the
+        EVM for most transactions)."""
+        raws = []
+        for tx in txs:
+            raw = _raw_tx(tx)
+            raw["max_fee_per_gas"] = tx["maxFeePerGas"]
+            raw["max_priority_fee_per_gas"] = tx["maxPriorityFeePerGas"]
+            raws.append(raw)
+        try:
+            applied = self.backend.apply_block_transactions(raws)
+        finally:
+            (block_hash,) = self.tester.mine_blocks(1)
+        block_hash = bytes.fromhex(block_hash[2:]) if isinstance(block_hash, str) else bytes(block_hash)
+        number = self.backend.chain.get_canonical_head().block_number
+        return _receipts(applied, HexBytes(block_hash), number)
+
     # the backend's mine_blocks already moved the clock
     def _after_block(self) -> None:
         pass
+
+
+def _receipts(applied: list[tuple[Any, Any, Any]], block_hash: HexBytes, number: int) -> list[AttributeDict]:
+    """web3-shaped receipts of a block's transactions (as `eth_getTransactionReceipt`)."""
+    out, cumulative, log_index = [], 0, 0
+    for index, (signed, receipt, _) in enumerate(applied):
+        tx_hash = HexBytes(signed.hash)
+        logs = []
+        for log in receipt.logs:
+            logs.append(AttributeDict({
+                "address": to_checksum_address(log.address),
+                "topics": [HexBytes(t.to_bytes(32, "big")) for t in log.topics],
+                "data": HexBytes(log.data), "blockNumber": number, "blockHash": block_hash,
+                "transactionHash": tx_hash, "transactionIndex": index, "logIndex": log_index, "removed": False,
+            }))
+            log_index += 1
+        created = None
+        if not signed.to:
+            created = to_checksum_address(generate_contract_address(signed.sender, signed.nonce))
+        out.append(AttributeDict({
+            "transactionHash": tx_hash, "transactionIndex": index, "blockHash": block_hash, "blockNumber": number,
+            "from": to_checksum_address(signed.sender), "to": to_checksum_address(signed.to) if signed.to else None,
+            "cumulativeGasUsed": receipt.gas_used, "gasUsed": receipt.gas_used - cumulative,
+            "contractAddress": created, "logs": logs, "status": 1 if receipt.state_root == b"\x01" else 0,
+            "type": signed.type_id if signed.type_id is not None else 0,
+        }))
+        cumulative = receipt.gas_used
+    return out
 
 
 def _raw_tx(tx: dict) -> dict:
