@@ -105,6 +105,11 @@ contract PriceOracle is AccessControl {
         return (keeper, RejectReason.None);
     }
 
+    /// @notice The last keeper price (the mark for NAV), whatever its age; 0 when never set.
+    function markPrice(uint256 pairId) external view returns (uint256) {
+        return keeperPrice[pairId].price;
+    }
+
     /// @notice The last keeper price (the mark for NAV), reverting when older than the maximum
     ///         age.
     function freshMarkPrice(uint256 pairId) external view returns (uint256) {

@@ -231,7 +231,7 @@ contract Market is INavSource, AccessControl {
             // NAV marks at the last keeper price; freshness is checked where it matters
             uint256 price;
             if (fresh) price = oracle.freshMarkPrice(pairId);
-            else (price,) = oracle.keeperPrice(pairId);
+            else price = oracle.markPrice(pairId);
             Indexes memory idx = indexesNow(pairId);
             claimUsd += _sideClaim(longs, true, price, idx.holding, idx.fundingLong);
             claimUsd += _sideClaim(shorts, false, price, idx.holding, idx.fundingShort);

@@ -385,6 +385,8 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         returns (uint256 closed)
     {
         _applyPrices(prices);
+        // zero on purpose: key 0 is an empty cache
+        // slither-disable-next-line uninitialized-local
         TriggerCache memory cache;
         for (uint256 i = 0; i < positionIds.length; i++) {
             if (_trigger(positionIds[i], cache)) closed++;
