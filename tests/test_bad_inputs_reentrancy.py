@@ -233,7 +233,9 @@ def _trigger_execute(sim, alt):
     assert split["poolAmount"] + split["treasuryAmount"] == open_fee > 0
     assert opened["position"]["marginTokens"] + open_fee + fee == 1_000 * alt["units"]
     reserve = opened["position"]["maxProfitUsd"]
-    return (engine.address, keeper, fee), {
+    # the execution's first transfer is the pool's share of the open fee (the keeper is paid
+    # last, in one transfer for a whole batch)
+    return (engine.address, pool.address, split["poolAmount"]), {
         "token": {keeper: fee, treasury: split["treasuryAmount"], pool.address: split["poolAmount"],
                   engine.address: -(fee + open_fee)},
         "pool": (split["poolAmount"], reserve, 0), "counters": (0, 1)}
