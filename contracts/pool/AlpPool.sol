@@ -106,7 +106,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
             amountUsd * mintFeeBps / Units.BPS,
             unlocksAt,
             poolBalance,
-            _navAfter(claimUsd),
+            _navFloorZero(claimUsd),
             supply + alpOut
         );
     }
@@ -144,7 +144,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
             amountOut,
             Math.mulDiv(alpAmount * burnFeeBps, navUsd, supply * Units.BPS),
             poolBalance,
-            _navAfter(claimUsd),
+            _navFloorZero(claimUsd),
             supply - alpAmount
         );
     }
@@ -164,8 +164,8 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
 
     /// @inheritdoc IAlpPool
     function nav() public view returns (uint256) {
-        int256 navUsd = _navUsd();
-        return navUsd > 0 ? uint256(navUsd) : 0;
+        int256 claimUsd = address(navSource) == address(0) ? int256(0) : navSource.poolClaimUsd();
+        return _navFloorZero(claimUsd);
     }
 
     /// @inheritdoc IAlpPool
@@ -241,10 +241,15 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
     // ------------------------------------------------------------------ internal
 
     /// @dev NAV = pool balance + the pool's claim on open positions (SPEC section 10).
-    function _navUsd() internal view returns (int256) {
-        int256 balanceUsd = int256(Units.tokenToUsd(poolBalance, tokenToUsdScale));
-        if (address(navSource) == address(0)) return balanceUsd;
-        return balanceUsd + navSource.poolClaimUsd();
+    function _navUsd(int256 claimUsd) internal view returns (int256) {
+        return int256(Units.tokenToUsd(poolBalance, tokenToUsdScale)) + claimUsd;
+    }
+
+    /// @dev NAV, 0 when the claim exceeds the balance. A deposit or withdrawal moves no
+    ///      position, so its event reports NAV with the claim it priced at.
+    function _navFloorZero(int256 claimUsd) internal view returns (uint256) {
+        int256 navUsd = _navUsd(claimUsd);
+        return navUsd > 0 ? uint256(navUsd) : 0;
     }
 
     /// @dev The open positions' claim, in the same pass as the freshness check.
@@ -254,15 +259,8 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
     }
 
     function _solventNavUsd(int256 claimUsd, uint256 supply) internal view returns (uint256) {
-        int256 navUsd = int256(Units.tokenToUsd(poolBalance, tokenToUsdScale)) + claimUsd;
+        int256 navUsd = _navUsd(claimUsd);
         if (navUsd <= 0) revert Errors.PoolInsolvent(navUsd, supply);
         return uint256(navUsd);
-    }
-
-    /// @dev NAV after the balance moved, the claim unchanged (a deposit or withdrawal moves
-    ///      no position).
-    function _navAfter(int256 claimUsd) internal view returns (uint256) {
-        int256 navUsd = int256(Units.tokenToUsd(poolBalance, tokenToUsdScale)) + claimUsd;
-        return navUsd > 0 ? uint256(navUsd) : 0;
     }
 }

@@ -522,9 +522,8 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
             return RejectReason.SlippageExceeded;
         }
         // 5. quantity, profit cap, take-profit and stop-loss
-        c.qty = Math.mulDiv(c.notionalUsd, WAD, c.fill);
         c.roiCapBps = _roiCapBps(s, order.leverage);
-        c.maxProfitUsd = c.marginUsd * c.roiCapBps / BPS;
+        (c.qty, c.maxProfitUsd) = _qtyAndMaxProfit(c.notionalUsd, c.fill, c.marginUsd, c.roiCapBps);
         uint256 capPrice = TradeMath.takeProfitCapPrice(order.isLong, c.fill, c.qty, c.maxProfitUsd);
         reason = _checkLimits(c, order, capPrice);
         if (reason != RejectReason.None) return reason;
@@ -898,9 +897,8 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         p.marginUsd = Units.tokenToUsd(sp.marginTokens, tokenToUsdScale);
         p.notionalUsd = p.marginUsd * sp.leverage;
         p.entryPrice = sp.entryPrice;
-        p.qty = Math.mulDiv(p.notionalUsd, WAD, p.entryPrice);
+        (p.qty, p.maxProfitUsd) = _qtyAndMaxProfit(p.notionalUsd, p.entryPrice, p.marginUsd, sp.roiCapBps);
         p.costUsd = Math.mulDiv(p.qty, p.entryPrice, WAD);
-        p.maxProfitUsd = p.marginUsd * sp.roiCapBps / BPS;
         p.holdingIndex = sp.holdingIndex;
         p.fundingIndex = sp.fundingIndex;
         if (sp.hasLimits) {
@@ -909,6 +907,16 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
             p.stopLoss = lim.stopLoss;
         }
         if (p.takeProfit == 0) p.takeProfit = TradeMath.takeProfitCapPrice(p.isLong, p.entryPrice, p.qty, p.maxProfitUsd);
+    }
+
+    /// @dev qty = notional / fill and the reserved maximum profit = ROI cap x margin: computed
+    ///      at open and recomputed from storage, so one formula for both.
+    function _qtyAndMaxProfit(uint256 notionalUsd, uint256 fill, uint256 marginUsd, uint256 roiCapBps)
+        private
+        pure
+        returns (uint256 qty, uint256 maxProfitUsd)
+    {
+        return (Math.mulDiv(notionalUsd, WAD, fill), marginUsd * roiCapBps / BPS);
     }
 
     function _absDiff(uint256 a, uint256 b) private pure returns (uint256) {

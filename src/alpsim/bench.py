@@ -65,7 +65,7 @@ def _measure(sim: Alpsim) -> dict[str, int | None]:
         sim.keeper.set_prices({"BTC/USD": 60_000})
         for account in BATCH_TRADERS:
             sim.fund(account, 10_000)
-            sim.approve_collateral(account)
+        sim.approve_collateral(*BATCH_TRADERS)
         pending = sim.request_opens([
             {"who": BATCH_TRADERS[i % len(BATCH_TRADERS)], "pair": "BTC/USD" if i % 2 else "ETH/USD",
              "side": "long" if i % 3 else "short", "amount": 200, "leverage": 10} for i in range(50)])

@@ -6,7 +6,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict
 
 import random
@@ -29,18 +28,8 @@ from .units import Number, from_units, to_units, wad_to_decimal
 ZERO_ADDRESS = "0x" + "00" * 20
 MAX_UINT = 2**256 - 1
 REQUEST_GAS = 500_000
-"""Explicit gas of a trader's request (an open request uses about 200,000): many of them fit
+"""Explicit gas of a trader's request (an open request uses about 130,000): many of them fit
 in one block, which a 15,000,000 limit each would not allow."""
-_OPEN_REQUESTED = keccak(text="OpenRequested(uint256,address,uint256,bytes32,bytes)")
-_CLOSE_REQUESTED = keccak(text="CloseRequested(uint256,uint256,address)")
-
-
-def _indexed_id(receipt: dict, topic: bytes) -> int:
-    """The first indexed argument (a request id) of the receipt's first `topic` event."""
-    for log in receipt["logs"]:
-        if log["topics"] and bytes(log["topics"][0]) == topic:
-            return int.from_bytes(bytes(log["topics"][1]), "big")
-    raise AlpsimError(f"no event 0x{topic.hex()} in the receipt")
 
 
 @dataclass(frozen=True)
@@ -316,8 +305,8 @@ class Alpsim:
             who, pair, side, amount, leverage, take_profit, stop_loss, acceptable_price)
         self._approve("collateral", trader, self.contracts["trading"].address)
         receipt = self.session.send(tx)
-        request_id = self.session.events(receipt, "OpenRequested")[0]["requestId"]
-        return PendingOpen(request_id, trader, order, salt, ciphertext, amount_units, receipt)
+        return PendingOpen(self._request_id(receipt, "OpenRequested"), trader, order, salt, ciphertext, amount_units,
+                           receipt)
 
     def request_opens(self, requests: list[dict], *, gas: int = REQUEST_GAS) -> list[PendingOpen]:
         """Many open requests (dicts of `request_open`'s arguments: who, pair, side, amount,
@@ -328,7 +317,7 @@ class Alpsim:
                                     r.get("take_profit", 0), r.get("stop_loss", 0), r.get("acceptable_price", 0))
                  for r in requests]
         receipts = self.session.send_many([{**b[1], "gas": gas} for b in built])
-        return [PendingOpen(_indexed_id(receipt, _OPEN_REQUESTED), trader, order, salt, ciphertext, units, receipt)
+        return [PendingOpen(self._request_id(receipt, "OpenRequested"), trader, order, salt, ciphertext, units, receipt)
                 for (trader, _, order, salt, ciphertext, units), receipt in zip(built, receipts)]
 
     def _open_request(self, who: Account, pair: str | int, side: str, amount: Number, leverage: int,
@@ -348,9 +337,17 @@ class Alpsim:
         data = trading.encode("requestOpen", commitment(trader, order, salt), ciphertext, amount_units)
         return trader, {"from": trader, "to": trading.address, "data": data}, order, salt, ciphertext, amount_units
 
-    def approve_collateral(self, who: Account) -> None:
-        """The trader's unlimited approval of the trading engine (once per trader)."""
-        self._approve("collateral", self.address(who), self.contracts["trading"].address)
+    def approve_collateral(self, *who: Account) -> None:
+        """The traders' unlimited approvals of the trading engine (once per trader), sent
+        together in as few blocks as they fit."""
+        token, spender = self.contracts["collateral"], self.contracts["trading"].address
+        owners = [o for o in dict.fromkeys(self.address(w) for w in who) if ("collateral", o) not in self._approved]
+        self.session.send_many([{"from": o, "to": token.address, "data": token.encode("approve", spender, MAX_UINT),
+                                 "gas": REQUEST_GAS} for o in owners])
+        self._approved.update(("collateral", o) for o in owners)
+
+    def _request_id(self, receipt: dict, event: str) -> int:
+        return self.session.events(receipt, event)[0]["requestId"]
 
     def open(self, who: Account, pair: str | int, side: str, amount: Number, leverage: int, *,
              take_profit: Number = 0, stop_loss: Number = 0, acceptable_price: Number = 0) -> OpenedPosition:
@@ -388,7 +385,7 @@ class Alpsim:
 
     def request_close(self, who: Account, position_id: int) -> tuple[int, dict]:
         receipt = self.contracts["trading"].transact("requestClose", position_id, sender=self.address(who))
-        return self.session.events(receipt, "CloseRequested")[0]["requestId"], receipt
+        return self._request_id(receipt, "CloseRequested"), receipt
 
     def request_closes(self, closes: list[tuple[Account, int]], *, gas: int = REQUEST_GAS) -> list[int]:
         """Many close requests ((trader, position id) each, the trader's own transaction) in as
@@ -397,7 +394,7 @@ class Alpsim:
         receipts = self.session.send_many([
             {"from": self.address(who), "to": trading.address, "data": trading.encode("requestClose", pid), "gas": gas}
             for who, pid in closes])
-        return [_indexed_id(receipt, _CLOSE_REQUESTED) for receipt in receipts]
+        return [self._request_id(receipt, "CloseRequested") for receipt in receipts]
 
     def close(self, who: Account, position_id: int) -> ClosedPosition:
         """Requests the close and has the keeper execute it; returns the settlement."""

@@ -21,7 +21,7 @@ REFERENCE_DECIMALS = 8
 REFERENCE_REFRESH_S = 30
 """The devnet's reference feeds are refreshed when older than this (Chainlink's heartbeat)."""
 BATCH_GAS_PER_ITEM = 400_000
-"""Explicit gas per request or position of a batch (an open executes in about 250,000)."""
+"""Explicit gas per request or position of a batch (an open in a batch uses about 160,000)."""
 
 
 class Keeper:
@@ -82,12 +82,10 @@ class Keeper:
     def execute_open(self, request_id: int, ciphertext: bytes | None = None) -> dict:
         """Decrypts the request's order and executes it at the keeper's price."""
         if ciphertext is None:
-            ciphertext = self._ciphertext(request_id)
-        order, salt = unseal(ciphertext, self.private_key)
-        order_tuple = (order.pair_id, order.is_long, order.leverage, order.take_profit, order.stop_loss,
-                       order.acceptable_price)
-        receipt = self.trading.transact("executeOpen", request_id, order_tuple, salt,
-                                        self._price_inputs([order.pair_id]), sender=self.address)
+            ciphertext = self._ciphertexts([request_id])[0]
+        order, salt = self._reveal(ciphertext)
+        receipt = self.trading.transact("executeOpen", request_id, order, salt, self._price_inputs([order[0]]),
+                                        sender=self.address)
         self.handled_requests.add(request_id)
         self.observe(receipt)
         return receipt
@@ -98,16 +96,11 @@ class Keeper:
         A failed check rejects only its request (refunded less the execution fee); a request
         that cannot be executed reverts the whole batch."""
         if ciphertexts is None:
-            found = {rid: ct for rid, kind, ct in self.pending_requests() if kind == "open"}
-            missing = [rid for rid in request_ids if rid not in found]
-            if missing:
-                raise LookupError(f"no open request {missing[0]} in the logs")
-            ciphertexts = [found[rid] for rid in request_ids]
+            ciphertexts = self._ciphertexts(request_ids)
         orders, salts = [], []
         for ciphertext in ciphertexts:
-            order, salt = unseal(ciphertext, self.private_key)
-            orders.append((order.pair_id, order.is_long, order.leverage, order.take_profit, order.stop_loss,
-                           order.acceptable_price))
+            order, salt = self._reveal(ciphertext)
+            orders.append(order)
             salts.append(salt)
         prices = self._price_inputs([o[0] for o in orders])
         receipt = self.trading.transact("executeOpenBatch", list(request_ids), orders, salts, prices,
@@ -199,11 +192,19 @@ class Keeper:
             "topics": ["0x" + keccak(text=signature).hex()],
         })
 
-    def _ciphertext(self, request_id: int) -> bytes:
-        for rid, kind, ciphertext in self.pending_requests():
-            if rid == request_id and kind == "open":
-                return ciphertext
-        raise LookupError(f"no open request {request_id} in the logs")
+    def _ciphertexts(self, request_ids: list[int]) -> list[bytes]:
+        """The encrypted orders of open requests, found in the request logs."""
+        found = {rid: ct for rid, kind, ct in self.pending_requests() if kind == "open"}
+        missing = [rid for rid in request_ids if rid not in found]
+        if missing:
+            raise LookupError(f"no open request {missing[0]} in the logs")
+        return [found[rid] for rid in request_ids]
+
+    def _reveal(self, ciphertext: bytes) -> tuple[tuple, bytes]:
+        """The order (as the contract's Order tuple) and salt of an encrypted request."""
+        order, salt = unseal(ciphertext, self.private_key)
+        return (order.pair_id, order.is_long, order.leverage, order.take_profit, order.stop_loss,
+                order.acceptable_price), salt
 
     def observe(self, receipt: dict) -> None:
         for event in self.sim.session.events(receipt, ("PositionOpened", "PositionClosed")):

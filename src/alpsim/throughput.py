@@ -118,11 +118,7 @@ def prepare(sim: Alpsim, workload: Workload) -> None:
     traders = [sim.address(FIRST_TRADER + i) for i in range(workload.traders)]
     sim.session.send_many([{"from": deployer, "to": collateral.address, "gas": 200_000,
                             "data": collateral.encode("mint", t, units)} for t in traders])
-    sim.session.send_many([{"from": t, "to": collateral.address, "gas": 200_000,
-                            "data": collateral.encode("approve", sim.contracts["trading"].address, 2**256 - 1)}
-                           for t in traders])
-    for t in traders:
-        sim._approved.add(("collateral", t))
+    sim.approve_collateral(*traders)
     sim.keeper.set_prices(START_PRICES)
 
 

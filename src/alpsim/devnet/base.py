@@ -114,7 +114,7 @@ class Devnet(ABC):
         block_gas = 0
         chunk: list[dict] = []
         for tx in txs:
-            full = {"gas": TX_GAS_LIMIT, "maxFeePerGas": MAX_FEE_PER_GAS, "maxPriorityFeePerGas": 0, "value": 0, **tx}
+            full = _complete(tx)
             if chunk and block_gas + full["gas"] > self.block_gas_limit:
                 receipts += self._send_block(chunk)
                 chunk, block_gas = [], 0
@@ -123,9 +123,7 @@ class Devnet(ABC):
         if chunk:
             receipts += self._send_block(chunk)
         for receipt in receipts:
-            if receipt["status"] != 1:
-                tx_hash = receipt["transactionHash"]
-                raise TransactionReverted(self._revert_data(tx_hash), Web3.to_hex(tx_hash), receipt)
+            self._raise_if_reverted(receipt["transactionHash"], receipt)
         return receipts
 
     def _send_block(self, txs: list[dict]) -> list[dict]:
@@ -143,14 +141,17 @@ class Devnet(ABC):
     def send(self, tx: dict) -> dict:
         """Sends `tx` (from, to or data, value) with an explicit gas limit and returns its
         receipt; a reverted transaction raises TransactionReverted with its revert data."""
-        full = {"gas": TX_GAS_LIMIT, "maxFeePerGas": MAX_FEE_PER_GAS, "maxPriorityFeePerGas": 0, "value": 0, **tx}
         self._before_block()
-        tx_hash = self._send(full)
+        tx_hash = self._send(_complete(tx))
         self._after_block()
         receipt = self._receipt(tx_hash)
-        if receipt["status"] != 1:
-            raise TransactionReverted(self._revert_data(tx_hash), tx_hash.hex() if isinstance(tx_hash, bytes) else tx_hash, receipt)
+        self._raise_if_reverted(tx_hash, receipt)
         return receipt
+
+    def _raise_if_reverted(self, tx_hash: Any, receipt: Any) -> None:
+        if receipt["status"] != 1:
+            hex_hash = tx_hash if isinstance(tx_hash, str) else Web3.to_hex(tx_hash)
+            raise TransactionReverted(self._revert_data(tx_hash), hex_hash, receipt)
 
     def _receipt(self, tx_hash: Any) -> Any:
         return self.w3.eth.get_transaction_receipt(tx_hash)
@@ -235,3 +236,8 @@ class Devnet(ABC):
 
     def _after_revert(self) -> None:
         pass
+
+
+def _complete(tx: dict) -> dict:
+    """`tx` with the devnet's explicit gas limit and fees where it names none."""
+    return {"gas": TX_GAS_LIMIT, "maxFeePerGas": MAX_FEE_PER_GAS, "maxPriorityFeePerGas": 0, "value": 0, **tx}
