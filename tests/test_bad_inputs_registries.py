@@ -193,6 +193,11 @@ PAIR_SETTINGS_ROWS = [
      "InvalidPairSettings", NEW),
     ("list-tiered-max-leverage-0", "listPair", (pair_config("BIG/USD", tiered=True, max_leverage=0),),
      "InvalidPairSettings", NEW),
+    # a pair is one storage slot: its USD amounts fit 96 bits (79 billion USD)
+    ("list-depth-above-96-bits", "listPair", (pair_config(depth=2**96),), "InvalidPairSettings", NEW),
+    ("list-max-oi-above-96-bits", "listPair", (pair_config(max_oi=2**96),), "InvalidPairSettings", NEW),
+    ("update-btc-max-oi-max-uint", "updatePair", (0, pair_config("BTC/USD", max_oi=MAX)),
+     "InvalidPairSettings", {"pairId": 0}),
     # --- a listed pair updated out of range
     ("update-btc-max-leverage-0", "updatePair", (0, pair_config("BTC/USD", max_leverage=0)),
      "InvalidPairSettings", {"pairId": 0}),
@@ -227,6 +232,13 @@ def test_the_valid_rows_arguments_are_accepted(sim):
     assert pairs.call("pair", PAIR_COUNT)["listed"] is True
     pairs.transact("updatePair", 0, pair_config("BTC/USD", max_leverage=1), sender=admin)
     assert pairs.call("pair", 0)["maxLeverage"] == 1
+    top = 2**96 - 1  # the largest amounts a pair's slot holds
+    pairs.transact("updatePair", 1, pair_config("ETH/USD", depth=top, max_oi=top), sender=admin)
+    eth = pairs.call("pair", 1)
+    assert (eth["name"], eth["depth1PctUsd"], eth["maxOiPerSideUsd"]) == ("ETH/USD", top, top)
+    # what an execution reads is the same pair, without the name
+    assert pairs.call("tradeConfig", 1) == {"listed": True, "paused": False, "maxLeverage": 20, "spreadBps": 5,
+                                            "depth1PctUsd": top, "maxOiPerSideUsd": top}
     pairs.transact("setPaused", PAIR_COUNT, True, sender=admin)
     assert pairs.call("pair", PAIR_COUNT)["paused"] is True
 

@@ -42,7 +42,7 @@ def balances(sim, requests=(), positions=()) -> dict:
         # the pool's books: booked balance (PoolState.balance_units), reserve, ALP supply, LP's ALP
         "pool": (pool.call("poolBalance"), pool.call("reserveUsd"), sim.contracts["alp"].call("totalSupply"),
                  sim.alp_balance_wad(LP)),
-        "counters": (trading.call("nextRequestId"), trading.call("nextPositionId")),
+        "counters": trading.call("nextRequestId"),
         "requests": {r: trading.call("request", r) for r in requests},
         "positions": {p: (trading.call("position", p), trading.call("pendingClose", p)) for p in positions},
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from alpsim import bench
 from alpsim.bench import TARGETS, _measure
 
 # operation -> budget in gas, on a fresh devnet (LP liquidity, prices set, no position open)
@@ -21,29 +22,21 @@ BUDGETS = {
     # targets not met yet by a lone execution: today's figure + ~1% (targets: open 300,000 in
     # all, close 200,000 in all, liquidation 120,000); batched, open and close meet theirs
     "request_open": 131_000,
-    "execute_open": 358_500,
-    "request_close": 102_500,
-    "execute_close": 256_000,
-    "liquidate": 203_000,
-    "execute_open_batch_per_request": 158_000,
+    "execute_open": 286_500,
+    "request_close": 105_000,
+    "execute_close": 234_000,
+    "liquidate": 206_500,
+    "execute_open_batch_per_request": 95_500,
     "execute_close_batch_per_request": 83_000,
-    "price_update": 96_000,
+    "price_update": 69_500,
 }
 
 
 @pytest.fixture
 def liquid(sim):
-    """The deployed system with 50M of LP liquidity and a keeper price for every pair."""
-    sim.fund(7, 50_000_000)
-    sim.deposit(7, 50_000_000)
-    prices = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
-    sim.keeper.set_prices(prices)
-    sim.keeper.push_prices()
-    # indexes start at zero: let them accrue, so no measured operation moves a weight from or
-    # to zero (a one-off refund or first write that says nothing about the operation)
-    sim.devnet.advance_time(10)
-    sim.keeper.set_prices(prices)
-    sim.keeper.push_prices()
+    """The deployed system with 50M of LP liquidity and a keeper price for every pair, as the
+    bench's fresh devnet."""
+    bench.prepare_fresh(sim)
     return sim
 
 

@@ -49,7 +49,9 @@ contract Market is INavSource, AccessControl {
         int256 fundingWeight;
     }
 
-    /// @dev The indexes in storage: two slots.
+    /// @dev The indexes in storage: two slots. The funding indexes are stored shifted off zero
+    ///      (`_encInt`, written by `initPair`), so the first imbalance of a pair costs what
+    ///      later ones do.
     struct StoredIndexes {
         uint128 holding;
         uint64 updatedAt;
@@ -94,12 +96,15 @@ contract Market is INavSource, AccessControl {
         emit RatesUpdated(holdingPerHourWad, fundingPerHourWad);
     }
 
-    /// @notice Writes the pair's empty sides in their stored form, so its first trades pay no
+    /// @notice Writes the pair's empty sides and funding indexes in their stored form, so its first trades pay no
     ///      zero-to-nonzero storage writes. Optional (gas only) and idempotent.
     function initPair(uint256 pairId) external onlyRole(ADMIN_ROLE) {
         if (pairId >= pairs.pairCount()) revert Errors.UnknownPair(pairId);
         _save(_longs[pairId], _load(_longs[pairId]));
         _save(_shorts[pairId], _load(_shorts[pairId]));
+        StoredIndexes storage stored = _indexes[pairId];
+        stored.fundingLong = _encInt(_decInt(stored.fundingLong)).toInt128();
+        stored.fundingShort = _encInt(_decInt(stored.fundingShort)).toInt128();
         emit PairInitialized(pairId);
     }
 
@@ -114,8 +119,8 @@ contract Market is INavSource, AccessControl {
         _indexes[pairId] = StoredIndexes({
             holding: idx.holding.toUint128(),
             updatedAt: uint64(idx.updatedAt),
-            fundingLong: idx.fundingLong.toInt128(),
-            fundingShort: idx.fundingShort.toInt128()
+            fundingLong: _encInt(idx.fundingLong).toInt128(),
+            fundingShort: _encInt(idx.fundingShort).toInt128()
         });
         emit IndexesUpdated(pairId, idx.holding, idx.fundingLong, idx.fundingShort, idx.updatedAt);
     }
@@ -168,7 +173,7 @@ contract Market is INavSource, AccessControl {
     /// @notice The pair's indexes as they would be if accrued now.
     function indexesNow(uint256 pairId) public view returns (Indexes memory idx) {
         StoredIndexes memory stored = _indexes[pairId];
-        idx = Indexes(stored.holding, stored.fundingLong, stored.fundingShort, stored.updatedAt);
+        idx = Indexes(stored.holding, _decInt(stored.fundingLong), _decInt(stored.fundingShort), stored.updatedAt);
         // a pair never accrued starts now; no elapsed time accrues nothing (exact on purpose)
         // slither-disable-next-line incorrect-equality
         uint256 elapsed = idx.updatedAt == 0 ? 0 : block.timestamp - idx.updatedAt;

@@ -21,6 +21,28 @@ contract PairRegistry is AccessControl {
         uint256 maxOiPerSideUsd;
     }
 
+    /// @notice What an execution reads of a pair: `PairConfig` without the name.
+    struct TradeConfig {
+        bool listed;
+        bool paused;
+        uint16 maxLeverage;
+        uint16 spreadBps;
+        uint256 depth1PctUsd;
+        uint256 maxOiPerSideUsd;
+    }
+
+    /// @dev A pair in storage: one slot, its name apart, so an execution reads one cold slot
+    ///      and no string. USD amounts fit 96 bits (79 billion USD at 18 decimals).
+    struct StoredPair {
+        bool listed;
+        bool paused;
+        bool tiered;
+        uint16 maxLeverage;
+        uint16 spreadBps;
+        uint96 depth1PctUsd;
+        uint96 maxOiPerSideUsd;
+    }
+
     /// @notice Up to `maxNotionalUsd`, leverage is capped at `maxLeverage` (0: the pair's own).
     struct NotionalTier {
         uint256 maxNotionalUsd;
@@ -31,7 +53,8 @@ contract PairRegistry is AccessControl {
     event PairUpdated(uint256 indexed pairId, PairConfig config);
     event TiersUpdated(NotionalTier[] tiers);
 
-    PairConfig[] private _pairs;
+    StoredPair[] private _pairs;
+    string[] private _names;
     NotionalTier[] private _tiers;
 
     constructor(address admin) {
@@ -44,23 +67,22 @@ contract PairRegistry is AccessControl {
 
     function listPair(PairConfig calldata config) external onlyRole(ADMIN_ROLE) returns (uint256 pairId) {
         pairId = _pairs.length;
-        _pairs.push(config);
-        _pairs[pairId].listed = true;
-        _validate(pairId);
-        emit PairListed(pairId, _pairs[pairId]);
+        _pairs.push();
+        _names.push();
+        _store(pairId, config, true);
+        emit PairListed(pairId, pair(pairId));
     }
 
     function updatePair(uint256 pairId, PairConfig calldata config) external onlyRole(ADMIN_ROLE) {
         if (pairId >= _pairs.length) revert Errors.UnknownPair(pairId);
-        _pairs[pairId] = config;
-        _validate(pairId);
+        _store(pairId, config, config.listed);
         emit PairUpdated(pairId, config);
     }
 
     function setPaused(uint256 pairId, bool paused) external onlyRole(ADMIN_ROLE) {
         if (pairId >= _pairs.length) revert Errors.UnknownPair(pairId);
         _pairs[pairId].paused = paused;
-        emit PairUpdated(pairId, _pairs[pairId]);
+        emit PairUpdated(pairId, pair(pairId));
     }
 
     function setTiers(NotionalTier[] calldata tiers) external onlyRole(ADMIN_ROLE) {
@@ -76,8 +98,27 @@ contract PairRegistry is AccessControl {
     }
 
     /// @notice A pair's settings; an id never listed reads as not listed.
-    function pair(uint256 pairId) external view returns (PairConfig memory config) {
-        if (pairId < _pairs.length) config = _pairs[pairId];
+    function pair(uint256 pairId) public view returns (PairConfig memory config) {
+        if (pairId >= _pairs.length) return config;
+        StoredPair storage p = _pairs[pairId];
+        config = PairConfig({
+            name: _names[pairId],
+            listed: p.listed,
+            paused: p.paused,
+            tiered: p.tiered,
+            maxLeverage: p.maxLeverage,
+            spreadBps: p.spreadBps,
+            depth1PctUsd: p.depth1PctUsd,
+            maxOiPerSideUsd: p.maxOiPerSideUsd
+        });
+    }
+
+    /// @notice What an execution needs of a pair (one storage read); an id never listed
+    ///         reads as not listed.
+    function tradeConfig(uint256 pairId) external view returns (TradeConfig memory config) {
+        if (pairId >= _pairs.length) return config;
+        StoredPair storage p = _pairs[pairId];
+        return TradeConfig(p.listed, p.paused, p.maxLeverage, p.spreadBps, p.depth1PctUsd, p.maxOiPerSideUsd);
     }
 
     function tiers() external view returns (NotionalTier[] memory) {
@@ -87,7 +128,7 @@ contract PairRegistry is AccessControl {
     /// @notice The highest leverage allowed for `notionalUsd` on the pair, and whether the
     ///         notional is above every tier (then it is not allowed at all).
     function leverageCap(uint256 pairId, uint256 notionalUsd) external view returns (uint256 cap, bool tooLarge) {
-        PairConfig storage p = _pairs[pairId];
+        StoredPair storage p = _pairs[pairId];
         cap = p.maxLeverage;
         if (!p.tiered) return (cap, false);
         uint256 n = _tiers.length;
@@ -100,10 +141,20 @@ contract PairRegistry is AccessControl {
         return (cap, true);
     }
 
-    function _validate(uint256 pairId) private view {
-        PairConfig storage p = _pairs[pairId];
-        if (p.maxLeverage == 0 || p.depth1PctUsd == 0 || p.spreadBps >= 10_000) {
-            revert Errors.InvalidPairSettings(pairId);
-        }
+    function _store(uint256 pairId, PairConfig calldata c, bool listed) private {
+        if (
+            c.maxLeverage == 0 || c.depth1PctUsd == 0 || c.spreadBps >= 10_000 || c.depth1PctUsd > type(uint96).max
+                || c.maxOiPerSideUsd > type(uint96).max
+        ) revert Errors.InvalidPairSettings(pairId);
+        _pairs[pairId] = StoredPair({
+            listed: listed,
+            paused: c.paused,
+            tiered: c.tiered,
+            maxLeverage: c.maxLeverage,
+            spreadBps: c.spreadBps,
+            depth1PctUsd: uint96(c.depth1PctUsd),
+            maxOiPerSideUsd: uint96(c.maxOiPerSideUsd)
+        });
+        _names[pairId] = c.name;
     }
 }

@@ -69,23 +69,42 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         uint256 maxExecutionsPerPairPerBlock;
     }
 
-    /// @dev A position in storage: three slots, a fourth only when the trader set a
+    /// @dev A request in storage: three slots. An executed open's position takes the same
+    ///      three slots (see `StoredPosition`), so the position's id is its request's and
+    ///      writing it changes slots the trader's request already paid for, instead of
+    ///      creating three (about 60,000 gas). The head (trader, kind, status, block) is shared
+    ///      and keeps the request's record for good.
+    struct StoredRequest {
+        address trader;
+        RequestKind kind;
+        RequestStatus status;
+        uint32 blockNumber;
+        uint48 positionHead; // pairId to leverage of StoredPosition, once executed
+        uint256 amountIn; // open: collateral escrowed (token units); close: the position id
+        bytes32 commitment; // open only
+    }
+
+    /// @dev A position in its open request's slots, a fourth only when the trader set a
     ///      take-profit or stop-loss. Everything else derives, exactly as at open: margin USD
     ///      from the tokens, notional = leverage x margin, qty = notional / entry, the
     ///      maximum profit from the ROI cap, the take-profit at the cap when none was given.
+    ///      Open while its margin is not zero: settlement zeroes slots 1 and 2.
     struct StoredPosition {
         address trader;
+        RequestKind kind; // Open
+        RequestStatus status; // Executed
+        uint32 blockNumber; // of the request
         uint8 pairId; // prices exist for pairs 0 to 255 only
         bool isLong;
         bool feeInToken;
         bool hasLimits; // the limits slot is written
         uint16 leverage;
-        uint32 openedAt;
         uint128 marginTokens;
         uint128 entryPrice;
         uint96 holdingIndex;
+        int96 fundingIndex;
         uint32 roiCapBps;
-        int128 fundingIndex;
+        uint32 openedAt;
     }
 
     struct StoredLimits {
@@ -115,9 +134,9 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
     Settings private _settings;
 
     uint256 public nextRequestId = 1;
-    uint256 public nextPositionId = 1;
-    mapping(uint256 requestId => Request) private _requests;
-    mapping(uint256 positionId => StoredPosition) private _positions;
+    /// @dev Requests and, in the same slots, the positions of executed opens (positionId =
+    ///      requestId); read a position through `_position`.
+    mapping(uint256 requestId => StoredRequest) private _requests;
     mapping(uint256 positionId => StoredLimits) private _limits;
     mapping(uint256 positionId => uint256 requestId) public pendingClose;
     mapping(address trader => bool) public feeInToken;
@@ -218,11 +237,12 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         if (amountIn <= feeTokens) revert Errors.AmountBelowExecutionFee(amountIn, feeTokens);
         collateral.safeTransferFrom(msg.sender, address(this), amountIn);
         requestId = nextRequestId++;
-        _requests[requestId] = Request({
+        _requests[requestId] = StoredRequest({
             trader: msg.sender,
             kind: RequestKind.Open,
             status: RequestStatus.Pending,
-            blockNumber: uint64(block.number),
+            blockNumber: block.number.toUint32(),
+            positionHead: 0,
             amountIn: amountIn,
             commitment: commitment
         });
@@ -231,19 +251,19 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
 
     /// @notice Asks the keeper to close a position at the price of its execution.
     function requestClose(uint256 positionId) external nonReentrant returns (uint256 requestId) {
-        StoredPosition storage p = _positions[positionId];
-        if (p.trader == address(0)) revert Errors.PositionNotOpen(positionId);
+        StoredPosition storage p = _openPosition(positionId);
         if (p.trader != msg.sender) revert Errors.NotOwner(msg.sender, p.trader);
         uint256 pending = pendingClose[positionId];
         if (pending != 0 && block.number <= _requests[pending].blockNumber + _settings.requestExpiryBlocks) {
             revert Errors.CloseAlreadyPending(positionId, pending);
         }
         requestId = nextRequestId++;
-        _requests[requestId] = Request({
+        _requests[requestId] = StoredRequest({
             trader: msg.sender,
             kind: RequestKind.Close,
             status: RequestStatus.Pending,
-            blockNumber: uint64(block.number),
+            blockNumber: block.number.toUint32(),
+            positionHead: 0,
             amountIn: positionId,
             commitment: bytes32(0)
         });
@@ -254,7 +274,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
     /// @notice After the request window (10 blocks), the trader takes back an unexecuted
     ///         request: an open's whole amount is refunded.
     function cancelRequest(uint256 requestId) external nonReentrant {
-        Request storage r = _pendingRequest(requestId);
+        StoredRequest storage r = _pendingRequest(requestId);
         if (r.trader != msg.sender) revert Errors.NotOwner(msg.sender, r.trader);
         uint256 expiresAfter = r.blockNumber + _settings.requestExpiryBlocks;
         if (block.number <= expiresAfter) revert Errors.RequestNotExpired(requestId, expiresAfter);
@@ -313,7 +333,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
     }
 
     function _executeOpen(uint256 requestId, Order calldata order, bytes32 salt, uint256 feeTokens) private {
-        Request storage r = _executableRequest(requestId, RequestKind.Open);
+        StoredRequest storage r = _executableRequest(requestId, RequestKind.Open);
         bytes32 revealed = keccak256(
             abi.encode(
                 r.trader, order.pairId, order.isLong, order.leverage, order.takeProfit, order.stopLoss, order.acceptablePrice, salt
@@ -323,10 +343,9 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         // the caller pays the keeper (one transfer for a whole batch)
         emit ExecutionFeePaid(requestId, msg.sender, feeTokens);
 
+        // on success the position is written over the request's slots, status Executed
         RejectReason reason = _open(requestId, r.trader, r.amountIn - feeTokens, order);
-        if (reason == RejectReason.None) {
-            r.status = RequestStatus.Executed;
-        } else {
+        if (reason != RejectReason.None) {
             r.status = RequestStatus.Rejected;
             uint256 refund = r.amountIn - feeTokens;
             collateral.safeTransfer(r.trader, refund);
@@ -357,10 +376,10 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
     ///      market (role-gated, no callbacks), and every entry point here is nonReentrant.
     // slither-disable-next-line reentrancy-no-eth
     function _executeClose(uint256 requestId) private {
-        Request storage r = _executableRequest(requestId, RequestKind.Close);
+        StoredRequest storage r = _executableRequest(requestId, RequestKind.Close);
         uint256 positionId = r.amountIn;
         // a trigger or liquidation may have closed it since the request
-        if (_positions[positionId].trader == address(0)) revert Errors.PositionNotOpen(positionId);
+        _openPosition(positionId);
         delete pendingClose[positionId];
         Position memory p = _load(positionId);
         (uint256 price, RejectReason reason) = _guardedPrice(p.pairId, !p.isLong);
@@ -408,8 +427,17 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         return Units.usdToTokenUp(_settings.executionFeeUsd, tokenToUsdScale);
     }
 
-    function request(uint256 requestId) external view returns (Request memory) {
-        return _requests[requestId];
+    /// @notice A request. An executed open's position has taken its amount and commitment
+    ///         slots: they read as zero here, and stay in its `OpenRequested` event.
+    function request(uint256 requestId) external view returns (Request memory r) {
+        StoredRequest storage sr = _requests[requestId];
+        r.trader = sr.trader;
+        r.kind = sr.kind;
+        r.status = sr.status;
+        r.blockNumber = sr.blockNumber;
+        if (sr.kind == RequestKind.Open && sr.status == RequestStatus.Executed) return r;
+        r.amountIn = sr.amountIn;
+        r.commitment = sr.commitment;
     }
 
     /// @notice An open position (a closed one reads as trader zero).
@@ -466,7 +494,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
 
     /// @dev Intermediates of an open, one per step (GMX's cache struct).
     struct OpenCache {
-        PairRegistry.PairConfig pair;
+        PairRegistry.TradeConfig pair;
         uint256 oraclePrice;
         bool extreme;
         bool payInToken;
@@ -493,7 +521,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         OpenCache memory c = _emptyCache();
         Settings storage s = _settings;
         // 1. pair and leverage
-        c.pair = pairs.pair(order.pairId);
+        c.pair = pairs.tradeConfig(order.pairId);
         if (!c.pair.listed) return RejectReason.PairNotListed;
         if (c.pair.paused) return RejectReason.PairPaused;
         if (order.leverage >= s.extremeLeverage && c.pair.maxLeverage < s.extremeLeverage) {
@@ -511,7 +539,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         (uint256 cap, bool tooLarge) = pairs.leverageCap(order.pairId, c.notionalUsd);
         if (tooLarge) return RejectReason.NotionalTooLarge;
         if (order.leverage > cap) return RejectReason.LeverageAboveNotionalTier;
-        if (c.notionalUsd < s.minNotionalUsd) return RejectReason.NotionalTooSmall;
+        if (c.notionalUsd < s.minNotionalUsd || c.notionalUsd == 0) return RejectReason.NotionalTooSmall;
         // 4. open interest, slippage, acceptable price
         c.sideOiUsd = market.sideOiUsd(order.pairId, order.isLong);
         if (c.sideOiUsd + c.notionalUsd > c.pair.maxOiPerSideUsd) return RejectReason.OpenInterestCapExceeded;
@@ -595,7 +623,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
     function _storeOpen(uint256 requestId, address trader, Order calldata order, OpenCache memory c, uint256 netTokens)
         private
     {
-        uint256 positionId = nextPositionId++;
+        uint256 positionId = requestId;
         // fees: 50% to the pool, 50% to the treasury
         if (c.payInToken) {
             // The trader opted in (setFeeInToken, approval) and the keeper executes on their
@@ -612,20 +640,20 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         pool.increaseReserve(c.maxProfitUsd);
 
         bool hasLimits = order.takeProfit != 0 || order.stopLoss != 0;
-        _positions[positionId] = StoredPosition({
-            trader: trader,
-            pairId: uint8(order.pairId),
-            isLong: order.isLong,
-            feeInToken: c.payInToken,
-            hasLimits: hasLimits,
-            leverage: order.leverage.toUint16(),
-            openedAt: uint32(block.timestamp),
-            marginTokens: c.marginTokens.toUint128(),
-            entryPrice: c.fill.toUint128(),
-            holdingIndex: holdingIndex.toUint96(),
-            roiCapBps: c.roiCapBps.toUint32(),
-            fundingIndex: fundingIndex.toInt128()
-        });
+        // over the request's own slots: its head keeps trader, kind and block
+        StoredPosition storage sp = _position(positionId);
+        sp.status = RequestStatus.Executed;
+        sp.pairId = uint8(order.pairId);
+        sp.isLong = order.isLong;
+        sp.feeInToken = c.payInToken;
+        sp.hasLimits = hasLimits;
+        sp.leverage = order.leverage.toUint16();
+        sp.marginTokens = c.marginTokens.toUint128();
+        sp.entryPrice = c.fill.toUint128();
+        sp.holdingIndex = holdingIndex.toUint96();
+        sp.fundingIndex = fundingIndex.toInt96();
+        sp.roiCapBps = c.roiCapBps.toUint32();
+        sp.openedAt = uint32(block.timestamp);
         if (hasLimits) _limits[positionId] = StoredLimits(c.takeProfit.toUint128(), order.stopLoss.toUint128());
         netTokens; // the margin stays in escrow here; the fee left above
         emit PositionOpened(
@@ -688,7 +716,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
 
     /// @dev Closing fill: the side's open interest (this position included) sets the slippage.
     function _closeFill(Position memory p, uint256 price) private view returns (uint256) {
-        PairRegistry.PairConfig memory pair = pairs.pair(p.pairId);
+        PairRegistry.TradeConfig memory pair = pairs.tradeConfig(p.pairId);
         uint256 sideOi = market.sideOiUsd(p.pairId, p.isLong);
         uint256 slip = TradeMath.slippageWadUp(pair.spreadBps, sideOi - p.notionalUsd, p.notionalUsd, pair.depth1PctUsd);
         return TradeMath.fillPrice(price, slip, !p.isLong);
@@ -714,9 +742,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         Settings storage s = _settings;
         Settlement memory st = _emptySettlement();
         // effects first: the position (held in memory) leaves storage before any call
-        if (_positions[positionId].hasLimits) delete _limits[positionId];
-        delete _positions[positionId];
-        delete pendingClose[positionId];
+        _removePosition(positionId);
         st.reason = reason;
         st.oraclePrice = oraclePrice;
         st.exitPrice = exitPrice;
@@ -763,6 +789,16 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         _payOut(p, st, treasuryTokens);
         pool.decreaseReserve(p.maxProfitUsd);
         emit PositionClosed(positionId, p.trader, p, st);
+    }
+
+    /// @dev Closed: the position's two slots are zeroed (margin zero). The head stays: it is
+    ///      the request's record.
+    function _removePosition(uint256 positionId) private {
+        StoredRequest storage r = _requests[positionId];
+        if (_position(positionId).hasLimits) delete _limits[positionId];
+        r.amountIn = 0;
+        r.commitment = 0;
+        delete pendingClose[positionId];
     }
 
     function _emptySettlement() private pure returns (Settlement memory st) {
@@ -870,13 +906,13 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         return bc.count <= _settings.maxExecutionsPerPairPerBlock;
     }
 
-    function _pendingRequest(uint256 requestId) private view returns (Request storage r) {
+    function _pendingRequest(uint256 requestId) private view returns (StoredRequest storage r) {
         r = _requests[requestId];
         if (r.status == RequestStatus.None) revert Errors.UnknownRequest(requestId);
         if (r.status != RequestStatus.Pending) revert Errors.RequestNotPending(requestId, uint8(r.status));
     }
 
-    function _executableRequest(uint256 requestId, RequestKind kind) private view returns (Request storage r) {
+    function _executableRequest(uint256 requestId, RequestKind kind) private view returns (StoredRequest storage r) {
         r = _pendingRequest(requestId);
         if (r.kind != kind) revert Errors.UnknownRequest(requestId);
         if (block.number <= r.blockNumber || block.number > r.blockNumber + _settings.requestExpiryBlocks) {
@@ -884,10 +920,27 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         }
     }
 
+    /// @dev The position in request `positionId`'s slots (meaningful once that open executed).
+    function _position(uint256 positionId) private view returns (StoredPosition storage sp) {
+        StoredRequest storage r = _requests[positionId];
+        assembly ("memory-safe") {
+            sp.slot := r.slot
+        }
+    }
+
+    function _isOpen(StoredPosition storage sp) private view returns (bool) {
+        return sp.kind == RequestKind.Open && sp.status == RequestStatus.Executed && sp.marginTokens != 0;
+    }
+
+    function _openPosition(uint256 positionId) private view returns (StoredPosition storage sp) {
+        sp = _position(positionId);
+        if (!_isOpen(sp)) revert Errors.PositionNotOpen(positionId);
+    }
+
     function _load(uint256 positionId) private view returns (Position memory p) {
-        StoredPosition storage sp = _positions[positionId];
+        StoredPosition storage sp = _position(positionId);
+        if (!_isOpen(sp)) return p;
         p.trader = sp.trader;
-        if (p.trader == address(0)) return p;
         p.pairId = sp.pairId;
         p.isLong = sp.isLong;
         p.feeInToken = sp.feeInToken;

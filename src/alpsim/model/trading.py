@@ -244,8 +244,7 @@ class ExchangeModel:
     referred: set[str] = field(default_factory=set)
     fee_in_token: set[str] = field(default_factory=set)
     executions: dict[int, tuple[int, int]] = field(default_factory=dict)  # pair -> (block, count)
-    next_request_id: int = 1
-    next_position_id: int = 1
+    next_request_id: int = 1  # a position's id is its open request's
 
     def __post_init__(self) -> None:
         if self.pool is None:
@@ -477,7 +476,7 @@ class ExchangeModel:
         fee = self.execution_fee_tokens()
         self._move(ESCROW, keeper, fee)
         net = r.amount_in - fee
-        reason, position, charges = self._open(r.trader, net, order, now, block)
+        reason, position, charges = self._open(request_id, r.trader, net, order, now, block)
         if reason is RejectReason.NONE:
             r.status = "executed"
         else:
@@ -535,7 +534,7 @@ class ExchangeModel:
         out.update(fee_rate_wad=rate, open_fee_tokens=net - m, open_fee_usd=(net - m) * self.scale)
         return out
 
-    def _open(self, trader: str, net: int, order: Order, now: int, block: int):
+    def _open(self, request_id: int, trader: str, net: int, order: Order, now: int, block: int):
         s = self.settings
         none = (None, None)
         if order.pair_id >= len(self.pairs) or not self.pairs[order.pair_id].listed:
@@ -559,7 +558,7 @@ class ExchangeModel:
             return (RejectReason.NOTIONAL_TOO_LARGE, *none)
         if order.leverage > cap:
             return (RejectReason.LEVERAGE_ABOVE_NOTIONAL_TIER, *none)
-        if notional < s.min_notional_usd:
+        if notional < s.min_notional_usd or notional == 0:
             return (RejectReason.NOTIONAL_TOO_SMALL, *none)
         side_oi = self.side(order.pair_id, order.is_long).oi_usd
         if side_oi + notional > pair.max_oi_per_side_usd:
@@ -589,8 +588,7 @@ class ExchangeModel:
         if self.pool.reserve_capacity_usd() < max_profit:
             return (RejectReason.RESERVE_EXCEEDED, *none)
         # commit
-        pid = self.next_position_id
-        self.next_position_id += 1
+        pid = request_id  # the position takes its request's slots on chain
         if size["pay_in_token"]:
             self._split_token_fee(trader, size["open_fee_tokens"])
         elif size["open_fee_tokens"]:
