@@ -539,6 +539,35 @@ def test_set_settings_with_invalid_bps_is_refused(world, sim, changes, bps):
             bps=bps)
 
 
+# settings are stored packed (three slots): USD amounts in 96 bits, the rest in 32
+TOO_WIDE_SETTINGS = {
+    "execution-fee-above-96-bits": ({"executionFeeUsd": 2**96}, 96, 2**96),
+    "min-notional-max-uint": ({"minNotionalUsd": MAX_UINT}, 96, MAX_UINT),
+    "open-fee-above-32-bits": ({"openFeeBps": 2**32}, 32, 2**32),
+    "expiry-blocks-above-32-bits": ({"requestExpiryBlocks": 2**40}, 32, 2**40),
+    "max-executions-max-uint": ({"maxExecutionsPerPairPerBlock": MAX_UINT}, 32, MAX_UINT),
+}
+
+
+@pytest.mark.parametrize("changes, bits, value", list(TOO_WIDE_SETTINGS.values()), ids=list(TOO_WIDE_SETTINGS))
+def test_set_settings_wider_than_storage_is_refused(world, sim, changes, bits, value):
+    trading = sim.contracts["trading"]
+    before = trading.call("settings")
+    refused(sim, errors.SafeCastOverflowedUintDowncast,
+            lambda: trading.transact("setSettings", _settings(sim, **changes), sender=sim.deployment.deployer),
+            bits=bits, value=value)
+    assert trading.call("settings") == before
+
+
+def test_set_settings_at_the_storage_widths_is_accepted(world, sim):
+    trading = sim.contracts["trading"]
+    widest = {"executionFeeUsd": 2**96 - 1, "minNotionalUsd": 2**96 - 1, "openFeeBps": 2**32 - 1,
+              "requestExpiryBlocks": 2**32 - 1, "maxExecutionsPerPairPerBlock": 2**32 - 1}
+    trading.transact("setSettings", _settings(sim, **widest), sender=sim.deployment.deployer)
+    now = trading.call("settings")
+    assert {k: now[k] for k in widest} == widest
+
+
 @pytest.mark.parametrize("changes", [{"poolFeeShareBps": 10_000}, {"poolFeeShareBps": 0},
                                      {"referralDiscountBps": 5_000, "tokenDiscountBps": 5_000}],
                          ids=["pool-share-100%", "pool-share-0", "discounts-sum-100%"])

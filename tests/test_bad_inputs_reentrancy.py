@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from alpsim import errors
+from alpsim.deployment import contract_abi
 from alpsim.model.trading import Order
 from alpsim.orders import commitment
 
@@ -47,7 +48,7 @@ def alt(deployed, build):
     admin, art, session = sim.deployment.deployer, build.artifacts, sim.session
 
     def deploy(name, types, args, label):
-        return session.bind(label, session.deploy(art[name], types, args, admin), art[name].abi)
+        return session.bind(label, session.deploy(art[name], types, args, admin), contract_abi(art, name))
 
     c = sim.contracts
     token = deploy("ReentrantCollateral", ["string", "string", "uint8"], ["Reentrant USD", "rUSD", sim.decimals],

@@ -4,9 +4,7 @@ pragma solidity 0.8.28;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
-import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
-import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {Proxy} from "@openzeppelin/contracts/proxy/Proxy.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
@@ -15,6 +13,8 @@ import {PriceOracle} from "../oracle/PriceOracle.sol";
 import {ReferralRegistry} from "../referral/ReferralRegistry.sol";
 import {PairRegistry} from "./PairRegistry.sol";
 import {Market} from "./Market.sol";
+import {EngineStorage} from "./EngineStorage.sol";
+import {EngineModule} from "./EngineModule.sol";
 import {TradeMath} from "../libraries/TradeMath.sol";
 import {Units} from "../libraries/Units.sol";
 import {Errors} from "../errors/Errors.sol";
@@ -36,86 +36,20 @@ import {
 ///         two-step opens, closes, keeper triggers and liquidation, fees and their split.
 /// @dev Trader margin is escrowed here, apart from the pool. Every token flow of a settlement
 ///      adds up to the margin: trader + treasury + pool = margin, to the unit.
-contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
+// Proxy's fallback is payable, but it only forwards to the module, which has no payable
+// function, receive or fallback: a call with value reverts (tests/test_position_storage.py).
+// slither-disable-next-line locked-ether
+contract TradingEngine is EngineStorage, Proxy {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
     using SafeCast for int256;
 
-    bytes32 public constant ADMIN_ROLE = keccak256("ADMIN");
-    bytes32 public constant KEEPER_ROLE = keccak256("KEEPER");
 
-    uint256 private constant WAD = 1e18;
-    uint256 private constant BPS = 10_000;
 
-    struct Settings {
-        uint256 executionFeeUsd;
-        uint256 minNotionalUsd;
-        uint256 extremeLeverage; // the extreme tier starts here (500x)
-        uint256 maxRoiLeverage; // the smallest ROI cap applies from here (1000x)
-        uint256 openFeeBps; // standard tier
-        uint256 closeFeeBps; // standard tier
-        uint256 extremeMinCloseFeeBps; // extreme tier: minimum, of close notional
-        uint256 extremeProfitFeeBps; // extreme tier: share of profit
-        uint256 referralDiscountBps;
-        uint256 tokenDiscountBps;
-        uint256 poolFeeShareBps;
-        uint256 roiCapStandardBps;
-        uint256 roiCapExtremeBps;
-        uint256 roiCapMaxLeverageBps;
-        uint256 openLossGuardBps;
-        uint256 liquidationThresholdStandardBps;
-        uint256 liquidationThresholdExtremeBps;
-        uint256 requestExpiryBlocks;
-        uint256 maxExecutionsPerPairPerBlock;
-    }
 
-    /// @dev A request in storage: three slots. An executed open's position takes the same
-    ///      three slots (see `StoredPosition`), so the position's id is its request's and
-    ///      writing it changes slots the trader's request already paid for, instead of
-    ///      creating three (about 60,000 gas). The head (trader, kind, status, block) is shared
-    ///      and keeps the request's record for good.
-    struct StoredRequest {
-        address trader;
-        RequestKind kind;
-        RequestStatus status;
-        uint32 blockNumber;
-        uint48 positionHead; // pairId to leverage of StoredPosition, once executed
-        uint256 amountIn; // open: collateral escrowed (token units); close: the position id
-        bytes32 commitment; // open only
-    }
 
-    /// @dev A position in its open request's slots, a fourth only when the trader set a
-    ///      take-profit or stop-loss. Everything else derives, exactly as at open: margin USD
-    ///      from the tokens, notional = leverage x margin, qty = notional / entry, the
-    ///      maximum profit from the ROI cap, the take-profit at the cap when none was given.
-    ///      Open while its margin is not zero: settlement zeroes slots 1 and 2.
-    struct StoredPosition {
-        address trader;
-        RequestKind kind; // Open
-        RequestStatus status; // Executed
-        uint32 blockNumber; // of the request
-        uint8 pairId; // prices exist for pairs 0 to 255 only
-        bool isLong;
-        bool feeInToken;
-        bool hasLimits; // the limits slot is written
-        uint16 leverage;
-        uint128 marginTokens;
-        uint128 entryPrice;
-        uint96 holdingIndex;
-        int96 fundingIndex;
-        uint32 roiCapBps;
-        uint32 openedAt;
-    }
 
-    struct StoredLimits {
-        uint128 takeProfit; // 0: at the cap
-        uint128 stopLoss; // 0: none
-    }
 
-    struct BlockCount {
-        uint64 blockNumber;
-        uint64 count;
-    }
 
     IERC20 public immutable collateral;
     uint256 public immutable tokenToUsdScale;
@@ -125,22 +59,10 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
     Market public immutable market;
     ReferralRegistry public immutable referrals;
     IERC20 public immutable platformToken;
+    /// @notice Runs the cold functions (settings, keys, pause, cancel, request views) in this
+    ///         contract's storage: see `fallback`.
+    EngineModule public immutable module;
 
-    address public treasury;
-    /// @notice The keeper's secp256k1 public key (64 bytes, uncompressed without prefix) that
-    ///         orders are encrypted to (ECIES).
-    bytes public keeperPublicKey;
-
-    Settings private _settings;
-
-    uint256 public nextRequestId = 1;
-    /// @dev Requests and, in the same slots, the positions of executed opens (positionId =
-    ///      requestId); read a position through `_position`.
-    mapping(uint256 requestId => StoredRequest) private _requests;
-    mapping(uint256 positionId => StoredLimits) private _limits;
-    mapping(uint256 positionId => uint256 requestId) public pendingClose;
-    mapping(address trader => bool) public feeInToken;
-    mapping(uint256 pairId => BlockCount) private _executions;
 
     event OpenRequested(
         uint256 indexed requestId, address indexed trader, uint256 amountIn, bytes32 commitment, bytes encryptedOrder
@@ -156,7 +78,6 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         uint256 executionFeeTokens,
         Order order
     );
-    event RequestCancelled(uint256 indexed requestId, address indexed trader, RequestKind kind, uint256 refundTokens);
     event CloseRequested(uint256 indexed requestId, uint256 indexed positionId, address indexed trader);
     event CloseRejected(uint256 indexed requestId, uint256 indexed positionId, RejectReason reason);
     event PositionClosed(uint256 indexed positionId, address indexed trader, Position position, Settlement settlement);
@@ -169,10 +90,6 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         uint256 treasuryAmount
     );
     event ExecutionFeePaid(uint256 indexed requestId, address indexed keeper, uint256 amountTokens);
-    event FeeTokenPreferenceSet(address indexed trader, bool enabled);
-    event SettingsUpdated(Settings settings);
-    event KeeperPublicKeySet(bytes publicKey);
-    event TreasurySet(address treasury);
 
     constructor(
         IERC20 collateral_,
@@ -195,7 +112,8 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         referrals = referrals_;
         platformToken = platformToken_;
         treasury = treasury_;
-        _settings = Settings({
+        module = new EngineModule(collateral_, pairs_);
+        _storeSettings(Settings({
             executionFeeUsd: executionFeeUsd,
             minNotionalUsd: 100e18,
             extremeLeverage: 500,
@@ -215,9 +133,17 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
             liquidationThresholdExtremeBps: 8500,
             requestExpiryBlocks: 10,
             maxExecutionsPerPairPerBlock: 100
-        });
+        }));
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(ADMIN_ROLE, admin);
+    }
+
+    /// @dev Every function not defined here is `EngineModule`'s: OpenZeppelin's `Proxy`
+    ///      fallback runs it by delegatecall in this contract's storage (the engine's ABI is both
+    ///      contracts' ABIs). The module has no payable function, no receive and no fallback,
+    ///      so a call that sends ether reverts there.
+    function _implementation() internal view override returns (address) {
+        return address(module);
     }
 
     // ================================================================== trader
@@ -242,7 +168,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
             kind: RequestKind.Open,
             status: RequestStatus.Pending,
             blockNumber: block.number.toUint32(),
-            positionHead: 0,
+            positionRef: 0,
             amountIn: amountIn,
             commitment: commitment
         });
@@ -253,49 +179,22 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
     function requestClose(uint256 positionId) external nonReentrant returns (uint256 requestId) {
         StoredPosition storage p = _openPosition(positionId);
         if (p.trader != msg.sender) revert Errors.NotOwner(msg.sender, p.trader);
-        uint256 pending = pendingClose[positionId];
+        uint256 pending = p.closeRequestId;
         if (pending != 0 && block.number <= _requests[pending].blockNumber + _settings.requestExpiryBlocks) {
             revert Errors.CloseAlreadyPending(positionId, pending);
         }
         requestId = nextRequestId++;
-        _requests[requestId] = StoredRequest({
-            trader: msg.sender,
-            kind: RequestKind.Close,
-            status: RequestStatus.Pending,
-            blockNumber: block.number.toUint32(),
-            positionHead: 0,
-            amountIn: positionId,
-            commitment: bytes32(0)
-        });
-        pendingClose[positionId] = requestId;
+        // one slot, the head: the position id rides in it
+        StoredRequest storage r = _requests[requestId];
+        r.trader = msg.sender;
+        r.kind = RequestKind.Close;
+        r.status = RequestStatus.Pending;
+        r.blockNumber = block.number.toUint32();
+        r.positionRef = positionId.toUint48();
+        p.closeRequestId = requestId.toUint32();
         emit CloseRequested(requestId, positionId, msg.sender);
     }
 
-    /// @notice After the request window (10 blocks), the trader takes back an unexecuted
-    ///         request: an open's whole amount is refunded.
-    function cancelRequest(uint256 requestId) external nonReentrant {
-        StoredRequest storage r = _pendingRequest(requestId);
-        if (r.trader != msg.sender) revert Errors.NotOwner(msg.sender, r.trader);
-        uint256 expiresAfter = r.blockNumber + _settings.requestExpiryBlocks;
-        if (block.number <= expiresAfter) revert Errors.RequestNotExpired(requestId, expiresAfter);
-        r.status = RequestStatus.Cancelled;
-        uint256 refund = 0;
-        if (r.kind == RequestKind.Open) {
-            refund = r.amountIn;
-            collateral.safeTransfer(r.trader, refund);
-        } else if (pendingClose[r.amountIn] == requestId) {
-            // only this request's own mark: a newer close request stays pending
-            delete pendingClose[r.amountIn];
-        }
-        emit RequestCancelled(requestId, r.trader, r.kind, refund);
-    }
-
-    /// @notice Pay trading fees in the platform token (5% off) when its balance and allowance
-    ///         allow; otherwise they are charged in collateral without that discount.
-    function setFeeInToken(bool enabled) external {
-        feeInToken[msg.sender] = enabled;
-        emit FeeTokenPreferenceSet(msg.sender, enabled);
-    }
 
     // ================================================================== keeper
 
@@ -377,13 +276,13 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
     // slither-disable-next-line reentrancy-no-eth
     function _executeClose(uint256 requestId) private {
         StoredRequest storage r = _executableRequest(requestId, RequestKind.Close);
-        uint256 positionId = r.amountIn;
+        uint256 positionId = r.positionRef;
         // a trigger or liquidation may have closed it since the request
-        _openPosition(positionId);
-        delete pendingClose[positionId];
+        StoredPosition storage sp = _openPosition(positionId);
         Position memory p = _load(positionId);
         (uint256 price, RejectReason reason) = _guardedPrice(p.pairId, !p.isLong);
         if (reason != RejectReason.None) {
+            sp.closeRequestId = 0;
             r.status = RequestStatus.Rejected;
             emit CloseRejected(requestId, positionId, reason);
             return;
@@ -419,28 +318,11 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
 
     // ================================================================== views
 
-    function settings() external view returns (Settings memory) {
-        return _settings;
-    }
 
     function executionFeeTokens() public view returns (uint256) {
         return Units.usdToTokenUp(_settings.executionFeeUsd, tokenToUsdScale);
     }
 
-    /// @notice A request. An executed open's position has taken its amount and commitment
-    ///         slots: they read as zero here, and stay in its `OpenRequested` event.
-    function request(uint256 requestId) external view returns (Request memory r) {
-        StoredRequest storage sr = _requests[requestId];
-        r.trader = sr.trader;
-        r.kind = sr.kind;
-        r.status = sr.status;
-        r.blockNumber = sr.blockNumber;
-        if (sr.kind == RequestKind.Open && sr.status == RequestStatus.Executed) return r;
-        r.amountIn = sr.amountIn;
-        r.commitment = sr.commitment;
-    }
-
-    /// @notice An open position (a closed one reads as trader zero).
     function position(uint256 positionId) external view returns (Position memory) {
         return _load(positionId);
     }
@@ -463,32 +345,6 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
 
     // ================================================================== admin
 
-    function setSettings(Settings calldata s) external onlyRole(ADMIN_ROLE) {
-        if (s.poolFeeShareBps > BPS) revert Errors.InvalidBps(s.poolFeeShareBps);
-        uint256 discounts = s.referralDiscountBps + s.tokenDiscountBps;
-        if (discounts > BPS) revert Errors.InvalidBps(discounts);
-        _settings = s;
-        emit SettingsUpdated(s);
-    }
-
-    function setKeeperPublicKey(bytes calldata publicKey) external onlyRole(ADMIN_ROLE) {
-        keeperPublicKey = publicKey;
-        emit KeeperPublicKeySet(publicKey);
-    }
-
-    function setTreasury(address treasury_) external onlyRole(ADMIN_ROLE) {
-        if (treasury_ == address(0)) revert Errors.ZeroAddress();
-        treasury = treasury_;
-        emit TreasurySet(treasury_);
-    }
-
-    function pause() external onlyRole(ADMIN_ROLE) {
-        _pause();
-    }
-
-    function unpause() external onlyRole(ADMIN_ROLE) {
-        _unpause();
-    }
 
     // ================================================================== open pipeline
 
@@ -519,7 +375,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         returns (RejectReason)
     {
         OpenCache memory c = _emptyCache();
-        Settings storage s = _settings;
+        StoredSettings storage s = _settings;
         // 1. pair and leverage
         c.pair = pairs.tradeConfig(order.pairId);
         if (!c.pair.listed) return RejectReason.PairNotListed;
@@ -570,7 +426,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
     }
 
     /// @dev Margin, notional and open fee (SPEC section 5.3), in collateral or platform token.
-    function _sizeOpen(OpenCache memory c, Settings storage s, address trader, uint256 netTokens, uint256 leverage)
+    function _sizeOpen(OpenCache memory c, StoredSettings storage s, address trader, uint256 netTokens, uint256 leverage)
         private
         view
     {
@@ -650,10 +506,11 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         sp.leverage = order.leverage.toUint16();
         sp.marginTokens = c.marginTokens.toUint128();
         sp.entryPrice = c.fill.toUint128();
-        sp.holdingIndex = holdingIndex.toUint96();
-        sp.fundingIndex = fundingIndex.toInt96();
+        sp.holdingIndex = holdingIndex.toUint80();
+        sp.fundingIndex = fundingIndex.toInt80();
         sp.roiCapBps = c.roiCapBps.toUint32();
         sp.openedAt = uint32(block.timestamp);
+        sp.closeRequestId = 0; // the last bits of the commitment
         if (hasLimits) _limits[positionId] = StoredLimits(c.takeProfit.toUint128(), order.stopLoss.toUint128());
         netTokens; // the margin stays in escrow here; the fee left above
         emit PositionOpened(
@@ -727,7 +584,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         view
         returns (bool)
     {
-        Settings storage s = _settings;
+        StoredSettings storage s = _settings;
         int256 pnl = TradeMath.pnlUsdFloor(p.isLong, p.qty, p.entryPrice, price);
         uint256 fee = _closeFeeUsd(s, p, pnl, price, _referralDiscount(s, p.trader));
         int256 loss = int256(fee) + _holding(p, holdingIndex) + _funding(p, fundingIndex) - pnl;
@@ -739,7 +596,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
     function _settle(uint256 positionId, Position memory p, uint256 oraclePrice, uint256 exitPrice, CloseReason reason)
         private
     {
-        Settings storage s = _settings;
+        StoredSettings storage s = _settings;
         Settlement memory st = _emptySettlement();
         // effects first: the position (held in memory) leaves storage before any call
         _removePosition(positionId);
@@ -797,8 +654,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         StoredRequest storage r = _requests[positionId];
         if (_position(positionId).hasLimits) delete _limits[positionId];
         r.amountIn = 0;
-        r.commitment = 0;
-        delete pendingClose[positionId];
+        r.commitment = 0; // and the close request mark
     }
 
     function _emptySettlement() private pure returns (Settlement memory st) {
@@ -826,7 +682,7 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
 
     // ================================================================== helpers
 
-    function _closeFeeUsd(Settings storage s, Position memory p, int256 pnl, uint256 exitPrice, uint256 discountBps)
+    function _closeFeeUsd(StoredSettings storage s, Position memory p, int256 pnl, uint256 exitPrice, uint256 discountBps)
         private
         view
         returns (uint256)
@@ -846,11 +702,11 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         return TradeMath.indexChargeUsdUp(p.notionalUsd, fundingIndex - p.fundingIndex);
     }
 
-    function _referralDiscount(Settings storage s, address trader) private view returns (uint256) {
+    function _referralDiscount(StoredSettings storage s, address trader) private view returns (uint256) {
         return referrals.hasReferral(trader) ? s.referralDiscountBps : 0;
     }
 
-    function _roiCapBps(Settings storage s, uint256 leverage) private view returns (uint256) {
+    function _roiCapBps(StoredSettings storage s, uint256 leverage) private view returns (uint256) {
         if (leverage >= s.maxRoiLeverage) return s.roiCapMaxLeverageBps;
         if (leverage >= s.extremeLeverage) return s.roiCapExtremeBps;
         return s.roiCapStandardBps;
@@ -906,11 +762,6 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         return bc.count <= _settings.maxExecutionsPerPairPerBlock;
     }
 
-    function _pendingRequest(uint256 requestId) private view returns (StoredRequest storage r) {
-        r = _requests[requestId];
-        if (r.status == RequestStatus.None) revert Errors.UnknownRequest(requestId);
-        if (r.status != RequestStatus.Pending) revert Errors.RequestNotPending(requestId, uint8(r.status));
-    }
 
     function _executableRequest(uint256 requestId, RequestKind kind) private view returns (StoredRequest storage r) {
         r = _pendingRequest(requestId);
@@ -918,18 +769,6 @@ contract TradingEngine is AccessControl, Pausable, ReentrancyGuardTransient {
         if (block.number <= r.blockNumber || block.number > r.blockNumber + _settings.requestExpiryBlocks) {
             revert Errors.RequestNotExecutable(requestId, r.blockNumber, block.number);
         }
-    }
-
-    /// @dev The position in request `positionId`'s slots (meaningful once that open executed).
-    function _position(uint256 positionId) private view returns (StoredPosition storage sp) {
-        StoredRequest storage r = _requests[positionId];
-        assembly ("memory-safe") {
-            sp.slot := r.slot
-        }
-    }
-
-    function _isOpen(StoredPosition storage sp) private view returns (bool) {
-        return sp.kind == RequestKind.Open && sp.status == RequestStatus.Executed && sp.marginTokens != 0;
     }
 
     function _openPosition(uint256 positionId) private view returns (StoredPosition storage sp) {

@@ -186,7 +186,10 @@ def _format_message(message: dict, sources: dict[str, dict]) -> str:
 
 def _artifacts_from_output(output: dict) -> dict[str, Artifact]:
     artifacts: dict[str, Artifact] = {}
-    for source, contracts in sorted(output.get("contracts", {}).items()):
+    # the project's own contracts first: a library name it shares with a dependency (such as
+    # OpenZeppelin's `Errors`) names the project's
+    ordered = sorted(output.get("contracts", {}).items(), key=lambda item: (not item[0].startswith("contracts/"), item[0]))
+    for source, contracts in ordered:
         for name, data in sorted(contracts.items()):
             if name in artifacts and source.startswith("contracts/"):
                 raise CompileError([f"{source}: contract name {name!r} is also used in {artifacts[name].source}"])

@@ -91,6 +91,26 @@ def _real_collateral(devnet: Devnet, session: Session, abi: list[dict], collater
 TREASURY_ACCOUNT = 8
 
 
+MODULES = {"TradingEngine": "EngineModule"}
+"""Contracts that forward the functions they do not define to a module they deploy
+(delegatecall): their address answers both ABIs."""
+
+
+def contract_abi(artifacts: dict[str, Any], name: str) -> list[dict]:
+    """The ABI of contract `name` as deployed: with its module's functions, events and errors
+    for a contract in MODULES (each entry once)."""
+    abi = list(artifacts[name].abi)
+    module = MODULES.get(name)
+    if module is not None:
+        seen = {_abi_key(e) for e in abi}
+        abi += [e for e in artifacts[module].abi if e["type"] != "constructor" and _abi_key(e) not in seen]
+    return abi
+
+
+def _abi_key(entry: dict) -> tuple:
+    return entry["type"], entry.get("name"), tuple(p["type"] for p in entry.get("inputs", []))
+
+
 def feed_role(pair_name: str) -> str:
     return "feed_" + pair_name.replace("/", "_")
 
@@ -120,8 +140,9 @@ def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: st
 
     def deploy(role: str, name: str, types: list[str], args: list[Any]) -> Any:
         address = session.deploy(art[name], types, args, deployer)
-        entries[role] = ContractEntry(name=name, address=address, abi=art[name].abi)
-        bound[role] = session.bind(name, address, art[name].abi)
+        abi = contract_abi(art, name)
+        entries[role] = ContractEntry(name=name, address=address, abi=abi)
+        bound[role] = session.bind(name, address, abi)
         return bound[role]
 
     def role_id(contract: Any, name: str) -> bytes:
@@ -169,6 +190,8 @@ def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: st
     oracle.transact("grantRole", role_id(oracle, "UPDATER_ROLE"), trading.address, sender=deployer)
     oracle.transact("grantRole", role_id(oracle, "KEEPER_ROLE"), keeper, sender=deployer)
     trading.transact("grantRole", role_id(trading, "KEEPER_ROLE"), keeper, sender=deployer)
+    for pair_id in range(len(pair_names)):  # the engine's per-pair counter, as the market's sides
+        trading.transact("initPair", pair_id, sender=deployer)
     receipt = trading.transact("setKeeperPublicKey", keeper_public_key, sender=deployer)
 
     deployment = Deployment(
