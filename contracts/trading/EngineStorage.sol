@@ -12,7 +12,7 @@ import {RequestKind, RequestStatus} from "./Types.sol";
 /// @title EngineStorage
 /// @notice The trading engine's state, roles and events, shared by `TradingEngine` and
 ///         `EngineModule`: the module runs by delegatecall in the engine's storage, so both
-///         must see one layout. Neither declares state of its own.
+///         must see one layout. Neither declares storage of its own (immutables are code).
 abstract contract EngineStorage is AccessControl, Pausable, ReentrancyGuardTransient {
     using SafeCast for uint256;
 
@@ -182,5 +182,4 @@ abstract contract EngineStorage is AccessControl, Pausable, ReentrancyGuardTrans
     function _isOpen(StoredPosition storage sp) internal view returns (bool) {
         return sp.kind == RequestKind.Open && sp.status == RequestStatus.Executed && sp.marginTokens != 0;
     }
-
 }
