@@ -306,3 +306,22 @@ def test_reveal_not_matching_the_commitment_reverts_and_changes_nothing(mirror, 
     assert opened.position.take_profit_wad == 70_000 * WAD
     assert trading.call("request", pending.request_id)["status"] == EXECUTED
     mirror.check()
+
+
+def test_a_zero_margin_is_refused_even_with_no_minimum_notional(sim):
+    """A stored position is open while its margin is not zero (it lives in its request's
+    slots), so no open may have a zero margin: one unit above the execution fee, less the open
+    fee, is no margin, and is refused as NotionalTooSmall even with the minimum notional at 0."""
+    trading = sim.contracts["trading"]
+    settings = {**trading.call("settings"), "minNotionalUsd": 0}
+    trading.transact("setSettings", tuple(settings.values()), sender=sim.deployment.deployer)
+    mirror = Mirror(sim)  # the model reads the settings from the chain
+    mirror.fund(7, 1_000_000)
+    mirror.deposit(7, 1_000_000)
+    mirror.fund(TRADER, 10)
+    mirror.set_prices({"BTC/USD": 60_000})
+    with pytest.raises(OrderRejected) as info:
+        mirror.open(TRADER, "BTC/USD", "long", _fee_usd(sim) + Decimal(1).scaleb(-sim.decimals), 10)
+    assert info.value.reason == "NotionalTooSmall"
+    assert trading.call("position", info.value.request_id)["trader"] == "0x" + "00" * 20
+    mirror.check()
