@@ -308,18 +308,15 @@ def test_reveal_not_matching_the_commitment_reverts_and_changes_nothing(mirror, 
     mirror.check()
 
 
-def test_a_zero_margin_is_refused_even_with_no_minimum_notional(sim):
+def test_a_zero_margin_is_refused_even_with_no_minimum_notional(mirror):
     """A stored position is open while its margin is not zero (it lives in its request's
     slots), so no open may have a zero margin: one unit above the execution fee, less the open
     fee, is no margin, and is refused as NotionalTooSmall even with the minimum notional at 0."""
+    sim = mirror.sim
     trading = sim.contracts["trading"]
     settings = {**trading.call("settings"), "minNotionalUsd": 0}
     trading.transact("setSettings", tuple(settings.values()), sender=sim.deployment.deployer)
-    mirror = Mirror(sim)  # the model reads the settings from the chain
-    mirror.fund(7, 1_000_000)
-    mirror.deposit(7, 1_000_000)
-    mirror.fund(TRADER, 10)
-    mirror.set_prices({"BTC/USD": 60_000})
+    mirror.model.settings = replace(mirror.model.settings, min_notional_usd=0)
     with pytest.raises(OrderRejected) as info:
         mirror.open(TRADER, "BTC/USD", "long", _fee_usd(sim) + Decimal(1).scaleb(-sim.decimals), 10)
     assert info.value.reason == "NotionalTooSmall"
