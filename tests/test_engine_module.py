@@ -8,7 +8,6 @@ import pytest
 from alpsim import errors
 from alpsim.deployment import KEEPER_ACCOUNT, contract_abi
 from alpsim.keys import dev_private_key, public_key_bytes
-from conftest import LP, POOL_LIQUIDITY, PRICES
 
 
 def _names(abi, kind="function"):
@@ -55,9 +54,6 @@ def test_the_module_called_directly_is_inert(sim, build):
 def test_ether_sent_to_the_engine_is_refused(sim):
     """The fallback is payable (OpenZeppelin's Proxy), but nothing behind it takes value: a
     transfer, or a module call with value, reverts and the engine holds no ether."""
-    sim.fund(LP, POOL_LIQUIDITY)
-    sim.deposit(LP, POOL_LIQUIDITY)
-    sim.keeper.set_prices(PRICES)
     trading = sim.contracts["trading"]
     sender = sim.address(1)
     for data in ("0x", trading.encode("settings"), trading.encode("setFeeInToken", True)):

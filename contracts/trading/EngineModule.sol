@@ -113,7 +113,6 @@ contract EngineModule is EngineStorage {
         return _isOpen(sp) ? sp.closeRequestId : 0;
     }
 
-    /// @notice An open position (a closed one reads as trader zero).
     // ================================================================== admin
 
     function setSettings(Settings calldata s) external onlyRole(ADMIN_ROLE) {

@@ -37,19 +37,12 @@ import {
 /// @dev Trader margin is escrowed here, apart from the pool. Every token flow of a settlement
 ///      adds up to the margin: trader + treasury + pool = margin, to the unit.
 // Proxy's fallback is payable, but it only forwards to the module, which has no payable
-// function, receive or fallback: a call with value reverts (tests/test_position_storage.py).
+// function, receive or fallback: a call with value reverts (tests/test_engine_module.py).
 // slither-disable-next-line locked-ether
 contract TradingEngine is EngineStorage, Proxy {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
     using SafeCast for int256;
-
-
-
-
-
-
-
 
     IERC20 public immutable collateral;
     uint256 public immutable tokenToUsdScale;
@@ -62,7 +55,6 @@ contract TradingEngine is EngineStorage, Proxy {
     /// @notice Runs the cold functions (settings, keys, pause, cancel, request views) in this
     ///         contract's storage: see `fallback`.
     EngineModule public immutable module;
-
 
     event OpenRequested(
         uint256 indexed requestId, address indexed trader, uint256 amountIn, bytes32 commitment, bytes encryptedOrder
@@ -195,7 +187,6 @@ contract TradingEngine is EngineStorage, Proxy {
         emit CloseRequested(requestId, positionId, msg.sender);
     }
 
-
     // ================================================================== keeper
 
     /// @notice Step two of an open: reveals the order, records the prices and opens the
@@ -318,11 +309,11 @@ contract TradingEngine is EngineStorage, Proxy {
 
     // ================================================================== views
 
-
     function executionFeeTokens() public view returns (uint256) {
         return Units.usdToTokenUp(_settings.executionFeeUsd, tokenToUsdScale);
     }
 
+    /// @notice An open position (a closed one reads as trader zero).
     function position(uint256 positionId) external view returns (Position memory) {
         return _load(positionId);
     }
@@ -342,9 +333,6 @@ contract TradingEngine is EngineStorage, Proxy {
         Market.Indexes memory idx = market.indexesNow(p.pairId);
         return _liquidatable(p, price, idx.holding, p.isLong ? idx.fundingLong : idx.fundingShort);
     }
-
-    // ================================================================== admin
-
 
     // ================================================================== open pipeline
 
@@ -761,7 +749,6 @@ contract TradingEngine is EngineStorage, Proxy {
         bc.count += 1;
         return bc.count <= _settings.maxExecutionsPerPairPerBlock;
     }
-
 
     function _executableRequest(uint256 requestId, RequestKind kind) private view returns (StoredRequest storage r) {
         r = _pendingRequest(requestId);

@@ -172,8 +172,6 @@ def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: st
         pair_names.append(p.name)
     # 3. market aggregates, referrals, platform token, the trading engine
     market = deploy("market", "Market", ["address", "address", "address"], [pairs.address, oracle.address, deployer])
-    for pair_id in range(len(pair_names)):  # listing pays the pairs' first storage writes, not the first traders
-        market.transact("initPair", pair_id, sender=deployer)
     referrals = deploy("referrals", "ReferralRegistry", [], [])
     platform = deploy("platform_token", "PlatformToken", ["address"], [deployer])
     trading = deploy(
@@ -190,7 +188,8 @@ def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: st
     oracle.transact("grantRole", role_id(oracle, "UPDATER_ROLE"), trading.address, sender=deployer)
     oracle.transact("grantRole", role_id(oracle, "KEEPER_ROLE"), keeper, sender=deployer)
     trading.transact("grantRole", role_id(trading, "KEEPER_ROLE"), keeper, sender=deployer)
-    for pair_id in range(len(pair_names)):  # the engine's per-pair counter, as the market's sides
+    for pair_id in range(len(pair_names)):  # listing pays the pairs' first storage writes, not the first traders
+        market.transact("initPair", pair_id, sender=deployer)
         trading.transact("initPair", pair_id, sender=deployer)
     receipt = trading.transact("setKeeperPublicKey", keeper_public_key, sender=deployer)
 
