@@ -38,6 +38,8 @@ library Errors {
     error UnknownPair(uint256 pairId);
     /// @notice Thrown when a pair setting is out of range.
     error InvalidPairSettings(uint256 pairId);
+    /// @notice Thrown when listing a pair beyond the registry's maximum.
+    error TooManyPairs(uint256 maxPairs);
 
     // ----- requests
     /// @notice Thrown when the amount sent does not cover the execution fee.

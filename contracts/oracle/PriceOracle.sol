@@ -60,9 +60,13 @@ contract PriceOracle is AccessControl {
         emit GuardSettingsUpdated(maxAgeSeconds, breakerBps, worseBps);
     }
 
-    /// @notice Records the keeper's price for a pair, stamped now.
+    /// @notice Records the keeper's price for a pair, stamped now. A pair takes prices once it
+    ///         has a reference feed (a guarded execution reads the feed next, so the check is
+    ///         free there).
     function setPrice(uint256 pairId, uint256 price) external onlyRole(UPDATER_ROLE) {
-        if (price == 0 || price > type(uint192).max) revert Errors.InvalidPriceInput(pairId);
+        if (price == 0 || price > type(uint192).max || address(referenceFeed[pairId]) == address(0)) {
+            revert Errors.InvalidPriceInput(pairId);
+        }
         keeperPrice[pairId] = KeeperPrice(uint192(price), uint64(block.timestamp));
         emit PriceUpdated(pairId, price, block.timestamp);
     }

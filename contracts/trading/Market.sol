@@ -49,14 +49,16 @@ contract Market is INavSource, AccessControl {
         int256 fundingWeight;
     }
 
-    /// @dev The indexes in storage: two slots. The funding indexes are stored shifted off zero
-    ///      (`_encInt`, written by `initPair`), so the first imbalance of a pair costs what
-    ///      later ones do.
+    /// @dev The indexes in storage: one slot, so an accrual is one write. The funding indexes
+    ///      are stored shifted off zero (`_encInt`, written by `initPair`), so the slot is never
+    ///      zero once the pair is listed. 72 bits hold a cumulative charge of 4,722 times the
+    ///      notional: over 50,000 years of holding and 2,700 years of fully one-sided funding at
+    ///      the default rates. Past that, accruing reverts (SafeCast); nothing wraps.
     struct StoredIndexes {
-        uint128 holding;
-        uint64 updatedAt;
-        int128 fundingLong;
-        int128 fundingShort;
+        uint72 holding;
+        uint40 updatedAt;
+        int72 fundingLong;
+        int72 fundingShort;
     }
 
     struct Indexes {
@@ -69,10 +71,14 @@ contract Market is INavSource, AccessControl {
     PairRegistry public immutable pairs;
     PriceOracle public immutable oracle;
 
-    /// @notice 0.001% of notional per hour, as a WAD fraction (both rates share a slot).
-    uint128 public holdingRatePerHourWad = 1e13;
+    /// @notice 0.001% of notional per hour, as a WAD fraction.
+    uint64 public holdingRatePerHourWad = 1e13;
     /// @notice 0.01% per hour at full imbalance, as a WAD fraction.
-    uint128 public fundingRatePerHourWad = 1e14;
+    uint64 public fundingRatePerHourWad = 1e14;
+    /// @dev Bit `pairId` is set while the pair has open interest on either side, so NAV reads
+    ///      only the pairs it prices. It shares the rates' slot, which an accrual reads anyway:
+    ///      a pair's first open or last close writes a warm, non-zero slot.
+    uint128 private _pairsWithOi;
 
     mapping(uint256 pairId => StoredIndexes) private _indexes;
     mapping(uint256 pairId => StoredSide) private _longs;
@@ -91,8 +97,8 @@ contract Market is INavSource, AccessControl {
     }
 
     function setRates(uint256 holdingPerHourWad, uint256 fundingPerHourWad) external onlyRole(ADMIN_ROLE) {
-        holdingRatePerHourWad = holdingPerHourWad.toUint128();
-        fundingRatePerHourWad = fundingPerHourWad.toUint128();
+        holdingRatePerHourWad = holdingPerHourWad.toUint64();
+        fundingRatePerHourWad = fundingPerHourWad.toUint64();
         emit RatesUpdated(holdingPerHourWad, fundingPerHourWad);
     }
 
@@ -103,8 +109,8 @@ contract Market is INavSource, AccessControl {
         _save(_longs[pairId], _load(_longs[pairId]));
         _save(_shorts[pairId], _load(_shorts[pairId]));
         StoredIndexes storage stored = _indexes[pairId];
-        stored.fundingLong = _encInt(_decInt(stored.fundingLong)).toInt128();
-        stored.fundingShort = _encInt(_decInt(stored.fundingShort)).toInt128();
+        stored.fundingLong = _encInt(_decInt(stored.fundingLong)).toInt72();
+        stored.fundingShort = _encInt(_decInt(stored.fundingShort)).toInt72();
         emit PairInitialized(pairId);
     }
 
@@ -117,10 +123,10 @@ contract Market is INavSource, AccessControl {
         // slither-disable-next-line incorrect-equality
         if (_indexes[pairId].updatedAt == idx.updatedAt) return idx;
         _indexes[pairId] = StoredIndexes({
-            holding: idx.holding.toUint128(),
-            updatedAt: uint64(idx.updatedAt),
-            fundingLong: _encInt(idx.fundingLong).toInt128(),
-            fundingShort: _encInt(idx.fundingShort).toInt128()
+            holding: idx.holding.toUint72(),
+            updatedAt: idx.updatedAt.toUint40(),
+            fundingLong: _encInt(idx.fundingLong).toInt72(),
+            fundingShort: _encInt(idx.fundingShort).toInt72()
         });
         emit IndexesUpdated(pairId, idx.holding, idx.fundingLong, idx.fundingShort, idx.updatedAt);
     }
@@ -136,6 +142,7 @@ contract Market is INavSource, AccessControl {
         fundingIndex = isLong ? idx.fundingLong : idx.fundingShort;
         StoredSide storage stored = isLong ? _longs[pairId] : _shorts[pairId];
         Side memory side = _load(stored);
+        if (side.oiUsd == 0 && _otherSideOiUsd(pairId, isLong) == 0) _pairsWithOi |= uint128(1) << pairId;
         side.oiUsd += notionalUsd;
         side.qty += qty;
         side.costUsd += costUsd;
@@ -164,6 +171,7 @@ contract Market is INavSource, AccessControl {
         side.holdingWeight -= notionalUsd * holdingIndexAtOpen;
         side.fundingWeight -= int256(notionalUsd) * fundingIndexAtOpen;
         _save(stored, side);
+        if (side.oiUsd == 0 && _otherSideOiUsd(pairId, isLong) == 0) _pairsWithOi &= ~(uint128(1) << pairId);
         emit SideUpdated(pairId, isLong, side);
         return (idx.holding, isLong ? idx.fundingLong : idx.fundingShort);
     }
@@ -228,19 +236,21 @@ contract Market is INavSource, AccessControl {
     /// @dev One pass over the pairs with open interest; with `fresh`, a price older than the
     ///      maximum age reverts PriceStale.
     function _poolClaimUsd(bool fresh) private view returns (int256 claimUsd) {
-        uint256 n = pairs.pairCount();
-        for (uint256 pairId = 0; pairId < n; pairId++) {
-            StoredSide storage longs = _longs[pairId];
-            StoredSide storage shorts = _shorts[pairId];
-            if (_dec(longs.oiUsd) == 0 && _dec(shorts.oiUsd) == 0) continue;
+        uint256 withOi = _pairsWithOi;
+        for (uint256 pairId = 0; withOi >> pairId != 0; pairId++) {
+            if ((withOi >> pairId) & 1 == 0) continue;
             // NAV marks at the last keeper price; freshness is checked where it matters
             uint256 price;
             if (fresh) price = oracle.freshMarkPrice(pairId);
             else price = oracle.markPrice(pairId);
             Indexes memory idx = indexesNow(pairId);
-            claimUsd += _sideClaim(longs, true, price, idx.holding, idx.fundingLong);
-            claimUsd += _sideClaim(shorts, false, price, idx.holding, idx.fundingShort);
+            claimUsd += _sideClaim(_longs[pairId], true, price, idx.holding, idx.fundingLong);
+            claimUsd += _sideClaim(_shorts[pairId], false, price, idx.holding, idx.fundingShort);
         }
+    }
+
+    function _otherSideOiUsd(uint256 pairId, bool isLong) private view returns (uint256) {
+        return _dec(isLong ? _shorts[pairId].oiUsd : _longs[pairId].oiUsd);
     }
 
     function _load(StoredSide storage s) private view returns (Side memory) {

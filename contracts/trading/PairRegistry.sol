@@ -2,13 +2,18 @@
 pragma solidity 0.8.28;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Errors} from "../errors/Errors.sol";
 
 /// @title PairRegistry
 /// @notice The tradable pairs and their settings (SPEC section 3), and the notional tiers that
 ///         cap leverage on large positions.
 contract PairRegistry is AccessControl {
+    using SafeCast for uint256;
+
     bytes32 public constant ADMIN_ROLE = keccak256("ADMIN");
+    /// @notice The market keeps its pairs with open interest in a 128-bit word.
+    uint256 public constant MAX_PAIRS = 128;
 
     struct PairConfig {
         string name; // "BTC/USD"
@@ -49,24 +54,32 @@ contract PairRegistry is AccessControl {
         uint256 maxLeverage;
     }
 
+    /// @dev A tier in storage: one slot, so a capped open reads one slot per tier it passes.
+    ///      Wider values revert `SafeCastOverflowedUintDowncast`.
+    struct StoredTier {
+        uint128 maxNotionalUsd;
+        uint128 maxLeverage;
+    }
+
     event PairListed(uint256 indexed pairId, PairConfig config);
     event PairUpdated(uint256 indexed pairId, PairConfig config);
     event TiersUpdated(NotionalTier[] tiers);
 
     StoredPair[] private _pairs;
     string[] private _names;
-    NotionalTier[] private _tiers;
+    StoredTier[] private _tiers;
 
     constructor(address admin) {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(ADMIN_ROLE, admin);
-        _tiers.push(NotionalTier(1_000_000e18, 0));
-        _tiers.push(NotionalTier(5_000_000e18, 250));
-        _tiers.push(NotionalTier(20_000_000e18, 100));
+        _tiers.push(StoredTier(1_000_000e18, 0));
+        _tiers.push(StoredTier(5_000_000e18, 250));
+        _tiers.push(StoredTier(20_000_000e18, 100));
     }
 
     function listPair(PairConfig calldata config) external onlyRole(ADMIN_ROLE) returns (uint256 pairId) {
         pairId = _pairs.length;
+        if (pairId == MAX_PAIRS) revert Errors.TooManyPairs(MAX_PAIRS);
         _pairs.push();
         _names.push();
         _store(pairId, config, true);
@@ -88,7 +101,7 @@ contract PairRegistry is AccessControl {
     function setTiers(NotionalTier[] calldata tiers) external onlyRole(ADMIN_ROLE) {
         delete _tiers;
         for (uint256 i = 0; i < tiers.length; i++) {
-            _tiers.push(tiers[i]);
+            _tiers.push(StoredTier(tiers[i].maxNotionalUsd.toUint128(), tiers[i].maxLeverage.toUint128()));
         }
         emit TiersUpdated(tiers);
     }
@@ -121,8 +134,11 @@ contract PairRegistry is AccessControl {
         return TradeConfig(p.listed, p.paused, p.maxLeverage, p.spreadBps, p.depth1PctUsd, p.maxOiPerSideUsd);
     }
 
-    function tiers() external view returns (NotionalTier[] memory) {
-        return _tiers;
+    function tiers() external view returns (NotionalTier[] memory out) {
+        out = new NotionalTier[](_tiers.length);
+        for (uint256 i = 0; i < out.length; i++) {
+            out[i] = NotionalTier(_tiers[i].maxNotionalUsd, _tiers[i].maxLeverage);
+        }
     }
 
     /// @notice The highest leverage allowed for `notionalUsd` on the pair, and whether the
@@ -133,8 +149,9 @@ contract PairRegistry is AccessControl {
         if (!p.tiered) return (cap, false);
         uint256 n = _tiers.length;
         for (uint256 i = 0; i < n; i++) {
-            if (notionalUsd <= _tiers[i].maxNotionalUsd) {
-                uint256 tierCap = _tiers[i].maxLeverage;
+            StoredTier memory tier = _tiers[i];
+            if (notionalUsd <= tier.maxNotionalUsd) {
+                uint256 tierCap = tier.maxLeverage;
                 return (tierCap == 0 || tierCap > cap ? cap : tierCap, false);
             }
         }
