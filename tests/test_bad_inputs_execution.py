@@ -422,8 +422,9 @@ def test_bad_price_input_is_refused(world, sim, prices, pair_id):
 
 
 def test_price_for_a_pair_named_twice_is_refused(world, sim):
-    """Errors.sol: InvalidPriceInput is 'thrown when an execution names a price for a pair
-    twice or an unknown pair'. An execution carrying two BTC prices must not pick one."""
+    """Errors.sol: InvalidPriceInput is thrown when an execution names a price for a pair
+    twice, or for a pair without a reference feed. An execution carrying two BTC prices must
+    not pick one."""
     rid, _ = _request(sim)
     sim.devnet.mine(1)
     prices = [(BTC, 60_000 * WAD), (BTC, 60_500 * WAD)]

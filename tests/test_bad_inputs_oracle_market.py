@@ -215,6 +215,11 @@ ORACLE_ROWS = [
      "InvalidPriceInput", {"pairId": 99}),
     ("setPrice-max-uint-pair-and-price", "updater", None, UPDATER, "oracle", "setPrice", (MAX, MAX),
      "InvalidPriceInput", {"pairId": MAX}),
+    # a pair takes keeper prices once it has a reference feed: a valid price for one without
+    ("setPrice-pair-without-feed", "updater", None, UPDATER, "oracle", "setPrice", (4, 61_000 * WAD),
+     "InvalidPriceInput", {"pairId": 4}),
+    ("setPrice-max-pair-without-feed", "updater", None, UPDATER, "oracle", "setPrice", (MAX, 61_000 * WAD),
+     "InvalidPriceInput", {"pairId": MAX}),
     # --- settings: ADMIN only
     *[(f"setReferenceFeed-by-{name}", "market", None, who, "oracle", "setReferenceFeed", (0, ZERO_ADDRESS),
        "AccessControlUnauthorizedAccount", unauthorized(who, "oracle", "ADMIN_ROLE"))

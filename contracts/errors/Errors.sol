@@ -62,7 +62,8 @@ library Errors {
     error LengthMismatch(uint256 requestIds, uint256 orders, uint256 salts);
     /// @notice Thrown when a close is requested for a position that already has one pending.
     error CloseAlreadyPending(uint256 positionId, uint256 requestId);
-    /// @notice Thrown when an execution names a price for a pair twice or an unknown pair.
+    /// @notice Thrown when an execution names a price for a pair twice, or for a pair without a
+    ///         reference feed (an unknown pair has none).
     error InvalidPriceInput(uint256 pairId);
     /// @notice Thrown when no price at all is known for a pair a computation needs.
     error PriceStale(uint256 pairId, uint256 updatedAt, uint256 maxAge);

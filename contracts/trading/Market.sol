@@ -142,6 +142,8 @@ contract Market is INavSource, AccessControl {
         fundingIndex = isLong ? idx.fundingLong : idx.fundingShort;
         StoredSide storage stored = isLong ? _longs[pairId] : _shorts[pairId];
         Side memory side = _load(stored);
+        // the pair's first open interest: an exact test of two sums, on purpose
+        // slither-disable-next-line incorrect-equality
         if (side.oiUsd == 0 && _otherSideOiUsd(pairId, isLong) == 0) _pairsWithOi |= uint128(1) << pairId;
         side.oiUsd += notionalUsd;
         side.qty += qty;
@@ -171,6 +173,8 @@ contract Market is INavSource, AccessControl {
         side.holdingWeight -= notionalUsd * holdingIndexAtOpen;
         side.fundingWeight -= int256(notionalUsd) * fundingIndexAtOpen;
         _save(stored, side);
+        // the pair's last open interest gone: an exact test of two sums, on purpose
+        // slither-disable-next-line incorrect-equality
         if (side.oiUsd == 0 && _otherSideOiUsd(pairId, isLong) == 0) _pairsWithOi &= ~(uint128(1) << pairId);
         emit SideUpdated(pairId, isLong, side);
         return (idx.holding, isLong ? idx.fundingLong : idx.fundingShort);
