@@ -76,8 +76,9 @@ contract Market is INavSource, AccessControl {
     /// @notice 0.01% per hour at full imbalance, as a WAD fraction.
     uint64 public fundingRatePerHourWad = 1e14;
     /// @dev Bit `pairId` is set while the pair has open interest on either side, so NAV reads
-    ///      only the pairs it prices. It shares the rates' slot, which an accrual reads anyway:
-    ///      a pair's first open or last close writes a warm, non-zero slot.
+    ///      only the pairs it prices (ids stay below 128: `PairRegistry.MAX_PAIRS`). It shares
+    ///      the rates' slot, which an accrual reads anyway: a pair's first open or last close
+    ///      writes a warm, non-zero slot.
     uint128 private _pairsWithOi;
 
     mapping(uint256 pairId => StoredIndexes) private _indexes;
