@@ -17,6 +17,14 @@ POOL_LIQUIDITY = 10_000_000
 PRICES = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
 
 
+def pair_config(name: str = "DOGE/USD", *, listed: bool = True, paused: bool = False, tiered: bool = False,
+                max_leverage: int = 20, spread_bps: int = 5, depth: int = 1_000_000 * 10**18,
+                max_oi: int = 500_000 * 10**18) -> tuple:
+    """A PairConfig tuple (name, listed, paused, tiered, maxLeverage, spreadBps, depth1PctUsd,
+    maxOiPerSideUsd); the defaults are a valid pair."""
+    return (name, listed, paused, tiered, max_leverage, spread_bps, depth, max_oi)
+
+
 @pytest.fixture(scope="session")
 def build():
     return compile_contracts()

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import pytest
 
 from alpsim import errors
+from conftest import pair_config
 
 WAD = 10**18
 MAX = 2**256 - 1
@@ -150,14 +151,6 @@ def unauthorized(who: int, contract: str, role: str) -> dict:
 
 
 # ------------------------------------------------------------------ pair registry
-
-def pair_config(name: str = "DOGE/USD", *, listed: bool = True, paused: bool = False, tiered: bool = False,
-                max_leverage: int = 20, spread_bps: int = 5, depth: int = 1_000_000 * WAD,
-                max_oi: int = 500_000 * WAD) -> tuple:
-    """A PairConfig tuple (name, listed, paused, tiered, maxLeverage, spreadBps, depth1PctUsd,
-    maxOiPerSideUsd); the defaults are a valid pair."""
-    return (name, listed, paused, tiered, max_leverage, spread_bps, depth, max_oi)
-
 
 VALID = pair_config()
 ADMIN_CALLS = [

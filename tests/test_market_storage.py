@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from alpsim import errors
-from conftest import LP, POOL_LIQUIDITY, PRICES
+from conftest import LP, POOL_LIQUIDITY, PRICES, pair_config
 
 HOUR_S = 3_600
 WAD = 10**18
@@ -117,18 +117,14 @@ def test_the_last_listed_pair_counts_in_nav(market):
 
 # ------------------------------------------------------------------ registry widths
 
-def _pair_config(name: str) -> tuple:
-    return (name, True, False, False, 10, 5, 1_000_000 * WAD, 10_000_000 * WAD)
-
-
 def test_the_registry_lists_at_most_128_pairs(sim):
     pairs, admin = sim.contracts["pairs"], sim.deployment.deployer
     assert pairs.call("MAX_PAIRS") == 128
     for i in range(pairs.call("pairCount"), 128):
-        pairs.transact("listPair", _pair_config(f"P{i}/USD"), sender=admin)
+        pairs.transact("listPair", pair_config(f"P{i}/USD"), sender=admin)
     assert pairs.call("pairCount") == 128
     with pytest.raises(errors.TooManyPairs) as info:
-        pairs.transact("listPair", _pair_config("ONE-MORE/USD"), sender=admin)
+        pairs.transact("listPair", pair_config("ONE-MORE/USD"), sender=admin)
     assert info.value.error_args == {"maxPairs": 128}
     assert pairs.call("pairCount") == 128
     assert pairs.call("pair", 127)["name"] == "P127/USD"

@@ -15,6 +15,7 @@ from rich.table import Table
 from .client import Alpsim
 from .compiler import compile_contracts
 from .paths import find_project
+from .service import DEFAULT_START_PRICES
 from .throughput import run_throughput
 
 TARGETS = {"open_total": 300_000, "close_total": 200_000, "liquidate": 120_000,
@@ -24,7 +25,6 @@ OPS = ["request_open", "execute_open", "request_close", "execute_close", "liquid
        "deposit", "withdraw", "price_update"]
 TRADER, LP, NEW_LP = 1, 7, 6
 BATCH_TRADERS = (1, 2, 3, 4, 5)
-PRICES = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
 THROUGHPUT_TARGET = 5.0
 """Embedded throughput of the fast path, as a multiple of the naive path's in the same run."""
 THROUGHPUT_BACKENDS = ("embedded", "anvil")
@@ -36,7 +36,7 @@ def prepare_fresh(sim: Alpsim) -> None:
     and first accrual are one-off storage writes of the deployment, not of an operation)."""
     sim.fund(LP, 50_000_000)
     sim.deposit(LP, 50_000_000)
-    sim.keeper.set_prices(PRICES)
+    sim.keeper.set_prices(DEFAULT_START_PRICES)
     sim.keeper.push_prices()
     sim.devnet.advance_time(10)
     sim.keeper.push_prices()

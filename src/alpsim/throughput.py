@@ -29,11 +29,11 @@ from .deployment import KEEPER_ACCOUNT, feed_role
 from .keys import dev_private_key
 from .model.trading import CloseReason, Order
 from .orders import commitment, seal, unseal
+from .service import DEFAULT_START_PRICES
 from .units import to_units
 
 PAIRS = ("BTC/USD", "ETH/USD", "SOL/USD", "AAPL/USD")
-START_PRICES = {"BTC/USD": Decimal(60_000), "ETH/USD": Decimal(3_000), "SOL/USD": Decimal(150),
-                "AAPL/USD": Decimal(200)}
+START_PRICES = DEFAULT_START_PRICES
 LEVERAGES = {"BTC/USD": (2, 5, 10, 25, 50, 100, 250, 500, 1001), "ETH/USD": (2, 5, 10, 25, 50, 100, 250, 500, 1001),
              "SOL/USD": (2, 5, 10, 25, 50, 100), "AAPL/USD": (2, 5, 10, 25, 50)}
 AMOUNTS = (60, 100, 150, 250)
