@@ -540,13 +540,16 @@ def test_set_settings_with_invalid_bps_is_refused(world, sim, changes, bps):
             bps=bps)
 
 
-# settings are stored packed (three slots): USD amounts in 96 bits, the rest in 32
+# settings are stored packed with the treasury (three slots): USD amounts in 96 bits, the
+# request expiry in 32, the ROI caps in 24, the rest in 16
 TOO_WIDE_SETTINGS = {
     "execution-fee-above-96-bits": ({"executionFeeUsd": 2**96}, 96, 2**96),
     "min-notional-max-uint": ({"minNotionalUsd": MAX_UINT}, 96, MAX_UINT),
-    "open-fee-above-32-bits": ({"openFeeBps": 2**32}, 32, 2**32),
+    "open-fee-above-16-bits": ({"openFeeBps": 2**16}, 16, 2**16),
+    "extreme-leverage-above-16-bits": ({"extremeLeverage": 2**16}, 16, 2**16),
+    "roi-cap-above-24-bits": ({"roiCapStandardBps": 2**24}, 24, 2**24),
     "expiry-blocks-above-32-bits": ({"requestExpiryBlocks": 2**40}, 32, 2**40),
-    "max-executions-max-uint": ({"maxExecutionsPerPairPerBlock": MAX_UINT}, 32, MAX_UINT),
+    "max-executions-max-uint": ({"maxExecutionsPerPairPerBlock": MAX_UINT}, 16, MAX_UINT),
 }
 
 
@@ -562,8 +565,9 @@ def test_set_settings_wider_than_storage_is_refused(world, sim, changes, bits, v
 
 def test_set_settings_at_the_storage_widths_is_accepted(world, sim):
     trading = sim.contracts["trading"]
-    widest = {"executionFeeUsd": 2**96 - 1, "minNotionalUsd": 2**96 - 1, "openFeeBps": 2**32 - 1,
-              "requestExpiryBlocks": 2**32 - 1, "maxExecutionsPerPairPerBlock": 2**32 - 1}
+    widest = {"executionFeeUsd": 2**96 - 1, "minNotionalUsd": 2**96 - 1, "openFeeBps": 2**16 - 1,
+              "extremeLeverage": 2**16 - 1, "roiCapMaxLeverageBps": 2**24 - 1,
+              "requestExpiryBlocks": 2**32 - 1, "maxExecutionsPerPairPerBlock": 2**16 - 1}
     trading.transact("setSettings", _settings(sim, **widest), sender=sim.deployment.deployer)
     now = trading.call("settings")
     assert {k: now[k] for k in widest} == widest
@@ -577,6 +581,21 @@ def test_set_settings_at_the_bounds_is_accepted(world, sim, changes):
     trading.transact("setSettings", _settings(sim, **changes), sender=sim.deployment.deployer)
     now = trading.call("settings")
     assert {k: now[k] for k in changes} == changes
+
+
+def test_the_treasury_and_the_settings_share_storage_and_keep_each_other(world, sim):
+    """The treasury is stored in the settings' last slot: setting one leaves the other."""
+    trading, admin = sim.contracts["trading"], sim.deployment.deployer
+    new_treasury = sim.address(NEW_ACCOUNT)
+    settings = trading.call("settings")
+    trading.transact("setTreasury", new_treasury, sender=admin)
+    assert trading.call("settings") == settings
+    trading.transact("setSettings", _settings(sim, openFeeBps=12, roiCapExtremeBps=60_000), sender=admin)
+    assert trading.call("treasury") == new_treasury
+    now = trading.call("settings")
+    assert (now["openFeeBps"], now["roiCapExtremeBps"]) == (12, 60_000)
+    assert {k: v for k, v in now.items() if k not in ("openFeeBps", "roiCapExtremeBps")} == \
+        {k: v for k, v in settings.items() if k not in ("openFeeBps", "roiCapExtremeBps")}
 
 
 def test_set_treasury_to_zero_is_refused(world, sim):

@@ -1,6 +1,7 @@
 """The market's storage (issue 6): a pair's indexes are one slot, so an accrual is one write;
-NAV reads only the pairs with open interest, kept as one bit per pair next to the rates; the
-registry lists at most 128 pairs, and a notional tier is one slot. Each width is checked where
+a side is three slots, its cost basis kept as its gap below open interest; NAV reads only the
+pairs with open interest, kept as one bit per pair next to the rates; the registry lists at
+most 128 pairs, and a notional tier is one slot. Each width is checked where
 a value could pass it: the write reverts (SafeCast) and nothing changes."""
 
 from __future__ import annotations
@@ -68,6 +69,81 @@ def test_rates_wider_than_64_bits_are_refused(market, holding, funding):
         m.transact("setRates", holding, funding, sender=market.deployment.deployer)
     assert info.value.error_args == {"bits": 64, "value": holding if holding >= 2**64 else funding}
     assert (m.call("holdingRatePerHourWad"), m.call("fundingRatePerHourWad")) == before
+
+
+# ------------------------------------------------------------------ sides: three slots
+
+ENGINE_EOA = 9  # granted the engine's role on the market, to call it with any numbers
+
+
+def _as_engine(sim):
+    m = sim.contracts["market"]
+    m.transact("grantRole", m.call("ENGINE_ROLE"), sim.address(ENGINE_EOA), sender=sim.deployment.deployer)
+    return m
+
+
+def test_a_sides_cost_basis_is_exact_from_its_gap(market):
+    """Each position's cost, floor(qty x entry), falls short of its notional by a few units;
+    the side keeps the sum of those gaps. Its cost basis reads back as the exact sum of the
+    positions' costs, through opens at several prices and a close."""
+    sim, m = market, market.contracts["market"]
+    engine = sim.contracts["trading"]
+    ids = []
+    for trader, usd, lev, price in [(1, 300, 7, 60_000), (2, 500, 13, 60_123), (1, 250, 3, 59_871)]:
+        sim.keeper.set_prices({"BTC/USD": price})
+        ids.append(sim.open(trader, "BTC/USD", "long", usd, lev).position.id)
+
+    def check(open_ids):
+        positions = [engine.call("position", i) for i in open_ids]
+        side = m.call("side", BTC, True)
+        assert side["oiUsd"] == sum(p["notionalUsd"] for p in positions)
+        assert side["qty"] == sum(p["qty"] for p in positions)
+        assert side["costUsd"] == sum(p["qty"] * p["entryPrice"] // WAD for p in positions)
+        return side["oiUsd"] - side["costUsd"]
+
+    assert check(ids) > 0  # the gap is there to keep: the costs fall short of the notionals
+    sim.close(2, ids[1])
+    assert check([ids[0], ids[2]]) > 0
+
+
+def test_a_cost_above_notional_is_refused_and_writes_nothing(market):
+    sim = market
+    m = _as_engine(sim)
+    before = m.call("side", ETH, False)
+    with pytest.raises(errors.CostAboveNotional) as info:
+        m.transact("addPosition", ETH, False, 1_000 * WAD, WAD, 1_000 * WAD + 1, sender=sim.address(ENGINE_EOA))
+    assert info.value.error_args == {"costUsd": 1_000 * WAD + 1, "oiUsd": 1_000 * WAD}
+    assert m.call("side", ETH, False) == before
+
+
+def test_a_cost_gap_past_64_bits_is_refused_and_writes_nothing(market):
+    """A real position's gap is below entry / 1e18 + 1; one of 2**64 units is refused."""
+    sim = market
+    m = _as_engine(sim)
+    before = m.call("side", ETH, True)
+    with pytest.raises(errors.SafeCastOverflowedUintDowncast) as info:
+        m.transact("addPosition", ETH, True, 2**64, WAD, 0, sender=sim.address(ENGINE_EOA))
+    assert info.value.error_args == {"bits": 64, "value": 2**64 + 1}  # stored shifted off zero
+    assert m.call("side", ETH, True) == before
+    m.transact("addPosition", ETH, True, 2**64 - 2, WAD, 0, sender=sim.address(ENGINE_EOA))  # the widest gap
+    assert m.call("side", ETH, True)["costUsd"] == 0
+
+
+def test_a_holding_weight_past_192_bits_is_refused_and_writes_nothing(market):
+    """The holding weight, notional x holding index, is 192 bits: at the highest rate the
+    index passes 2**66 in four hours, and 2**127 of notional opened then passes the width."""
+    sim = market
+    m = _as_engine(sim)
+    m.transact("setRates", 2**64 - 1, 0, sender=sim.deployment.deployer)
+    sim.keeper.push_prices([ETH])
+    sim.devnet.advance_time(4 * HOUR_S)
+    before = m.call("side", ETH, True)
+    notional = 2**127
+    with pytest.raises(errors.SafeCastOverflowedUintDowncast) as info:
+        m.transact("addPosition", ETH, True, notional, WAD, notional, sender=sim.address(ENGINE_EOA))
+    assert info.value.error_args["bits"] == 192
+    assert info.value.error_args["value"] > 2**192
+    assert m.call("side", ETH, True) == before
 
 
 # ------------------------------------------------------------------ NAV: the pairs with open interest

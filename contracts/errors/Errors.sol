@@ -40,6 +40,9 @@ library Errors {
     error InvalidPairSettings(uint256 pairId);
     /// @notice Thrown when listing a pair beyond the registry's maximum.
     error TooManyPairs(uint256 maxPairs);
+    /// @notice Thrown when a side's cost basis would exceed its open interest (a position's
+    ///         cost, floor(qty x entry), never exceeds its notional).
+    error CostAboveNotional(uint256 costUsd, uint256 oiUsd);
 
     // ----- requests
     /// @notice Thrown when the amount sent does not cover the execution fee.

@@ -140,7 +140,7 @@ contract EngineModule is EngineStorage {
 
     function setTreasury(address treasury_) external onlyRole(ADMIN_ROLE) {
         if (treasury_ == address(0)) revert Errors.ZeroAddress();
-        treasury = treasury_;
+        _settings.treasury = treasury_;
         emit TreasurySet(treasury_);
     }
 

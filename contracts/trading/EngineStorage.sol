@@ -44,29 +44,35 @@ abstract contract EngineStorage is AccessControl, Pausable, ReentrancyGuardTrans
         uint256 maxExecutionsPerPairPerBlock;
     }
 
-    /// @dev The settings in storage: three slots, so an execution reads three cold slots
-    ///      instead of one per setting. USD amounts fit 96 bits, the others 32
-    ///      (`_storeSettings` refuses wider values).
+    /// @dev The settings and the treasury in storage: three slots. An open or a close reads
+    ///      all three; a liquidation reads the last two: every fee rate, the extreme tier and
+    ///      the liquidation thresholds share one slot. USD amounts fit 96 bits, the request
+    ///      expiry 32, the ROI caps 24 (they pass 65,535 bps), the rest 16 (`_storeSettings`
+    ///      refuses wider values). Slot 0 is full, so the extreme tier starts slot 1.
     struct StoredSettings {
+        // slot 0: requests and sizing
         uint96 executionFeeUsd;
         uint96 minNotionalUsd;
         uint32 requestExpiryBlocks;
-        uint32 maxExecutionsPerPairPerBlock;
-        uint32 extremeLeverage;
-        uint32 maxRoiLeverage;
-        uint32 openFeeBps;
-        uint32 closeFeeBps;
-        uint32 extremeMinCloseFeeBps;
-        uint32 extremeProfitFeeBps;
-        uint32 referralDiscountBps;
-        uint32 tokenDiscountBps;
-        uint32 poolFeeShareBps;
-        uint32 roiCapStandardBps;
-        uint32 roiCapExtremeBps;
-        uint32 roiCapMaxLeverageBps;
-        uint32 openLossGuardBps;
-        uint32 liquidationThresholdStandardBps;
-        uint32 liquidationThresholdExtremeBps;
+        uint16 maxExecutionsPerPairPerBlock;
+        uint16 maxRoiLeverage;
+        // slot 1: tiers, rates and thresholds
+        uint16 extremeLeverage;
+        uint16 openFeeBps;
+        uint16 closeFeeBps;
+        uint16 extremeMinCloseFeeBps;
+        uint16 extremeProfitFeeBps;
+        uint16 referralDiscountBps;
+        uint16 tokenDiscountBps;
+        uint16 poolFeeShareBps;
+        uint16 openLossGuardBps;
+        uint16 liquidationThresholdStandardBps;
+        uint16 liquidationThresholdExtremeBps;
+        uint24 roiCapStandardBps;
+        uint24 roiCapExtremeBps;
+        uint24 roiCapMaxLeverageBps;
+        // slot 2
+        address treasury; // fees' share not for the pool (`treasury()`, `setTreasury`)
     }
 
     /// @dev A request in storage: an open takes three slots, a close one (the head). An
@@ -118,10 +124,10 @@ abstract contract EngineStorage is AccessControl, Pausable, ReentrancyGuardTrans
         uint64 count;
     }
 
-    address public treasury;
     /// @dev The keeper's ECIES public key (see `EngineModule.keeperPublicKey`).
     bytes internal _keeperPublicKey;
 
+    /// @dev Read through `treasury()` for the treasury.
     StoredSettings internal _settings;
 
     uint256 public nextRequestId = 1;
@@ -140,28 +146,35 @@ abstract contract EngineStorage is AccessControl, Pausable, ReentrancyGuardTrans
     event KeeperPublicKeySet(bytes publicKey);
     event TreasurySet(address treasury);
 
-    /// @dev Stores `s` packed; a value wider than its field reverts (SafeCast).
+    /// @notice Where the fees' share not for the pool goes.
+    function treasury() public view returns (address) {
+        return _settings.treasury;
+    }
+
+    /// @dev Stores `s` packed, the treasury unchanged; a value wider than its field reverts
+    ///      (SafeCast).
     function _storeSettings(Settings memory s) internal {
         _settings = StoredSettings({
             executionFeeUsd: s.executionFeeUsd.toUint96(),
             minNotionalUsd: s.minNotionalUsd.toUint96(),
             requestExpiryBlocks: s.requestExpiryBlocks.toUint32(),
-            maxExecutionsPerPairPerBlock: s.maxExecutionsPerPairPerBlock.toUint32(),
-            extremeLeverage: s.extremeLeverage.toUint32(),
-            maxRoiLeverage: s.maxRoiLeverage.toUint32(),
-            openFeeBps: s.openFeeBps.toUint32(),
-            closeFeeBps: s.closeFeeBps.toUint32(),
-            extremeMinCloseFeeBps: s.extremeMinCloseFeeBps.toUint32(),
-            extremeProfitFeeBps: s.extremeProfitFeeBps.toUint32(),
-            referralDiscountBps: s.referralDiscountBps.toUint32(),
-            tokenDiscountBps: s.tokenDiscountBps.toUint32(),
-            poolFeeShareBps: s.poolFeeShareBps.toUint32(),
-            roiCapStandardBps: s.roiCapStandardBps.toUint32(),
-            roiCapExtremeBps: s.roiCapExtremeBps.toUint32(),
-            roiCapMaxLeverageBps: s.roiCapMaxLeverageBps.toUint32(),
-            openLossGuardBps: s.openLossGuardBps.toUint32(),
-            liquidationThresholdStandardBps: s.liquidationThresholdStandardBps.toUint32(),
-            liquidationThresholdExtremeBps: s.liquidationThresholdExtremeBps.toUint32()
+            maxExecutionsPerPairPerBlock: s.maxExecutionsPerPairPerBlock.toUint16(),
+            maxRoiLeverage: s.maxRoiLeverage.toUint16(),
+            extremeLeverage: s.extremeLeverage.toUint16(),
+            openFeeBps: s.openFeeBps.toUint16(),
+            closeFeeBps: s.closeFeeBps.toUint16(),
+            extremeMinCloseFeeBps: s.extremeMinCloseFeeBps.toUint16(),
+            extremeProfitFeeBps: s.extremeProfitFeeBps.toUint16(),
+            referralDiscountBps: s.referralDiscountBps.toUint16(),
+            tokenDiscountBps: s.tokenDiscountBps.toUint16(),
+            poolFeeShareBps: s.poolFeeShareBps.toUint16(),
+            openLossGuardBps: s.openLossGuardBps.toUint16(),
+            liquidationThresholdStandardBps: s.liquidationThresholdStandardBps.toUint16(),
+            liquidationThresholdExtremeBps: s.liquidationThresholdExtremeBps.toUint16(),
+            roiCapStandardBps: s.roiCapStandardBps.toUint24(),
+            roiCapExtremeBps: s.roiCapExtremeBps.toUint24(),
+            roiCapMaxLeverageBps: s.roiCapMaxLeverageBps.toUint24(),
+            treasury: _settings.treasury
         });
     }
 

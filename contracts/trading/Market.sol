@@ -36,16 +36,20 @@ contract Market is INavSource, AccessControl {
         int256 fundingWeight;
     }
 
-    /// @dev A side in storage: four slots (open interest, qty and cost fit 128 bits; the
-    ///      weights, notional x index, need 256). Each field is stored shifted off zero (see
-    ///      `_enc`), so a slot once written never returns to zero: the first position on a
-    ///      side costs what the thousandth does (no zero-to-nonzero write, no clearing refund).
-    ///      `initPair` writes the shifted zeros when a pair is listed.
+    /// @dev A side in storage: three slots. Open interest and qty fit 128 bits; the holding
+    ///      weight (notional x index) 192 and the funding weight 256. The cost basis is kept as
+    ///      its gap below open interest, which fits 64 bits: each position's cost is
+    ///      floor(qty x entry) with qty = floor(notional / entry), so it falls short of its
+    ///      notional by less than entry / 1e18 + 1 (60,001 units for BTC at 60,000 USD). A
+    ///      value wider than its field reverts (SafeCast); nothing wraps. Each field is stored
+    ///      shifted off zero (see `_enc`), so a slot once written never returns to zero: the
+    ///      first position on a side costs what the thousandth does (no zero-to-nonzero write,
+    ///      no clearing refund). `initPair` writes the shifted zeros when a pair is listed.
     struct StoredSide {
         uint128 oiUsd;
         uint128 qty;
-        uint128 costUsd;
-        uint256 holdingWeight;
+        uint192 holdingWeight;
+        uint64 costGapUsd; // oiUsd - costUsd
         int256 fundingWeight;
     }
 
@@ -86,7 +90,6 @@ contract Market is INavSource, AccessControl {
     mapping(uint256 pairId => StoredSide) private _shorts;
 
     event IndexesUpdated(uint256 indexed pairId, uint256 holdingIndex, int256 fundingLong, int256 fundingShort, uint256 timestamp);
-    event SideUpdated(uint256 indexed pairId, bool indexed isLong, Side side);
     event RatesUpdated(uint256 holdingRatePerHourWad, uint256 fundingRatePerHourWad);
     event PairInitialized(uint256 indexed pairId);
 
@@ -152,7 +155,6 @@ contract Market is INavSource, AccessControl {
         side.holdingWeight += notionalUsd * holdingIndex;
         side.fundingWeight += int256(notionalUsd) * fundingIndex;
         _save(stored, side);
-        emit SideUpdated(pairId, isLong, side);
     }
 
     /// @notice Removes a position from its side; returns the indexes it closes at.
@@ -177,7 +179,6 @@ contract Market is INavSource, AccessControl {
         // the pair's last open interest gone: an exact test of two sums, on purpose
         // slither-disable-next-line incorrect-equality
         if (side.oiUsd == 0 && _otherSideOiUsd(pairId, isLong) == 0) _pairsWithOi &= ~(uint128(1) << pairId);
-        emit SideUpdated(pairId, isLong, side);
         return (idx.holding, isLong ? idx.fundingLong : idx.fundingShort);
     }
 
@@ -258,15 +259,20 @@ contract Market is INavSource, AccessControl {
         return _dec(isLong ? _shorts[pairId].oiUsd : _longs[pairId].oiUsd);
     }
 
-    function _load(StoredSide storage s) private view returns (Side memory) {
-        return Side(_dec(s.oiUsd), _dec(s.qty), _dec(s.costUsd), _dec(s.holdingWeight), _decInt(s.fundingWeight));
+    function _load(StoredSide storage s) private view returns (Side memory out) {
+        out.oiUsd = _dec(s.oiUsd);
+        out.qty = _dec(s.qty);
+        out.costUsd = out.oiUsd - _dec(s.costGapUsd);
+        out.holdingWeight = _dec(s.holdingWeight);
+        out.fundingWeight = _decInt(s.fundingWeight);
     }
 
     function _save(StoredSide storage s, Side memory side) private {
+        if (side.costUsd > side.oiUsd) revert Errors.CostAboveNotional(side.costUsd, side.oiUsd);
         s.oiUsd = _enc(side.oiUsd).toUint128();
         s.qty = _enc(side.qty).toUint128();
-        s.costUsd = _enc(side.costUsd).toUint128();
-        s.holdingWeight = _enc(side.holdingWeight);
+        s.holdingWeight = _enc(side.holdingWeight).toUint192();
+        s.costGapUsd = _enc(side.oiUsd - side.costUsd).toUint64();
         s.fundingWeight = _encInt(side.fundingWeight);
     }
 
@@ -297,7 +303,7 @@ contract Market is INavSource, AccessControl {
         uint256 oiUsd = _dec(s.oiUsd);
         if (oiUsd == 0) return 0;
         int256 value = int256(Math.mulDiv(_dec(s.qty), price, WAD));
-        int256 cost = int256(_dec(s.costUsd));
+        int256 cost = int256(oiUsd - _dec(s.costGapUsd));
         int256 pnl = isLong ? value - cost : cost - value;
         int256 holding = int256((oiUsd * holdingIndex - _dec(s.holdingWeight)) / WAD);
         int256 funding = _floorDiv(int256(oiUsd) * fundingIndex - _decInt(s.fundingWeight), int256(WAD));

@@ -103,7 +103,7 @@ contract TradingEngine is EngineStorage, Proxy {
         market = market_;
         referrals = referrals_;
         platformToken = platformToken_;
-        treasury = treasury_;
+        _settings.treasury = treasury_;
         module = new EngineModule(collateral_, pairs_);
         _storeSettings(Settings({
             executionFeeUsd: executionFeeUsd,
@@ -652,7 +652,7 @@ contract TradingEngine is EngineStorage, Proxy {
     function _payOut(Position memory p, Settlement memory st, uint256 treasuryTokens) private {
         if (st.poolDeltaTokens >= 0) {
             if (st.payoutTokens != 0) collateral.safeTransfer(p.trader, st.payoutTokens);
-            if (treasuryTokens != 0) collateral.safeTransfer(treasury, treasuryTokens);
+            if (treasuryTokens != 0) collateral.safeTransfer(_settings.treasury, treasuryTokens);
             if (st.poolDeltaTokens != 0) {
                 collateral.safeTransfer(address(pool), uint256(st.poolDeltaTokens));
                 pool.receiveTokens(uint256(st.poolDeltaTokens));
@@ -662,8 +662,8 @@ contract TradingEngine is EngineStorage, Proxy {
         // the pool pays: the escrowed margin covers the treasury first, then the trader
         uint256 fromEscrowToTreasury = Math.min(treasuryTokens, p.marginTokens);
         uint256 fromEscrowToTrader = p.marginTokens - fromEscrowToTreasury;
-        if (fromEscrowToTreasury != 0) collateral.safeTransfer(treasury, fromEscrowToTreasury);
-        if (treasuryTokens > fromEscrowToTreasury) pool.payTokens(treasury, treasuryTokens - fromEscrowToTreasury);
+        if (fromEscrowToTreasury != 0) collateral.safeTransfer(_settings.treasury, fromEscrowToTreasury);
+        if (treasuryTokens > fromEscrowToTreasury) pool.payTokens(_settings.treasury, treasuryTokens - fromEscrowToTreasury);
         if (fromEscrowToTrader != 0) collateral.safeTransfer(p.trader, fromEscrowToTrader);
         pool.payTokens(p.trader, st.payoutTokens - fromEscrowToTrader);
     }
@@ -719,7 +719,7 @@ contract TradingEngine is EngineStorage, Proxy {
         uint256 poolAmount = amount - treasuryAmount;
         IERC20 token = inToken ? platformToken : collateral;
         if (poolAmount != 0) token.safeTransfer(address(pool), poolAmount);
-        if (treasuryAmount != 0) token.safeTransfer(treasury, treasuryAmount);
+        if (treasuryAmount != 0) token.safeTransfer(_settings.treasury, treasuryAmount);
         if (!inToken && poolAmount != 0) pool.receiveTokens(poolAmount);
         emit FeeSplit(positionId, isOpen, inToken, amount, poolAmount, treasuryAmount);
     }
