@@ -394,9 +394,8 @@ def test_lp_action_refused(sim, state, prep, caller, function, args, error, fiel
 
 # arguments as functions of (sim, caller); each would move a balance or a setting if accepted
 TRADING_CALLS = [
-    ("increaseReserve", lambda s, who: (1_000_000 * WAD,)),
-    ("decreaseReserve", lambda s, who: (1,)),
-    ("receiveTokens", lambda s, who: (_units(s, 1_000),)),
+    ("increaseReserve", lambda s, who: (1_000_000 * WAD, _units(s, 1_000))),
+    ("decreaseReserve", lambda s, who: (1, _units(s, 1_000))),
     ("payTokens", lambda s, who: (s.address(who), _units(s, 1_000))),
 ]
 ADMIN_CALLS = [

@@ -216,3 +216,24 @@ def test_a_tier_wider_than_128_bits_is_refused_and_tiers_read_back(sim):
     widest = [(2**128 - 1, 2**128 - 1)]
     pairs.transact("setTiers", widest, sender=admin)
     assert [(t["maxNotionalUsd"], t["maxLeverage"]) for t in pairs.call("tiers")] == widest
+
+
+def test_a_zero_tier_is_refused_and_fewer_tiers_clear_the_rest(sim):
+    """A zero maximum notional ends the tiers, so `setTiers` refuses one; setting fewer tiers
+    clears those past the last, so a notional the old tiers allowed is now above them all."""
+    pairs, admin = sim.contracts["pairs"], sim.deployment.deployer
+    before = pairs.call("tiers")
+    assert len(before) == 3
+    assert pairs.call("leverageCap", BTC, 2_000_000 * WAD) == (250, False)
+    with pytest.raises(errors.InvalidTier) as info:
+        pairs.transact("setTiers", [(1_000_000 * WAD, 0), (0, 10)], sender=admin)
+    assert info.value.error_args == {"index": 1}
+    assert pairs.call("tiers") == before
+    pairs.transact("setTiers", [(1_000_000 * WAD, 0)], sender=admin)
+    assert [(t["maxNotionalUsd"], t["maxLeverage"]) for t in pairs.call("tiers")] == [(1_000_000 * WAD, 0)]
+    max_leverage = pairs.call("pair", BTC)["maxLeverage"]
+    assert pairs.call("leverageCap", BTC, 1_000_000 * WAD) == (max_leverage, False)
+    assert pairs.call("leverageCap", BTC, 2_000_000 * WAD) == (max_leverage, True)
+    pairs.transact("setTiers", [], sender=admin)  # no tiers: every notional of a tiered pair is above them
+    assert pairs.call("tiers") == []
+    assert pairs.call("leverageCap", BTC, 100 * WAD) == (max_leverage, True)

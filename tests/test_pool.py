@@ -195,7 +195,7 @@ def test_every_refusal_is_decoded_and_changes_nothing(sim, build):
     admin_role = pool.call("ADMIN_ROLE")
     _refused(sim, errors.AccessControlUnauthorizedAccount, lambda: pool.transact("pause", sender=lp),
              account=lp, neededRole=admin_role)
-    _refused(sim, errors.AccessControlUnauthorizedAccount, lambda: pool.transact("increaseReserve", 1, sender=lp),
+    _refused(sim, errors.AccessControlUnauthorizedAccount, lambda: pool.transact("increaseReserve", 1, 0, sender=lp),
              account=lp, neededRole=trading_role)
     _refused(sim, errors.OwnableUnauthorizedAccount, lambda: alp.transact("mint", lp, 1, 0, sender=admin),
              account=admin)
@@ -204,13 +204,13 @@ def test_every_refusal_is_decoded_and_changes_nothing(sim, build):
 
     # the reserve: a withdrawal may not leave the balance below reserve / 80%
     pool.transact("grantRole", trading_role, stranger, sender=admin)
-    pool.transact("increaseReserve", 380 * 10**18, sender=stranger)  # needs a balance of 475 USD
+    pool.transact("increaseReserve", 380 * 10**18, 0, sender=stranger)  # needs a balance of 475 USD
     balance_usd = sim.pool().balance_units * 10 ** (18 - sim.decimals)
     refusal = _refused(sim, errors.ReserveNotCovered, lambda: sim.withdraw(LP, 30), reserveUsd=380 * 10**18)
     assert refusal.poolBalanceAfterUsd < 475 * 10**18 < balance_usd
     sim.withdraw(LP, 20)  # leaves 480 USD: covered
-    _refused(sim, errors.Panic, lambda: pool.transact("decreaseReserve", 381 * 10**18, sender=stranger), code=0x11)
-    pool.transact("decreaseReserve", 380 * 10**18, sender=stranger)
+    _refused(sim, errors.Panic, lambda: pool.transact("decreaseReserve", 381 * 10**18, 0, sender=stranger), code=0x11)
+    pool.transact("decreaseReserve", 380 * 10**18, 0, sender=stranger)
 
     # pause
     pool.transact("pause", sender=admin)

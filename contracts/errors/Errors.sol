@@ -40,6 +40,8 @@ library Errors {
     error InvalidPairSettings(uint256 pairId);
     /// @notice Thrown when listing a pair beyond the registry's maximum.
     error TooManyPairs(uint256 maxPairs);
+    /// @notice Thrown when a notional tier's maximum notional is zero (zero ends the tiers).
+    error InvalidTier(uint256 index);
     /// @notice Thrown when a side's cost basis would exceed its open interest (a position's
     ///         cost, floor(qty x entry), never exceeds its notional).
     error CostAboveNotional(uint256 costUsd, uint256 oiUsd);

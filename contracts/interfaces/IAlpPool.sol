@@ -32,10 +32,13 @@ interface IAlpPool {
         uint256 alpSupply
     );
 
-    /// @notice Emitted when the reserve (sum of open positions' maximum profit) changes.
+    /// @notice Emitted when a position opens or closes: the reserve (sum of open positions'
+    ///         maximum profit) and the pool balance after, which includes the collateral
+    ///         trading booked with it (fee shares, a losing trader's margin).
     event ReserveUpdated(uint256 reserveUsd, uint256 poolBalance);
 
-    /// @notice Emitted when trading moves collateral into (> 0) or out of (< 0) the pool.
+    /// @notice Emitted when the pool pays collateral out to trading (deltaTokens < 0): a
+    ///         winning trader's profit, or a fee the margin could not cover.
     event PoolBalanceChanged(int256 deltaTokens, uint256 poolBalance);
 
     /// @notice Emitted when the admin changes a pool setting.

@@ -183,23 +183,25 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
 
     // ------------------------------------------------------------------ trading hooks
 
-    /// @notice Adds an opening position's maximum profit to the reserve.
-    function increaseReserve(uint256 amountUsd) external onlyRole(TRADING_ROLE) {
+    // One call per open and per close: the reserve moves and the collateral the engine has
+    // just transferred in is booked together, with one event.
+
+    /// @notice A position opened: adds its maximum profit to the reserve, and books `tokensIn`
+    ///         collateral the trading engine has just transferred in (the pool's share of the
+    ///         open fee).
+    function increaseReserve(uint256 amountUsd, uint256 tokensIn) external onlyRole(TRADING_ROLE) {
         reserveUsd += amountUsd;
+        if (tokensIn != 0) poolBalance += tokensIn;
         emit ReserveUpdated(reserveUsd, poolBalance);
     }
 
-    /// @notice Releases a closed position's maximum profit from the reserve.
-    function decreaseReserve(uint256 amountUsd) external onlyRole(TRADING_ROLE) {
+    /// @notice A position closed: releases its maximum profit from the reserve, and books
+    ///         `tokensIn` collateral the trading engine has just transferred in (a losing
+    ///         trader's margin, the pool's share of the close fee).
+    function decreaseReserve(uint256 amountUsd, uint256 tokensIn) external onlyRole(TRADING_ROLE) {
         reserveUsd -= amountUsd;
+        if (tokensIn != 0) poolBalance += tokensIn;
         emit ReserveUpdated(reserveUsd, poolBalance);
-    }
-
-    /// @notice Books `amount` collateral the trading engine has just transferred in (fees, a
-    ///         losing trader's margin).
-    function receiveTokens(uint256 amount) external onlyRole(TRADING_ROLE) {
-        poolBalance += amount;
-        emit PoolBalanceChanged(int256(amount), poolBalance);
     }
 
     /// @notice Pays `amount` collateral out of the pool (a winning trader's profit).

@@ -65,54 +65,63 @@ contract PairRegistry is AccessControl {
     event PairUpdated(uint256 indexed pairId, PairConfig config);
     event TiersUpdated(NotionalTier[] tiers);
 
-    StoredPair[] private _pairs;
-    string[] private _names;
-    StoredTier[] private _tiers;
+    /// @notice How many pairs are listed; their ids are 0 to pairCount - 1.
+    uint256 public pairCount;
+    /// @dev Mappings, not arrays: an execution reads a pair's slot and no length (an id never
+    ///      listed reads as zero, not listed).
+    mapping(uint256 pairId => StoredPair) private _pairs;
+    mapping(uint256 pairId => string) private _names;
+    /// @dev The tiers in ascending order, ended by the first zero `maxNotionalUsd` (`setTiers`
+    ///      refuses a zero one and clears those past the last), so a capped open reads only the
+    ///      tiers it passes, and no length.
+    mapping(uint256 index => StoredTier) private _tiers;
+    uint256 private _tierCount;
 
     constructor(address admin) {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(ADMIN_ROLE, admin);
-        _tiers.push(StoredTier(1_000_000e18, 0));
-        _tiers.push(StoredTier(5_000_000e18, 250));
-        _tiers.push(StoredTier(20_000_000e18, 100));
+        _tiers[0] = StoredTier(1_000_000e18, 0);
+        _tiers[1] = StoredTier(5_000_000e18, 250);
+        _tiers[2] = StoredTier(20_000_000e18, 100);
+        _tierCount = 3;
     }
 
     function listPair(PairConfig calldata config) external onlyRole(ADMIN_ROLE) returns (uint256 pairId) {
-        pairId = _pairs.length;
+        pairId = pairCount;
         if (pairId == MAX_PAIRS) revert Errors.TooManyPairs(MAX_PAIRS);
-        _pairs.push();
-        _names.push();
+        pairCount = pairId + 1;
         _store(pairId, config, true);
         emit PairListed(pairId, pair(pairId));
     }
 
     function updatePair(uint256 pairId, PairConfig calldata config) external onlyRole(ADMIN_ROLE) {
-        if (pairId >= _pairs.length) revert Errors.UnknownPair(pairId);
+        if (pairId >= pairCount) revert Errors.UnknownPair(pairId);
         _store(pairId, config, config.listed);
         emit PairUpdated(pairId, config);
     }
 
     function setPaused(uint256 pairId, bool paused) external onlyRole(ADMIN_ROLE) {
-        if (pairId >= _pairs.length) revert Errors.UnknownPair(pairId);
+        if (pairId >= pairCount) revert Errors.UnknownPair(pairId);
         _pairs[pairId].paused = paused;
         emit PairUpdated(pairId, pair(pairId));
     }
 
     function setTiers(NotionalTier[] calldata tiers) external onlyRole(ADMIN_ROLE) {
-        delete _tiers;
+        uint256 oldCount = _tierCount;
         for (uint256 i = 0; i < tiers.length; i++) {
-            _tiers.push(StoredTier(tiers[i].maxNotionalUsd.toUint128(), tiers[i].maxLeverage.toUint128()));
+            if (tiers[i].maxNotionalUsd == 0) revert Errors.InvalidTier(i);
+            _tiers[i] = StoredTier(tiers[i].maxNotionalUsd.toUint128(), tiers[i].maxLeverage.toUint128());
         }
+        for (uint256 i = tiers.length; i < oldCount; i++) {
+            delete _tiers[i];
+        }
+        _tierCount = tiers.length;
         emit TiersUpdated(tiers);
-    }
-
-    function pairCount() external view returns (uint256) {
-        return _pairs.length;
     }
 
     /// @notice A pair's settings; an id never listed reads as not listed.
     function pair(uint256 pairId) public view returns (PairConfig memory config) {
-        if (pairId >= _pairs.length) return config;
+        if (pairId >= pairCount) return config;
         StoredPair storage p = _pairs[pairId];
         config = PairConfig({
             name: _names[pairId],
@@ -128,14 +137,13 @@ contract PairRegistry is AccessControl {
 
     /// @notice What an execution needs of a pair (one storage read); an id never listed
     ///         reads as not listed.
-    function tradeConfig(uint256 pairId) external view returns (TradeConfig memory config) {
-        if (pairId >= _pairs.length) return config;
+    function tradeConfig(uint256 pairId) external view returns (TradeConfig memory) {
         StoredPair storage p = _pairs[pairId];
         return TradeConfig(p.listed, p.paused, p.maxLeverage, p.spreadBps, p.depth1PctUsd, p.maxOiPerSideUsd);
     }
 
     function tiers() external view returns (NotionalTier[] memory out) {
-        out = new NotionalTier[](_tiers.length);
+        out = new NotionalTier[](_tierCount);
         for (uint256 i = 0; i < out.length; i++) {
             out[i] = NotionalTier(_tiers[i].maxNotionalUsd, _tiers[i].maxLeverage);
         }
@@ -147,15 +155,16 @@ contract PairRegistry is AccessControl {
         StoredPair storage p = _pairs[pairId];
         cap = p.maxLeverage;
         if (!p.tiered) return (cap, false);
-        uint256 n = _tiers.length;
-        for (uint256 i = 0; i < n; i++) {
+        for (uint256 i = 0; ; i++) {
             StoredTier memory tier = _tiers[i];
+            // past the last tier: the notional is above them all (zero is the end, exactly)
+            // slither-disable-next-line incorrect-equality
+            if (tier.maxNotionalUsd == 0) return (cap, true);
             if (notionalUsd <= tier.maxNotionalUsd) {
                 uint256 tierCap = tier.maxLeverage;
                 return (tierCap == 0 || tierCap > cap ? cap : tierCap, false);
             }
         }
-        return (cap, true);
     }
 
     function _store(uint256 pairId, PairConfig calldata c, bool listed) private {

@@ -464,24 +464,28 @@ contract TradingEngine is EngineStorage, Proxy {
         return RejectReason.None;
     }
 
-    function _storeOpen(uint256 requestId, address trader, Order calldata order, OpenCache memory c, uint256 netTokens)
-        private
-    {
-        uint256 positionId = requestId;
-        // fees: 50% to the pool, 50% to the treasury
+    /// @dev The open fee: 50% to the pool, 50% to the treasury. Returns the collateral the
+    ///      pool is to book (none for a fee in platform token).
+    function _chargeOpenFee(uint256 positionId, address trader, OpenCache memory c) private returns (uint256) {
         if (c.payInToken) {
             // The trader opted in (setFeeInToken, approval) and the keeper executes on their
             // behalf: `trader` is the request's own sender, never an arbitrary address.
             // slither-disable-next-line arbitrary-send-erc20
             platformToken.safeTransferFrom(trader, address(this), c.openFeeTokens);
-            _splitFee(positionId, true, true, c.openFeeTokens);
-        } else if (c.openFeeTokens != 0) {
-            _splitFee(positionId, true, false, c.openFeeTokens);
+            return _splitFee(positionId, true, true, c.openFeeTokens);
         }
+        return c.openFeeTokens == 0 ? 0 : _splitFee(positionId, true, false, c.openFeeTokens);
+    }
+
+    function _storeOpen(uint256 requestId, address trader, Order calldata order, OpenCache memory c, uint256 netTokens)
+        private
+    {
+        uint256 positionId = requestId;
         uint256 costUsd = Math.mulDiv(c.qty, c.fill, WAD);
+        // the pool books its share of the fee with the reserve
+        pool.increaseReserve(c.maxProfitUsd, _chargeOpenFee(positionId, trader, c));
         (uint256 holdingIndex, int256 fundingIndex) =
             market.addPosition(order.pairId, order.isLong, c.notionalUsd, c.qty, costUsd);
-        pool.increaseReserve(c.maxProfitUsd);
 
         bool hasLimits = order.takeProfit != 0 || order.stopLoss != 0;
         // over the request's own slots: its head keeps trader, kind and block
@@ -631,8 +635,7 @@ contract TradingEngine is EngineStorage, Proxy {
             emit FeeSplit(positionId, false, false, collateralFee, collateralFee - treasuryTokens, treasuryTokens);
         }
         st.poolDeltaTokens = int256(p.marginTokens) - int256(st.payoutTokens) - int256(treasuryTokens);
-        _payOut(p, st, treasuryTokens);
-        pool.decreaseReserve(p.maxProfitUsd);
+        pool.decreaseReserve(p.maxProfitUsd, _payOut(p, st, treasuryTokens));
         emit PositionClosed(positionId, p.trader, p, st);
     }
 
@@ -649,15 +652,15 @@ contract TradingEngine is EngineStorage, Proxy {
         return st;
     }
 
-    function _payOut(Position memory p, Settlement memory st, uint256 treasuryTokens) private {
+    /// @dev Moves a settlement's collateral; returns what it sent the pool, for the pool to
+    ///      book with the reserve's release.
+    function _payOut(Position memory p, Settlement memory st, uint256 treasuryTokens) private returns (uint256 poolTokensIn) {
         if (st.poolDeltaTokens >= 0) {
             if (st.payoutTokens != 0) collateral.safeTransfer(p.trader, st.payoutTokens);
             if (treasuryTokens != 0) collateral.safeTransfer(_settings.treasury, treasuryTokens);
-            if (st.poolDeltaTokens != 0) {
-                collateral.safeTransfer(address(pool), uint256(st.poolDeltaTokens));
-                pool.receiveTokens(uint256(st.poolDeltaTokens));
-            }
-            return;
+            poolTokensIn = uint256(st.poolDeltaTokens);
+            if (poolTokensIn != 0) collateral.safeTransfer(address(pool), poolTokensIn);
+            return poolTokensIn;
         }
         // the pool pays: the escrowed margin covers the treasury first, then the trader
         uint256 fromEscrowToTreasury = Math.min(treasuryTokens, p.marginTokens);
@@ -713,15 +716,19 @@ contract TradingEngine is EngineStorage, Proxy {
     }
 
     /// @dev Sends a fee held here: the pool's share to the pool, the rest to the treasury.
-    ///      Platform-token fees for ALP holders are held by the pool contract, outside NAV.
-    function _splitFee(uint256 positionId, bool isOpen, bool inToken, uint256 amount) private {
+    ///      Returns the collateral the pool is to book (zero for a platform-token fee: those
+    ///      are held by the pool contract for ALP holders, outside NAV).
+    function _splitFee(uint256 positionId, bool isOpen, bool inToken, uint256 amount)
+        private
+        returns (uint256 poolTokensIn)
+    {
         uint256 treasuryAmount = amount * (BPS - _settings.poolFeeShareBps) / BPS;
         uint256 poolAmount = amount - treasuryAmount;
         IERC20 token = inToken ? platformToken : collateral;
         if (poolAmount != 0) token.safeTransfer(address(pool), poolAmount);
         if (treasuryAmount != 0) token.safeTransfer(_settings.treasury, treasuryAmount);
-        if (!inToken && poolAmount != 0) pool.receiveTokens(poolAmount);
         emit FeeSplit(positionId, isOpen, inToken, amount, poolAmount, treasuryAmount);
+        return inToken ? 0 : poolAmount;
     }
 
     function _applyPrices(PriceInput[] calldata prices) private {
