@@ -3,10 +3,11 @@
     .venv/bin/python scripts/gas_profile.py [--chain bnb] [--positions 40]
 
 On a fresh devnet (`bench.prepare_fresh`) with `--positions` open, traces a lone executeOpen
-of the bench's anchor trade, its executeClose, and a single liquidation, three ways:
+of the bench's anchor trade, its executeClose, a single liquidation and a deposit, three ways:
 - per callee (`callTracer`): gas used by each call, and by the caller itself;
 - per opcode group and call depth (struct logs; anvil runs with `--steps-tracing`);
 - cold storage reads per contract.
+Then, on a second fresh devnet, the gas of NAV's `poolClaimUsd` as sides open one at a time.
 """
 
 from __future__ import annotations
@@ -54,11 +55,11 @@ def per_callee(sim, names: dict[str, str], receipt) -> None:
     walk(trace, 0)
 
 
-def per_opcode(sim, names: dict[str, str], receipt, engine: str) -> None:
+def per_opcode(sim, names: dict[str, str], receipt) -> None:
     logs = sim.devnet.rpc("debug_traceTransaction", [_tx_hash(receipt), {"disableMemory": True, "disableStorage": True}])["structLogs"]
     by_group: Counter = Counter()
     cold: Counter = Counter()
-    frames = [engine]  # storage context per depth (a delegatecall keeps its caller's)
+    frames = [receipt["to"].lower()]  # storage context per depth (a delegatecall keeps its caller's)
     for i, step in enumerate(logs):
         depth, op = step["depth"], step["op"]
         del frames[depth:]
@@ -100,7 +101,6 @@ def main() -> None:
     with Alpsim.launch(args.chain, "anvil", seed=1) as sim:
         bench.prepare_fresh(sim)
         names = {e.address.lower(): role for role, e in sim.deployment.contracts.items()}
-        engine = sim.contracts["trading"].address.lower()
         names[sim.contracts["trading"].call("module").lower()] = "module"
         sim.fund(1, 100_000)
         if args.positions:
@@ -109,7 +109,7 @@ def main() -> None:
         def show(label, receipt):
             print(f"== {label}: {receipt['gasUsed']:,} gas")
             per_callee(sim, names, receipt)
-            per_opcode(sim, names, receipt, engine)
+            per_opcode(sim, names, receipt)
 
         bench._next_second(sim)
         pending = sim.request_open(1, "BTC/USD", "long", 1_000, 50)
@@ -122,6 +122,35 @@ def main() -> None:
         sim.keeper.set_prices({"BTC/USD": 59_900})
         bench._next_second(sim)
         show("runTriggers, one liquidation", sim.keeper.run_triggers([doomed]))
+        # a deposit (not the LP's first) priced at NAV over every pair with open interest
+        sim.fund(bench.NEW_LP, 10_000)
+        sim.deposit(bench.NEW_LP, 1)
+        lp = sim.address(bench.NEW_LP)
+        sim.contracts["collateral"].transact("approve", sim.pool_contract.address, sim.to_units(1_000), sender=lp)
+        sim.keeper.push_prices()
+        bench._next_second(sim)
+        show("deposit", sim.pool_contract.transact("deposit", sim.to_units(1_000), 0, sender=lp))
+    nav_by_side(args.chain)
+
+
+def nav_by_side(chain: str) -> None:
+    """NAV's gas (`debug_traceCall` of `poolClaimUsd`) with nothing open, then as BTC's long,
+    BTC's short, ETH's short and ETH's long open one at a time."""
+    with Alpsim.launch(chain, "anvil", seed=1) as sim:
+        bench.prepare_fresh(sim)
+        market = sim.contracts["market"]
+        call = {"to": market.address, "data": market.encode("poolClaimUsd")}
+
+        def nav_gas() -> int:
+            trace = sim.devnet.rpc("debug_traceCall", [call, "latest", {"tracer": "callTracer"}])
+            return int(trace["gasUsed"], 16)
+
+        sim.fund(1, 100_000)
+        readings = [("none", nav_gas())]
+        for pair, side in [("BTC/USD", "long"), ("BTC/USD", "short"), ("ETH/USD", "short"), ("ETH/USD", "long")]:
+            sim.open(1, pair, side, 1_000, 10)
+            readings.append((f"+{pair} {side}", nav_gas()))
+        print("== poolClaimUsd as sides open: " + ", ".join(f"{label} {gas:,}" for label, gas in readings))
 
 
 if __name__ == "__main__":
