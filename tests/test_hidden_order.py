@@ -7,13 +7,16 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from eth_abi import decode as abi_decode
 from eth_utils import keccak
 
 from alpsim.client import Alpsim
 from alpsim.model.trading import Order
-from alpsim.orders import UndecryptableOrder, commitment, unseal
-from alpsim.keys import dev_private_key
+from alpsim.orders import (ORDER_ECIES, ORDER_PAYLOAD_BYTES, OrderOutOfRange, UndecryptableOrder, commitment,
+                           encode_order, seal, unseal)
+from alpsim.keys import dev_private_key, encrypt_to, public_key_bytes
 
 TRADER = 1
 ORDERS = [("BTC/USD", "long", 1001), ("ETH/USD", "short", 20), ("SOL/USD", "long", 5)]
@@ -94,3 +97,50 @@ def test_only_the_keeper_key_opens_the_ciphertext(anvil_sim):
         unseal(pending.ciphertext, dev_private_key(1))
     order, _ = unseal(pending.ciphertext, dev_private_key(9))
     assert (order.pair_id, order.is_long, order.leverage) == (1, False, 50)
+
+
+# --- the packed order plaintext (alpsim.orders): what the ciphertext carries, at what length
+
+U128 = 2**128 - 1
+orders_in_range = st.builds(
+    Order, st.integers(0, 2**16 - 1), st.booleans(), st.integers(0, 2**32 - 1),
+    st.integers(0, U128), st.integers(0, U128), st.integers(0, U128))
+
+
+@settings(max_examples=200, deadline=None)
+@given(order=orders_in_range, salt=st.binary(min_size=32, max_size=32))
+def test_every_order_in_range_round_trips_through_a_ciphertext_of_one_length(order, salt):
+    ciphertext = seal(order, salt, public_key_bytes(dev_private_key(9)))
+    # compressed ephemeral key 33, nonce 12, tag 16, then the 87-byte plaintext
+    assert len(encode_order(order, salt)) == ORDER_PAYLOAD_BYTES == 87
+    assert len(ciphertext) == 33 + 12 + 16 + ORDER_PAYLOAD_BYTES
+    assert unseal(ciphertext, dev_private_key(9)) == (order, salt)
+
+
+@pytest.mark.parametrize("field, value, bits", [
+    ("pair_id", 2**16, 16), ("leverage", 2**32, 32), ("take_profit", 2**128, 128),
+    ("stop_loss", 2**128, 128), ("acceptable_price", 2**128, 128), ("leverage", -1, 32),
+])
+def test_a_field_too_wide_for_the_order_is_named_before_anything_is_encrypted(field, value, bits):
+    order = Order(**{**Order(0, True, 10).__dict__, field: value})
+    with pytest.raises(OrderOutOfRange, match=f"{field.replace('_', ' ')} {value} does not fit the order's {bits}-bit"):
+        encode_order(order, b"\x01" * 32)
+
+
+def test_a_plaintext_that_is_no_order_is_refused_by_the_keeper():
+    key = public_key_bytes(dev_private_key(9))
+    good = encode_order(Order(1, False, 50), b"\x02" * 32)
+    for payload, says in ((good[:-1], "87 bytes, this plaintext 86"), (good[:2] + b"\x02" + good[3:], "side byte")):
+        with pytest.raises(UndecryptableOrder, match=says):
+            unseal(encrypt_to(key, payload, ORDER_ECIES), dev_private_key(9))
+
+
+def test_an_order_too_wide_to_encode_sends_nothing(sim):
+    """Refused in the client: no request, no escrow, the trader's balance as it was."""
+    sim.fund(TRADER, 1_000)
+    before = (sim.contracts["collateral"].call("balanceOf", sim.address(TRADER)),
+              sim.contracts["trading"].call("nextRequestId"))
+    with pytest.raises(OrderOutOfRange, match="take profit"):
+        sim.request_open(TRADER, "BTC/USD", "long", 100, 10, take_profit=10**21)
+    assert (sim.contracts["collateral"].call("balanceOf", sim.address(TRADER)),
+            sim.contracts["trading"].call("nextRequestId")) == before

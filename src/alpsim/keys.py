@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 import ecies
+from ecies.config import ECIES_CONFIG, Config
 from coincurve import PrivateKey
 from eth_account import Account
 
@@ -23,26 +24,24 @@ def public_key_bytes(private_key: bytes) -> bytes:
     return PrivateKey(private_key).public_key.format(compressed=False)[1:]
 
 
-def encrypt_to(public_key: bytes, message: bytes) -> bytes:
+def encrypt_to(public_key: bytes, message: bytes, config: Config = ECIES_CONFIG) -> bytes:
     """ECIES-encrypts `message` to a secp256k1 public key (64 or 65 bytes)."""
     key = public_key if len(public_key) == 65 else b"\x04" + public_key
-    return ecies.encrypt(key, message)
+    return ecies.encrypt(key, message, config)
 
 
-def decrypt_with(private_key: bytes, ciphertext: bytes) -> bytes:
-    return ecies.decrypt(private_key, ciphertext)
+def decrypt_with(private_key: bytes, ciphertext: bytes, config: Config = ECIES_CONFIG) -> bytes:
+    return ecies.decrypt(private_key, ciphertext, config)
 
 
-def encrypt_to_seeded(public_key: bytes, message: bytes, randomness: bytes) -> bytes:
-    """ECIES as `ecies.encrypt` (same format: ephemeral key, nonce, tag, ciphertext) with the
-    ephemeral key and nonce drawn from `randomness` (48 bytes), so a seeded run sends the same
-    bytes every time. Decrypts with `ecies.decrypt`."""
+def encrypt_to_seeded(public_key: bytes, message: bytes, randomness: bytes, config: Config = ECIES_CONFIG) -> bytes:
+    """ECIES as `ecies.encrypt` with `config` (same frame: ephemeral key, nonce, tag,
+    ciphertext), the ephemeral key and nonce drawn from `randomness` (32 bytes and the nonce's
+    length), so a seeded run sends the same bytes every time. Decrypts with `ecies.decrypt`."""
     from Crypto.Cipher import AES
-    from ecies.config import ECIES_CONFIG
     from ecies.keys import PrivateKey as EciesPrivateKey
     from ecies.keys import PublicKey as EciesPublicKey
 
-    config = ECIES_CONFIG
     curve = config.elliptic_curve
     key = public_key if len(public_key) == 65 else b"\x04" + public_key
     ephemeral = EciesPrivateKey(curve, randomness[:32])

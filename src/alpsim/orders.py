@@ -1,17 +1,44 @@
 """Hidden orders (SPEC section 5): the commitment, and the order and salt encrypted to the
-keeper's public key."""
+keeper's public key.
+
+The ciphertext is calldata and event data of every open request, so its bytes are gas: 16 a
+byte of calldata (all of it, as ciphertext has no zero bytes) and 8 a byte of log data. The
+plaintext is therefore packed, not ABI-encoded (87 bytes instead of 224), and the ECIES frame
+is eciespy's with a compressed ephemeral key and AES-GCM's standard 12-byte nonce (61 bytes of
+framing instead of 97): 148 bytes of ciphertext instead of 321, about 4,400 gas less per
+request. Every field has a fixed width, so the length of a ciphertext says nothing about the
+order (pair, side, leverage, limits).
+"""
 
 from __future__ import annotations
 
-from eth_abi import decode as abi_decode
+from ecies.config import Config
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from .errors import AlpsimError
+from .errors import AlpsimError, ConfigError
 from .keys import decrypt_with, encrypt_to, encrypt_to_seeded
 from .model.trading import Order
 
-_ORDER_TYPES = ["uint256", "bool", "uint256", "uint256", "uint256", "uint256", "bytes32"]
+ORDER_ECIES = Config(is_ephemeral_key_compressed=True, symmetric_nonce_length=12)
+"""The ECIES frame of an order: 33-byte ephemeral key, 12-byte nonce, 16-byte tag."""
+
+# the packed plaintext, big-endian: (field, bytes). The widths cover all the chain can open:
+# it stores the pair id in 8 bits, the leverage in 16 and the limits in 128.
+ORDER_LAYOUT: tuple[tuple[str, int], ...] = (
+    ("pair_id", 2), ("is_long", 1), ("leverage", 4),
+    ("take_profit", 16), ("stop_loss", 16), ("acceptable_price", 16),
+)
+SALT_BYTES = 32
+ORDER_PAYLOAD_BYTES = sum(width for _, width in ORDER_LAYOUT) + SALT_BYTES  # 87
+
+
+class OrderOutOfRange(ConfigError):
+    """An order field too wide for the order's packed encoding (no request is sent)."""
+
+
+class UndecryptableOrder(AlpsimError):
+    """A ciphertext the keeper's key does not open, or that holds no order."""
 
 
 def commitment(trader: str, order: Order, salt: bytes) -> bytes:
@@ -25,29 +52,44 @@ def commitment(trader: str, order: Order, salt: bytes) -> bytes:
 
 
 def encode_order(order: Order, salt: bytes) -> bytes:
-    return abi_encode(_ORDER_TYPES, [order.pair_id, order.is_long, order.leverage, order.take_profit,
-                                     order.stop_loss, order.acceptable_price, salt])
+    """The packed plaintext: each field of `ORDER_LAYOUT` big-endian, then the salt."""
+    if len(salt) != SALT_BYTES:
+        raise OrderOutOfRange(f"salt must be {SALT_BYTES} bytes, got {len(salt)}")
+    out = bytearray()
+    for field, width in ORDER_LAYOUT:
+        value = int(getattr(order, field))
+        if not 0 <= value < 1 << (8 * width):
+            raise OrderOutOfRange(f"order {field.replace('_', ' ')} {value} does not fit the order's "
+                                  f"{8 * width}-bit field (0 to {(1 << (8 * width)) - 1})")
+        out += value.to_bytes(width, "big")
+    return bytes(out) + salt
 
 
 def decode_order(payload: bytes) -> tuple[Order, bytes]:
-    pair_id, is_long, leverage, tp, sl, acceptable, salt = abi_decode(_ORDER_TYPES, payload)
-    return Order(pair_id, is_long, leverage, tp, sl, acceptable), salt
+    if len(payload) != ORDER_PAYLOAD_BYTES:
+        raise UndecryptableOrder(f"an order is {ORDER_PAYLOAD_BYTES} bytes, this plaintext {len(payload)}")
+    values, at = {}, 0
+    for field, width in ORDER_LAYOUT:
+        values[field] = int.from_bytes(payload[at:at + width], "big")
+        at += width
+    if values["is_long"] > 1:
+        raise UndecryptableOrder(f"an order's side byte is 0 or 1, this one {values['is_long']}")
+    values["is_long"] = bool(values["is_long"])
+    return Order(**values), payload[at:]
 
 
 def seal(order: Order, salt: bytes, keeper_public_key: bytes, randomness: bytes | None = None) -> bytes:
-    """The order and salt, ECIES-encrypted to the keeper's key."""
+    """The order and salt, ECIES-encrypted to the keeper's key (`randomness`, 44 bytes or
+    more: a seeded ephemeral key and nonce)."""
     payload = encode_order(order, salt)
     if randomness is None:
-        return encrypt_to(keeper_public_key, payload)
-    return encrypt_to_seeded(keeper_public_key, payload, randomness)
-
-
-class UndecryptableOrder(AlpsimError):
-    """A ciphertext the keeper's key does not open."""
+        return encrypt_to(keeper_public_key, payload, ORDER_ECIES)
+    return encrypt_to_seeded(keeper_public_key, payload, randomness, ORDER_ECIES)
 
 
 def unseal(ciphertext: bytes, keeper_private_key: bytes) -> tuple[Order, bytes]:
     try:
-        return decode_order(decrypt_with(keeper_private_key, ciphertext))
+        payload = decrypt_with(keeper_private_key, ciphertext, ORDER_ECIES)
     except Exception as exc:  # eciespy raises ValueError / cryptography errors
         raise UndecryptableOrder(f"cannot decrypt order: {exc}") from exc
+    return decode_order(payload)
