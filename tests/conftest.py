@@ -3,6 +3,8 @@ each test (titanoboa's anchor / ape's isolation)."""
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from alpsim.client import Alpsim
@@ -23,6 +25,14 @@ def pair_config(name: str = "DOGE/USD", *, listed: bool = True, paused: bool = F
     """A PairConfig tuple (name, listed, paused, tiered, maxLeverage, spreadBps, depth1PctUsd,
     maxOiPerSideUsd); the defaults are a valid pair."""
     return (name, listed, paused, tiered, max_leverage, spread_bps, depth, max_oi)
+
+
+def default_sigint() -> None:
+    """`preexec_fn` for a child the test stops with Ctrl-C (SIGINT): a shell without job
+    control starts background commands with SIGINT ignored, and the child would inherit that
+    from a backgrounded `make test`; Python turns SIGINT into KeyboardInterrupt only when it
+    starts at the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import pytest
 from alpsim.devnet import AnvilDevnet, AnvilProcess
 from alpsim.errors import NodeError
 from alpsim.profiles import get_profile
+from conftest import default_sigint
 
 
 def _alive(pid: int) -> bool:
@@ -82,7 +83,8 @@ def _run_child(body: str) -> subprocess.Popen:
         from alpsim.profiles import get_profile
         {body}
     """)
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
 
 
 def test_no_orphan_when_the_parent_is_killed():

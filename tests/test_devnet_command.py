@@ -18,6 +18,7 @@ from alpsim.deployment import deploy_system
 from alpsim.devnet import AnvilDevnet
 from alpsim.profiles import get_profile
 from alpsim.service import connect
+from conftest import default_sigint
 
 
 def _children(pid: int) -> list[int]:
@@ -44,7 +45,7 @@ def test_devnet_serves_trades_and_stops_cleanly(tmp_path):
     out = tmp_path / "bnb.json"
     proc = subprocess.Popen([sys.executable, "-m", "alpsim.cli", "devnet", "--chain", "bnb", "--out", str(out),
                              "--interval", "0.3"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
+                            env={**os.environ, "COLUMNS": "200"}, preexec_fn=default_sigint)
     try:
         url = None
         deadline = time.monotonic() + 120

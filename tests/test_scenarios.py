@@ -15,6 +15,7 @@ import pytest
 from alpsim.paths import find_project
 from alpsim.quote import dumps_exact
 from alpsim.scenario import ScenarioRunner, load_scenario, write_report
+from conftest import default_sigint
 
 SCENARIOS = sorted((find_project().root / "scenarios").glob("*.yaml"))
 REQUIRED = {"wiped_by_noise", "leverage_ladder", "profit_cap", "lp_winning_streak", "keeper_outage",
@@ -106,7 +107,7 @@ def test_ctrl_c_stops_with_a_partial_report(tmp_path):
     path = find_project().root / "scenarios" / "leverage_ladder.yaml"
     proc = subprocess.Popen([sys.executable, "-m", "alpsim.cli", "run", str(path), "--json", "--report",
                              str(tmp_path / "partial")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "COLUMNS": "120"})
+                            env={**os.environ, "COLUMNS": "120"}, preexec_fn=default_sigint)
     started = ""
     while "running:" not in started:  # the first step is done: compiled, deployed, running
         line = proc.stderr.readline()
