@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alpsim import errors
-from alpsim.model.pool import PoolModel, PoolRefusal
+from alpsim.model.pool import DEAD_ADDRESS, PoolModel, PoolRefusal
 
 COOLDOWN_S = 48 * 3600
 LP, LP2, STRANGER = 1, 2, 3
@@ -35,8 +35,10 @@ def test_round_trip_exact_fees(sim):
     sim.fund(LP, 1000)
     sim.fund(LP2, 100)
     first = sim.deposit(LP, 1000)
-    # supply 0: ALP price 1 USD, 0.25% kept in the pool
-    assert first.alp_out_wad == 997_500 * 10**15
+    # supply 0: ALP price 1 USD, 0.25% kept in the pool, 1,000 base units locked for good
+    assert first.alp_out_wad == 997_500 * 10**15 - 1_000
+    assert sim.alp_balance_wad(DEAD_ADDRESS) == 1_000
+    assert sim.pool().alp_supply_wad == 997_500 * 10**15
     assert first.fee_wad == 25 * 10**17
     assert sim.pool().nav_wad == 1000 * 10**18
     assert sim.pool().alp_price_wad == 1000 * 10**36 // (997_500 * 10**15)  # 1.002506265664160401
@@ -140,8 +142,9 @@ def test_minimum_out_on_both_sides(sim):
     sim.fund(LP, 100)
     with pytest.raises(errors.InsufficientAlpOut) as info:
         sim.deposit(LP, 100, min_alp_out="99.75000001")
-    assert (info.value.alpOut, info.value.minAlpOut) == (9975 * 10**16, 9_975_000_001 * 10**10)
-    sim.deposit(LP, 100, min_alp_out="99.75")  # exactly the minimum passes
+    # the first deposit: 99.75 ALP less the 1,000 base units locked at the dead address
+    assert (info.value.alpOut, info.value.minAlpOut) == (9975 * 10**16 - 1_000, 9_975_000_001 * 10**10)
+    sim.deposit_units(LP, sim.to_units(100), min_alp_out_wad=9975 * 10**16 - 1_000)  # exactly the minimum passes
     sim.devnet.advance_time(COOLDOWN_S)
     snap = sim.devnet.snapshot()
     out = sim.withdraw(LP, "all").amount_out_units

@@ -160,12 +160,12 @@ def test_withdrawal_may_not_leave_the_pool_below_reserve_over_80pct(sim):
     # everything, then 40% of the ALP: the balance left would be below reserve / 80%
     for share in (1, Decimal("0.4")):
         balance, _ = _pool(sim)
-        nav = sim.contracts["pool"].call("nav")
+        nav = sim.contracts["pool"].call("redeemNav")  # withdrawals are priced at the redemption NAV
         with pytest.raises(errors.ReserveNotCovered) as info:
             m.withdraw(LP, Decimal(int(alp * share)).scaleb(-18))
         assert info.value.reserveUsd == reserve
         assert info.value.poolBalanceAfterUsd * MAX_RESERVE_BPS < reserve * BPS  # after x 80% < reserve
-        # out = alp x (1 - 0.25%) x NAV / supply (SPEC 10), within the accrual of one block
+        # out = alp x (1 - 0.25%) x redemption NAV / supply, within the accrual of one block
         expected_after = balance * scale - int(alp * share) * (BPS - 25) * nav // (alp * BPS)
         assert abs(info.value.poolBalanceAfterUsd - max(expected_after, 0)) < WAD
         assert _pool(sim) == (balance, reserve)

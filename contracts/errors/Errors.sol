@@ -65,6 +65,9 @@ library Errors {
     error PositionNotOpen(uint256 positionId);
     /// @notice Thrown when a batch's arrays differ in length.
     error LengthMismatch(uint256 requestIds, uint256 orders, uint256 salts);
+    /// @notice Thrown when the keeper rejects an open with a reason other than
+    ///         UndecryptableOrder or MalformedOrder (the checks' reasons come from execution).
+    error InvalidRejectReason(uint8 reason);
     /// @notice Thrown when a close is requested for a position that already has one pending.
     error CloseAlreadyPending(uint256 positionId, uint256 requestId);
     /// @notice Thrown when an execution names a price for a pair twice, or for a pair without a

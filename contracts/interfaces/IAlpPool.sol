@@ -19,7 +19,8 @@ interface IAlpPool {
         uint256 alpSupply
     );
 
-    /// @notice Emitted on every withdrawal, with the pool's full state after it.
+    /// @notice Emitted on every withdrawal, with the pool's full state after it (`navUsd`:
+    ///         the redemption NAV it was priced at).
     /// @param amountOut collateral paid, in token units
     /// @param feeUsd the burn fee kept in the pool
     event Withdraw(
@@ -49,19 +50,30 @@ interface IAlpPool {
 
     /// @notice Deposits `amount` collateral (token units) for ALP at the current ALP price,
     ///         less the mint fee, which stays in the pool. Starts the depositor's cooldown.
+    ///         The first deposit (supply zero) locks MINIMUM_LIQUIDITY of its ALP at the dead
+    ///         address.
     /// @return alpOut ALP minted (18 decimals)
     function deposit(uint256 amount, uint256 minAlpOut) external returns (uint256 alpOut);
 
-    /// @notice Redeems `alpAmount` ALP for collateral at the current ALP price, less the burn
-    ///         fee, which stays in the pool.
+    /// @notice Redeems `alpAmount` ALP for collateral at the redemption ALP price, less the
+    ///         burn fee, which stays in the pool.
     /// @return amountOut collateral paid (token units)
     function withdraw(uint256 alpAmount, uint256 minOut) external returns (uint256 amountOut);
 
-    /// @notice Pool balance plus the pool's claim on open positions, in 18-decimal USD.
+    /// @notice Pool balance plus the pool's claim on open positions, in 18-decimal USD: the
+    ///         NAV deposits are priced at.
     function nav() external view returns (uint256);
 
-    /// @notice NAV per ALP in 18-decimal USD; 1 USD while the supply is zero.
+    /// @notice NAV without the holding and funding owed to the pool (what it owes stays in):
+    ///         the NAV withdrawals are priced at, never above `nav()`.
+    function redeemNav() external view returns (uint256);
+
+    /// @notice NAV per ALP in 18-decimal USD (deposits); 1 USD while the supply is zero.
     function alpPrice() external view returns (uint256);
+
+    /// @notice Redemption NAV per ALP in 18-decimal USD (withdrawals); 1 USD while the
+    ///         supply is zero.
+    function redeemAlpPrice() external view returns (uint256);
 
     /// @notice Collateral held for LPs (token units), excluding trader margin in escrow.
     function poolBalance() external view returns (uint256);

@@ -36,6 +36,12 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
     /// @notice Multiplier from collateral token units to 18-decimal USD.
     uint256 public immutable tokenToUsdScale;
 
+    /// @notice ALP (base units) the first deposit locks at `DEAD_ADDRESS` forever, so the
+    ///         supply never returns to dust and its price cannot be inflated against the next
+    ///         depositor (Uniswap v2's MINIMUM_LIQUIDITY).
+    uint256 public constant MINIMUM_LIQUIDITY = 1_000;
+    address public constant DEAD_ADDRESS = 0x000000000000000000000000000000000000dEaD;
+
     /// @inheritdoc IAlpPool
     uint256 public poolBalance;
     /// @inheritdoc IAlpPool
@@ -76,14 +82,18 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
         if (amount == 0) revert Errors.ZeroAmount();
         uint256 maxAmount = type(uint256).max / (tokenToUsdScale * Units.BPS);
         if (amount > maxAmount) revert Errors.AmountTooLarge(amount, maxAmount);
-        int256 claimUsd = _freshClaimUsd();
+        (int256 claimUsd,) = _freshClaimsUsd();
         uint256 amountUsd = Units.tokenToUsd(amount, tokenToUsdScale);
         uint256 supply = alp.totalSupply();
 
-        // 1. ALP out at NAV per ALP (1 USD while the supply is zero), less the mint fee
+        // 1. ALP out at NAV per ALP (1 USD while the supply is zero), less the mint fee; the
+        //    first deposit leaves MINIMUM_LIQUIDITY of it locked at the dead address
         uint256 netUsdTimesBps = amountUsd * (Units.BPS - mintFeeBps);
+        uint256 locked = 0;
         if (supply == 0) {
             alpOut = netUsdTimesBps / Units.BPS;
+            locked = MINIMUM_LIQUIDITY;
+            alpOut = alpOut > locked ? alpOut - locked : 0;
         } else {
             uint256 navUsd = _solventNavUsd(claimUsd, supply);
             alpOut = Math.mulDiv(netUsdTimesBps, supply, navUsd * Units.BPS);
@@ -97,6 +107,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
 
         // 3. mint, locking the holder's ALP for the cooldown
         uint256 unlocksAt = block.timestamp + cooldownSeconds;
+        if (locked != 0) alp.mint(DEAD_ADDRESS, locked, type(uint256).max);
         alp.mint(msg.sender, alpOut, unlocksAt);
 
         emit Deposit(
@@ -107,7 +118,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
             unlocksAt,
             poolBalance,
             _navFloorZero(claimUsd),
-            supply + alpOut
+            supply + locked + alpOut
         );
     }
 
@@ -123,9 +134,10 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
         if (held < alpAmount) revert Errors.InsufficientAlpBalance(msg.sender, held, alpAmount);
         uint256 unlocksAt = alp.unlocksAt(msg.sender);
         if (block.timestamp < unlocksAt) revert Errors.CooldownActive(msg.sender, unlocksAt);
-        int256 claimUsd = _freshClaimUsd();
+        (, int256 claimUsd) = _freshClaimsUsd();
 
-        // 1. collateral out at NAV per ALP, less the burn fee (rounded down)
+        // 1. collateral out at the redemption NAV per ALP (without the holding and funding
+        //    owed to the pool), less the burn fee (rounded down)
         uint256 supply = alp.totalSupply();
         uint256 navUsd = _solventNavUsd(claimUsd, supply);
         uint256 outUsd = Math.mulDiv(alpAmount * (Units.BPS - burnFeeBps), navUsd, supply * Units.BPS);
@@ -169,10 +181,26 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
     }
 
     /// @inheritdoc IAlpPool
+    function redeemNav() public view returns (uint256) {
+        if (address(navSource) == address(0)) return _navFloorZero(0);
+        (, int256 redeemClaimUsd) = navSource.poolClaimsUsd();
+        return _navFloorZero(redeemClaimUsd);
+    }
+
+    /// @inheritdoc IAlpPool
     function alpPrice() external view returns (uint256) {
+        return _perAlp(nav());
+    }
+
+    /// @inheritdoc IAlpPool
+    function redeemAlpPrice() external view returns (uint256) {
+        return _perAlp(redeemNav());
+    }
+
+    function _perAlp(uint256 navUsd) private view returns (uint256) {
         uint256 supply = alp.totalSupply();
         if (supply == 0) return Units.USD;
-        return Math.mulDiv(nav(), Units.USD, supply);
+        return Math.mulDiv(navUsd, Units.USD, supply);
     }
 
     /// @notice Reserve the pool can still take on: 80% of its balance less the reserve.
@@ -254,10 +282,11 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
         return navUsd > 0 ? uint256(navUsd) : 0;
     }
 
-    /// @dev The open positions' claim, in the same pass as the freshness check.
-    function _freshClaimUsd() internal view returns (int256) {
-        if (address(navSource) == address(0)) return 0;
-        return navSource.freshPoolClaimUsd();
+    /// @dev The open positions' claims (deposits', withdrawals'), in the same pass as the
+    ///      freshness check.
+    function _freshClaimsUsd() internal view returns (int256 claimUsd, int256 redeemClaimUsd) {
+        if (address(navSource) == address(0)) return (0, 0);
+        return navSource.freshPoolClaimsUsd();
     }
 
     function _solventNavUsd(int256 claimUsd, uint256 supply) internal view returns (uint256) {

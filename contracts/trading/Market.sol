@@ -225,23 +225,29 @@ contract Market is INavSource, AccessControl {
     /// @inheritdoc INavSource
     /// @dev Per side at the last keeper price: holding owed + funding owed - unrealized pnl,
     ///      where pnl = qty x price - cost for longs and cost - qty x price for shorts.
-    function poolClaimUsd() external view returns (int256) {
-        return _poolClaimUsd(false);
+    function poolClaimUsd() external view returns (int256 claimUsd) {
+        (claimUsd,) = _poolClaimsUsd(false);
     }
 
     /// @inheritdoc INavSource
-    function freshPoolClaimUsd() external view returns (int256) {
-        return _poolClaimUsd(true);
+    function poolClaimsUsd() external view returns (int256 claimUsd, int256 redeemClaimUsd) {
+        return _poolClaimsUsd(false);
+    }
+
+    /// @inheritdoc INavSource
+    function freshPoolClaimsUsd() external view returns (int256 claimUsd, int256 redeemClaimUsd) {
+        return _poolClaimsUsd(true);
     }
 
     /// @inheritdoc INavSource
     function requireFreshPrices() external view {
-        _poolClaimUsd(true);
+        _poolClaimsUsd(true);
     }
 
     /// @dev One pass over the pairs with open interest; with `fresh`, a price older than the
-    ///      maximum age reverts PriceStale.
-    function _poolClaimUsd(bool fresh) private view returns (int256 claimUsd) {
+    ///      maximum age reverts PriceStale. `redeemClaimUsd` keeps a side's holding and
+    ///      funding only where the pool owes them (negative), never what it is owed.
+    function _poolClaimsUsd(bool fresh) private view returns (int256 claimUsd, int256 redeemClaimUsd) {
         uint256 withOi = _pairsWithOi;
         for (uint256 pairId = 0; withOi >> pairId != 0; pairId++) {
             if ((withOi >> pairId) & 1 == 0) continue;
@@ -250,8 +256,11 @@ contract Market is INavSource, AccessControl {
             if (fresh) price = oracle.freshMarkPrice(pairId);
             else price = oracle.markPrice(pairId);
             Indexes memory idx = indexesNow(pairId);
-            claimUsd += _sideClaim(_longs[pairId], true, price, idx.holding, idx.fundingLong);
-            claimUsd += _sideClaim(_shorts[pairId], false, price, idx.holding, idx.fundingShort);
+            (int256 feesLong, int256 pnlLong) = _sideTerms(_longs[pairId], true, price, idx.holding, idx.fundingLong);
+            (int256 feesShort, int256 pnlShort) =
+                _sideTerms(_shorts[pairId], false, price, idx.holding, idx.fundingShort);
+            claimUsd += feesLong + feesShort - pnlLong - pnlShort;
+            redeemClaimUsd += _min0(feesLong) + _min0(feesShort) - pnlLong - pnlShort;
         }
     }
 
@@ -295,19 +304,25 @@ contract Market is INavSource, AccessControl {
         return stored > 0 ? stored - 1 : stored;
     }
 
-    function _sideClaim(StoredSide storage s, bool isLong, uint256 price, uint256 holdingIndex, int256 fundingIndex)
+    /// @dev A side's holding and funding owed to the pool (`feesUsd`, negative: the pool owes)
+    ///      and its traders' unrealized pnl.
+    function _sideTerms(StoredSide storage s, bool isLong, uint256 price, uint256 holdingIndex, int256 fundingIndex)
         private
         view
-        returns (int256)
+        returns (int256 feesUsd, int256 pnlUsd)
     {
         uint256 oiUsd = _dec(s.oiUsd);
-        if (oiUsd == 0) return 0;
+        if (oiUsd == 0) return (0, 0);
         int256 value = int256(Math.mulDiv(_dec(s.qty), price, WAD));
         int256 cost = int256(oiUsd - _dec(s.costGapUsd));
-        int256 pnl = isLong ? value - cost : cost - value;
+        pnlUsd = isLong ? value - cost : cost - value;
         int256 holding = int256((oiUsd * holdingIndex - _dec(s.holdingWeight)) / WAD);
         int256 funding = _floorDiv(int256(oiUsd) * fundingIndex - _decInt(s.fundingWeight), int256(WAD));
-        return holding + funding - pnl;
+        feesUsd = holding + funding;
+    }
+
+    function _min0(int256 a) private pure returns (int256) {
+        return a < 0 ? a : int256(0);
     }
 
     /// @dev a / b rounded toward negative infinity for b > 0 (Solidity's `/` rounds toward zero).

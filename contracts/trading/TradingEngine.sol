@@ -243,6 +243,31 @@ contract TradingEngine is EngineStorage, Proxy {
         }
     }
 
+    /// @notice Rejects an open request whose order the keeper cannot use (docs/mechanics.md
+    ///         section 5.7): a ciphertext that does not decrypt with its key
+    ///         (`UndecryptableOrder`), or a plaintext that does not parse or does not match the
+    ///         commitment (`MalformedOrder`). As a failed check: `amountIn` less the execution
+    ///         fee refunded, the fee to the keeper, `OpenRejected` with the order's fields zero.
+    /// @dev The keeper is trusted with this judgement, as it is with executing at all; the
+    ///      request window applies as for an execution.
+    function rejectOpen(uint256 requestId, RejectReason reason) external nonReentrant onlyRole(KEEPER_ROLE) {
+        if (reason != RejectReason.UndecryptableOrder && reason != RejectReason.MalformedOrder) {
+            revert Errors.InvalidRejectReason(uint8(reason));
+        }
+        StoredRequest storage r = _executableRequest(requestId, RequestKind.Open);
+        r.status = RequestStatus.Rejected;
+        uint256 feeTokens = executionFeeTokens();
+        uint256 refund = r.amountIn - feeTokens;
+        address trader = r.trader;
+        emit ExecutionFeePaid(requestId, msg.sender, feeTokens);
+        // zero on purpose: no order was revealed
+        // slither-disable-next-line uninitialized-local
+        Order memory none;
+        emit OpenRejected(requestId, trader, reason, refund, feeTokens, none);
+        collateral.safeTransfer(trader, refund);
+        collateral.safeTransfer(msg.sender, feeTokens);
+    }
+
     /// @notice Executes a close request at the guarded oracle price moved by slippage.
     function executeClose(uint256 requestId, PriceInput[] calldata prices) external nonReentrant onlyRole(KEEPER_ROLE) {
         _applyPrices(prices);

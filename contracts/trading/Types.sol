@@ -21,7 +21,9 @@ enum RejectReason {
     OpenLossTooHigh, // |fill - oracle| * qty >= 80% of margin
     PriceStale,
     CircuitBreaker,
-    TooManyExecutions // over 100 executions of the pair in this block
+    TooManyExecutions, // over 100 executions of the pair in this block
+    UndecryptableOrder, // the ciphertext does not decrypt with the keeper's key (rejectOpen)
+    MalformedOrder // the plaintext does not parse or does not match the commitment (rejectOpen)
 }
 
 /// @notice How a position ended.

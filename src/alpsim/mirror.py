@@ -124,6 +124,29 @@ class Mirror:
         self._after()
         return pending
 
+    def request_open_raw(self, who: Account, amount: Number, ciphertext: bytes, commitment: bytes = b"\0" * 32) -> int:
+        """An open request with any ciphertext and commitment (what a hostile client can send);
+        its request id."""
+        addr = self.sim.address(who)
+        trading = self.sim.contracts["trading"]
+        units = self.sim.to_units(amount)
+        self.sim.approve_collateral(addr)
+        receipt = trading.transact("requestOpen", commitment, ciphertext, units, sender=addr)
+        rid = self.sim.session.events(receipt, "OpenRequested")[0]["requestId"]
+        _, block = self._stamp(receipt)
+        assert self.model.request_open(addr, units, commitment, block) == rid
+        self._after()
+        return rid
+
+    def reject_open(self, request_id: int, reason: RejectReason) -> dict:
+        """The keeper's on-chain rejection of an order it cannot use; the OpenRejected event."""
+        receipt = self.sim.contracts["trading"].transact("rejectOpen", request_id, int(reason),
+                                                         sender=self.sim.keeper.address)
+        _, block = self._stamp(receipt)
+        self.model.reject_open(request_id, reason, block, self.sim.keeper.address)
+        self._after()
+        return self.sim.session.events(receipt, "OpenRejected")[0]
+
     def execute_open(self, pending: Any) -> OpenedPosition:
         """Executes a pending open; returns the position or raises OrderRejected."""
         before = self.sim.collateral_units(pending.trader) + pending.amount_units  # as before the request
@@ -225,6 +248,10 @@ class Mirror:
         eq("ALP supply", pool.alp_supply_wad, model.pool.alp_supply)
         eq("NAV", pool.nav_wad, model.nav_usd(now))
         eq("ALP price", pool.alp_price_wad, model.pool.alp_price)
+        eq("redemption NAV", sim.pool_contract.call("redeemNav"), model.redeem_nav_usd(now))
+        for holder in sorted(model.pool.alp):
+            eq(f"ALP of {holder}", sim.contracts["alp"].call("balanceOf", holder), model.pool.alp[holder])
+        eq("redemption ALP price", sim.pool_contract.call("redeemAlpPrice"), model.pool.redeem_alp_price)
         market = sim.contracts["market"]
         for pair_id in range(len(model.pairs)):
             for is_long in (True, False):

@@ -1,7 +1,9 @@
 """Reference model of the ALP pool (SPEC section 10), to the unit of the contracts.
 
 Mirrors `contracts/pool/AlpPool.sol`: ALP out and collateral out are one floor each of the
-exact NAV / supply fraction; fees stay in the pool.
+exact NAV / supply fraction; fees stay in the pool. Deposits are priced at the NAV with the
+holding and funding owed to the pool, withdrawals at the NAV without them; the first deposit
+locks MINIMUM_LIQUIDITY of ALP at the dead address.
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ PoolRefusal = ModelRefusal
 """The pool model's refusals are the model's refusals (kept under the pool's name)."""
 
 
+MINIMUM_LIQUIDITY = 1_000
+"""ALP base units the first deposit locks at DEAD_ADDRESS forever."""
+DEAD_ADDRESS = "0x000000000000000000000000000000000000dEaD"
+
+
 @dataclass
 class PoolModel:
     decimals: int
@@ -35,6 +42,8 @@ class PoolModel:
     reserve_usd: int = 0
     pool_claim_usd: int = 0
     """What open positions owe the pool (negative: traders are winning), 18-decimal USD."""
+    redeem_claim_usd: int = 0
+    """The same without the holding and funding owed to the pool: withdrawals' claim."""
     alp_supply: int = 0
     alp: dict[str, int] = field(default_factory=dict)
     unlocks_at: dict[str, int] = field(default_factory=dict)
@@ -48,15 +57,23 @@ class PoolModel:
         return max(self.pool_balance * self.scale + self.pool_claim_usd, 0)
 
     @property
+    def redeem_nav_usd(self) -> int:
+        return max(self.pool_balance * self.scale + self.redeem_claim_usd, 0)
+
+    @property
     def alp_price(self) -> int:
         return USD if self.alp_supply == 0 else self.nav_usd * USD // self.alp_supply
+
+    @property
+    def redeem_alp_price(self) -> int:
+        return USD if self.alp_supply == 0 else self.redeem_nav_usd * USD // self.alp_supply
 
     def reserve_capacity_usd(self) -> int:
         max_reserve = self.pool_balance * self.scale * self.max_reserve_bps // BPS
         return max(max_reserve - self.reserve_usd, 0)
 
-    def _solvent_nav(self) -> int:
-        nav = self.pool_balance * self.scale + self.pool_claim_usd
+    def _solvent_nav(self, claim_usd: int) -> int:
+        nav = self.pool_balance * self.scale + claim_usd
         if nav <= 0:
             raise PoolRefusal("PoolInsolvent", navUsd=nav, alpSupply=self.alp_supply)
         return nav
@@ -68,16 +85,20 @@ class PoolModel:
         if amount > max_amount:
             raise PoolRefusal("AmountTooLarge", amount=amount, max=max_amount)
         net_usd_bps = amount * self.scale * (BPS - self.mint_fee_bps)
+        locked = 0
         if self.alp_supply == 0:
-            alp_out = net_usd_bps // BPS
+            locked = MINIMUM_LIQUIDITY
+            alp_out = max(net_usd_bps // BPS - locked, 0)
         else:
-            alp_out = net_usd_bps * self.alp_supply // (self._solvent_nav() * BPS)
+            alp_out = net_usd_bps * self.alp_supply // (self._solvent_nav(self.pool_claim_usd) * BPS)
         if alp_out == 0:
             raise PoolRefusal("AmountTooSmall", amount=amount)
         if alp_out < min_alp_out:
             raise PoolRefusal("InsufficientAlpOut", alpOut=alp_out, minAlpOut=min_alp_out)
         self.pool_balance += amount
-        self.alp_supply += alp_out
+        if locked:
+            self.alp[DEAD_ADDRESS] = self.alp.get(DEAD_ADDRESS, 0) + locked
+        self.alp_supply += locked + alp_out
         self.alp[lp] = self.alp.get(lp, 0) + alp_out
         self.unlocks_at[lp] = now + self.cooldown_s
         return alp_out
@@ -90,7 +111,7 @@ class PoolModel:
             raise PoolRefusal("InsufficientAlpBalance", balance=held, requested=alp_amount)
         if now < self.unlocks_at.get(lp, 0):
             raise PoolRefusal("CooldownActive", unlocksAt=self.unlocks_at[lp])
-        nav = self._solvent_nav()
+        nav = self._solvent_nav(self.redeem_claim_usd)
         out_usd = alp_amount * (BPS - self.burn_fee_bps) * nav // (self.alp_supply * BPS)
         amount_out = out_usd // self.scale
         if amount_out == 0:

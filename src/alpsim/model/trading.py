@@ -54,6 +54,8 @@ class RejectReason(IntEnum):
     PRICE_STALE = 15
     CIRCUIT_BREAKER = 16
     TOO_MANY_EXECUTIONS = 17
+    UNDECRYPTABLE_ORDER = 18
+    MALFORMED_ORDER = 19
 
     @property
     def label(self) -> str:
@@ -327,33 +329,46 @@ class ExchangeModel:
         return idx
 
     def pool_claim_usd(self, now: int) -> int:
-        claim = 0
+        return self.pool_claims_usd(now)[0]
+
+    def pool_claims_usd(self, now: int) -> tuple[int, int]:
+        """The pool's claims on open positions (deposits', withdrawals'), as
+        `Market.poolClaimsUsd`: the withdrawals' leaves out each side's holding and funding
+        owed to the pool and keeps what the pool owes."""
+        claim = redeem = 0
         for pair_id in range(len(self.pairs)):
             longs, shorts = self.side(pair_id, True), self.side(pair_id, False)
             if longs.oi_usd == 0 and shorts.oi_usd == 0:
                 continue
             price = self.keeper_prices.get(pair_id, (0, 0))[0]
             idx = self.indexes_now(pair_id, now)
-            claim += self._side_claim(longs, True, price, idx.holding, idx.funding_long)
-            claim += self._side_claim(shorts, False, price, idx.holding, idx.funding_short)
-        return claim
+            for side, is_long, funding_index in ((longs, True, idx.funding_long), (shorts, False, idx.funding_short)):
+                fees, pnl = self._side_terms(side, is_long, price, idx.holding, funding_index)
+                claim += fees - pnl
+                redeem += min(fees, 0) - pnl
+        return claim, redeem
 
     @staticmethod
-    def _side_claim(s: Side, is_long: bool, price: int, holding_index: int, funding_index: int) -> int:
+    def _side_terms(s: Side, is_long: bool, price: int, holding_index: int, funding_index: int) -> tuple[int, int]:
+        """A side's holding and funding owed to the pool, and its traders' unrealized pnl."""
         if s.oi_usd == 0:
-            return 0
+            return 0, 0
         value = mul_div_down(s.qty, price, WAD)
         pnl = value - s.cost_usd if is_long else s.cost_usd - value
         holding = (s.oi_usd * holding_index - s.holding_weight) // WAD
         funding = (s.oi_usd * funding_index - s.funding_weight) // WAD
-        return holding + funding - pnl
+        return holding + funding, pnl
 
     def nav_usd(self, now: int) -> int:
-        self.pool.pool_claim_usd = self.pool_claim_usd(now)
+        self.refresh_pool_claim(now)
         return self.pool.nav_usd
 
+    def redeem_nav_usd(self, now: int) -> int:
+        self.refresh_pool_claim(now)
+        return self.pool.redeem_nav_usd
+
     def refresh_pool_claim(self, now: int) -> None:
-        self.pool.pool_claim_usd = self.pool_claim_usd(now)
+        self.pool.pool_claim_usd, self.pool.redeem_claim_usd = self.pool_claims_usd(now)
 
     def require_fresh_prices(self, now: int) -> None:
         for pair_id in range(len(self.pairs)):
@@ -467,6 +482,17 @@ class ExchangeModel:
                 raise ModelRefusal("InvalidPriceInput", pairId=pair_id)
             self.keeper_prices[pair_id] = (price, now)
             self.accrue(pair_id, now)
+
+    def reject_open(self, request_id: int, reason: RejectReason, block: int, keeper: str) -> int:
+        """The keeper's rejection of an order it cannot use, as `rejectOpen`: the refund."""
+        if reason not in (RejectReason.UNDECRYPTABLE_ORDER, RejectReason.MALFORMED_ORDER):
+            raise ModelRefusal("InvalidRejectReason", reason=int(reason))
+        r = self._executable(request_id, "open", block)
+        r.status = "rejected"
+        fee = self.execution_fee_tokens()
+        self._move(ESCROW, r.trader, r.amount_in - fee)
+        self._move(ESCROW, keeper, fee)
+        return r.amount_in - fee
 
     # ---------------------------------------------------------------- open
     def execute_open(self, request_id: int, order: Order, prices: dict[int, int], now: int, block: int,
