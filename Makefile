@@ -1,5 +1,6 @@
 # alpsim: `make demo` and `make test` do all the set-up on a fresh machine
-# (Python 3.11+, Node 20, make): a .venv with the package and its dev extras, and `npm ci`.
+# (Python 3.11+, Node 20, make): a .venv with the package and its dev extras, `npm ci`, and
+# `npm ci` for the JavaScript example client (examples/js, run by the test suite).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -7,6 +8,8 @@ PY     := $(VENV)/bin/python
 ALPSIM := $(VENV)/bin/alpsim
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+JS_CLIENT  := examples/js
+JS_STAMP   := $(JS_CLIENT)/node_modules/.installed
 # Slither pins web3<8, so it lives in its own environment
 SLITHER_VENV  := .venv-slither
 SLITHER_STAMP := $(SLITHER_VENV)/.installed
@@ -15,7 +18,7 @@ SLITHER_STAMP := $(SLITHER_VENV)/.installed
 
 all: test
 
-setup: $(PY_STAMP) $(NODE_STAMP)
+setup: $(PY_STAMP) $(NODE_STAMP) $(JS_STAMP)
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "alpsim needs Python 3.11+, found " + sys.version.split()[0]'
@@ -30,6 +33,11 @@ $(PY_STAMP): pyproject.toml | $(PY)
 # postinstall would only fetch what is already there.
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+# the example client's own ethers and eciesjs (tests/test_js_client.py runs it)
+$(JS_STAMP): $(JS_CLIENT)/package.json $(JS_CLIENT)/package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --prefix $(JS_CLIENT)
 	@touch $@
 
 compile: setup

@@ -1,13 +1,16 @@
 """Deploys the system for a chain profile and writes `deployments/<chain>.json`: everything a
-third-party client needs (addresses and full ABIs by role)."""
+third-party client needs (addresses and full ABIs by role, the protocol's enums, and how to
+encrypt an order to the keeper)."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 from .compiler import BuildResult, compile_contracts, source_files, source_hash
 from .contracts import Session
@@ -31,8 +34,38 @@ class CompilerInfo(BaseModel):
     settings: dict[str, Any]
 
 
+TYPES_SOURCE = "contracts/trading/Types.sol"
+"""The Solidity file whose enums the deployments file carries (by name and number)."""
+ENUMS = ("RejectReason", "CloseReason", "RequestStatus", "RequestKind")
+
+
+class EciesInfo(BaseModel):
+    """How a client encrypts an order to the keeper (SPEC section 5, `alpsim.orders`): ECIES
+    on secp256k1 as eciespy / eciesjs frame it (ephemeral public key, nonce, tag, ciphertext),
+    with these settings. Keys are camelCase in the file, as eciesjs names its settings."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    curve: str
+    keeper_public_key: str = Field(pattern=r"^0x[0-9a-f]{128}$")
+    """The keeper's key as the trading engine publishes it (`keeperPublicKey()`): 64 bytes,
+    uncompressed without the 0x04 prefix (prepend 04 for eciesjs / eciespy)."""
+    ephemeral_key_compressed: bool
+    hkdf_key_compressed: bool
+    symmetric_cipher: str
+    nonce_bytes: int
+    tag_bytes: int
+    plaintext_bytes: int
+    ciphertext_bytes: int
+    """Every order's ciphertext has this length (every plaintext field has a fixed width)."""
+    plaintext_layout: list[tuple[str, int]]
+    """The packed plaintext, in order: (field, bytes), each an unsigned big-endian integer
+    (isLong 0 or 1, prices 18-decimal USD, the salt the commitment's bytes32)."""
+
+
 class Deployment(BaseModel):
-    """The deployments file."""
+    """The deployments file. `enums` and `ecies` are written by every deployment; a file from
+    before them still reads (both None), but `write` refuses to write one without them."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -52,15 +85,73 @@ class Deployment(BaseModel):
     """Receives the protocol's half of trading fees."""
     pairs: list[str]
     """Pair names by pair id."""
+    enums: dict[str, dict[str, int]] | None = None
+    """The contracts' enums, name to number, as declared in contracts/trading/Types.sol:
+    RejectReason, CloseReason, RequestStatus, RequestKind (events carry the numbers)."""
+    ecies: EciesInfo | None = None
+    """How to encrypt an order to the keeper for `requestOpen`."""
 
     def write(self, path: Path) -> Path:
+        missing = [name for name in ("enums", "ecies") if getattr(self, name) is None]
+        if missing:
+            from .errors import ConfigError
+
+            raise ConfigError(f"a deployments file needs {' and '.join(missing)} (deploy_system sets them); "
+                              "not writing one without")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.model_dump(), indent=2) + "\n")
+        path.write_text(json.dumps(self.model_dump(by_alias=True), indent=2) + "\n")
         return path
 
     @classmethod
     def read(cls, path: str | Path) -> "Deployment":
         return cls.model_validate_json(Path(path).read_text())
+
+
+def solidity_enums(source: str, names: tuple[str, ...] = ENUMS) -> dict[str, dict[str, int]]:
+    """The `enum X { A, B, ... }` declarations of a Solidity source (comments stripped), each
+    member numbered by its position; `names` must all be there (and come out in that order)."""
+    from .errors import ConfigError
+
+    code = re.sub(r"/\*.*?\*/", " ", source, flags=re.S)
+    code = re.sub(r"//[^\n]*", " ", code)
+    found: dict[str, dict[str, int]] = {}
+    for match in re.finditer(r"\benum\s+([A-Za-z_]\w*)\s*\{([^}]*)\}", code):
+        members = [m.strip() for m in match.group(2).split(",")]
+        if members and members[-1] == "":
+            members.pop()  # a trailing comma
+        if not members or not all(re.fullmatch(r"[A-Za-z_]\w*", m) for m in members):
+            raise ConfigError(f"cannot parse enum {match.group(1)}: {match.group(2).strip()!r}")
+        found[match.group(1)] = {m: i for i, m in enumerate(members)}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise ConfigError(f"{TYPES_SOURCE} declares no enum {', '.join(missing)}")
+    return {n: found[n] for n in names}
+
+
+def ecies_info(keeper_public_key: bytes) -> EciesInfo:
+    """The order encryption of `alpsim.orders`, for a client in any language."""
+    from ecies.consts import AEAD_TAG_LENGTH
+
+    from .errors import ConfigError
+    from .orders import ORDER_ECIES, ORDER_LAYOUT, ORDER_PAYLOAD_BYTES, SALT_BYTES
+
+    if len(keeper_public_key) != 64:
+        raise ConfigError(f"the keeper's public key is 64 bytes (uncompressed, no 0x04), got {len(keeper_public_key)}")
+    layout = [(to_camel(field), width) for field, width in ORDER_LAYOUT] + [("salt", SALT_BYTES)]
+    assert sum(width for _, width in layout) == ORDER_PAYLOAD_BYTES
+    return EciesInfo(
+        curve=ORDER_ECIES.elliptic_curve,
+        keeper_public_key="0x" + keeper_public_key.hex(),
+        ephemeral_key_compressed=ORDER_ECIES.is_ephemeral_key_compressed,
+        hkdf_key_compressed=ORDER_ECIES.is_hkdf_key_compressed,
+        symmetric_cipher=ORDER_ECIES.symmetric_algorithm,
+        nonce_bytes=ORDER_ECIES.symmetric_nonce_length,
+        tag_bytes=AEAD_TAG_LENGTH,
+        plaintext_bytes=ORDER_PAYLOAD_BYTES,
+        ciphertext_bytes=ORDER_ECIES.ephemeral_key_size + ORDER_ECIES.symmetric_nonce_length + AEAD_TAG_LENGTH
+        + ORDER_PAYLOAD_BYTES,
+        plaintext_layout=layout,
+    )
 
 
 def default_path(chain: str) -> Path:
@@ -192,6 +283,7 @@ def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: st
         market.transact("initPair", pair_id, sender=deployer)
         trading.transact("initPair", pair_id, sender=deployer)
     receipt = trading.transact("setKeeperPublicKey", keeper_public_key, sender=deployer)
+    sources = source_files(find_project())
 
     deployment = Deployment(
         chain=profile.name,
@@ -199,10 +291,12 @@ def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: st
         block=receipt["blockNumber"],
         deployer=deployer,
         compiler=CompilerInfo(version=build.solc_version, settings=build.settings),
-        source_hash=source_hash(source_files(find_project())),
+        source_hash=source_hash(sources),
         contracts=entries,
         keeper=keeper,
         treasury=treasury,
         pairs=pair_names,
+        enums=solidity_enums(sources[TYPES_SOURCE]),
+        ecies=ecies_info(bytes(trading.call("keeperPublicKey"))),
     )
     return deployment, session
