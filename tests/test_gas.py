@@ -29,6 +29,8 @@ BUDGETS = {
     "execute_open_batch_per_request": 88_500,
     "execute_close_batch_per_request": 74_500,
     "price_update": 67_000,
+    # the keeper's rejection of an order it cannot use (no target): today's figure + ~1%
+    "reject_open": 79_300,
 }
 
 

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from .client import Alpsim
 from .compiler import compile_contracts
+from .model.trading import RejectReason
 from .paths import find_project
 from .service import DEFAULT_START_PRICES
 from .throughput import run_throughput
@@ -22,12 +23,13 @@ TARGETS = {"open_total": 300_000, "close_total": 200_000, "liquidate": 120_000,
            "liquidate_batch_per_position": 60_000, "deposit": 120_000, "withdraw": 120_000}
 OPS = ["request_open", "execute_open", "request_close", "execute_close", "liquidate",
        "liquidate_batch_per_position", "execute_open_batch_per_request", "execute_close_batch_per_request",
-       "deposit", "withdraw", "price_update"]
+       "deposit", "withdraw", "price_update", "reject_open"]
 TRADER, LP, NEW_LP = 1, 7, 6
 BATCH_TRADERS = (1, 2, 3, 4, 5)
 THROUGHPUT_TARGET = 5.0
 """Embedded throughput of the fast path, as a multiple of the naive path's in the same run."""
 THROUGHPUT_BACKENDS = ("embedded", "anvil")
+REJECT_UNDECRYPTABLE = int(RejectReason.UNDECRYPTABLE_ORDER)
 
 
 def prepare_fresh(sim: Alpsim) -> None:
@@ -67,9 +69,16 @@ def _measure(sim: Alpsim) -> dict[str, int | None]:
         sim.keeper.push_prices()
         _next_second(sim)
         gas["withdraw"] = sim.withdraw(NEW_LP, 100).gas_used
-        # the anchor trade: a 50x BTC long opened and closed at an unchanged price
+        # the keeper's rejection of an order it cannot decrypt (148 random bytes)
+        sim.approve_collateral(TRADER)
         sim.fund(TRADER, 100_000)
-        sim.open(TRADER, "ETH/USD", "short", 100, 10)  # approval out of the way
+        trading = sim.contracts["trading"]
+        receipt = trading.transact("requestOpen", b"\x11" * 32, b"\x5a" * 148, sim.to_units(100), sender=sim.address(TRADER))
+        rid = sim.session.events(receipt, "OpenRequested")[0]["requestId"]
+        _next_second(sim)
+        gas["reject_open"] = trading.transact("rejectOpen", rid, REJECT_UNDECRYPTABLE, sender=sim.keeper.address)["gasUsed"]
+        # the anchor trade: a 50x BTC long opened and closed at an unchanged price
+        sim.open(TRADER, "ETH/USD", "short", 100, 10)  # first position out of the way
         _next_second(sim)
         opened = sim.open(TRADER, "BTC/USD", "long", 1_000, 50)
         gas["request_open"], gas["execute_open"] = opened.gas_request, opened.gas_execute
