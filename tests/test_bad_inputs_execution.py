@@ -1,4 +1,4 @@
-"""Every bad input to the keeper's and the admin's entry points of the trading engine (SPEC
+"""Every bad input to the keeper's and the admin's entry points of the trading engine (docs/mechanics.md
 sections 1, 5, 6, 8 and 13): `executeOpen`, `executeClose`, `runTriggers`, `updatePrices`, and
 the admin setters (`setSettings`, `setKeeperPublicKey`, `setTreasury`, `pause`, `unpause`, role
 management). Each refusal is a revert with the exact custom error and its arguments, and leaves
@@ -22,7 +22,7 @@ ADMIN, TRADER, OTHER, LP, TREASURY, KEEPER = 0, 1, 2, 7, 8, 9
 TRADER_FUNDS = 10_000
 POOL_LIQUIDITY = 1_000_000
 PRICES = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
-EXECUTION_FEE_USD = {"bnb": Decimal("0.50"), "arbitrum": Decimal("0.20")}  # SPEC sections 4 and 12
+EXECUTION_FEE_USD = {"bnb": Decimal("0.50"), "arbitrum": Decimal("0.20")}  # docs/mechanics.md sections 4 and 12
 EXPIRY_BLOCKS = 10
 WAD = 10**18
 BTC, ETH = 0, 1

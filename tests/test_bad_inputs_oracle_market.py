@@ -1,4 +1,4 @@
-"""Every bad input to the price oracle, the reference feeds and the market aggregates (SPEC
+"""Every bad input to the price oracle, the reference feeds and the market aggregates (docs/mechanics.md
 sections 1, 8, 9, 13), table-driven, on both chain profiles: prices are recorded only by the
 trading engine (UPDATER), never zero or beyond uint192; feeds move only by their feeders; the
 market's aggregates move only by the engine (ENGINE); settings only by the admin; a mark price
@@ -24,11 +24,11 @@ WAD = 10**18
 MAX = 2**256 - 1
 ZERO_ADDRESS = "0x" + "00" * 20
 PRICES = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
-MAX_AGE_S = 60  # SPEC 8
+MAX_AGE_S = 60  # docs/mechanics.md §8
 
 ADMIN, TRADER, UPDATER, LP, TREASURY, KEEPER = 0, 1, 5, 7, 8, 9
 EOA_ROLES = {"admin": ADMIN, "trader": TRADER, "lp": LP, "treasury": TREASURY, "keeper": KEEPER}
-"""One account per EOA role (SPEC 1). The trading engine, a contract, holds UPDATER on the
+"""One account per EOA role (docs/mechanics.md §1). The trading engine, a contract, holds UPDATER on the
 oracle and ENGINE on the market; account UPDATER is granted UPDATER by the admin in the
 `updater` state only."""
 NON_ADMINS = {k: v for k, v in EOA_ROLES.items() if k != "admin"}

@@ -1,4 +1,4 @@
-"""Every bad input to the ALP pool (SPEC sections 1, 10, 13), table-driven, on both chain
+"""Every bad input to the ALP pool (docs/mechanics.md sections 1, 10, 13), table-driven, on both chain
 profiles: each refusal raises the exact custom error with its arguments, and leaves every
 balance (collateral, ALP, platform token, the pool's books) unchanged to the unit.
 
@@ -20,13 +20,13 @@ BPS = 10_000
 MAX = 2**256 - 1
 ZERO_ADDRESS = "0x" + "00" * 20
 COOLDOWN_S = 48 * 3600
-FEE_BPS = 25  # SPEC 10: 0.25% on deposit and on withdrawal
-MAX_RESERVE_BPS = 8_000  # SPEC 10: the reserve may use at most 80% of the pool balance
+FEE_BPS = 25  # docs/mechanics.md §10: 0.25% on deposit and on withdrawal
+MAX_RESERVE_BPS = 8_000  # docs/mechanics.md §10: the reserve may use at most 80% of the pool balance
 PRICES = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
 
 ADMIN, TRADER, HOLDER, TRADER3, LP, TREASURY, KEEPER = 0, 1, 2, 3, 7, 8, 9
 EOA_ROLES = {"admin": ADMIN, "trader": TRADER, "lp": LP, "treasury": TREASURY, "keeper": KEEPER}
-"""One account per EOA role (SPEC 1). The trading engine, a contract, holds TRADING_ROLE."""
+"""One account per EOA role (docs/mechanics.md §1). The trading engine, a contract, holds TRADING_ROLE."""
 NON_ADMINS = {k: v for k, v in EOA_ROLES.items() if k != "admin"}
 
 
@@ -190,7 +190,7 @@ def _nav_supply(s) -> tuple[int, int]:
 
 
 def alp_out(amount_units: int | Callable) -> Callable:
-    """ALP a deposit mints (SPEC 10): amount x (1 - 0.25%) / (NAV / supply), rounded down."""
+    """ALP a deposit mints (docs/mechanics.md §10): amount x (1 - 0.25%) / (NAV / supply), rounded down."""
     def f(s):
         nav, supply = _nav_supply(s)
         amount = resolve(amount_units, s)
@@ -203,7 +203,7 @@ def _out(nav: int, supply: int, scale: int, alp: int) -> int:
 
 
 def withdraw_out(s, alp: int) -> int:
-    """Collateral a withdrawal pays (SPEC 10): alp x NAV / supply x (1 - 0.25%), rounded down."""
+    """Collateral a withdrawal pays (docs/mechanics.md §10): alp x NAV / supply x (1 - 0.25%), rounded down."""
     return _out(*_nav_supply(s), 10 ** (18 - s.decimals), alp)
 
 
@@ -226,7 +226,7 @@ def largest_dust_withdrawal(s) -> int:
 
 def _reserve_rule(s) -> Callable[[int], tuple[int, bool]]:
     """For an amount of ALP: the pool balance (USD) its withdrawal would leave, and whether
-    that breaks the reserve rule (SPEC 10: the balance may not fall below reserve / 80%)."""
+    that breaks the reserve rule (docs/mechanics.md §10: the balance may not fall below reserve / 80%)."""
     nav, supply = _nav_supply(s)
     scale = 10 ** (18 - s.decimals)
     pool_units, reserve = s.pool_contract.call("poolBalance"), s.pool_contract.call("reserveUsd")

@@ -1,4 +1,4 @@
-"""Re-entrancy through the collateral token (SPEC section 13: every refusal is a custom
+"""Re-entrancy through the collateral token (docs/mechanics.md section 13: every refusal is a custom
 error). A second pool and trading engine run on ReentrantCollateral
 (contracts/test/ReentrantCollateral.sol), a token that calls back into a chosen contract from
 inside a transfer, as a token with transfer hooks could. A call back into the pool's `deposit`
@@ -328,7 +328,7 @@ def test_an_outer_call_refused_for_its_own_reason_moves_nothing_with_the_token_a
 
 
 def _alp_out(alt, amount: int) -> int:
-    """ALP out of a deposit of `amount` (SPEC section 10: amount x (1 - 0.25%) / ALP price)."""
+    """ALP out of a deposit of `amount` (docs/mechanics.md section 10: amount x (1 - 0.25%) / ALP price)."""
     pool, alp = alt["pool"], alt["alp"]
     scale = 10 ** (18 - alt["token"].call("decimals"))
     return amount * scale * (10_000 - 25) * alp.call("totalSupply") // (pool.call("nav") * 10_000)

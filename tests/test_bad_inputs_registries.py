@@ -1,4 +1,4 @@
-"""Every bad input to the pair registry and the referral registry (SPEC sections 1, 3, 4, 13),
+"""Every bad input to the pair registry and the referral registry (docs/mechanics.md sections 1, 3, 4, 13),
 table-driven, on both chain profiles: pairs and tiers are the admin's alone, a pair's settings
 must be in range and its id listed; a referral code is registered once, never zero, bound once
 per trader, never to oneself. Each refusal raises the exact error with its arguments and leaves
@@ -22,7 +22,7 @@ from conftest import pair_config
 WAD = 10**18
 MAX = 2**256 - 1
 U16_MAX = 2**16 - 1
-PAIR_COUNT = 4  # SPEC 3: BTC, ETH, SOL, AAPL; a new pair gets id 4
+PAIR_COUNT = 4  # docs/mechanics.md §3: BTC, ETH, SOL, AAPL; a new pair gets id 4
 
 ADMIN, TRADER, REFERRER, BOUND, LP, TREASURY, KEEPER = 0, 1, 2, 3, 7, 8, 9
 EOA_ROLES = {"admin": ADMIN, "trader": TRADER, "lp": LP, "treasury": TREASURY, "keeper": KEEPER}

@@ -1,4 +1,4 @@
-"""Every bad input to the trader's entry points of the trading engine (SPEC sections 5, 6 and
+"""Every bad input to the trader's entry points of the trading engine (docs/mechanics.md sections 5, 6 and
 13): `requestOpen`, `requestClose`, `cancelRequest` and `setFeeInToken`. Each refusal is a
 revert with the exact custom error and its arguments, and leaves every balance as it was, to
 the unit: collateral and platform token of the ten dev accounts, the engine's escrow and the
@@ -22,7 +22,7 @@ ADMIN, LP, TREASURY, KEEPER = 0, 7, 8, 9
 TRADER_FUNDS = 10_000
 POOL_LIQUIDITY = 1_000_000
 PRICES = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
-EXECUTION_FEE_USD = {"bnb": Decimal("0.50"), "arbitrum": Decimal("0.20")}  # SPEC sections 4 and 12
+EXECUTION_FEE_USD = {"bnb": Decimal("0.50"), "arbitrum": Decimal("0.20")}  # docs/mechanics.md sections 4 and 12
 EXPIRY_BLOCKS = 10
 BTC = 0
 MAX_UINT = 2**256 - 1

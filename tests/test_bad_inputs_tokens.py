@@ -1,6 +1,6 @@
 """Every bad input to the tokens (ALP, the devnet collateral, the platform token), table-driven,
 on both chain profiles: ALP moves only by its owner the pool and never during its holder's
-cooldown (SPEC 10), only MINTER mints, ERC20 moves no more than a balance or an allowance.
+cooldown (docs/mechanics.md §10), only MINTER mints, ERC20 moves no more than a balance or an allowance.
 Each refusal raises the exact error with its arguments and leaves every balance unchanged to
 the unit.
 

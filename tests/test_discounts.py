@@ -1,9 +1,9 @@
-"""Trading-fee discounts, SPEC section 4 (with 5.3 for the open sizing and 11 for the
+"""Trading-fee discounts, docs/mechanics.md section 4 (with 5.3 for the open sizing and 11 for the
 liquidation fee): 5% with a bound referral code, 5% when the fee is paid in the platform token
 at its oracle price (then M = A - X), both stacked (10%); a platform-token fee that cannot be
 pulled (balance or allowance) falls back to collateral without the token discount; discounts
 apply to open and close fees, never to the execution fee; the liquidation fee never uses the
-token. Expectations are exact rational arithmetic (fractions.Fraction) from the SPEC."""
+token. Expectations are exact rational arithmetic (fractions.Fraction) from the docs/mechanics.md."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ WAD = 10**18
 TRADER, REFERRER, OTHER = 1, 2, 3
 AMOUNT = 1000
 LEVERAGE = 10
-OPEN_RATE = CLOSE_RATE = Fraction(8, 10_000)  # standard tier, SPEC 4
+OPEN_RATE = CLOSE_RATE = Fraction(8, 10_000)  # standard tier, docs/mechanics.md §4
 EXTREME_MIN_RATE = Fraction(3, 10_000)
 TOKEN_PRICE = "0.37"  # USD per platform token: fee tokens = fee USD / 0.37, rounded up
 TOKEN_PRICE_WAD = 37 * 10**16
@@ -38,7 +38,7 @@ def platform_tokens_for(fee_wad: int) -> int:
 
 
 def collateral_margin(sim, rate: Fraction, leverage: int = LEVERAGE) -> int:
-    """SPEC 5.3, fee in collateral: M = (A - X) / (1 + L f), in token units, rounded down."""
+    """docs/mechanics.md §5.3, fee in collateral: M = (A - X) / (1 + L f), in token units, rounded down."""
     net = sim.to_units(AMOUNT) - execution_fee_tokens(sim)
     return math.floor(net / (1 + leverage * rate))
 
@@ -191,7 +191,7 @@ def test_discounts_never_apply_to_the_execution_fee(mirror):
 
 
 def test_liquidation_fee_never_uses_the_platform_token(mirror):
-    """SPEC 11: the liquidation close fee is charged in collateral from the margin, with the
+    """docs/mechanics.md §11: the liquidation close fee is charged in collateral from the margin, with the
     referral discount only (3 bp x 95% at 1001x), even for a trader paying fees in the token."""
     sim = mirror.sim
     mirror.bind_referral(TRADER, REFERRER)

@@ -1,4 +1,4 @@
-"""The execution fee, SPEC section 4 (fee table, "execution" row) with sections 5.1 to 5.4 and
+"""The execution fee, docs/mechanics.md section 4 (fee table, "execution" row) with sections 5.1 to 5.4 and
 5.6 and the chain profiles of section 12: 0.50 USD on bnb, 0.20 USD on arbitrum, taken from
 the amount sent and paid to the keeper that executes the open, on accepted and rejected opens
 alike; never charged on closes; a request that does not cover it reverts."""
@@ -179,7 +179,7 @@ def test_request_open_at_or_below_the_fee_reverts_and_changes_nothing(mirror):
 
 
 def test_cancelled_request_is_refunded_in_full(mirror):
-    """SPEC 5.6: an open no keeper executed is cancelled after 10 blocks and A comes back in
+    """docs/mechanics.md §5.6: an open no keeper executed is cancelled after 10 blocks and A comes back in
     full: no keeper executed it, so no execution fee."""
     sim = mirror.sim
     mirror.fund(TRADER, 1000)

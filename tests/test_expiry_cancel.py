@@ -1,4 +1,4 @@
-"""Request windows, expiry and cancellation (SPEC section 5.2 and 5.6, with 6 for closes): the
+"""Request windows, expiry and cancellation (docs/mechanics.md section 5.2 and 5.6, with 6 for closes): the
 keeper executes a request at least 1 and at most 10 blocks after it (never in its own block);
 after 10 blocks only the trader may cancel it, and an open's whole amount comes back (no
 execution fee); a request that is no longer pending can be neither executed nor cancelled;

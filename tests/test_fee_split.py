@@ -1,4 +1,4 @@
-"""The split of trading fees, SPEC section 4 ("Trading fees are split: 50% to the pool, 50% to
+"""The split of trading fees, docs/mechanics.md section 4 ("Trading fees are split: 50% to the pool, 50% to
 the protocol treasury"), with the settlement flows of section 6: open and close fees, in
 collateral and in the platform token, go half to the pool and half to the treasury (the pool
 gets the odd unit); the FeeSplit events, the treasury's and the pool's balances agree; and
@@ -17,7 +17,7 @@ TRADER = 1
 LEVERAGE = 10
 FEE_RATE = Fraction(8, 10_000)
 TOKEN_DISCOUNT = Fraction(95, 100)
-BTC_SPREAD, BTC_DEPTH = Fraction(1, 10_000), 100_000_000  # SPEC section 3
+BTC_SPREAD, BTC_DEPTH = Fraction(1, 10_000), 100_000_000  # docs/mechanics.md section 3
 
 
 def scale_of(sim) -> int:
@@ -67,7 +67,7 @@ def _amount(sim, units: int) -> Decimal:
 
 
 def open_fee_units(sim, amount_units: int) -> int:
-    """SPEC 5.3 in collateral: fee = (A - X) - floor((A - X) / (1 + L f))."""
+    """docs/mechanics.md §5.3 in collateral: fee = (A - X) - floor((A - X) / (1 + L f))."""
     net = amount_units - execution_fee_tokens(sim)
     return net - math.floor(net / (1 + LEVERAGE * FEE_RATE))
 
@@ -84,7 +84,7 @@ def amount_with_odd_open_fee(sim) -> int:
 
 def lone_long_close_fee_units(sim, p, oracle_usd: int) -> int:
     """Close fee of a lone BTC long closed at `oracle_usd`, in collateral units: exit =
-    oracle x (1 - s) rounded down (SPEC 7), fee = 8 bp of qty x exit rounded up, in tokens
+    oracle x (1 - s) rounded down (docs/mechanics.md §7), fee = 8 bp of qty x exit rounded up, in tokens
     rounded up."""
     s = BTC_SPREAD + Fraction(math.ceil(Fraction(p.notional_wad * 10**16, BTC_DEPTH * WAD)), WAD)
     exit_wad = math.floor(oracle_usd * WAD * (1 - s))

@@ -1,7 +1,7 @@
-"""Extreme tier (500 <= leverage <= 1001), SPEC section 4 (fees), with the sizing of section
+"""Extreme tier (500 <= leverage <= 1001), docs/mechanics.md section 4 (fees), with the sizing of section
 5.3 and the settlement of section 6: no open fee (margin = amount - execution fee), close fee
 = max(15% of max(pnl, 0), 3 bp of close notional), rounded up. Checked on both chain profiles
-against SPEC arithmetic computed here (the mirror also checks chain against model)."""
+against docs/mechanics.md arithmetic computed here (the mirror also checks chain against model)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 WAD = 10**18
 TRADER = 1
 AMOUNT = 100  # USD sent; at 1001x that is a notional of about 100,000 USD (first notional tier)
-BTC_SPREAD_BPS, BTC_DEPTH_WAD = 1, 100_000_000 * WAD  # SPEC section 3
+BTC_SPREAD_BPS, BTC_DEPTH_WAD = 1, 100_000_000 * WAD  # docs/mechanics.md section 3
 ETH_SPREAD_BPS, ETH_DEPTH_WAD = 1, 50_000_000 * WAD
 
 
@@ -26,12 +26,12 @@ def execution_fee_tokens(sim) -> int:
 
 
 def slippage_wad(spread_bps: int, side_oi_wad: int, notional_wad: int, depth_wad: int) -> int:
-    """SPEC 7: spread + (sideOI + N) / depth1pct x 1%, as a WAD fraction rounded up."""
+    """docs/mechanics.md §7: spread + (sideOI + N) / depth1pct x 1%, as a WAD fraction rounded up."""
     return spread_bps * 10**14 + ceil_div((side_oi_wad + notional_wad) * 10**16, depth_wad)
 
 
 def close_exit(p, oracle_wad: int, spread_bps: int, depth_wad: int) -> int:
-    """Exit of a lone position closed by its trader (SPEC 6 and 7): against the trader, capped
+    """Exit of a lone position closed by its trader (docs/mechanics.md §6 and 7): against the trader, capped
     at the take-profit."""
     s = slippage_wad(spread_bps, 0, p.notional_wad, depth_wad)
     if p.is_long:
@@ -84,7 +84,7 @@ def test_no_open_fee_margin_is_amount_less_execution_fee_499x_pays_one(mirror):
         assert opened.execution_fee_tokens == x
         assert opened.open_fee_tokens == 0
         assert opened.open_fee_wad == 0
-        # SPEC 5.3 with f = 0: M = A - X, N = L x M
+        # docs/mechanics.md §5.3 with f = 0: M = A - X, N = L x M
         assert p.margin_tokens == sim.to_units(AMOUNT) - x
         assert p.margin_wad == p.margin_tokens * scale
         assert p.notional_wad == leverage * p.margin_tokens * scale
@@ -96,7 +96,7 @@ def test_no_open_fee_margin_is_amount_less_execution_fee_499x_pays_one(mirror):
         # the whole margin sits in escrow
         assert sim.collateral_units(escrow) - escrow_before == p.margin_tokens
 
-    # the tier boundary (SPEC 3: the extreme tier starts at 500x): 499x pays the 8 bp open fee,
+    # the tier boundary (docs/mechanics.md §3: the extreme tier starts at 500x): 499x pays the 8 bp open fee,
     # M = (A - X) / (1 + 499 x 0.0008) rounded down
     treasury_before = sim.collateral_units(sim.deployment.treasury)
     standard = _open(mirror, "BTC/USD", "long", 499)
@@ -174,7 +174,7 @@ def test_large_profit_close_pays_15pct_of_profit(mirror, leverage, pair, side, c
 
 
 def test_profit_capped_at_take_profit_pays_15pct_of_capped_profit(mirror):
-    """At 1001x the ROI cap is 300% of M (SPEC 5.5); a close past it exits at the take-profit
+    """At 1001x the ROI cap is 300% of M (docs/mechanics.md §5.5); a close past it exits at the take-profit
     and the profit fee is 15% of the capped profit."""
     opened = _open(mirror, "BTC/USD", "long", 1001)
     p = opened.position

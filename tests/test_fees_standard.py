@@ -1,5 +1,5 @@
 """Standard tier (leverage < 500): 8 bp of notional to open, 8 bp of close notional to close
-(SPEC section 4), on both chain profiles, checked against SPEC arithmetic and the model."""
+(docs/mechanics.md section 4), on both chain profiles, checked against docs/mechanics.md arithmetic and the model."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def test_open_fee_is_8bp_of_notional_out_of_the_amount(mirror):
     p = opened.position
     scale = 10 ** (18 - sim.decimals)
     net = _units(sim, 1000) - opened.execution_fee_tokens
-    # SPEC 5.3: M = (A - X) / (1 + L x f), rounded down to the token's unit
+    # docs/mechanics.md §5.3: M = (A - X) / (1 + L x f), rounded down to the token's unit
     expected_margin = int(Decimal(net) / (1 + Decimal(10) * Decimal("0.0008")))
     assert p.margin_tokens == expected_margin
     assert p.notional_wad == 10 * p.margin_wad

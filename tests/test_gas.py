@@ -71,7 +71,7 @@ def _open_on_both_sides(sim, rounds: int) -> None:
 
 
 def test_every_operation_costs_the_same_with_eight_positions_or_forty(liquid):
-    """Every measured operation works on per-pair, per-side aggregates (NAV too, SPEC 10): its
+    """Every measured operation works on per-pair, per-side aggregates (NAV too, docs/mechanics.md §10): its
     gas depends on the pairs with open interest, never on the number of positions."""
     _open_on_both_sides(liquid, 1)
     few = _measure(liquid)

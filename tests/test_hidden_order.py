@@ -1,4 +1,4 @@
-"""The hidden order (SPEC section 5): what `requestOpen` puts on chain, read as an outsider
+"""The hidden order (docs/mechanics.md section 5): what `requestOpen` puts on chain, read as an outsider
 would (calldata, logs, storage), does not reveal pair, side or leverage. Runs on anvil, whose
 prestate tracer shows every storage slot the transaction wrote."""
 

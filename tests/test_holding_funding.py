@@ -1,8 +1,8 @@
-"""Holding and funding (SPEC section 9): holding is entry notional x 0.001%/h x elapsed,
+"""Holding and funding (docs/mechanics.md section 9): holding is entry notional x 0.001%/h x elapsed,
 accrued per second; funding is 0.01%/h x (longOI - shortOI) / max(longOI, shortOI), paid by
 the heavier side on its notional and received by the lighter side at the same rate on its
 own, the pool keeping the difference; balanced open interest pays none. Expectations are
-SPEC arithmetic over the chain's block timestamps, on both chain profiles."""
+docs/mechanics.md arithmetic over the chain's block timestamps, on both chain profiles."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _indexes(sim) -> dict:
 
 
 def _owed(notional_wad: int, index_now: int, index_at_open: int) -> int:
-    """What an index move costs a position, rounded up (SPEC 9: entry notional x delta)."""
+    """What an index move costs a position, rounded up (docs/mechanics.md §9: entry notional x delta)."""
     return -((-(index_now - index_at_open) * notional_wad) // WAD)
 
 
@@ -42,7 +42,7 @@ def _close(mirror, trader, position):
 
 
 def _assert_payout_includes_charges(sim, closed, balance_before: int, trader) -> None:
-    """SPEC 6: the trader receives M + pnl - closeFee - holding - funding."""
+    """docs/mechanics.md §6: the trader receives M + pnl - closeFee - holding - funding."""
     p = closed.position
     assert closed.payout_wad == p.margin_wad + closed.pnl_wad - closed.close_fee_wad - closed.holding_wad \
         - closed.funding_wad
@@ -101,7 +101,7 @@ def test_holding_is_the_same_rate_on_either_side_and_any_pair(mirror):
 
 
 def _funding_rate(heavy: int, light: int) -> Fraction:
-    """SPEC 9: 0.01%/h x imbalance / heavier side, per hour."""
+    """docs/mechanics.md §9: 0.01%/h x imbalance / heavier side, per hour."""
     return FUNDING_PER_HOUR * Fraction(heavy - light, heavy) if heavy else Fraction(0)
 
 

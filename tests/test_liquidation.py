@@ -1,4 +1,4 @@
-"""Liquidation (SPEC section 11): the threshold (loss >= 85% of margin in the extreme tier,
+"""Liquidation (docs/mechanics.md section 11): the threshold (loss >= 85% of margin in the extreme tier,
 90% in the standard tier) to the wad, the closed-form liquidation price, and the settlement
 (nothing to the trader, the close fee from the margin and cut when the margin cannot cover
 it, the rest to the pool, no bounty to the keeper), long and short, on both chain profiles."""
@@ -48,12 +48,12 @@ def _theta(leverage: int) -> Fraction:
 
 
 def _min_close_rate(leverage: int, discount: Fraction = Fraction(0)) -> Fraction:
-    """c of SPEC 11: 3 bp (extreme) or 8 bp (standard), less a discount."""
+    """c of docs/mechanics.md §11: 3 bp (extreme) or 8 bp (standard), less a discount."""
     return Fraction(3 if leverage >= 500 else 8, BPS) * (1 - discount)
 
 
 def _closed_form(p, discount: Fraction = Fraction(0)) -> Fraction:
-    """SPEC 11: long (entry - theta M / qty) / (1 - c), short (entry + theta M / qty) / (1 + c),
+    """docs/mechanics.md §11: long (entry - theta M / qty) / (1 - c), short (entry + theta M / qty) / (1 + c),
     in wad (M and qty in wad: theta M / qty x WAD is a price in wad)."""
     theta, c = _theta(p.leverage), _min_close_rate(p.leverage, discount)
     move = theta * p.margin_wad * WAD / p.qty_wad
@@ -63,7 +63,7 @@ def _closed_form(p, discount: Fraction = Fraction(0)) -> Fraction:
 
 
 def _spec_loss(p, price: int) -> Fraction:
-    """SPEC 11 loss with no holding or funding: close fee (minimum rate, as pnl <= 0) - pnl."""
+    """docs/mechanics.md §11 loss with no holding or funding: close fee (minimum rate, as pnl <= 0) - pnl."""
     move = (price - p.entry_price_wad) if p.is_long else (p.entry_price_wad - price)
     pnl = Fraction(move * p.qty_wad, WAD)
     fee = Fraction(p.qty_wad * price, WAD) * _min_close_rate(p.leverage)
@@ -97,7 +97,7 @@ def _balances(sim) -> dict:
 @pytest.mark.parametrize("pair,side,leverage,amount", CASES, ids=IDS)
 def test_liquidation_price_is_the_threshold_to_the_wad_and_the_spec_closed_form(mirror, pair, side, leverage, amount):
     """At the opening block (no holding yet) the liquidation price is the last liquidatable
-    price and the neighbouring wad is not; it is SPEC 11's closed form within rounding."""
+    price and the neighbouring wad is not; it is docs/mechanics.md §11's closed form within rounding."""
     mirror.fund(TRADER, amount)
     p = mirror.open(TRADER, pair, side, amount, leverage).position
     trading = mirror.sim.contracts["trading"]
@@ -107,7 +107,7 @@ def test_liquidation_price_is_the_threshold_to_the_wad_and_the_spec_closed_form(
     assert trading.call("isLiquidatable", p.id, _better(p, liq, -1000))  # worse for the trader
     assert not trading.call("isLiquidatable", p.id, _better(p, liq, 1))
     assert not trading.call("isLiquidatable", p.id, p.entry_price_wad)
-    # SPEC 11 loss on either side of it (up to the rounding of the closed form)
+    # docs/mechanics.md §11 loss on either side of it (up to the rounding of the closed form)
     theta_m = _theta(leverage) * p.margin_wad
     assert _spec_loss(p, _better(p, liq, -2)) >= theta_m
     assert _spec_loss(p, _better(p, liq, 2)) < theta_m
@@ -116,7 +116,7 @@ def test_liquidation_price_is_the_threshold_to_the_wad_and_the_spec_closed_form(
     assert abs(liq - expected) <= 2, (liq, float(expected))
     distance = abs(Fraction(liq, p.entry_price_wad) - 1)
     if leverage >= 500:
-        # SPEC 11: "At 1001x that is about a 0.055% move from entry"
+        # docs/mechanics.md §11: "At 1001x that is about a 0.055% move from entry"
         assert Fraction(54, 100_000) < distance < Fraction(56, 100_000)
     else:
         # 100x standard: 90% of a 1% move, less the 8 bp fee: about 0.82%
@@ -175,7 +175,7 @@ def test_keeper_liquidates_at_the_liquidation_price_not_one_wad_better(mirror, p
     assert c.reason == "liquidation"
     assert c.oracle_price_wad == liq and c.exit_price_wad == liq  # no slippage on liquidation
     assert sim.position(p.id) is None
-    # SPEC 11 rule on the settled numbers: loss >= theta x M
+    # docs/mechanics.md §11 rule on the settled numbers: loss >= theta x M
     loss = c.close_fee_wad + c.holding_wad + c.funding_wad - c.pnl_wad
     assert loss * BPS >= int(_theta(leverage) * BPS) * p.margin_wad
     # the trader receives nothing, the keeper no bounty

@@ -1,4 +1,4 @@
-"""The ALP pool's NAV (SPEC section 10): pool balance - unrealized trader pnl + holding and
+"""The ALP pool's NAV (docs/mechanics.md section 10): pool balance - unrealized trader pnl + holding and
 funding owed to the pool, at the keeper price, aggregated per pair and side so that it costs
 the same with one open position or many; ALP price = NAV / supply, and deposits while
 positions are open mint at that price. On both chain profiles."""
@@ -22,7 +22,7 @@ def _scale(sim) -> int:
 
 
 def _nav_from_aggregates(sim) -> int:
-    """SPEC 10 from the market's side aggregates and indexes, at the keeper price, the way
+    """docs/mechanics.md §10 from the market's side aggregates and indexes, at the keeper price, the way
     the spec writes it: pnl of longs = sum(qty) x price - sum(qty x entry), of shorts the
     reverse; fees owed = notional x index now - sum(notional x index at open)."""
     market, oracle = sim.contracts["market"], sim.contracts["oracle"]
@@ -45,7 +45,7 @@ def _nav_from_aggregates(sim) -> int:
 
 
 def _nav_from_positions(sim, positions: list) -> Fraction:
-    """SPEC 10 position by position, exactly (no rounding): balance - sum(pnl) + sum(fees)."""
+    """docs/mechanics.md §10 position by position, exactly (no rounding): balance - sum(pnl) + sum(fees)."""
     market, oracle = sim.contracts["market"], sim.contracts["oracle"]
     nav = Fraction(sim.contracts["pool"].call("poolBalance") * _scale(sim))
     for p in positions:
@@ -120,7 +120,7 @@ def _trader_pnl(sim, positions: list) -> Fraction:
 
 
 def _fees_owed(sim, positions: list) -> Fraction:
-    """SPEC 10's third term: NAV - balance + pnl."""
+    """docs/mechanics.md §10's third term: NAV - balance + pnl."""
     return _nav_from_positions(sim, positions) - sim.pool().balance_units * _scale(sim) + _trader_pnl(sim, positions)
 
 

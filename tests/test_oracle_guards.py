@@ -1,4 +1,4 @@
-"""Price guards (SPEC section 8, and the fresh-price rule of section 10): a keeper/reference
+"""Price guards (docs/mechanics.md section 8, and the fresh-price rule of section 10): a keeper/reference
 gap over 1% trips the circuit breaker, a gap over 0.1% executes at the worse of the two for
 the trader, a reference older than 60 s is stale; deposits and withdrawals need a fresh keeper
 price for every pair with open interest; at most 100 executions per pair per block. On both

@@ -1,4 +1,4 @@
-"""The ALP pool (SPEC section 10) against the reference model, on 18 (bnb/USDT) and 6
+"""The ALP pool (docs/mechanics.md section 10) against the reference model, on 18 (bnb/USDT) and 6
 (arbitrum/USDC) decimals: exact fee arithmetic, cooldown, minimum out, every refusal."""
 
 from __future__ import annotations

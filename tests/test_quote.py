@@ -1,4 +1,4 @@
-"""`alpsim quote` (SPEC sections 4, 5 and 11 offline) equals what the chain then does."""
+"""`alpsim quote` (docs/mechanics.md sections 4, 5 and 11 offline) equals what the chain then does."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rejected opens (SPEC section 5.4, with 3, 5.5, 7, 8 and 10 for the limits checked): every
+"""Rejected opens (docs/mechanics.md section 5.4, with 3, 5.5, 7, 8 and 10 for the limits checked): every
 check an open can fail is a rejection, not a revert. The request is marked Rejected, the
 amount less the execution fee goes back to the trader, the execution fee stays with the
 keeper, and the event names the reason; the reference model agrees (the mirror compares the
@@ -24,7 +24,7 @@ LP = 7
 POOL_LIQUIDITY = 10_000_000
 TRADER_FUNDS = 1_000_000
 PRICES = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
-EXECUTION_FEE_USD = {"bnb": Decimal("0.50"), "arbitrum": Decimal("0.20")}  # SPEC section 4 / 12
+EXECUTION_FEE_USD = {"bnb": Decimal("0.50"), "arbitrum": Decimal("0.20")}  # docs/mechanics.md section 4 / 12
 WAD = 10**18
 BTC = 0
 PENDING, EXECUTED, REJECTED = 1, 2, 3  # RequestStatus in Types.sol
@@ -110,7 +110,7 @@ def _set_btc_depth(m: Mirror, depth_usd: int) -> None:
 def _open_loss_too_high(side: str, depth_usd: int):
     def make(m: Mirror) -> PendingOpen:
         _set_btc_depth(m, depth_usd)
-        # SPEC 5.3 / 7: M = (A - X) / (1 + 100 x 8bp), N = 100 M, s = 1bp + N / depth x 1%
+        # docs/mechanics.md §5.3 / 7: M = (A - X) / (1 + 100 x 8bp), N = 100 M, s = 1bp + N / depth x 1%
         margin = (Decimal(1000) - _fee_usd(m.sim)) / Decimal("1.08")
         notional = 100 * margin
         s = Decimal("0.0001") + notional / depth_usd / 100
@@ -123,7 +123,7 @@ def _open_loss_too_high(side: str, depth_usd: int):
 
 
 def _oi_already_near_cap(m: Mirror) -> PendingOpen:
-    """OTHER holds 1.92M of AAPL longs; 240k more passes the 2M cap (SPEC 3)."""
+    """OTHER holds 1.92M of AAPL longs; 240k more passes the 2M cap (docs/mechanics.md §3)."""
     first = m.open(OTHER, "AAPL/USD", "long", 40_000, 50)
     assert first.position.notional_wad > 1_900_000 * WAD
     return _req("AAPL/USD", "long", 5_000, 50)(m)
@@ -151,7 +151,7 @@ def _breaker(reference):
 
 def _reserve_after_others(m: Mirror) -> PendingOpen:
     """OTHER's 10x BTC long of ~873k margin reserves ~7.86M (9 x M) of the 8M the 10M pool can
-    reserve (SPEC 10); TRADER's ~178k more does not fit."""
+    reserve (docs/mechanics.md §10); TRADER's ~178k more does not fit."""
     first = m.open(OTHER, "BTC/USD", "long", 880_000, 10)
     assert first.position.max_profit_wad == 9 * first.position.margin_wad
     assert 7_800_000 * WAD < m.sim.pool().reserve_wad < 8_000_000 * WAD
@@ -237,7 +237,7 @@ def test_failed_check_rejects_and_refunds_less_the_execution_fee(mirror, monkeyp
 
 
 def test_notional_of_exactly_the_minimum_opens(mirror):
-    """The control of `notional-100-minus-a-unit`: N = 100 USD is allowed (SPEC 3: minimum 100)."""
+    """The control of `notional-100-minus-a-unit`: N = 100 USD is allowed (docs/mechanics.md §3: minimum 100)."""
     sim = mirror.sim
     opened = mirror.open(TRADER, "BTC/USD", "long", Decimal("0.2") + _fee_usd(sim), 500)
     assert opened.position.notional_wad == 100 * WAD

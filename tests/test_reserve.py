@@ -1,8 +1,8 @@
-"""The pool's reserve (SPEC section 10, with 5.4 and 5.5): each open position reserves its
+"""The pool's reserve (docs/mechanics.md section 10, with 5.4 and 5.5): each open position reserves its
 maximum profit; an open whose maximum profit would take the total reserve above 80% of the
 pool balance is rejected (ReserveExceeded, refunded less the execution fee); a withdrawal may
 not leave the pool balance below reserve / 80% (ReserveNotCovered); closing a position releases
-its reserve. Small pools make the limits reachable; expectations are computed from the SPEC
+its reserve. Small pools make the limits reachable; expectations are computed from the docs/mechanics.md
 formulas and the mirror compares the chain with the reference model. Both chain profiles."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def _roi_cap_bps(leverage: int) -> int:
 
 
 def _margin_units(net: int, leverage: int) -> int:
-    """SPEC 5.3: M = (A - X) / (1 + L x 8bp) below 500x (rounded down), A - X from 500x."""
+    """docs/mechanics.md §5.3: M = (A - X) / (1 + L x 8bp) below 500x (rounded down), A - X from 500x."""
     return net if leverage >= 500 else net * WAD // (WAD + leverage * 8 * 10**14)
 
 

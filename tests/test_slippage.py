@@ -1,8 +1,8 @@
-"""Slippage, SPEC section 7 (with the pair table of section 3 and the close fill of section 6):
+"""Slippage, docs/mechanics.md section 7 (with the pair table of section 3 and the close fill of section 6):
 s = spread + (sideOI + N) / depth1pct x 1%, sideOI the pair's open notional on that side
 excluding the trade; long opens and short closes fill at oracle x (1 + s) rounded up, short
-opens and long closes at oracle x (1 - s) rounded down (rounding in the pool's favour, SPEC 2).
-Expectations are exact rational arithmetic from the SPEC's table, not the deployment's."""
+opens and long closes at oracle x (1 - s) rounded down (rounding in the pool's favour, docs/mechanics.md §2).
+Expectations are exact rational arithmetic from the docs/mechanics.md's table, not the deployment's."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from fractions import Fraction
 
 WAD = 10**18
 TRADER = 1
-# SPEC section 3: spread (bp), 1% depth (USD)
+# docs/mechanics.md section 3: spread (bp), 1% depth (USD)
 PAIRS = {
     "BTC/USD": (1, 100_000_000),
     "ETH/USD": (1, 50_000_000),

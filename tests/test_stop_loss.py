@@ -1,8 +1,8 @@
-"""Stop-loss triggers (SPEC section 6, with 7 for the fill): the keeper's `runTriggers` closes
+"""Stop-loss triggers (docs/mechanics.md section 6, with 7 for the fill): the keeper's `runTriggers` closes
 a long whose oracle price is at or below its stop-loss and a short at or above it, at the oracle
 price moved against the trader by slippage; nothing happens on the other side of the
 stop-loss; one keeper run over many positions closes exactly those whose take-profit or
-stop-loss was hit. Expectations from the SPEC formulas; the mirror also compares the chain
+stop-loss was hit. Expectations from the docs/mechanics.md formulas; the mirror also compares the chain
 with the reference model. Both chain profiles."""
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _ceil_div(a: int, b: int) -> int:
 
 
 def close_fill(pair: str, is_long: bool, oracle_wad: int, side_oi_wad: int) -> int:
-    """SPEC 7 for a close: s = spread + sideOI / depth x 1% (sideOI includes the position: the
+    """docs/mechanics.md §7 for a close: s = spread + sideOI / depth x 1% (sideOI includes the position: the
     side's OI without it plus its own notional); a long sells at oracle x (1 - s), a short
     buys at oracle x (1 + s), each rounded against the trader."""
     slip = SPREAD_BPS[pair] * 10**14 + _ceil_div(side_oi_wad * 10**16, DEPTH_USD[pair] * WAD)

@@ -1,9 +1,9 @@
-"""The take-profit cap (SPEC section 5.5, with 6 for the exit price and 10 for the reserve):
+"""The take-profit cap (docs/mechanics.md section 5.5, with 6 for the exit price and 10 for the reserve):
 maximum profit = ROI cap x margin, the ROI cap 900% below 500x, 500% from 500x to 999x and 300%
 from 1000x; a take-profit of 0 means "at the cap"; a take-profit beyond the cap is rejected; a
 close or a keeper trigger at any price pays at most margin + maximum profit, because a long
 exits at min(fill, take-profit) and a short at max(fill, take-profit); the pool reserves the
-maximum profit while the position is open. Expectations are computed here from the SPEC
+maximum profit while the position is open. Expectations are computed here from the docs/mechanics.md
 formulas; the mirror also compares the chain with the reference model. Both chain profiles."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ TRADER_FUNDS = 100_000
 PRICES = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
 EXECUTION_FEE_USD = {"bnb": Decimal("0.50"), "arbitrum": Decimal("0.20")}
 SPEC_PAIRS = {"BTC/USD": (1, 100_000_000), "ETH/USD": (1, 50_000_000), "SOL/USD": (2, 10_000_000),
-              "AAPL/USD": (3, 5_000_000)}  # spread bps, 1% depth USD (SPEC section 3)
+              "AAPL/USD": (3, 5_000_000)}  # spread bps, 1% depth USD (docs/mechanics.md section 3)
 WAD = 10**18
 BPS = 10_000
 AMOUNT = 200
@@ -56,7 +56,7 @@ def mirror(pool_state, sim):
 
 
 def roi_cap_bps(leverage: int) -> int:
-    """SPEC 5.5."""
+    """docs/mechanics.md §5.5."""
     return 90_000 if leverage < 500 else 50_000 if leverage < 1000 else 30_000
 
 
@@ -76,7 +76,7 @@ class Expected:
 
 
 def expect_open(sim, pair: str, side: str, amount, leverage: int, oracle: int, side_oi_wad: int = 0) -> Expected:
-    """SPEC 5.3, 7 and 5.5, rounded in the pool's favour: the margin down, a long's fill up, a
+    """docs/mechanics.md §5.3, 7 and 5.5, rounded in the pool's favour: the margin down, a long's fill up, a
     short's fill down, the quantity down, the cap price so that its profit stays within the cap."""
     scale = 10 ** (18 - sim.decimals)
     net = sim.to_units(amount) - sim.to_units(EXECUTION_FEE_USD[sim.profile.name])
@@ -192,7 +192,7 @@ def test_trigger_far_beyond_the_cap_pays_at_most_margin_plus_max_profit(mirror, 
 @pytest.mark.parametrize("close_price", [200_000, 61_000])
 def test_trader_close_exits_at_min_of_fill_and_take_profit(mirror, close_price):
     """A long closed by its trader: beyond the cap it exits at the cap price, below it at the
-    fill (oracle moved against the trader by slippage, SPEC 7)."""
+    fill (oracle moved against the trader by slippage, docs/mechanics.md §7)."""
     sim = mirror.sim
     p = mirror.open(TRADER, "BTC/USD", "long", 1000, 10).position
     mirror.set_prices({"BTC/USD": close_price})

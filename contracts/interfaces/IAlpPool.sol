@@ -2,7 +2,7 @@
 pragma solidity 0.8.28;
 
 /// @title IAlpPool
-/// @notice The ALP liquidity pool (SPEC section 10): LPs deposit the chain's stablecoin for
+/// @notice The ALP liquidity pool (docs/mechanics.md section 10): LPs deposit the chain's stablecoin for
 ///         ALP and redeem ALP for it; traders' positions settle against it.
 interface IAlpPool {
     /// @notice Emitted on every deposit, with the pool's full state after it.

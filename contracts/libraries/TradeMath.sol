@@ -4,7 +4,7 @@ pragma solidity 0.8.28;
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
 /// @title TradeMath
-/// @notice The formulas of SPEC sections 3 to 11, pure, in 18-decimal fixed point. Rounding is
+/// @notice The formulas of docs/mechanics.md sections 3 to 11, pure, in 18-decimal fixed point. Rounding is
 ///         always in the pool's favour; the direction is in each function's name. The Python
 ///         reference model (`alpsim.model.trading`) mirrors every line.
 library TradeMath {

@@ -8,7 +8,7 @@ import {RejectReason} from "../trading/Types.sol";
 import {Errors} from "../errors/Errors.sol";
 
 /// @title PriceOracle
-/// @notice Keeper prices guarded by Chainlink reference feeds (SPEC section 8): a price older
+/// @notice Keeper prices guarded by Chainlink reference feeds (docs/mechanics.md section 8): a price older
 ///         than 60 s is stale; a keeper/reference gap over 1% trips the circuit breaker; a gap
 ///         over 0.1% executes at the worse of the two for the trader.
 contract PriceOracle is AccessControl {

@@ -17,7 +17,7 @@ import {Errors} from "../errors/Errors.sol";
 import {Units} from "../libraries/Units.sol";
 
 /// @title AlpPool
-/// @notice The ALP liquidity pool (SPEC section 10). Holds the LPs' collateral, mints and burns
+/// @notice The ALP liquidity pool (docs/mechanics.md section 10). Holds the LPs' collateral, mints and burns
 ///         ALP at NAV, and keeps the reserve that guarantees every open position's capped
 ///         profit can be paid.
 /// @dev Rounding is always in the pool's favour: ALP out and collateral out round down.
@@ -270,7 +270,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
 
     // ------------------------------------------------------------------ internal
 
-    /// @dev NAV = pool balance + the pool's claim on open positions (SPEC section 10).
+    /// @dev NAV = pool balance + the pool's claim on open positions (docs/mechanics.md section 10).
     function _navUsd(int256 claimUsd) internal view returns (int256) {
         return int256(Units.tokenToUsd(poolBalance, tokenToUsdScale)) + claimUsd;
     }

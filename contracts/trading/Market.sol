@@ -13,8 +13,8 @@ import {Errors} from "../errors/Errors.sol";
 
 /// @title Market
 /// @notice Per-pair, per-side aggregates of open positions and the cumulative holding and
-///         funding indexes (SPEC section 9). From them it gives the pool's claim on open
-///         positions (SPEC section 10) at the same cost for one position or ten thousand.
+///         funding indexes (docs/mechanics.md section 9). From them it gives the pool's claim on open
+///         positions (docs/mechanics.md section 10) at the same cost for one position or ten thousand.
 contract Market is INavSource, AccessControl {
     using SafeCast for uint256;
     using SafeCast for int256;

@@ -6,7 +6,7 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Errors} from "../errors/Errors.sol";
 
 /// @title PairRegistry
-/// @notice The tradable pairs and their settings (SPEC section 3), and the notional tiers that
+/// @notice The tradable pairs and their settings (docs/mechanics.md section 3), and the notional tiers that
 ///         cap leverage on large positions.
 contract PairRegistry is AccessControl {
     using SafeCast for uint256;

@@ -32,7 +32,7 @@ import {
 } from "./Types.sol";
 
 /// @title TradingEngine
-/// @notice One-click leveraged positions against the ALP pool (SPEC sections 4 to 11): hidden
+/// @notice One-click leveraged positions against the ALP pool (docs/mechanics.md sections 4 to 11): hidden
 ///         two-step opens, closes, keeper triggers and liquidation, fees and their split.
 /// @dev Trader margin is escrowed here, apart from the pool. Every token flow of a settlement
 ///      adds up to the margin: trader + treasury + pool = margin, to the unit.
@@ -351,7 +351,7 @@ contract TradingEngine is EngineStorage, Proxy {
         }
     }
 
-    /// @notice Whether the position is liquidatable at `price` now (SPEC section 11).
+    /// @notice Whether the position is liquidatable at `price` now (docs/mechanics.md section 11).
     function isLiquidatable(uint256 positionId, uint256 price) external view returns (bool) {
         Position memory p = _load(positionId);
         if (p.trader == address(0)) return false;
@@ -438,7 +438,7 @@ contract TradingEngine is EngineStorage, Proxy {
         return c;
     }
 
-    /// @dev Margin, notional and open fee (SPEC section 5.3), in collateral or platform token.
+    /// @dev Margin, notional and open fee (docs/mechanics.md section 5.3), in collateral or platform token.
     function _sizeOpen(OpenCache memory c, StoredSettings storage s, address trader, uint256 netTokens, uint256 leverage)
         private
         view
@@ -609,7 +609,7 @@ contract TradingEngine is EngineStorage, Proxy {
         return loss > 0 && uint256(loss) * BPS >= threshold * p.marginUsd;
     }
 
-    /// @dev Settles a position at `exitPrice`: the waterfall of SPEC sections 6 and 11.
+    /// @dev Settles a position at `exitPrice`: the waterfall of docs/mechanics.md sections 6 and 11.
     function _settle(uint256 positionId, Position memory p, uint256 oraclePrice, uint256 exitPrice, CloseReason reason)
         private
     {

@@ -40,7 +40,7 @@ ENUMS = ("RejectReason", "CloseReason", "RequestStatus", "RequestKind")
 
 
 class EciesInfo(BaseModel):
-    """How a client encrypts an order to the keeper (SPEC section 5, `alpsim.orders`): ECIES
+    """How a client encrypts an order to the keeper (docs/mechanics.md section 5, `alpsim.orders`): ECIES
     on secp256k1 as eciespy / eciesjs frame it (ephemeral public key, nonce, tag, ciphertext),
     with these settings. Keys are camelCase in the file, as eciesjs names its settings."""
 
@@ -250,7 +250,7 @@ def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: st
     alp = deploy("alp", "AlpToken", ["address"], [deployer])
     pool = deploy("pool", "AlpPool", ["address", "address", "address"], [collateral.address, alp.address, deployer])
     alp.transact("transferOwnership", pool.address, sender=deployer)
-    # 2. pairs (SPEC section 3), the oracle and one reference feed per pair
+    # 2. pairs (docs/mechanics.md section 3), the oracle and one reference feed per pair
     pairs = deploy("pairs", "PairRegistry", ["address"], [deployer])
     oracle = deploy("oracle", "PriceOracle", ["address"], [deployer])
     pair_names = []

@@ -1,4 +1,4 @@
-"""Hidden orders (SPEC section 5): the commitment, and the order and salt encrypted to the
+"""Hidden orders (docs/mechanics.md section 5): the commitment, and the order and salt encrypted to the
 keeper's public key.
 
 The ciphertext is calldata and event data of every open request, so its bytes are gas: 16 a

@@ -13,7 +13,7 @@ from .units import wad_to_decimal
 
 
 class PositionInfo(BaseModel):
-    """An open position as the chain holds it (SPEC sections 5 and 11)."""
+    """An open position as the chain holds it (docs/mechanics.md sections 5 and 11)."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -1,4 +1,4 @@
-"""Chain profiles (SPEC section 12): typed, loaded from TOML, `bnb` and `arbitrum` built in."""
+"""Chain profiles (docs/mechanics.md section 12): typed, loaded from TOML, `bnb` and `arbitrum` built in."""
 
 from __future__ import annotations
 

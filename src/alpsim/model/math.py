@@ -1,4 +1,4 @@
-"""The formulas of SPEC sections 3 to 11 in integers, line for line as
+"""The formulas of docs/mechanics.md sections 3 to 11 in integers, line for line as
 `contracts/libraries/TradeMath.sol` (18-decimal fixed point, rounding in the pool's favour)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reference model of the ALP pool (SPEC section 10), to the unit of the contracts.
+"""Reference model of the ALP pool (docs/mechanics.md section 10), to the unit of the contracts.
 
 Mirrors `contracts/pool/AlpPool.sol`: ALP out and collateral out are one floor each of the
 exact NAV / supply fraction; fees stay in the pool. Deposits are priced at the NAV with the

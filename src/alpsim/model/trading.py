@@ -1,4 +1,4 @@
-"""Reference model of the exchange (SPEC sections 3 to 11): the trading engine, the market's
+"""Reference model of the exchange (docs/mechanics.md sections 3 to 11): the trading engine, the market's
 indexes and aggregates, the oracle's guards, and their token flows, mirroring
 `contracts/trading/TradingEngine.sol`, `Market.sol` and `oracle/PriceOracle.sol` to the unit.
 
@@ -71,7 +71,7 @@ class CloseReason(IntEnum):
 
 @dataclass(frozen=True)
 class Settings:
-    """Mirrors `TradingEngine.Settings` (SPEC defaults)."""
+    """Mirrors `TradingEngine.Settings` (docs/mechanics.md defaults)."""
 
     execution_fee_usd: int
     min_notional_usd: int = 100 * WAD
@@ -112,7 +112,7 @@ DEFAULT_TIERS = ((1_000_000 * WAD, 0), (5_000_000 * WAD, 250), (20_000_000 * WAD
 
 
 def default_pairs() -> list[PairParams]:
-    """SPEC section 3."""
+    """docs/mechanics.md section 3."""
     usd = WAD
     return [
         PairParams("BTC/USD", 1001, 1, 100_000_000 * usd, 50_000_000 * usd, True),
@@ -533,7 +533,7 @@ class ExchangeModel:
         return self.token_balances.get(trader, 0) >= amount and self.token_allowance_ok.get(trader, False)
 
     def size_open(self, trader: str, net: int, leverage: int) -> dict:
-        """Margin, notional and open fee (SPEC 5.3), as `_sizeOpen`."""
+        """Margin, notional and open fee (docs/mechanics.md §5.3), as `_sizeOpen`."""
         s = self.settings
         discount = s.referral_discount_bps if trader in self.referred else 0
         out = {"discount_bps": discount, "pay_in_token": False, "fee_rate_wad": 0}
