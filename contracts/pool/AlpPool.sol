@@ -182,8 +182,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
 
     /// @inheritdoc IAlpPool
     function redeemNav() public view returns (uint256) {
-        if (address(navSource) == address(0)) return _navFloorZero(0);
-        (, int256 redeemClaimUsd) = navSource.poolClaimsUsd();
+        (, int256 redeemClaimUsd) = _claimsUsd();
         return _navFloorZero(redeemClaimUsd);
     }
 
@@ -280,6 +279,12 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
     function _navFloorZero(int256 claimUsd) internal view returns (uint256) {
         int256 navUsd = _navUsd(claimUsd);
         return navUsd > 0 ? uint256(navUsd) : 0;
+    }
+
+    /// @dev The open positions' claims (deposits', withdrawals') at the last prices.
+    function _claimsUsd() internal view returns (int256 claimUsd, int256 redeemClaimUsd) {
+        if (address(navSource) == address(0)) return (0, 0);
+        return navSource.poolClaimsUsd();
     }
 
     /// @dev The open positions' claims (deposits', withdrawals'), in the same pass as the
