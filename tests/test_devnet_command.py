@@ -112,3 +112,35 @@ def test_keeper_command_executes_pending_requests_on_any_node(tmp_path, build):
         assert sim.contracts["trading"].call("request", pending.request_id)["status"] == 2
     finally:
         devnet.close()
+
+
+def test_devnet_banner_prints_whole_addresses_and_paths_to_a_pipe(tmp_path):
+    """Piped (not a terminal, no COLUMNS), the banner gives every value whole: a table would
+    cut the addresses and the deployments path to 80 columns."""
+    out = tmp_path / ("a-deployments-directory-with-a-rather-long-name-" * 2) / "bnb.json"
+    out.parent.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen([sys.executable, "-m", "alpsim.cli", "devnet", "--chain", "bnb", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            preexec_fn=default_sigint)
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, "".join(lines)
+            lines.append(line.rstrip("\n"))
+            if "devnet ready on" in line:
+                break
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    text = "\n".join(lines)
+    assert proc.returncode == 0 and "…" not in text, text
+    assert len(str(out)) > 100 and f"deployments file: {out}" in lines, text
+    data = json.loads(out.read_text())
+    for role, entry in data["contracts"].items():
+        assert len(entry["address"]) == 42 and f"{role}: {entry['address']}" in lines, (role, text)
+    accounts = [line.split(": ")[-1] for line in lines if line.startswith("account ")]
+    assert len(accounts) == 10 and all(len(a) == 42 and a.startswith("0x") for a in accounts), text
+    assert any(line.startswith("RPC URL: http://127.0.0.1:") for line in lines), text

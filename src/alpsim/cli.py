@@ -195,9 +195,13 @@ def devnet_cmd(
     port: Annotated[Optional[int], typer.Option("--port", help="Port on 127.0.0.1 (default: a free one).")] = None,
     prices: Annotated[Optional[Path], typer.Option("--prices", help="JSON list of {pair: price}, one per tick.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the price path.")] = 0,
-    interval: Annotated[float, typer.Option("--interval", help="Keeper tick, seconds.")] = 1.0,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between price moves (the keeper also "
+                                                   "runs a round as soon as a block brings requests).")] = 1.0,
     out: Annotated[Optional[Path], typer.Option("--out", help="Deployments file (default deployments/<chain>.json).")] = None,
     fork_url: Annotated[Optional[str], typer.Option("--fork-url", help="Fork this chain; use its real collateral.")] = None,
+    block_time: Annotated[Optional[float], typer.Option(
+        "--block-time", help="Seconds between blocks (default: the profile's, as the chain: 0.75 BNB Chain, "
+                             "0.25 Arbitrum); 0 mines a block per transaction.")] = None,
 ) -> None:
     """Start anvil with the profile, deploy, fund the dev accounts, run the keeper; Ctrl-C stops all."""
     from .client import Alpsim
@@ -209,7 +213,8 @@ def devnet_cmd(
 
     profile = get_profile(chain)
     price_source = iter(file_prices(prices)) if prices else iter(GbmPrices(seed=seed, step_s=interval))
-    devnet = AnvilDevnet(profile, port=port, fork_url=fork_url, stamp_blocks=False)
+    block_time_s = float(profile.block_time_s) if block_time is None else block_time
+    devnet = AnvilDevnet(profile, port=port, fork_url=fork_url, stamp_blocks=False, block_time_s=block_time_s)
     loop = None
     try:
         deployment, session = deploy_system(devnet, real_collateral=fork_url is not None)
@@ -219,21 +224,16 @@ def devnet_cmd(
             sim.fund(i, 100_000)
         sim.fund(7, 1_000_000)
         sim.deposit(7, 1_000_000)
-        loop = KeeperLoop(sim, price_source, interval, log=lambda m: console.print(m, markup=False, highlight=False))
+        loop = KeeperLoop(sim, price_source, interval, log=_log_line)
         loop.tick()
         loop.start()
-        table = Table(title=f"alpsim devnet: {profile.display_name}, chain id {devnet.chain_id}")
-        table.add_column("")
-        table.add_column("address / value")
-        table.add_row("RPC URL", devnet.rpc_url)
-        table.add_row("deployments file", str(path))
-        for role, entry in deployment.contracts.items():
-            table.add_row(role, entry.address)
+        rows = [("RPC URL", devnet.rpc_url), ("deployments file", str(path))]
+        rows += [(role, entry.address) for role, entry in deployment.contracts.items()]
         for i, account in enumerate(devnet.accounts):
             label = {0: "deployer (admin)", 7: "LP (1,000,000 deposited)", 8: "treasury", 9: "keeper"}.get(i, "trader")
-            table.add_row(f"account {i}: {label}", account)
-        table.add_row("mnemonic", DEV_MNEMONIC)
-        console.print(table)
+            rows.append((f"account {i}: {label}", account))
+        rows.append(("mnemonic", DEV_MNEMONIC))
+        _print_banner(f"alpsim devnet: {profile.display_name}, chain id {devnet.chain_id}", rows)
         console.print(f"devnet ready on {devnet.rpc_url} (Ctrl-C stops it)", soft_wrap=True)
         wait_forever()
     except KeyboardInterrupt:
@@ -244,33 +244,57 @@ def devnet_cmd(
         devnet.close()
 
 
+def _log_line(message: str) -> None:
+    console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_banner(title: str, rows: list[tuple[str, str]]) -> None:
+    """A table on a terminal; whole `key: value` lines when stdout is a file or a pipe (a
+    table there would cut addresses and paths to the console's width)."""
+    if console.is_terminal:
+        table = Table(title=title)
+        table.add_column("", no_wrap=True)
+        table.add_column("address / value", overflow="fold")  # folded, not cut, on a narrow terminal
+        for key, value in rows:
+            table.add_row(key, value)
+        console.print(table)
+        return
+    _log_line(title)
+    for key, value in rows:
+        _log_line(f"{key}: {value}")
+
+
 @app.command("keeper")
 def keeper_cmd(
     rpc: Annotated[str, typer.Option("--rpc", help="The node's URL.")],
     deployment: Annotated[Path, typer.Option("--deployment", help="The system's deployments file.")],
     prices: Annotated[Optional[Path], typer.Option("--prices", help="JSON list of {pair: price}, one per tick.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the price path.")] = 0,
-    interval: Annotated[float, typer.Option("--interval", help="Tick, seconds.")] = 1.0,
-    ticks: Annotated[Optional[int], typer.Option("--ticks", help="Stop after this many ticks.")] = None,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between price moves (and between ticks "
+                                                   "with --ticks).")] = 1.0,
+    ticks: Annotated[Optional[int], typer.Option("--ticks", help="Run this many rounds, one per interval, and stop "
+                                                 "(default: follow the chain until Ctrl-C).")] = None,
 ) -> None:
-    """Run the keeper alone against any node: prices, pending requests, triggers."""
+    """Run the keeper alone against any node: prices, triggers, pending requests."""
+    import time
+
     from .service import GbmPrices, KeeperLoop, connect, file_prices
 
     sim = connect(rpc, deployment)
     price_source = iter(file_prices(prices)) if prices else iter(GbmPrices(seed=seed, step_s=interval))
-    loop = KeeperLoop(sim, price_source, interval, log=lambda m: console.print(m, markup=False, highlight=False))
+    loop = KeeperLoop(sim, price_source, interval, log=_log_line)
     sim.keeper.sync()
     console.print(f"keeper {sim.keeper.address} on {rpc} (chain id {sim.devnet.chain_id})", soft_wrap=True)
     try:
-        while ticks is None or loop.ticks < ticks:
+        if ticks is None:
+            loop.run()
+        while ticks is not None and loop.ticks < ticks:
             loop.tick()
-            if ticks is None or loop.ticks < ticks:
-                import time
-
+            if loop.ticks < ticks:
                 time.sleep(interval)
     except KeyboardInterrupt:
         console.print("stopping")
-    console.print(f"keeper: {loop.ticks} ticks, {loop.executed} requests executed")
+    console.print(f"keeper: {loop.ticks} ticks, {loop.executed} requests executed, {loop.rejected} rejected")
 
 
 @app.command("bench")

@@ -17,6 +17,7 @@ from .contracts import BoundContract, Session
 from .deployment import Deployment, deploy_system
 from .devnet import Devnet, start_devnet
 from .errors import AlpsimError, ConfigError, UnknownNameError
+from .keeper import Keeper
 from .profiles import ChainProfile, get_profile
 from .model.quote import fresh_liquidation_price
 from .model.trading import Order, RejectReason, Settings
@@ -137,8 +138,6 @@ class Alpsim:
             for role, entry in deployment.contracts.items()
         }
         self.decimals: int = self.contracts["collateral"].call("decimals")
-        from .keeper import Keeper
-
         self.keeper = Keeper(self)
 
     # ----- set-up
@@ -171,23 +170,19 @@ class Alpsim:
         self.stop()
 
     def snapshot(self) -> tuple:
-        """Snapshots the chain and the client's own state (keeper tracking, approvals)."""
+        """Snapshots the chain and the client's own state (keeper's books, approvals)."""
         import copy
 
-        k = self.keeper
-        local = (set(self._approved), dict(self.closed), dict(k.prices), dict(k.reference_updated_at),
-                 dict(k.open_positions), set(k.handled_requests), copy.copy(self.rng.getstate())
-                 if self._seeded else None)
+        local = (set(self._approved), dict(self.closed), self.keeper.state(),
+                 copy.copy(self.rng.getstate()) if self._seeded else None)
         return self.devnet.snapshot(), local
 
     def revert(self, snap: tuple) -> None:
         devnet_snap, local = snap
         self.devnet.revert(devnet_snap)
-        approved, closed, prices, refs, open_positions, handled, rng_state = local
+        approved, closed, keeper_state, rng_state = local
         self._approved, self.closed = set(approved), dict(closed)
-        k = self.keeper
-        k.prices, k.reference_updated_at = dict(prices), dict(refs)
-        k.open_positions, k.handled_requests = dict(open_positions), set(handled)
+        self.keeper.restore(keeper_state)
         if rng_state is not None:
             self.rng.setstate(rng_state)
 

@@ -8,14 +8,17 @@ import math
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .client import Alpsim
 from .deployment import Deployment
-from .errors import AlpsimError, ConfigError
+from .errors import ConfigError
+from .keeper import RoundReport
+from .model.trading import RejectReason
 
 DEFAULT_START_PRICES = {"BTC/USD": Decimal(60_000), "ETH/USD": Decimal(3_000), "SOL/USD": Decimal(150),
                         "AAPL/USD": Decimal(200)}
@@ -57,45 +60,83 @@ def file_prices(path: str | Path) -> Iterator[dict[str, Decimal]]:
         yield rows[-1]
 
 
+REFERENCE_DEVIATION_BPS = 5
+"""The loop moves a pair's reference feed (the Chainlink mock) when the keeper's price is more
+than this from it, as a Chainlink feed updates on deviation: half the oracle's 10 bps
+worse-price band, so trades still fill at the keeper's price, with one feed transaction every
+few price moves instead of one per pair each move."""
+ROUND_HISTORY = 1_000
+"""Rounds whose reports `KeeperLoop.rounds` keeps (the latest)."""
+
+
 class KeeperLoop:
-    """Each tick: move prices, execute pending requests, run triggers. Errors of one tick are
-    reported and the loop goes on; `stop()` ends it."""
+    """Follows the chain: polls the head every `poll_s` and runs a round (`tick`) as soon as a
+    block brings new requests, and at least every `interval_s`, moving prices to the source's
+    next. Errors are logged and the loop goes on; `stop()` ends it."""
 
     def __init__(self, sim: Alpsim, prices: Iterator[dict[str, Decimal]], interval_s: float = 1.0,
-                 log=print):  # noqa: ANN001
-        self.sim, self.prices, self.interval_s, self.log = sim, prices, interval_s, log
+                 log: Callable[[str], None] = print, *, poll_s: float = 0.05):
+        self.sim, self.prices, self.interval_s, self.log, self.poll_s = sim, prices, interval_s, log, poll_s
         self._stop = threading.Event()
         self.thread: threading.Thread | None = None
         self.ticks = 0
         self.executed = 0
+        self.rejected = 0
+        self.rounds: deque[RoundReport] = deque(maxlen=ROUND_HISTORY)
+        """Reports of the latest rounds (receipts left out)."""
+        self._next_prices_at_s = 0.0
 
-    def tick(self) -> None:
+    def tick(self, move_prices: bool = True) -> RoundReport:
+        """One round; with `move_prices`, first moves prices to the source's next (and the
+        reference feeds that drifted from them)."""
         keeper = self.sim.keeper
-        keeper.set_prices(next(self.prices))
-        for receipt in keeper.execute_pending():
-            self.executed += 1
-            for event in self.sim.session.events(receipt):
-                if event["event"] in ("PositionOpened", "OpenRejected", "PositionClosed", "CloseRejected"):
-                    self.log(f"keeper: {event['event']} request {event.get('requestId', '-')} "
-                             f"position {event.get('positionId', '-')}")
-        if keeper.open_positions:
-            closed = self.sim.closed_from(keeper.run_triggers())
-            for c in closed:
-                self.log(f"keeper: position {c.position.id} {c.reason} at {c.exit_price:.2f}")
-        else:
-            keeper.push_prices()
+        if move_prices:
+            self._next_prices_at_s = time.monotonic() + self.interval_s
+            try:
+                keeper.set_prices(next(self.prices), reference=False)
+                keeper.follow_references(REFERENCE_DEVIATION_BPS)
+            except Exception as exc:  # noqa: BLE001 - the round runs at the previous prices
+                self.log(f"keeper: moving prices: {type(exc).__name__}: {exc}")
+        report = keeper.run_round(log=self.log)
         self.ticks += 1
+        self.executed += len(report.executed)
+        self.rejected += len(report.rejected)
+        self.rounds.append(replace(report, receipts=[], trigger_receipt=None))
+        if report.expired:
+            self.log(f"keeper: requests {report.expired} expired before their execution (their traders cancel)")
+        for event in report.events:
+            self.log(f"keeper: {event['event']} request {event.get('requestId', '-')} "
+                     f"position {event.get('positionId', '-')}"
+                     + (f" ({RejectReason(event['reason']).label})" if "reason" in event else ""))
+        if report.trigger_receipt is not None and report.triggered:
+            try:
+                for c in self.sim.closed_from(report.trigger_receipt):
+                    self.log(f"keeper: position {c.position.id} {c.reason} at {c.exit_price:.2f}")
+            except Exception as exc:  # noqa: BLE001 - only the log line is lost
+                self.log(f"keeper: positions {report.triggered} closed by triggers ({type(exc).__name__}: {exc})")
+        return report
 
     def run(self) -> None:
         while not self._stop.is_set():
+            wait_s = self.poll_s
             try:
-                self.tick()
-            except AlpsimError as exc:
-                self.log(f"keeper: tick failed: {exc}")
-            self._stop.wait(self.interval_s)
+                if time.monotonic() >= self._next_prices_at_s:
+                    self.tick()
+                    continue
+                keeper = self.sim.keeper
+                head = self.sim.devnet.block_number
+                if keeper.cursor is None or head > keeper.cursor:
+                    if keeper.poll(head):  # new requests: a round now, at the same prices
+                        self.tick(move_prices=False)
+                        continue
+            except Exception as exc:  # noqa: BLE001 - the keeper never stops on an error
+                self.log(f"keeper: round failed: {type(exc).__name__}: {exc}")
+                wait_s = self.interval_s  # a node that went away is not polled 20 times a second
+            self._stop.wait(wait_s)
 
     def start(self) -> None:
-        self.sim.keeper.sync()
+        if self.sim.keeper.cursor is None:
+            self.sim.keeper.sync()
         self.thread = threading.Thread(target=self.run, name="alpsim-keeper", daemon=True)
         self.thread.start()
 

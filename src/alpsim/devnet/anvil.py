@@ -271,9 +271,12 @@ class AnvilDevnet(RpcDevnet):
     backend_name = "anvil"
 
     def __init__(self, profile: ChainProfile, *, port: int | None = None, fork_url: str | None = None,
-                 stamp_blocks: bool = True, accounts: int = 10):
+                 stamp_blocks: bool = True, accounts: int = 10, block_time_s: float | None = None):
+        """`block_time_s`: anvil mines a block every that many seconds (interval mining, as
+        the chain does) instead of one block per transaction."""
+        extra = ["--block-time", str(block_time_s)] if block_time_s else None
         self.process = AnvilProcess(profile.chain_id, port=port, fork_url=fork_url, hardfork=profile.evm_version,
-                                    accounts=accounts)
+                                    accounts=accounts, extra_args=extra)
         try:
             super().__init__(profile, self.process.url, stamp_blocks=stamp_blocks)
         except BaseException:
