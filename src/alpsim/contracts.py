@@ -4,12 +4,12 @@ reverts (into the exceptions of `alpsim.errors`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Iterable
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
-from web3._utils.events import get_event_data
 
 from .devnet import Devnet, TransactionReverted
 from .errors import ConfigError, ErrorDecoder, _abi_type
@@ -24,6 +24,12 @@ class _Function:
     outputs: list[dict]
 
 
+@lru_cache(maxsize=65_536)
+def _checksum(address: str) -> str:
+    """`to_checksum_address`, remembered: the same few addresses recur in every event."""
+    return to_checksum_address(address)
+
+
 def _named(param: dict, value: Any) -> Any:
     """Struct outputs as dicts keyed by their component names (arrays of them as lists)."""
     kind = param["type"]
@@ -33,10 +39,40 @@ def _named(param: dict, value: Any) -> Any:
             return [_named(inner, v) for v in value]
         return {c["name"]: _named(c, v) for c, v in zip(param["components"], value)}
     if kind == "address":
-        return to_checksum_address(value)
+        return _checksum(value)
     if kind == "address[]":
-        return [to_checksum_address(v) for v in value]
+        return [_checksum(v) for v in value]
     return value
+
+
+@dataclass(frozen=True)
+class _Event:
+    """An event's ABI, split once into what its topics and its data carry."""
+
+    name: str
+    indexed: list[dict]
+    indexed_types: list[str]
+    data: list[dict]
+    data_types: list[str]
+    order: list[str]
+
+    @classmethod
+    def of(cls, entry: dict) -> "_Event":
+        indexed = [p for p in entry["inputs"] if p.get("indexed")]
+        data = [p for p in entry["inputs"] if not p.get("indexed")]
+        return cls(entry["name"], indexed, [_abi_type(p) for p in indexed], data, [_abi_type(p) for p in data],
+                   [p["name"] for p in entry["inputs"]])
+
+    def decode(self, log: Any) -> dict:
+        """{"event", "address", then each argument by name}: structs as dicts, addresses
+        checksummed, as web3's `get_event_data` gives them (decoded in one pass per log)."""
+        values: dict[str, Any] = {}
+        for param, kind, topic in zip(self.indexed, self.indexed_types, log["topics"][1:]):
+            dynamic = kind in ("string", "bytes") or kind.endswith("]") or kind.startswith("(")
+            values[param["name"]] = bytes(topic) if dynamic else _named(param, abi_decode([kind], bytes(topic))[0])
+        for param, value in zip(self.data, abi_decode(self.data_types, bytes(log["data"]))):
+            values[param["name"]] = _named(param, value)
+        return {"event": self.name, "address": _checksum(log["address"]), **{k: values[k] for k in self.order}}
 
 
 class BoundContract:
@@ -90,13 +126,13 @@ class Session:
     def __init__(self, devnet: Devnet):
         self.devnet = devnet
         self.decoder = ErrorDecoder()
-        self._events: dict[bytes, tuple[str, dict]] = {}
+        self._events: dict[bytes, _Event] = {}
 
     def bind(self, name: str, address: str, abi: list[dict]) -> BoundContract:
         for entry in abi:
             if entry.get("type") == "event":
                 signature = f"{entry['name']}({','.join(_abi_type(p) for p in entry['inputs'])})"
-                self._events[keccak(text=signature)] = (entry["name"], entry)
+                self._events[keccak(text=signature)] = _Event.of(entry)
         return BoundContract(self, name, address, abi)
 
     def send(self, tx: dict) -> dict:
@@ -118,9 +154,7 @@ class Session:
         return to_checksum_address(receipt["contractAddress"])
 
     def decode_log(self, log: Any) -> dict:
-        known = self._events[bytes(log["topics"][0])]
-        event = get_event_data(self.devnet.w3.codec, known[1], log)
-        return {"event": event["event"], "address": event["address"], **dict(event["args"])}
+        return self._events[bytes(log["topics"][0])].decode(log)
 
     def events(self, receipt: dict, name: str | Iterable[str] | None = None) -> list[dict]:
         """Decoded logs of `receipt` (all known events, or those called `name`, or named in
@@ -131,8 +165,7 @@ class Session:
             if not log["topics"]:
                 continue
             known = self._events.get(bytes(log["topics"][0]))
-            if known is None or (names is not None and known[0] not in names):
+            if known is None or (names is not None and known.name not in names):
                 continue
-            event = get_event_data(self.devnet.w3.codec, known[1], log)
-            decoded.append({"event": event["event"], "address": event["address"], **dict(event["args"])})
+            decoded.append(known.decode(log))
         return decoded
