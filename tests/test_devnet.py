@@ -1,4 +1,4 @@
-"""Both backends present the profile's chain: chain id from RPC and from the opcode, signed
+"""Every backend presents the profile's chain: chain id from RPC and from the opcode, signed
 transactions for that chain id, snapshots, and block stamping at the profile's block time."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from alpsim.devnet import AnvilDevnet, EmbeddedDevnet
+from alpsim.devnet import AnvilDevnet, EmbeddedDevnet, RevmDevnet
 from alpsim.devnet.base import DEV_MNEMONIC, GENESIS_TIMESTAMP, MAX_BLOCKS_PER_ADVANCE
 from alpsim.profiles import get_profile
 
-BACKENDS = {"embedded": EmbeddedDevnet, "anvil": AnvilDevnet}
+BACKENDS = {"embedded": EmbeddedDevnet, "revm": RevmDevnet, "anvil": AnvilDevnet}
 CHAIN_ID_SELECTOR = "0x" + keccak(text="chainId()")[:4].hex()
 
 

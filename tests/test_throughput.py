@@ -1,6 +1,6 @@
 """The throughput workload of `make bench`: seeded, and the same work on both paths (fast:
 batched keeper, requests sharing blocks; naive: plain web3 transact with gas estimation, one
-keeper transaction per request) and both backends. No timing is asserted."""
+keeper transaction per request) and every backend (embedded, revm, anvil). No timing is asserted."""
 
 from __future__ import annotations
 
@@ -77,10 +77,10 @@ def test_measure_reports_both_paths_and_their_ratio(small):
                                             rel=0.02)
 
 
-def test_anvil_ends_where_the_embedded_devnet_does(build):
+def test_revm_and_anvil_end_where_the_embedded_devnet_does(build):
     workload = make_workload(seed=4, traders=4, round_trips=8, per_round=4)
     outcomes = {}
-    for backend in ("embedded", "anvil"):
+    for backend in ("embedded", "revm", "anvil"):
         with Alpsim.launch("bnb", backend, build=build, seed=4, accounts=workload.accounts) as sim:
             prepare(sim, workload)
             snap = sim.snapshot()
@@ -89,4 +89,4 @@ def test_anvil_ends_where_the_embedded_devnet_does(build):
             naive = run_workload(sim, workload, "naive").summary()
             assert fast == naive
             outcomes[backend] = fast
-    assert outcomes["embedded"] == outcomes["anvil"]
+    assert outcomes["embedded"] == outcomes["revm"] == outcomes["anvil"]

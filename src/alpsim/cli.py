@@ -20,7 +20,7 @@ err_console = Console(stderr=True)
 # shared options
 ChainOpt = Annotated[str, typer.Option("--chain", "-c", help="Chain profile: bnb or arbitrum.")]
 RpcOpt = Annotated[Optional[str], typer.Option("--rpc", help="Use the node at this URL instead of starting one.")]
-BackendOpt = Annotated[str, typer.Option("--backend", "-b", help="embedded (in-process py-evm) or anvil.")]
+BackendOpt = Annotated[str, typer.Option("--backend", "-b", help="embedded (in-process py-evm), revm (in-process revm, no gas figures) or anvil.")]
 ProfilesOpt = Annotated[Optional[Path], typer.Option("--profiles", help="A TOML file of chain profiles.")]
 
 

@@ -108,7 +108,8 @@ class DepositResult(BaseModel):
     alp_out_wad: int
     fee_wad: int
     unlocks_at: int
-    gas_used: int
+    gas_used: int | None
+    """None on a backend that cannot measure gas exactly (revm)."""
 
 
 class WithdrawResult(BaseModel):
@@ -118,7 +119,8 @@ class WithdrawResult(BaseModel):
     alp_in_wad: int
     amount_out_units: int
     fee_wad: int
-    gas_used: int
+    gas_used: int | None
+    """None on a backend that cannot measure gas exactly (revm)."""
 
 
 class Alpsim:

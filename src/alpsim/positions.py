@@ -99,8 +99,10 @@ class OpenedPosition(BaseModel):
     open_fee_tokens: int
     fee_in_token: bool
     fee_discount_bps: int
-    gas_request: int
-    gas_execute: int
+    gas_request: int | None
+    gas_execute: int | None
+    """Gas of the request and of its execution; None on a backend that cannot measure gas
+    exactly (revm)."""
 
     @property
     def open_fee_usd(self) -> Decimal:
@@ -125,7 +127,8 @@ class ClosedPosition(BaseModel):
     pool_delta_tokens: int
     fee_in_token: bool
     block: int
-    gas: int
+    gas: int | None
+    """Gas of the settling transaction; None on revm (not measured exactly)."""
 
     @property
     def pnl_usd(self) -> Decimal:

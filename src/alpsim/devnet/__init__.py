@@ -1,4 +1,5 @@
-"""Devnet backends: embedded (eth-tester + py-evm, the default) and anvil (a real node)."""
+"""Devnet backends: embedded (eth-tester + py-evm, the default), revm (pyrevm, in process) and
+anvil (a real node)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from ..profiles import ChainProfile
 from .anvil import AnvilDevnet, AnvilProcess, RpcDevnet, anvil_binary
 from .base import Devnet, TransactionReverted
 from .embedded import EmbeddedDevnet
+from .revm import RevmDevnet
 
-BACKENDS = ("embedded", "anvil")
+BACKENDS = ("embedded", "revm", "anvil")
 
 
 def start_devnet(profile: ChainProfile, backend: str = "embedded", *, rpc_url: str | None = None,
@@ -20,10 +22,12 @@ def start_devnet(profile: ChainProfile, backend: str = "embedded", *, rpc_url: s
         return RpcDevnet(profile, rpc_url)
     if backend == "embedded":
         return EmbeddedDevnet(profile, accounts=accounts)
+    if backend == "revm":
+        return RevmDevnet(profile, accounts=accounts)
     if backend == "anvil":
         return AnvilDevnet(profile, port=port, fork_url=fork_url, accounts=accounts)
     raise UnknownNameError("backend", backend, BACKENDS)
 
 
-__all__ = ["AnvilDevnet", "AnvilProcess", "Devnet", "EmbeddedDevnet", "RpcDevnet", "TransactionReverted",
+__all__ = ["AnvilDevnet", "AnvilProcess", "Devnet", "EmbeddedDevnet", "RevmDevnet", "RpcDevnet", "TransactionReverted",
            "anvil_binary", "start_devnet", "BACKENDS"]

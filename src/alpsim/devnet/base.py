@@ -74,6 +74,9 @@ class Devnet(ABC):
     backend_name: str = "devnet"
     block_gas_limit: int = 30_000_000
     """The most gas one block holds (anvil's default; the embedded devnet's genesis sets its own)."""
+    exact_gas: bool = True
+    """Whether receipts carry the gas a real chain would charge; a backend that cannot measure
+    it exactly (revm) gives `gasUsed: None` instead of a wrong figure."""
 
     def __init__(self, profile: ChainProfile):
         self.profile = profile

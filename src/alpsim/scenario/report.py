@@ -66,9 +66,13 @@ def markdown_summary(run: ScenarioRun, report: dict[str, Any]) -> str:
     for e in report["expectations"]:
         mark = "pass" if e["passed"] else "**FAIL**"
         lines.append(f"- step {e['step']}: `{e['subject']}` expected {e['expected']}, got {e['actual']}: {mark}")
-    lines += ["", "## Gas", "", "| operation | count | mean | min | max |", "|---|---|---|---|---|"]
-    for op, g in report["gas"].items():
-        lines.append(f"| {op} | {g['count']} | {g['mean']:,} | {g['min']:,} | {g['max']:,} |")
+    lines += ["", "## Gas", ""]
+    if report["gas"] is None:
+        lines.append(report.get("gas_note", "Gas not measured."))
+    else:
+        lines += ["| operation | count | mean | min | max |", "|---|---|---|---|---|"]
+        for op, g in report["gas"].items():
+            lines.append(f"| {op} | {g['count']} | {g['mean']:,} | {g['min']:,} | {g['max']:,} |")
     lines += ["", "Plots: `price.png`, `pool.png`, `equity.png`.", ""]
     return "\n".join(lines)
 

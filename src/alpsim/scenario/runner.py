@@ -146,8 +146,9 @@ class ScenarioRunner:
         return run
 
     def _gas(self, run: ScenarioRun, op: str, receipt: dict | int) -> None:
-        used = receipt if isinstance(receipt, int) else receipt["gasUsed"]
-        run.gas.setdefault(op, []).append(used)
+        used = receipt if isinstance(receipt, int) or receipt is None else receipt["gasUsed"]
+        if used is not None:  # None: the backend cannot measure gas exactly (revm)
+            run.gas.setdefault(op, []).append(used)
 
     # ----- steps
     def _step_prices(self, run: ScenarioRun, index: int, prices: dict[str, Decimal]) -> None:
@@ -405,6 +406,10 @@ def account_report(run: ScenarioRun) -> dict[str, Decimal]:
     return {name: run.sim.collateral_balance(address) for name, address in run.accounts.items()}
 
 
+GAS_NOT_MEASURED = ("gas not measured: the {backend} backend cannot measure it exactly (its state stays warm "
+                    "between transactions); run on the embedded or anvil backend for gas")
+
+
 def gas_report(run: ScenarioRun) -> dict[str, dict[str, int]]:
     return {op: {"count": len(v), "min": min(v), "max": max(v), "mean": sum(v) // len(v)}
             for op, v in sorted(run.gas.items())}
@@ -421,8 +426,10 @@ def build_report(run: ScenarioRun, chain: str, chain_reachable: bool = True) -> 
         "accounts": account_report(run) if chain_reachable else None,
         "expectations": [{"step": e.step, "subject": e.subject, "expected": e.expected, "actual": e.actual,
                           "passed": e.passed} for e in run.expectations],
-        "gas": gas_report(run),
+        "gas": gas_report(run) if run.sim.devnet.exact_gas else None,
     }
+    if not run.sim.devnet.exact_gas:
+        report["gas_note"] = GAS_NOT_MEASURED.format(backend=run.sim.devnet.backend_name)
     if run.error or run.interrupted:
         report["incomplete"] = {"steps_done": run.steps_done, "error": run.error, "interrupted": run.interrupted}
     return report
