@@ -1,5 +1,8 @@
 """Shared fixtures: compile once, deploy once per chain profile, snapshot and revert around
-each test (titanoboa's anchor / ape's isolation)."""
+each test (titanoboa's anchor / ape's isolation).
+
+The bulk of the suite runs on revm; a module that asserts gas, or drives eth-tester itself,
+runs on the embedded backend by overriding `deployed` with `embedded_system`."""
 
 from __future__ import annotations
 
@@ -42,7 +45,16 @@ def build():
 
 @pytest.fixture(scope="session", params=PROFILES)
 def deployed(request, build):
-    """The whole system on the embedded devnet, once per profile for the session."""
+    """The whole system on the revm devnet, once per profile for the session."""
+    sim = Alpsim.launch(request.param, "revm", build=build, seed=7)
+    yield sim
+    sim.stop()
+
+
+def embedded_system(request, build):  # noqa: ANN001, ANN201
+    """The whole system on the embedded devnet (eth-tester on py-evm: the gas a real chain
+    charges, eth-tester's own controls). A module that needs it overrides `deployed`:
+    `deployed = pytest.fixture(scope="module", params=PROFILES, name="deployed")(embedded_system)`."""
     sim = Alpsim.launch(request.param, build=build, seed=7)
     yield sim
     sim.stop()

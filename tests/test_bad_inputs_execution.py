@@ -17,6 +17,10 @@ from eth_utils import keccak
 from alpsim import errors
 from alpsim.model.trading import Order, RejectReason
 from alpsim.orders import commitment
+from conftest import PROFILES, embedded_system
+
+# pauses eth-tester's automine to put two transactions in one block: the embedded backend
+deployed = pytest.fixture(scope="module", params=PROFILES, name="deployed")(embedded_system)
 
 ADMIN, TRADER, OTHER, LP, TREASURY, KEEPER = 0, 1, 2, 7, 8, 9
 TRADER_FUNDS = 10_000

@@ -19,6 +19,10 @@ import pytest
 
 from alpsim import errors
 from alpsim.deployment import feed_role
+from conftest import PROFILES, embedded_system
+
+# reuses one snapshot across tests (a prepared state): eth-tester's snapshots outlive a revert, revm's do not
+deployed = pytest.fixture(scope="module", params=PROFILES, name="deployed")(embedded_system)
 
 WAD = 10**18
 MAX = 2**256 - 1

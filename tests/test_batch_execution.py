@@ -7,7 +7,10 @@ import pytest
 
 from alpsim import errors
 from alpsim.client import REQUEST_GAS
-from conftest import LP, POOL_LIQUIDITY, PRICES
+from conftest import LP, POOL_LIQUIDITY, PRICES, PROFILES, embedded_system
+
+# request gas is asserted here: the exact (embedded) backend
+deployed = pytest.fixture(scope="module", params=PROFILES, name="deployed")(embedded_system)
 
 TRADERS = (1, 2, 3)
 ORDERS = [  # (trader, pair, side, amount, leverage)

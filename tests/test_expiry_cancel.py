@@ -14,6 +14,10 @@ from alpsim.client import OrderRejected, PendingOpen
 from alpsim.mirror import Mirror
 from alpsim.model.trading import Order
 from alpsim.orders import commitment, seal
+from conftest import PROFILES, embedded_system
+
+# pauses eth-tester's automine to put two transactions in one block: the embedded backend
+deployed = pytest.fixture(scope="module", params=PROFILES, name="deployed")(embedded_system)
 
 TRADER, OTHER = 1, 2
 LP = 7

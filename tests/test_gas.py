@@ -12,6 +12,10 @@ import pytest
 
 from alpsim import bench
 from alpsim.bench import TARGETS, _measure
+from conftest import PROFILES, embedded_system
+
+# gas budgets: the exact (embedded) backend, not revm
+deployed = pytest.fixture(scope="module", params=PROFILES, name="deployed")(embedded_system)
 
 # operation -> budget in gas, on a fresh devnet (LP liquidity, prices set, no position open)
 BUDGETS = {

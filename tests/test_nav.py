@@ -6,6 +6,11 @@ positions are open mint at that price. On both chain profiles."""
 from __future__ import annotations
 
 from fractions import Fraction
+import pytest
+from conftest import PROFILES, embedded_system
+
+# NAV's and a deposit's gas are compared here: the exact (embedded) backend
+deployed = pytest.fixture(scope="module", params=PROFILES, name="deployed")(embedded_system)
 
 
 WAD = 10**18
