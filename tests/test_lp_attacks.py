@@ -27,7 +27,7 @@ import pytest
 
 from alpsim.client import OrderRejected
 from alpsim.errors import ContractRevert
-from alpsim.mirror import Mirror, MirrorMismatch
+from alpsim.mirror import Mirror
 from alpsim.model.math import pnl_usd_floor
 from alpsim.model.pool import DEAD_ADDRESS, MINIMUM_LIQUIDITY
 from conftest import PRICES
@@ -42,27 +42,6 @@ HONEST, ATTACKER, VICTIM = 5, 6, 4
 
 
 # ----------------------------------------------------------------- helpers
-def keeper_round(mirror: Mirror) -> list:
-    """The keeper's round as `Keeper.run_round` sends it: one `runTriggers` transaction that
-    records the price of every pair the keeper prices and runs the triggers of every open
-    position, the model fed the same (Mirror.run_triggers prices only the pairs of open
-    positions). Returns the settlements, compared with the model's."""
-    sim, model = mirror.sim, mirror.model
-    ids = sorted(sim.keeper.open_positions)
-    receipt = sim.keeper.run_triggers(ids, price_pairs=set(sim.keeper.prices))
-    ts, _ = mirror._stamp(receipt)
-    mirror._sync_references()
-    settled = model.run_triggers(ids, dict(mirror._pushed(receipt)), ts)
-    mirror._after()
-    closed = sim.closed_from(receipt)
-    if sorted(c.position.id for c in closed) != sorted(settled):
-        raise MirrorMismatch(f"triggers closed {[c.position.id for c in closed]} on chain, "
-                             f"{list(settled)} in the model")
-    for c in closed:
-        mirror._compare_settlement(c, settled[c.position.id])
-    return closed
-
-
 def collectible_nav(model, now: int) -> int:
     """NAV with each open position's claim (holding + funding owed - pnl at the keeper price)
     capped at its margin: what the pool holds if every position settled now at the keeper
@@ -171,7 +150,7 @@ def test_inflation_attack_is_defeated_by_the_locked_minimum_liquidity(sim):
         amount = Decimal(margin_usd // scale + fee_tokens).scaleb(-sim.decimals)
         opened = m.open(ATTACKER, "BTC/USD", "long", amount, 1000)
         m.wait(12 * HOUR)  # its funding and holding eat the margin
-        closed = keeper_round(m)
+        closed = m.keeper_round()
         assert [c.reason for c in closed] == ["liquidation"]
         assert closed[0].pool_delta_tokens == opened.position.margin_tokens
         donated += opened.position.margin_tokens
@@ -281,7 +260,7 @@ def test_keeper_gap_attack_does_not_pay(sim, gap_hours, keeper):
     # charge the bankrupt longs owe
     assert inflated > redeem_at_gap
     if keeper == "prices_and_triggers":
-        closed = keeper_round(m)
+        closed = m.keeper_round()
         assert sorted(c.position.id for c in closed) == sorted(p.id for p in longs)
         assert {c.reason for c in closed} == {"liquidation"}
         path("keeper round")
@@ -291,7 +270,7 @@ def test_keeper_gap_attack_does_not_pay(sim, gap_hours, keeper):
     withdrawn = m.withdraw(ATTACKER, "all").amount_out_units
     path("attacker withdraws")
     if keeper == "price_push_only":  # the keeper's next round liquidates what is left
-        assert {c.reason for c in keeper_round(m)} == {"liquidation"}
+        assert {c.reason for c in m.keeper_round()} == {"liquidation"}
         path("keeper round")
     assert not m.model.positions
     end = sim.collateral_units(ATTACKER)
@@ -326,7 +305,7 @@ def test_keeper_gap_funding_attack(sim, gap_hours):
     assert len(longs) >= 5 and len(shorts) == SHORTS
     m.wait(gap_hours * HOUR)
     path(f"{gap_hours} h without keeper")
-    closed = keeper_round(m)
+    closed = m.keeper_round()
     assert sorted(c.position.id for c in closed) == sorted(p.id for p in longs)  # the shorts stay
     path("keeper round")
     m.withdraw(ATTACKER, "all")
@@ -392,7 +371,7 @@ def test_lone_1000x_position_left_a_week_then_liquidated(mirror):
     redeem_before, deposit_before = sim.pool_contract.call("redeemAlpPrice"), sim.pool_contract.call("alpPrice")
     model_before = mirror.model.copy()
     balance_before = sim.pool().balance_units
-    closed = keeper_round(mirror)
+    closed = mirror.keeper_round()
     assert [(c.position.id, c.reason) for c in closed] == [(p.id, "liquidation")]
     c = closed[0]
     ts = sim.devnet.timestamp

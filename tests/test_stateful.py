@@ -59,7 +59,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invar
 from alpsim.client import Alpsim, CloseRejected, OrderRejected
 from alpsim.errors import ContractRevert
 from alpsim.keys import decrypt_with, encrypt_to_seeded
-from alpsim.mirror import Mirror, MirrorMismatch
+from alpsim.mirror import Mirror
 from alpsim.model.math import pnl_usd_floor
 from alpsim.model.trading import ESCROW, POOL, TREASURY, ModelRefusal, Order, RejectReason
 from alpsim.orders import ORDER_ECIES, UndecryptableOrder, commitment, decode_order, seal
@@ -106,29 +106,6 @@ def _sim(chain: str, backend: str = "embedded") -> Alpsim:
     if (chain, backend) not in _SIMS:
         _SIMS[chain, backend] = Alpsim.launch(chain, backend, seed=99, accounts=ACCOUNTS)
     return _SIMS[chain, backend]
-
-
-def keeper_round(mirror: Mirror) -> list:
-    """The keeper's round as `Keeper.run_round` sends it: ONE `runTriggers` transaction that
-    records the price of every pair the keeper prices and runs the triggers of every open
-    position, the model fed the same. (`Mirror.run_triggers` prices only the pairs of open
-    positions; that would do for the NAV, which only pairs with open interest enter, but a
-    round refreshes every pair. Pushing the other pairs first with `push_prices` would not:
-    a price applied without the triggers is the very window the keeper gap attacks.)"""
-    sim, model = mirror.sim, mirror.model
-    ids = sorted(sim.keeper.open_positions)
-    receipt = sim.keeper.run_triggers(ids, price_pairs=set(sim.keeper.prices))
-    ts, _ = mirror._stamp(receipt)
-    mirror._sync_references()
-    settled = model.run_triggers(ids, dict(mirror._pushed(receipt)), ts)
-    mirror._after()
-    closed = sim.closed_from(receipt)
-    if sorted(c.position.id for c in closed) != sorted(settled):
-        raise MirrorMismatch(f"triggers closed {[c.position.id for c in closed]} on chain, "
-                             f"{list(settled)} in the model")
-    for c in closed:
-        mirror._compare_settlement(c, settled[c.position.id])
-    return closed
 
 
 def keeper_verdict(sim: Alpsim, ciphertext: bytes, commitment_: bytes, trader: str) -> RejectReason | None:
@@ -405,7 +382,7 @@ class ExchangeMachine(RuleBasedStateMachine):
         self.step(f"- wait: {{seconds: {seconds}}}  # no keeper")
         self.step("- keeper: {}")
         self.mirror.wait(seconds)
-        for closed in keeper_round(self.mirror):
+        for closed in self.mirror.keeper_round():
             p = closed.position
             assert closed.payout_wad <= p.margin_wad + p.max_profit_wad
 

@@ -184,9 +184,17 @@ class Mirror:
         self._compare_settlement(closed[0], outcome)
         return closed[0]
 
-    def run_triggers(self, position_ids: list[int] | None = None) -> list[ClosedPosition]:
+    def keeper_round(self) -> list[ClosedPosition]:
+        """The keeper's round (`Keeper.run_round`'s first transaction): the prices of every
+        pair it prices applied and every open position's triggers run, in one transaction."""
+        return self.run_triggers(price_pairs=set(self.sim.keeper.prices))
+
+    def run_triggers(self, position_ids: list[int] | None = None, price_pairs: set[int] | None = None
+                     ) -> list[ClosedPosition]:
+        """Triggers of `position_ids` (default: every open one), recording the prices of their
+        pairs and of `price_pairs`."""
         ids = sorted(self.sim.keeper.open_positions) if position_ids is None else position_ids
-        receipt = self.sim.keeper.run_triggers(ids)
+        receipt = self.sim.keeper.run_triggers(ids, price_pairs=price_pairs)
         ts, _ = self._stamp(receipt)
         self._sync_references()
         settled = self.model.run_triggers(ids, dict(self._pushed(receipt)), ts)
