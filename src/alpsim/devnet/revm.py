@@ -40,7 +40,6 @@ FUND_WEI = 10**6 * 10**18
 """Each dev account's native balance (eth-tester's default)."""
 BLOCK_GAS_LIMIT = 30_000_000
 _REVERT = re.compile(r"Revert \{ gas_used: (\d+), output: 0x([0-9a-fA-F]*) \}")
-_HALT = re.compile(r"Halt \{ reason: (\w+), gas_used: (\d+) \}")
 
 
 @lru_cache(maxsize=65_536)
@@ -261,7 +260,7 @@ def _revert_output(message: str) -> bytes:
     match = _REVERT.search(message)
     if match:
         return bytes.fromhex(match.group(2))
-    if _HALT.search(message) or "Halt" in message:
+    if message.startswith("Halt") or "Halt {" in message:
         return b""
     raise AlpsimError(f"revm refused the transaction: {message}")
 
