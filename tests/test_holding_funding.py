@@ -12,6 +12,8 @@ import pytest
 
 WAD = 10**18
 HOUR = 3600
+DAY = 24 * HOUR
+MAX_PRICE_AGE_S = 60  # the oracle's default
 HOLDING_PER_HOUR = Fraction(1, 100_000)  # 0.001%
 FUNDING_PER_HOUR = Fraction(1, 10_000)  # 0.01%
 PAIR, PAIR_ID = "BTC/USD", 0
@@ -110,6 +112,9 @@ def test_skewed_open_interest_heavier_side_pays_lighter_receives(mirror, heavy_s
     sim = mirror.sim
     light_side = "short" if heavy_side == "long" else "long"
     heavy_trader, light_trader = 1, 2
+    # a keeper live throughout: prices stay fresh for the whole test, so the lighter side
+    # receives for all of it (test_lighter_side_receives_only_while_the_pair_is_priced: gaps)
+    mirror.set_price_guards(max_age_s=DAY)
     mirror.fund(heavy_trader, 3_000)
     mirror.fund(light_trader, 1_000)
     heavy = mirror.open(heavy_trader, PAIR, heavy_side, 3_000, 10).position  # t1
@@ -157,6 +162,52 @@ def test_skewed_open_interest_heavier_side_pays_lighter_receives(mirror, heavy_s
     # more than margin - fees - holding
     assert closed_light.payout_wad > light.margin_wad + closed_light.pnl_wad - closed_light.close_fee_wad \
         - closed_light.holding_wad
+
+
+@pytest.mark.parametrize("heavy_side", ["long", "short"])
+def test_lighter_side_receives_only_while_the_pair_is_priced(mirror, heavy_side):
+    """docs/mechanics.md §9: the heavier side pays for every second; the lighter side receives
+    only while the pair's keeper price is fresh (60 s after each price). Through a keeper gap
+    the heavier side may be past paying, so the pool pays nothing it cannot collect."""
+    sim = mirror.sim
+    light_side = "short" if heavy_side == "long" else "long"
+    mirror.fund(1, 3_000)
+    mirror.fund(2, 1_000)
+    heavy = mirror.open(1, PAIR, heavy_side, 3_000, 10).position  # t1
+    light = mirror.open(2, PAIR, light_side, 1_000, 10).position  # t2, priced at t2
+    nh, nl = heavy.notional_wad, light.notional_wad
+    t1, t2 = heavy.opened_at, light.opened_at
+    rate = _funding_rate(nh, nl)
+    heavy_key = "fundingLong" if heavy_side == "long" else "fundingShort"
+    light_key = "fundingShort" if heavy_side == "long" else "fundingLong"
+
+    mirror.wait(10 * HOUR)  # a keeper gap: the price of t2 went stale at t2 + 60 s
+    now = _ts(sim)
+    idx = _indexes(sim)
+    exp_heavy = nh * (FUNDING_PER_HOUR * (t2 - t1) + rate * (now - t2)) / HOUR
+    assert abs(_owed(nh, idx[heavy_key], heavy.funding_index) - exp_heavy) <= _tolerance(nh)
+    received = -_owed(nl, idx[light_key], light.funding_index)
+    assert abs(received - nl * rate * MAX_PRICE_AGE_S / HOUR) <= _tolerance(nl), received
+
+    mirror.push_prices()  # the keeper is back: fresh again from here
+    mirror.wait(30)
+    idx = _indexes(sim)
+    received_after = -_owed(nl, idx[light_key], light.funding_index)
+    assert abs(received_after - nl * rate * (MAX_PRICE_AGE_S + 30) / HOUR) <= _tolerance(nl), received_after
+
+    mirror.wait(10 * HOUR)  # a second gap: 60 s more at most
+    before = sim.collateral_units(2)
+    closed, t3 = _close(mirror, 2, light)
+    exp_light = -nl * rate * 2 * MAX_PRICE_AGE_S / HOUR
+    assert abs(closed.funding_wad - exp_light) <= _tolerance(nl), (closed.funding_wad, float(exp_light))
+    assert closed.funding_wad < 0
+    _assert_payout_includes_charges(sim, closed, before, 2)
+
+    closed_heavy, t4 = _close(mirror, 1, heavy)
+    exp_heavy = nh * (FUNDING_PER_HOUR * (t2 - t1) + rate * (t3 - t2) + FUNDING_PER_HOUR * (t4 - t3)) / HOUR
+    assert abs(closed_heavy.funding_wad - exp_heavy) <= _tolerance(nh), (closed_heavy.funding_wad, float(exp_heavy))
+    # what the pool kept: every second the heavier side paid, less two minutes of receipts
+    assert closed_heavy.funding_wad + closed.funding_wad > nh * rate * (t3 - t2 - 2 * MAX_PRICE_AGE_S) / HOUR
 
 
 def test_balanced_open_interest_pays_no_funding(mirror):

@@ -505,10 +505,6 @@ class EconomicMachine(ExchangeMachine):
 
     move_price = None
     reference_gap = None
-    # Keeper gaps with skewed open interest break E1 and E2 today: the lighter side keeps
-    # receiving funding from the pool after the heavier side is bankrupt (the open defect of
-    # tests/test_lp_attacks.py::test_keeper_gap_funding_attack). The other machines keep the rule.
-    keeper_gap = None
 
     def __init__(self) -> None:
         super().__init__()

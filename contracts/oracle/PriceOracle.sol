@@ -109,6 +109,16 @@ contract PriceOracle is AccessControl {
         return (keeper, RejectReason.None);
     }
 
+    /// @notice Until when the pair's last keeper price is fresh (its time plus the maximum age);
+    ///         0 when the pair was never priced.
+    function freshUntil(uint256 pairId) external view returns (uint256) {
+        KeeperPrice memory kp = keeperPrice[pairId];
+        // a zero price means "never set": exact on purpose
+        // slither-disable-next-line incorrect-equality
+        if (kp.price == 0) return 0;
+        return uint256(kp.updatedAt) + maxPriceAgeSeconds;
+    }
+
     /// @notice The last keeper price (the mark for NAV), whatever its age; 0 when never set.
     function markPrice(uint256 pairId) external view returns (uint256) {
         return keeperPrice[pairId].price;

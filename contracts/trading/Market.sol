@@ -205,13 +205,31 @@ contract Market is INavSource, AccessControl {
         uint256 heavier = Math.max(longOi, shortOi);
         uint256 imbalance = heavier - Math.min(longOi, shortOi);
         int256 step = int256(Math.mulDiv(fundingRatePerHourWad * elapsed, imbalance, HOUR * heavier));
+        // the lighter side receives only for the time the pair was priced (docs/mechanics.md
+        // section 9): through a keeper gap the heavier side may be past paying, and the pool
+        // must not pay out what it cannot collect
+        uint256 pricedElapsed = _pricedElapsed(pairId, block.timestamp - elapsed);
+        // priced throughout (the usual case) needs no second division: an exact test on purpose
+        // slither-disable-next-line incorrect-equality
+        int256 receipt = pricedElapsed == elapsed
+            ? step
+            : int256(Math.mulDiv(fundingRatePerHourWad * pricedElapsed, imbalance, HOUR * heavier));
         if (longOi > shortOi) {
             idx.fundingLong += step;
-            idx.fundingShort -= step;
+            idx.fundingShort -= receipt;
         } else {
             idx.fundingShort += step;
-            idx.fundingLong -= step;
+            idx.fundingLong -= receipt;
         }
+    }
+
+    /// @dev The seconds from `since` to now during which the pair's last keeper price was fresh.
+    ///      Every price the engine applies is preceded by an accrual, so between the last
+    ///      accrual and now the pair has had one keeper price at most: its fresh window is all.
+    function _pricedElapsed(uint256 pairId, uint256 since) private view returns (uint256) {
+        uint256 freshUntil = oracle.freshUntil(pairId); // 0: never priced
+        if (freshUntil <= since) return 0;
+        return Math.min(block.timestamp, freshUntil) - since;
     }
 
     function side(uint256 pairId, bool isLong) external view returns (Side memory) {

@@ -763,8 +763,9 @@ contract TradingEngine is EngineStorage, Proxy {
             // the oracle refuses a pair without a reference feed (it reads the feed anyway)
             if (pairId > 255 || named & (1 << pairId) != 0) revert Errors.InvalidPriceInput(pairId);
             named |= 1 << pairId;
-            oracle.setPrice(pairId, prices[i].price);
+            // accrue first: the lighter side's funding runs on the previous price's freshness
             market.accrue(pairId).updatedAt; // the new indexes are emitted by the market
+            oracle.setPrice(pairId, prices[i].price);
         }
     }
 

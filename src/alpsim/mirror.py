@@ -105,6 +105,17 @@ class Mirror:
         self.sim.keeper.set_reference(pair, price)
         self._sync_references()
 
+    def set_price_guards(self, *, max_age_s: int | None = None, breaker_bps: int | None = None,
+                         worse_bps: int | None = None) -> None:
+        """The oracle's guard settings (`setGuardSettings`, admin); None keeps a setting."""
+        m = self.model
+        m.max_price_age_s = m.max_price_age_s if max_age_s is None else max_age_s
+        m.circuit_breaker_bps = m.circuit_breaker_bps if breaker_bps is None else breaker_bps
+        m.worse_price_bps = m.worse_price_bps if worse_bps is None else worse_bps
+        self.sim.contracts["oracle"].transact("setGuardSettings", m.max_price_age_s, m.circuit_breaker_bps,
+                                              m.worse_price_bps, sender=self.sim.deployment.deployer)
+        self._after()
+
     def push_prices(self) -> None:
         receipt = self.sim.keeper.push_prices()
         ts, _ = self._stamp(receipt)

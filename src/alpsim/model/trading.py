@@ -314,14 +314,27 @@ class ExchangeModel:
         if long_oi == short_oi:
             return idx
         heavier = max(long_oi, short_oi)
-        step = mul_div_down(self.funding_rate_per_hour_wad * elapsed, heavier - min(long_oi, short_oi), HOUR * heavier)
+        imbalance = heavier - min(long_oi, short_oi)
+        step = mul_div_down(self.funding_rate_per_hour_wad * elapsed, imbalance, HOUR * heavier)
+        # the lighter side receives only while the pair is priced (docs/mechanics.md section 9)
+        receipt = mul_div_down(self.funding_rate_per_hour_wad * self._priced_elapsed(pair_id, now - elapsed, now),
+                               imbalance, HOUR * heavier)
         if long_oi > short_oi:
             idx.funding_long += step
-            idx.funding_short -= step
+            idx.funding_short -= receipt
         else:
             idx.funding_short += step
-            idx.funding_long -= step
+            idx.funding_long -= receipt
         return idx
+
+    def _priced_elapsed(self, pair_id: int, since: int, now: int) -> int:
+        """Seconds from `since` to `now` while the pair's last keeper price was fresh, as
+        `Market._pricedElapsed` (prices are applied after an accrual, so one price covers it)."""
+        price, priced_at = self.keeper_prices.get(pair_id, (0, 0))
+        fresh_until = priced_at + self.max_price_age_s
+        if price == 0 or fresh_until <= since:
+            return 0
+        return min(now, fresh_until) - since
 
     def accrue(self, pair_id: int, now: int) -> Indexes:
         idx = self.indexes_now(pair_id, now)
@@ -480,8 +493,8 @@ class ExchangeModel:
         for pair_id, price in prices.items():
             if pair_id >= len(self.pairs) or price == 0:
                 raise ModelRefusal("InvalidPriceInput", pairId=pair_id)
+            self.accrue(pair_id, now)  # before the price: see `_priced_elapsed`
             self.keeper_prices[pair_id] = (price, now)
-            self.accrue(pair_id, now)
 
     def reject_open(self, request_id: int, reason: RejectReason, block: int, keeper: str) -> int:
         """The keeper's rejection of an order it cannot use, as `rejectOpen`: the refund."""
