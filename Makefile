@@ -71,7 +71,7 @@ pytest: setup
 # a long budget of the stateful invariant test: 400 x 60 = 24,000 steps on revm, the
 # embedded machines at their CI budget (ALPSIM_SOAK_EXAMPLES raises theirs)
 soak: setup
-	ALPSIM_SOAK_REVM_EXAMPLES=$${ALPSIM_SOAK_REVM_EXAMPLES:-400} ALPSIM_SOAK_STEPS=$${ALPSIM_SOAK_STEPS:-60} \
+	ALPSIM_SOAK_EXAMPLES=$${ALPSIM_SOAK_EXAMPLES:-100} ALPSIM_SOAK_STEPS=$${ALPSIM_SOAK_STEPS:-60} \
 		$(PY) -m pytest -s -q tests/test_stateful.py
 
 bench: setup
