@@ -66,10 +66,9 @@ test:
 test-steps: setup slither pytest
 
 pytest: setup
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=25
 
-# a long budget of the stateful invariant test: 400 x 60 = 24,000 steps on revm, the
-# embedded machines at their CI budget (ALPSIM_SOAK_EXAMPLES raises theirs)
+# a long budget of the stateful invariant test: 4 machines x 100 examples x 60 steps on revm
 soak: setup
 	ALPSIM_SOAK_EXAMPLES=$${ALPSIM_SOAK_EXAMPLES:-100} ALPSIM_SOAK_STEPS=$${ALPSIM_SOAK_STEPS:-60} \
 		$(PY) -m pytest -s -q tests/test_stateful.py

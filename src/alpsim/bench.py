@@ -35,6 +35,12 @@ second in the same run."""
 REJECT_UNDECRYPTABLE = int(RejectReason.UNDECRYPTABLE_ORDER)
 
 
+STUDY_PATHS = 60
+STUDY_HORIZON_S = 3600
+STUDY_SPEEDUP_TARGET = 1.7
+"""The reference study on 2 workers, as a multiple of its paths per second on 1 (2 cores)."""
+
+
 def prepare_fresh(sim: Alpsim) -> None:
     """The "fresh devnet" of the figures: the system deployed, 50M of LP liquidity, and the
     keeper's prices on chain for every pair, pushed twice 10 s apart (a pair's first price
@@ -136,6 +142,27 @@ def _open_many(sim: Alpsim, count: int) -> None:
         sim.open(1 + i % 5, pairs[i % 4], "long" if i % 3 else "short", 200, 10)
 
 
+def measure_study(build: Any, paths: int = STUDY_PATHS) -> dict[str, Any]:
+    """The reference study (the shipped survival study cut to `paths` paths of an hour) on 1
+    process and on a 2-worker local Dask cluster: paths per second, and the same report."""
+    from .study import load_study, run_study
+    from .study.spec import Horizon
+
+    path = find_project().root / "studies" / "survival_1001x.yaml"
+    full = load_study(path)
+    study = full.model_copy(update={"paths": paths,
+                                    "horizon": Horizon(duration=STUDY_HORIZON_S, step=full.horizon.step)})
+    out: dict[str, Any] = {"study": full.name, "paths": paths, "steps_per_path": study.horizon.steps}
+    reports = []
+    for workers in (1, 2):
+        started = time.perf_counter()
+        reports.append(run_study(study, path.parent, workers=workers, build=build).report)
+        out[f"workers_{workers}_paths_per_s"] = round(paths / (time.perf_counter() - started), 2)
+    out["speedup"] = round(out["workers_2_paths_per_s"] / out["workers_1_paths_per_s"], 2)
+    out["same_report"] = json.dumps(reports[0], sort_keys=True) == json.dumps(reports[1], sort_keys=True)
+    return out
+
+
 def _test_suite_s() -> float | None:
     """How long the last `make test` took (it times itself into build/test-suite.json); None
     when it has not run in this checkout or did not pass."""
@@ -147,7 +174,13 @@ def _test_suite_s() -> float | None:
 
 
 def run_bench(console: Console | None = None, positions: int = 1_000, *, round_trips: int = 1_000,
-              traders: int = 200) -> dict[str, Any]:
+              traders: int = 200, backends: tuple[str, ...] = THROUGHPUT_BACKENDS,
+              out: Path | None = None, study_paths: int = STUDY_PATHS) -> dict[str, Any]:
+    """Gas on the embedded backend (exact: revm's gas reads low, docs/performance.md), then the
+    throughput workload on each of `backends`."""
+    unknown = [b for b in backends if b not in THROUGHPUT_BACKENDS]
+    if unknown or not backends:
+        raise ValueError(f"bench backends: {', '.join(THROUGHPUT_BACKENDS)} (got {', '.join(backends) or 'none'})")
     console = console or Console()
     build = compile_contracts()
     result: dict[str, Any] = {"gas": {}, "targets": TARGETS}
@@ -161,18 +194,22 @@ def run_bench(console: Console | None = None, positions: int = 1_000, *, round_t
         result["gas"][chain] = {"fresh": fresh, f"with_{positions}_positions": loaded}
     # throughput: the seeded round-trip workload, fast and naive paths, on the bnb profile
     result["throughput"] = {}
-    for backend in THROUGHPUT_BACKENDS:
+    for backend in dict.fromkeys(backends):
         console.print(f"throughput on {backend}: {round_trips:,} round trips by {traders:,} traders, fast then naive")
         result["throughput"][backend] = run_throughput("bnb", backend, traders=traders, round_trips=round_trips,
                                                        seed=1, build=build)
     result["throughput_target"] = THROUGHPUT_TARGET
-    embedded_fast = result["throughput"]["embedded"]["fast"]["round_trips_per_s"]
-    result["revm_vs_embedded_fast"] = round(result["throughput"]["revm"]["fast"]["round_trips_per_s"] / embedded_fast, 2)
+    result["revm_vs_embedded_fast"] = None  # a ratio in one run, or none
+    if {"embedded", "revm"} <= result["throughput"].keys():
+        embedded_fast = result["throughput"]["embedded"]["fast"]["round_trips_per_s"]
+        result["revm_vs_embedded_fast"] = round(result["throughput"]["revm"]["fast"]["round_trips_per_s"] / embedded_fast, 2)
+    result["study"] = measure_study(build, study_paths) if study_paths else None
     result["test_suite_s"] = _test_suite_s()
     result["bench_s"] = round(time.perf_counter() - started, 1)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     _print(console, result, positions)
-    out = find_project().build / "bench.json"
+    out = out or find_project().build / "bench.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     console.print(f"written: {out}")
     return result
@@ -199,6 +236,13 @@ def _print(console: Console, result: dict[str, Any], positions: int) -> None:
                   f"peak RSS {result['peak_rss_mb']} MB")
     if result.get("throughput"):
         _print_throughput(console, result["throughput"])
+    if result.get("study"):
+        st = result["study"]
+        console.print(f"study ({st['paths']} paths of {st['steps_per_path']} price steps, revm): "
+                      f"{st['workers_1_paths_per_s']} paths/s on 1 process, {st['workers_2_paths_per_s']} on 2 "
+                      f"workers ({st['speedup']}x; target {STUDY_SPEEDUP_TARGET}x: "
+                      f"{'met' if st['speedup'] >= STUDY_SPEEDUP_TARGET else 'not met'}); same report: "
+                      f"{'yes' if st['same_report'] else 'NO'}")
 
 
 def _against_targets(gas: dict[str, int | None]) -> list[tuple[str, int, int]]:
@@ -221,12 +265,12 @@ def _print_throughput(console: Console, throughput: dict[str, Any]) -> None:
                         f"{REVM_TARGET:g}x embedded fast)")
     for col in ("backend", "trips", "liq.", "fast rt/s", "naive rt/s", "ratio", "met"):
         table.add_column(col, justify="right")
-    embedded_fast = throughput["embedded"]["fast"]["round_trips_per_s"]
+    embedded_fast = throughput["embedded"]["fast"]["round_trips_per_s"] if "embedded" in throughput else None
     for backend, r in throughput.items():
         met = "-"
         if backend == "embedded":
             met = "yes" if r["ratio"] >= THROUGHPUT_TARGET else "no"
-        elif backend == "revm":
+        elif backend == "revm" and embedded_fast:
             vs = r["fast"]["round_trips_per_s"] / embedded_fast
             met = f"{vs:.1f}x embedded: " + ("yes" if vs >= REVM_TARGET else "no")
         table.add_row(backend, f"{r['round_trips']:,}", f"{r['liquidations']:,}", f"{r['fast']['round_trips_per_s']:.1f}",

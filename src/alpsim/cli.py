@@ -162,6 +162,55 @@ def run_cmd(
         raise typer.Exit(1)
 
 
+@app.command("study")
+def study_cmd(
+    file: Annotated[Path, typer.Argument(help="A study YAML file (docs/studies.md).")],
+    paths: Annotated[Optional[int], typer.Option("--paths", min=1, help="Override the study's number of paths.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Worker processes of a local Dask "
+                                                   "cluster (default: one per core; 1: in this process).")] = None,
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Run on an existing Dask cluster: "
+                                                     "tcp://HOST:PORT of its scheduler.")] = None,
+    backend: Annotated[str, typer.Option("--backend", "-b", help="revm (default), embedded or anvil.")] = "revm",
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write report.json, summary.md and plots here.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
+) -> None:
+    """Run a Monte Carlo study on the real contracts; exit 2 when the file is invalid, 130 when
+    interrupted (the report then covers the paths done, marked partial)."""
+    import json
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .study import StudyError, load_study, run_study
+    from .study.report import summary_md
+
+    if workers is not None and scheduler is not None:
+        raise typer.BadParameter("--workers starts a local cluster, --scheduler uses an existing one: give one",
+                                 param_hint="--workers/--scheduler")
+    if backend not in ("revm", "embedded", "anvil"):
+        raise typer.BadParameter(f"unknown backend {backend!r}: revm, embedded or anvil", param_hint="--backend")
+    try:
+        study = load_study(file)
+    except StudyError as exc:
+        for problem in exc.problems:
+            err_console.print(problem, markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    total = paths or study.paths
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("paths, eta"),
+                  TimeRemainingColumn(), console=err_console, transient=True) as progress:
+        task = progress.add_task(study.name, total=total)
+        run = run_study(study, file.parent, paths=total, backend=backend, workers=workers, scheduler=scheduler,
+                        report_dir=report, on_result=lambda result: progress.advance(task))
+    if json_out:
+        print(json.dumps(run.report, sort_keys=True))
+    else:
+        console.print(summary_md(run.report), markup=False, highlight=False, soft_wrap=True)
+        for path in run.written:
+            console.print(f"written: {path}", markup=False, soft_wrap=True)
+    if run.partial:
+        err_console.print(f"interrupted after {run.report['paths_done']} of {total} paths: partial report")
+        raise typer.Exit(130)
+
+
 def _duration(seconds: int) -> str:
     if seconds < 120:
         return f"{seconds} s"
@@ -301,12 +350,22 @@ def keeper_cmd(
 def bench_cmd(positions: Annotated[int, typer.Option("--positions", help="Positions open for the loaded run.")] = 1000,
               round_trips: Annotated[int, typer.Option("--round-trips", help="Round trips of the throughput workload.")] = 1000,
               traders: Annotated[int, typer.Option("--traders", help="Traders of the throughput workload.")] = 200,
+              backend: Annotated[Optional[list[str]], typer.Option(
+                  "--backend", "-b", help="Throughput on this backend (repeatable; default embedded, revm and anvil). "
+                                          "Gas is always measured on embedded, the exact one.")] = None,
+              out: Annotated[Optional[Path], typer.Option("--out", help="The JSON report (default build/bench.json).")] = None,
+              study_paths: Annotated[int, typer.Option("--study-paths", min=0, help="Paths of the reference study "
+                                                       "timed on 1 and 2 workers (0: skip).")] = 60,
               ) -> None:
     """Gas per operation, fresh and with many positions open, and round-trip throughput (fast
-    and naive paths, embedded and anvil); writes build/bench.json."""
-    from .bench import run_bench
+    and naive paths, on embedded, revm and anvil); writes build/bench.json."""
+    from .bench import THROUGHPUT_BACKENDS, run_bench
 
-    run_bench(console, positions, round_trips=round_trips, traders=traders)
+    try:
+        run_bench(console, positions, round_trips=round_trips, traders=traders,
+                  backends=tuple(backend or THROUGHPUT_BACKENDS), out=out, study_paths=study_paths)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--backend") from exc
 
 
 @app.command("demo")

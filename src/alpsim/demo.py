@@ -86,4 +86,37 @@ def run_demo(console: Console | None = None, out: Path | None = None) -> dict:
         fees.add_row(profiles[chain].display_name, ", ".join(f"{f:.2f}" for f in per_trade) + " USD",
                      f"{paid:.2f} USD", f"{report['accounts']['scalper']:,.2f} USD of 500")
     console.print(fees)
+
+    # 4. how long 1001x survives: a small run of the shipped survival study
+    results["survival"] = _survival(console, project.root / "studies" / "survival_1001x.yaml", build, out)
     return results
+
+
+DEMO_PATHS = 40
+DEMO_HORIZON_S = 6 * 3600
+
+
+def _survival(console: Console, path: Path, build, out: Path) -> dict:  # noqa: ANN001
+    """The shipped survival study, cut to DEMO_PATHS paths of DEMO_HORIZON_S (the keeper still
+    looks every minute): the median time to liquidation per leverage."""
+    from .study import load_study, run_study
+    from .study.report import human_s
+    from .study.spec import Horizon
+
+    full = load_study(path)
+    study = full.model_copy(update={"paths": DEMO_PATHS,
+                                    "horizon": Horizon(duration=DEMO_HORIZON_S, step=full.horizon.step)})
+    console.print(f"study: {study.name}, {DEMO_PATHS} paths of {human_s(DEMO_HORIZON_S)} on revm "
+                  f"(the full study: alpsim study {path.relative_to(find_project().root)})")
+    report = run_study(study, path.parent, build=build, report_dir=out / "survival").report
+    table = Table(title=f"how long a BTC long survives at 60% annual volatility, the keeper looking every "
+                        f"{human_s(study.horizon.step) if study.horizon.step >= 60 else str(study.horizon.step) + ' s'}")
+    for col in ("position", f"liquidated within {human_s(DEMO_HORIZON_S)}", "median time to liquidation", "p10", "p90"):
+        table.add_column(col, justify="right")
+    for name, g in report["cohort"].items():
+        t, median = g["time_to_liquidation_s"], g["median_time_to_liquidation_s"]
+        table.add_row(name, f"{g['liquidation_probability']:.0%}",
+                      human_s(median) if median is not None else f"over {human_s(DEMO_HORIZON_S)}",
+                      human_s(t["p10"]), human_s(t["p90"]))
+    console.print(table)
+    return report

@@ -7,11 +7,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..errors import ConfigError
 from ..model.trading import default_pairs
+from ..yamlfile import YamlFileError, compose, line_for, validation_problems
 
 PAIR_NAMES = [p.name for p in default_pairs()]
 MAX_ACCOUNTS = 7
@@ -19,12 +18,10 @@ MAX_ACCOUNTS = 7
 POSITION_STATUSES = ("pending", "open", "closed", "liquidated", "rejected", "cancelled")
 
 
-class ScenarioError(ConfigError):
+class ScenarioError(YamlFileError):
     """An invalid scenario file: `file:line: reason` for each problem."""
 
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("invalid scenario:\n" + "\n".join(problems))
+    kind = "scenario"
 
 
 class _Strict(BaseModel):
@@ -185,80 +182,15 @@ class Scenario(_Strict):
 
 # ---------------------------------------------------------------- loading with line numbers
 
-def _to_python(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> Any:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out = {}
-        for key_node, value_node in node.value:
-            key = _to_python(key_node, path + ("<key>",), {})
-            if key in out:
-                raise ScenarioError([f"line {key_node.start_mark.line + 1}: duplicate key {key!r}"])
-            out[key] = _to_python(value_node, path + (key,), lines)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, path + (i,), lines) for i, item in enumerate(node.value)]
-    value = yaml.SafeLoader.construct_scalar(yaml.SafeLoader(""), node)  # type: ignore[arg-type]
-    return _resolve_scalar(node, value)
-
-
-def _resolve_scalar(node: yaml.ScalarNode, text: str) -> Any:
-    """Numbers stay exact (Decimal), booleans and nulls as YAML means them."""
-    if node.style in ("'", '"'):
-        return text
-    lowered = text.lower()
-    if lowered in ("true", "yes", "on"):
-        return True
-    if lowered in ("false", "no", "off"):
-        return False
-    if lowered in ("null", "~", ""):
-        return None
-    try:
-        if lowered.lstrip("+-").replace("_", "").isdigit():
-            return int(text.replace("_", ""))
-        number = Decimal(text.replace("_", ""))
-        return number if number.is_finite() else text
-    except ArithmeticError:
-        return text
-
-
-def _line_for(loc: tuple, lines: dict[tuple, int]) -> int:
-    path = tuple(loc)
-    while path and path not in lines:
-        path = path[:-1]
-    return lines.get(path, 1)
-
-
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     """Parses and validates a scenario; raises ScenarioError listing `source:line: reason`."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        raise ScenarioError([f"{source}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
-    if root is None:
-        raise ScenarioError([f"{source}:1: empty scenario file"])
-    lines: dict[tuple, int] = {}
-    try:
-        data = _to_python(root, (), lines)
-    except ScenarioError as exc:
-        raise ScenarioError([f"{source}:{p}" for p in exc.problems]) from None
+    data, lines = compose(text, source, ScenarioError)
     if not isinstance(data, dict):
         raise ScenarioError([f"{source}:1: a scenario is a mapping with name, chain, seed, funds and steps"])
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-            where = ".".join(str(p) for p in loc) or "scenario"
-            reason = err["msg"]
-            if err["type"] == "extra_forbidden":
-                reason = f"unknown key {loc[-1]!r}"
-            elif err["type"] == "missing":
-                reason = f"missing field {loc[-1]!r}"
-            problems.append(f"{source}:{_line_for(loc, lines)}: {where}: {reason}")
-        raise ScenarioError(problems) from None
+        raise ScenarioError(validation_problems(exc, source, lines, "scenario")) from None
     problems = [f"{source}:{line}: {reason}" for line, reason in _semantic_problems(scenario, lines)]
     if problems:
         raise ScenarioError(problems)
@@ -278,16 +210,16 @@ def _semantic_problems(s: Scenario, lines: dict[tuple, int]) -> list[tuple[int, 
 
     def check_pair(pair: str, path: tuple) -> None:
         if pair not in PAIR_NAMES:
-            problems.append((_line_for(path, lines), f"unknown pair {pair!r}; known: {', '.join(PAIR_NAMES)}"
+            problems.append((line_for(path, lines), f"unknown pair {pair!r}; known: {', '.join(PAIR_NAMES)}"
                              + hint(pair, PAIR_NAMES)))
 
     def check_who(who: str, path: tuple) -> None:
         if who not in accounts:
-            problems.append((_line_for(path, lines), f"unknown account {who!r}: not in funds" + hint(who, sorted(accounts))))
+            problems.append((line_for(path, lines), f"unknown account {who!r}: not in funds" + hint(who, sorted(accounts))))
 
     def check_id(pid: str, path: tuple) -> None:
         if pid not in opened:
-            problems.append((_line_for(path, lines), f"unknown position id {pid!r}: no earlier open step has it"
+            problems.append((line_for(path, lines), f"unknown position id {pid!r}: no earlier open step has it"
                              + hint(pid, sorted(opened))))
 
     for i, step in enumerate(s.steps):
@@ -297,21 +229,21 @@ def _semantic_problems(s: Scenario, lines: dict[tuple, int]) -> list[tuple[int, 
             for pair, price in body.items():
                 check_pair(pair, base + (pair,))
                 if price <= 0:
-                    problems.append((_line_for(base + (pair,), lines), f"price of {pair} must be positive"))
+                    problems.append((line_for(base + (pair,), lines), f"price of {pair} must be positive"))
         elif step.kind in ("deposit", "withdraw"):
             check_who(body.who, base + ("who",))
         elif step.kind == "open":
             check_who(body.who, base + ("who",))
             check_pair(body.pair, base + ("pair",))
             if body.id in opened:
-                problems.append((_line_for(base + ("id",), lines), f"position id {body.id!r} is used twice"))
+                problems.append((line_for(base + ("id",), lines), f"position id {body.id!r} is used twice"))
             opened.add(body.id)
         elif step.kind in ("close", "cancel"):
             check_id(body.id, base + ("id",))
         elif step.kind == "path":
             check_pair(body.pair, base + ("pair",))
             if body.step > body.seconds:
-                problems.append((_line_for(base + ("step",), lines), "step must not exceed seconds"))
+                problems.append((line_for(base + ("step",), lines), "step must not exceed seconds"))
         elif step.kind == "expect":
             if body.position is not None:
                 check_id(body.position, base + ("position",))

@@ -1,0 +1,46 @@
+"""The risk lab: Monte Carlo studies on the real contracts (docs/studies.md). A study file
+(`spec`) gives prices (`prices`), a cohort of positions and the pool; every path is a real chain
+(`runner`), paths run in this process or as Dask tasks (`distributed`), and the report
+(`report`) aggregates them once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .spec import Study, StudyError, load_study, parse_study
+
+__all__ = ["Study", "StudyError", "StudyRun", "load_study", "parse_study", "run_study"]
+
+
+class StudyRun:
+    """A finished (or interrupted) study: its report and where it was written."""
+
+    def __init__(self, report: dict[str, Any], written: list[Path]):
+        self.report, self.written = report, written
+
+    @property
+    def partial(self) -> bool:
+        return self.report["partial"]
+
+
+def run_study(study: Study, base_dir: Path, *, paths: int | None = None, backend: str = "revm",
+              workers: int | None = None, scheduler: str | None = None, report_dir: Path | None = None,
+              on_result=None, build=None) -> StudyRun:  # noqa: ANN001
+    """Runs `paths` (default: the study's) paths and aggregates them. Ctrl-C stops it: the
+    report then covers the paths done and is marked partial."""
+    from ..compiler import compile_contracts
+    from .distributed import run_paths
+    from .report import build_report, write_report
+
+    build = build or compile_contracts()
+    count = paths or study.paths
+    partial = False
+    try:
+        results = run_paths(study, base_dir, build, list(range(count)), backend=backend, workers=workers,
+                            scheduler=scheduler, on_result=on_result or (lambda result: None))
+    except KeyboardInterrupt as exc:
+        results, partial = getattr(exc, "results", []), True
+    report = build_report(study, results, paths_requested=count, partial=partial, backend=backend)
+    written = write_report(report, report_dir) if report_dir is not None else []
+    return StudyRun(report, written)

@@ -1,0 +1,89 @@
+"""Runs a study's paths: in this process (`workers=1`), on a local Dask cluster of worker
+processes (`workers=N`), or on an existing Dask cluster (`scheduler="tcp://HOST:PORT"`). Each
+path is a Dask task; a worker keeps one deployed engine per study and reverts it for every path,
+and it compiles nothing (the build travels with the tasks, scattered once). A task lost with its
+worker is run again elsewhere by Dask, and gives the same result (a path depends only on the
+study seed and its index)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..compiler import BuildResult
+from .runner import StudyEngine
+from .spec import Study
+
+_ENGINES: dict[str, StudyEngine] = {}
+"""This process's engines, by study fingerprint and backend (a worker's, between tasks)."""
+
+
+def _fingerprint(study: Study, base_dir: Path, backend: str) -> str:
+    text = study.model_dump_json() + str(base_dir.resolve()) + backend
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run_path(study: Study, base_dir: Path, build: BuildResult, backend: str, index: int) -> dict[str, Any]:
+    """One path on this process's engine for the study (deployed on first use)."""
+    key = _fingerprint(study, base_dir, backend)
+    engine = _ENGINES.get(key)
+    if engine is None:
+        for old in _ENGINES.values():  # one study at a time per process: free the last one's engine
+            old.close()
+        _ENGINES.clear()
+        engine = _ENGINES[key] = StudyEngine(study, build, base_dir, backend)
+    return engine.run_path(index)
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def run_paths(study: Study, base_dir: Path, build: BuildResult, indices: list[int], *, backend: str = "revm",
+              workers: int | None = None, scheduler: str | None = None,
+              on_result: Callable[[dict[str, Any]], None] = lambda result: None) -> list[dict[str, Any]]:
+    """The results of `indices`, in completion order (`on_result` sees each as it comes). A
+    KeyboardInterrupt stops the run; the results so far are on the exception as `.results`."""
+    results: list[dict[str, Any]] = []
+    try:
+        if scheduler is None and (workers or default_workers()) == 1:
+            for index in indices:
+                results.append(run_path(study, base_dir, build, backend, index))
+                on_result(results[-1])
+            return results
+        _run_on_dask(study, base_dir, build, indices, backend, workers, scheduler, results, on_result)
+        return results
+    except KeyboardInterrupt as exc:
+        exc.results = results  # type: ignore[attr-defined]
+        raise
+
+
+def _run_on_dask(study: Study, base_dir: Path, build: BuildResult, indices: list[int], backend: str,
+                 workers: int | None, scheduler: str | None, results: list, on_result: Callable) -> None:
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is None:
+        # one single-threaded worker process per core: an EVM path is pure Python and numpy work
+        cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
+                               dashboard_address=":0")  # a free port: never a clash with another cluster
+    client = Client(cluster if cluster is not None else scheduler)
+    try:
+        shared_build = client.scatter(build, broadcast=True)
+        futures = [client.submit(run_path, study, base_dir, shared_build, backend, index, key=f"alpsim-path-{index}-"
+                                 f"{_fingerprint(study, base_dir, backend)[:16]}", pure=False)
+                   for index in indices]
+        try:
+            for future in as_completed(futures):
+                results.append(future.result())
+                on_result(results[-1])
+        except KeyboardInterrupt:
+            client.cancel(futures)
+            raise
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

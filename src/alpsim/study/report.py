@@ -1,0 +1,217 @@
+"""A study's report from its paths' results: per cohort group (pair, side, leverage) the
+probability of liquidation within the horizon with its standard error, the survival curve and the
+times to liquidation; per group the trader's return and fees; for the pool the LP's return
+distribution with VaR and CVaR at 95% and 99%, maximum drawdown and the redemption ALP price's
+percentiles over time. Aggregation happens once, over results sorted by path index, so the
+report is the same byte for byte whoever computed the paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .spec import Study
+
+PERCENTILES = (5, 10, 25, 50, 75, 90, 95)
+FAN = (5, 25, 50, 75, 95)
+
+
+def _r(x: float | None, digits: int = 10) -> float | None:
+    """Rounded for the report (floats from one machine's arithmetic, written stably)."""
+    return None if x is None else float(f"{x:.{digits}g}")
+
+
+def _pcts(values: np.ndarray) -> dict[str, float | None]:
+    if values.size == 0:
+        return {f"p{p}": None for p in PERCENTILES}
+    return {f"p{p}": _r(float(np.percentile(values, p))) for p in PERCENTILES}
+
+
+def group_of(row: dict[str, Any]) -> str:
+    return f"{row['pair']} {row['side']} {row['leverage']}x"
+
+
+def build_report(study: Study, results: list[dict[str, Any]], *, paths_requested: int, partial: bool,
+                 backend: str) -> dict[str, Any]:
+    """The report: nothing in it depends on where or in which order the paths ran."""
+    results = sorted(results, key=lambda r: r["index"])
+    step_s, steps = study.horizon.step, study.horizon.steps
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for res in results:
+        for row in res["positions"]:
+            groups.setdefault(group_of(row), []).append(row)
+    cohort = {}
+    times_s = [k * step_s for k in range(steps + 1)]
+    for name, rows in groups.items():
+        opened = [r for r in rows if r["refused"] is None]
+        n = len(opened)
+        liq_s = np.array([r["liquidated_s"] for r in opened if r["liquidated_s"] is not None], dtype=float)
+        p = liq_s.size / n if n else None
+        survival = [_r(float(np.mean([r["liquidated_s"] is None or r["liquidated_s"] > t for r in opened])))
+                    if n else None for t in times_s]
+        median_s = next((t for t, s in zip(times_s, survival) if s is not None and s <= 0.5), None)
+        returns = np.array([r["payout"] / r["amount"] - 1 for r in opened], dtype=float)
+        refused: dict[str, int] = {}
+        for r in rows:
+            if r["refused"] is not None:
+                refused[r["refused"]] = refused.get(r["refused"], 0) + 1
+        fees = {kind: _r(float(np.mean([r["fees"].get(kind, 0.0) for r in opened]))) if n else None
+                for kind in ("open", "execution", "close", "holding", "funding")}
+        cohort[name] = {
+            "positions": len(rows), "opened": n, "refused": dict(sorted(refused.items())),
+            # the same in every path: each opens at the same state and price
+            "liquidation_price": _r(opened[0]["liquidation_price"]) if n else None,
+            "liquidated": int(liq_s.size),
+            "liquidation_probability": _r(p),
+            "standard_error": _r(float(np.sqrt(p * (1 - p) / n))) if n else None,
+            "median_time_to_liquidation_s": median_s,
+            "time_to_liquidation_s": _pcts(liq_s),
+            "survival": survival,
+            "trader_return": {"mean": _r(float(returns.mean())) if n else None, **_pcts(returns)},
+            "mean_fees_usd": fees,
+            "closed_by": _counts(r["closed_by"] for r in opened),
+        }
+    prices = np.array([res["alp_price"] for res in results], dtype=float) if results else np.zeros((0, steps + 2))
+    pool: dict[str, Any] = {"paths": len(results)}
+    if len(results):
+        lp = prices[:, -1] / prices[:, 0] - 1
+        running_max = np.maximum.accumulate(prices, axis=1)
+        drawdown = (1 - prices / running_max).max(axis=1)
+        pool.update({
+            "lp_return": {"mean": _r(float(lp.mean())), **_pcts(lp)},
+            "lp_returns": [_r(float(x)) for x in lp],
+            "var": {"95": _r(_var(lp, 0.95)), "99": _r(_var(lp, 0.99))},
+            "cvar": {"95": _r(_cvar(lp, 0.95)), "99": _r(_cvar(lp, 0.99))},
+            "max_drawdown": {"mean": _r(float(drawdown.mean())), **_pcts(drawdown)},
+            "alp_price_fan": {f"p{q}": [_r(float(x)) for x in np.percentile(prices, q, axis=0)] for q in FAN},
+        })
+    return {
+        "study": study.name, "chain": study.chain, "seed": study.seed, "backend": backend,
+        "paths_requested": paths_requested, "paths_done": len(results), "partial": partial,
+        "horizon_s": study.horizon.duration, "step_s": step_s, "times_s": times_s,
+        "cohort": dict(sorted(cohort.items(), key=lambda kv: (kv[0].split()[0], kv[0].split()[1],
+                                                              int(kv[0].split()[2].rstrip("x"))))),
+        "pool": pool,
+    }
+
+
+def _counts(values) -> dict[str, int]:  # noqa: ANN001
+    out: dict[str, int] = {}
+    for v in values:
+        out[str(v)] = out.get(str(v), 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _var(returns: np.ndarray, level: float) -> float:
+    """Value at risk: the loss (as a positive fraction) not exceeded with probability `level`."""
+    return float(-np.quantile(returns, 1 - level))
+
+
+def _cvar(returns: np.ndarray, level: float) -> float:
+    """Expected shortfall: the mean loss in the worst (1 - level) of paths."""
+    cut = np.quantile(returns, 1 - level)
+    return float(-returns[returns <= cut].mean())
+
+
+def _pct(x: float | None, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def human_s(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86_400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:.1f} d"
+
+
+def summary_md(report: dict[str, Any]) -> str:
+    lines = [f"# {report['study']}", "",
+             f"{report['paths_done']:,} of {report['paths_requested']:,} paths" + (" (partial: interrupted)"
+                                                                                  if report["partial"] else "")
+             + f" on {report['chain']}, {human_s(report['horizon_s'])} each, a price step every "
+               f"{human_s(report['step_s']) if report['step_s'] >= 60 else str(report['step_s']) + ' s'}; "
+               f"seed {report['seed']}, backend {report['backend']}.", ""]
+    if report["cohort"]:
+        lines += ["## Cohort", "",
+                  "| position | opened | P(liquidated) | s.e. | median time to liquidation | p10 | p90 | "
+                  "median return |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for name, g in report["cohort"].items():
+            t, median = g["time_to_liquidation_s"], g["median_time_to_liquidation_s"]
+            cells = [name, str(g["opened"]), _pct(g["liquidation_probability"], ".1%"), _pct(g["standard_error"], ".1%"),
+                     "beyond the horizon" if median is None else human_s(median), human_s(t["p10"]), human_s(t["p90"]),
+                     _pct(g["trader_return"]["p50"], "+.1%")]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    pool = report["pool"]
+    if "lp_return" in pool:
+        lines += ["## The pool", "",
+                  f"- LP return over the horizon (redemption ALP price, before the withdrawal fee): median "
+                  f"{pool['lp_return']['p50']:+.4%}, mean {pool['lp_return']['mean']:+.4%}",
+                  f"- VaR 95% {pool['var']['95']:.4%}, 99% {pool['var']['99']:.4%}; CVaR 95% "
+                  f"{pool['cvar']['95']:.4%}, 99% {pool['cvar']['99']:.4%} (losses as positive fractions)",
+                  f"- maximum drawdown: median {pool['max_drawdown']['p50']:.4%}, p95 {pool['max_drawdown']['p95']:.4%}",
+                  ""]
+    return "\n".join(lines)
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
+    """report.json, summary.md and the plots (survival.png, lp_returns.png, alp_price_fan.png)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / "report.json", out_dir / "summary.md"]
+    written[0].write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    written[1].write_text(summary_md(report))
+    written += _plots(report, out_dir)
+    return written
+
+
+def _plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = []
+    hours = np.array(report["times_s"], dtype=float) / 3600
+    if report["cohort"]:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for name, g in report["cohort"].items():
+            if g["opened"]:
+                ax.step(hours, g["survival"], where="post", label=name)
+        ax.set(xlabel="hours", ylabel="share not liquidated", ylim=(0, 1.02), title=f"{report['study']}: survival")
+        ax.legend(fontsize="small")
+        fig.tight_layout()
+        out.append(out_dir / "survival.png")
+        fig.savefig(out[-1], dpi=110)
+        plt.close(fig)
+    pool = report["pool"]
+    if "lp_returns" in pool:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        ax.hist(np.array(pool["lp_returns"]) * 100, bins=min(50, max(5, len(pool["lp_returns"]) // 4)))
+        for level, style in (("95", "--"), ("99", ":")):
+            ax.axvline(-pool["var"][level] * 100, color="red", linestyle=style, label=f"VaR {level}%")
+        ax.set(xlabel="LP return over the horizon (%)", ylabel="paths", title="LP returns")
+        ax.legend(fontsize="small")
+        fig.tight_layout()
+        out.append(out_dir / "lp_returns.png")
+        fig.savefig(out[-1], dpi=110)
+        plt.close(fig)
+    if "alp_price_fan" in pool:
+        fan = pool["alp_price_fan"]
+        x = np.arange(len(fan["p50"]))
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        ax.fill_between(x, fan["p5"], fan["p95"], alpha=0.2, label="p5-p95")
+        ax.fill_between(x, fan["p25"], fan["p75"], alpha=0.4, label="p25-p75")
+        ax.plot(x, fan["p50"], label="median")
+        ax.set(xlabel="price step", ylabel="redemption ALP price (USD)", title="ALP price across paths")
+        ax.legend(fontsize="small")
+        fig.tight_layout()
+        out.append(out_dir / "alp_price_fan.png")
+        fig.savefig(out[-1], dpi=110)
+        plt.close(fig)
+    return out

@@ -1,0 +1,100 @@
+"""Study files are validated whole before anything runs: each kind of mistake is refused with the
+file, the line and the reason (docs/studies.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from alpsim.study import StudyError, parse_study
+from alpsim.study.spec import seconds
+
+GOOD = """name: good
+chain: bnb
+seed: 1
+paths: 10
+horizon: {duration: 2h, step: 1m}
+pool: {liquidity: 1_000_000}
+prices:
+  BTC/USD: {model: gbm, volatility: 0.6}
+  ETH/USD: {model: jump, volatility: 0.8, intensity: 10, jump_mean: -0.01, jump_std: 0.02}
+correlation: [[1, 0.3], [0.3, 1]]
+cohort:
+  - {pair: BTC/USD, side: long, leverage: 1001, amount: 100}
+"""
+
+
+def _with(old: str, new: str) -> str:
+    assert old in GOOD, old
+    return GOOD.replace(old, new)
+
+
+def test_the_good_file_parses():
+    study = parse_study(GOOD)
+    assert study.horizon.duration == 7200 and study.horizon.step == 60 and study.horizon.steps == 120
+    assert study.diffusive_pairs == ["BTC/USD", "ETH/USD"]
+
+
+@pytest.mark.parametrize(("text", "line", "fragment"), [
+    ("name: [\n", 2, "not valid YAML"),
+    ("", 1, "empty study file"),
+    ("- a list\n", 1, "a study is a mapping"),
+    (_with("seed: 1\n", "seed: 1\nseed: 2\n"), 4, "duplicate key 'seed'"),
+    (_with("paths: 10\n", ""), 1, "missing field 'paths'"),
+    (_with("paths: 10", "paths: 0"), 4, "paths: Input should be greater than or equal to 1"),
+    (_with("chain: bnb", "chain: solana"), 2, "chain: Input should be 'bnb' or 'arbitrum'"),
+    (_with("seed: 1\n", "seed: 1\nsweep: {}\n"), 4, "unknown key 'sweep'"),
+    (_with("duration: 2h", "duration: 2 weeks"), 5, "is not a duration"),
+    (_with("step: 1m", "step: 3h"), 5, "step must not exceed duration"),
+    (_with("duration: 2h, step: 1m", "duration: 30d, step: 1s"), 5, "at most 100,000 per path"),
+    (_with("liquidity: 1_000_000", "liquidity: -5"), 6, "pool.liquidity: Input should be greater than 0"),
+    (_with("{model: gbm, volatility: 0.6}", "{model: garch, volatility: 0.6}"), 8, "does not match any of the expected tags"),
+    (_with("{model: gbm, volatility: 0.6}", "{model: gbm, volatility: -0.6}"), 8, "greater than or equal to 0"),
+    (_with("BTC/USD: {model: gbm", "BTC/USDT: {model: gbm"), 8, "unknown pair 'BTC/USDT'"),
+    (_with("BTC/USD: {model: gbm, volatility: 0.6}\n", "BTC/USD: {model: replay, csv: nowhere.csv}\n"), 8,
+     "prices.BTC/USD.csv"),
+    (_with("[[1, 0.3], [0.3, 1]]", "[[1, 0.3]]"), 10, "correlation must be 2 x 2"),
+    (_with("[[1, 0.3], [0.3, 1]]", "[[1, 0.3], [0.4, 1]]"), 10, "symmetric with 1 on the diagonal"),
+    (_with("[[1, 0.3], [0.3, 1]]", "[[1, 1], [1, 1]]"), 10, "positive definite"),
+    (_with("cohort:\n  - {pair: BTC/USD, side: long, leverage: 1001, amount: 100}\n", "cohort: []\n"), 11,
+     "cohort: List should have at least 1 item"),
+    (_with("{pair: BTC/USD, side: long", "{pair: SOL/USD, side: long"), 12, "pair 'SOL/USD' has no price model"),
+    (_with("leverage: 1001, amount: 100}", "leverage: 1001, amount: 100, tp: 0.1}"), 12, "unknown key 'tp'"),
+    (_with("side: long", "side: up"), 12, "side: Input should be 'long' or 'short'"),
+    (_with("leverage: 1001, amount: 100}", "leverage: 1001, amount: 0}"), 12, "amount: Input should be greater than 0"),
+    (_with("{pair: BTC/USD, side: long, leverage: 1001", "{pair: ETH/USD, side: long, leverage: 2000"), 12,
+     "leverage 2000 is above ETH/USD's maximum of 1001"),
+    (_with("leverage: 1001, amount: 100}", "leverage: 1001, amount: 100, stop_loss: 1.5}"), 12,
+     "stop_loss: Input should be less than 1"),
+])
+def test_each_mistake_is_refused_with_its_line(text, line, fragment):
+    with pytest.raises(StudyError) as info:
+        parse_study(text, "study.yaml")
+    problems = info.value.problems
+    assert any(p.startswith(f"study.yaml:{line}:") and fragment in p for p in problems), problems
+
+
+def test_a_replay_csv_is_read_relative_to_the_study_and_checked(tmp_path):
+    (tmp_path / "btc.csv").write_text("timestamp,price\n" + "".join(f"{i},{60_000 + i}\n" for i in range(30)))
+    text = _with("BTC/USD: {model: gbm, volatility: 0.6}\n", "BTC/USD: {model: replay, csv: btc.csv, block: 10}\n")
+    text = text.replace("correlation: [[1, 0.3], [0.3, 1]]\n", "")
+    assert parse_study(text, "s.yaml", tmp_path).prices["BTC/USD"].block == 10
+    too_long = text.replace("block: 10", "block: 40")
+    with pytest.raises(StudyError) as info:
+        parse_study(too_long, "s.yaml", tmp_path)
+    assert any("block 40 is longer than the 29 returns" in p for p in info.value.problems)
+    (tmp_path / "btc.csv").write_text("timestamp,price\n1,60000\n2,-1\n3,60001\n")
+    with pytest.raises(StudyError) as info:
+        parse_study(text, "s.yaml", tmp_path)
+    assert any(p.startswith("s.yaml:8:") and "btc.csv" in p for p in info.value.problems), info.value.problems
+
+
+@pytest.mark.parametrize(("text", "expected"), [(90, 90), ("90s", 90), ("15m", 900), ("24h", 86_400), ("7d", 604_800),
+                                                ("1.5h", 5400)])
+def test_durations(text, expected):
+    assert seconds(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0s", "-5", "1.5s", "3 weeks", True, "h"])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        seconds(text)
