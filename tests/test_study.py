@@ -33,6 +33,15 @@ cohort:
   - {pair: BTC/USD, side: long, leverage: 1001, amount: 100}
   - {pair: BTC/USD, side: short, leverage: 100, amount: 200, take_profit: 0.01}
   - {pair: ETH/USD, side: long, leverage: 50, amount: 100, stop_loss: 0.005}
+traders:
+  arrivals_per_hour: 24
+  accounts: 6
+  profiles:
+    - {name: degen, weight: 2, leverage: {choice: [500, 1001]}, amount: {lognormal: {median: 80, sigma: 0.8}},
+       holding: {exponential: {mean: 20m}}, take_profit: {share: 0.5, move: 0.002}}
+    - {name: careful, weight: 1, pairs: [ETH/USD], long_share: 0.2, leverage: {uniform: [2, 20]},
+       amount: {fixed: 500}, holding: {fixed: 30m}, stop_loss: {share: 1, move: 0.01}}
+    - {name: reckless, weight: 1, pairs: [ETH/USD], leverage: {fixed: 5000}, amount: {fixed: 50}, holding: {fixed: 1h}}
 """
 
 
@@ -57,6 +66,14 @@ def test_one_process_gives_a_complete_report(small):
         assert all(a >= b for a, b in zip(group["survival"], group["survival"][1:]))  # survival only falls
     assert len(report["pool"]["alp_price_fan"]["p50"]) == study.horizon.steps + 2
     assert report["pool"]["var"]["99"] >= report["pool"]["var"]["95"]
+    crowd = report["crowd"]
+    assert set(crowd["by_profile"]) == {"degen", "careful", "reckless"} and crowd["orders"] > 0
+    for group in crowd["by_profile"].values():  # every order opened or refused (none left pending)
+        assert group["opened"] + sum(group["refused"].values()) == group["orders"]
+        assert sum(group["closed_by"].values()) == group["opened"]  # and every opened one closed
+    # 5000x is past every pair's maximum: clamped to ETH/USD's 1001x by the crowd's slider
+    assert set(crowd["by_leverage"]) <= {"500x", "1001x"} | {f"{n}x" for n in range(2, 21)}
+    assert crowd["by_profile"]["degen"]["fees_usd"]["execution"] > 0
 
 
 def test_a_two_worker_local_cluster_gives_the_same_report(small, build):
@@ -159,3 +176,51 @@ def test_the_shipped_studies_are_valid():
     assert studies
     for path in studies:
         assert load_study(path).paths >= 100, path
+
+
+SWEEP = SMALL.replace("paths: 6", "paths: 3").split("traders:")[0] + """sweep:
+  prices.BTC/USD.volatility: [0.2, 1.5]
+  settings.pairs.ETH/USD.maxOiPerSideUsd: [10, 100_000_000]
+"""
+
+
+def test_a_sweep_runs_every_cell_with_its_settings_and_draws_its_heatmaps(build, tmp_path):
+    study = parse_study(SWEEP)
+    run = run_study(study, Path("."), workers=1, build=build, report_dir=tmp_path)
+    report = run.report
+    assert not report["partial"] and len(report["cells"]) == 4
+    by_values = {(c["values"]["prices.BTC/USD.volatility"], c["values"]["settings.pairs.ETH/USD.maxOiPerSideUsd"]):
+                 c["report"] for c in report["cells"]}
+    assert set(by_values) == {(0.2, 10), (0.2, 100_000_000), (1.5, 10), (1.5, 100_000_000)}
+    for (volatility, cap), cell in by_values.items():
+        eth = cell["cohort"]["ETH/USD long 50x"]
+        # a 10 USD open-interest cap on ETH/USD refuses every ETH open; a large one refuses none
+        assert eth["refused"] == ({"OpenInterestCapExceeded": 3} if cap == 10 else {}), (cap, eth["refused"])
+    # the same seed gives the same BTC path whatever ETH's cap: the BTC positions end alike
+    for volatility in (0.2, 1.5):
+        low, high = by_values[volatility, 10]["cohort"], by_values[volatility, 100_000_000]["cohort"]
+        for name in ("BTC/USD long 1001x", "BTC/USD short 100x"):
+            assert low[name]["survival"] == high[name]["survival"], (volatility, name)
+    # and the sweep's volatility reaches the paths: the 100x short's returns spread wider at 150%
+    calm, wild = (by_values[v, 10]["cohort"]["BTC/USD short 100x"]["trader_return"] for v in (0.2, 1.5))
+    assert wild["p95"] - wild["p5"] > calm["p95"] - calm["p5"], (calm, wild)
+    assert len(report["metrics"]["P(liquidated) BTC/USD long 1001x"]) == 4
+    heatmaps = sorted(p.name for p in tmp_path.glob("heatmap-*.png"))
+    assert "heatmap-p_liquidated_btc_usd_long_1001x.png" in heatmaps and "heatmap-var_99.png" in heatmaps
+    assert (tmp_path / "cell-3" / "summary.md").is_file()
+    assert json.loads((tmp_path / "report.json").read_text())["cells"][0]["values"] == report["cells"][0]["values"]
+
+
+def test_the_engine_settings_a_study_may_change_are_the_engines(build):
+    from alpsim.study.spec import ENGINE_SETTINGS
+
+    abi = next(f for f in build.artifacts["EngineModule"].abi if f.get("name") == "settings")
+    assert tuple(c["name"] for c in abi["outputs"][0]["components"]) == ENGINE_SETTINGS
+
+
+def test_a_setting_the_contracts_refuse_stops_the_study_with_their_error(tmp_path):
+    study_file = tmp_path / "bad_setting.yaml"
+    study_file.write_text(SWEEP.split("sweep:")[0] + "settings:\n  pool: {maxReserveBps: 20000}\n")
+    done = _cli(str(study_file), "--workers", "1")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "study failed" in done.stderr and "InvalidBps" in done.stderr

@@ -42,7 +42,7 @@ def test_the_good_file_parses():
     (_with("paths: 10\n", ""), 1, "missing field 'paths'"),
     (_with("paths: 10", "paths: 0"), 4, "paths: Input should be greater than or equal to 1"),
     (_with("chain: bnb", "chain: solana"), 2, "chain: Input should be 'bnb' or 'arbitrum'"),
-    (_with("seed: 1\n", "seed: 1\nsweep: {}\n"), 4, "unknown key 'sweep'"),
+    (_with("seed: 1\n", "seed: 1\nlps: {}\n"), 4, "unknown key 'lps'"),
     (_with("duration: 2h", "duration: 2 weeks"), 5, "is not a duration"),
     (_with("step: 1m", "step: 3h"), 5, "step must not exceed duration"),
     (_with("duration: 2h, step: 1m", "duration: 30d, step: 1s"), 5, "at most 100,000 per path"),
@@ -55,8 +55,8 @@ def test_the_good_file_parses():
     (_with("[[1, 0.3], [0.3, 1]]", "[[1, 0.3]]"), 10, "correlation must be 2 x 2"),
     (_with("[[1, 0.3], [0.3, 1]]", "[[1, 0.3], [0.4, 1]]"), 10, "symmetric with 1 on the diagonal"),
     (_with("[[1, 0.3], [0.3, 1]]", "[[1, 1], [1, 1]]"), 10, "positive definite"),
-    (_with("cohort:\n  - {pair: BTC/USD, side: long, leverage: 1001, amount: 100}\n", "cohort: []\n"), 11,
-     "cohort: List should have at least 1 item"),
+    (_with("cohort:\n  - {pair: BTC/USD, side: long, leverage: 1001, amount: 100}\n", "cohort: []\n"), 1,
+     "a study needs a cohort, traders, or both"),
     (_with("{pair: BTC/USD, side: long", "{pair: SOL/USD, side: long"), 12, "pair 'SOL/USD' has no price model"),
     (_with("leverage: 1001, amount: 100}", "leverage: 1001, amount: 100, tp: 0.1}"), 12, "unknown key 'tp'"),
     (_with("side: long", "side: up"), 12, "side: Input should be 'long' or 'short'"),
@@ -65,6 +65,16 @@ def test_the_good_file_parses():
      "leverage 2000 is above ETH/USD's maximum of 1001"),
     (_with("leverage: 1001, amount: 100}", "leverage: 1001, amount: 100, stop_loss: 1.5}"), 12,
      "stop_loss: Input should be less than 1"),
+    (GOOD + "sweep:\n  prices.BTC/USD.vol: [0.1]\n", 14, "sweep.prices.BTC/USD.vol = Decimal('0.1'): prices.BTC/USD.gbm.vol: Extra inputs"),
+    (GOOD + "sweep:\n  prices.BTC/USD.volatility: [0.3, -1]\n", 14, "Input should be greater than or equal to 0"),
+    (GOOD + "sweep:\n  cohort.3.leverage: [10]\n", 14, "no such field"),
+    (GOOD + "sweep:\n  cohort.0.leverage: []\n", 14, "give at least one value"),
+    (GOOD + "sweep:\n  cohort.0.pair: [SOL/USDC]\n", 14, "unknown pair 'SOL/USDC'"),
+    (GOOD + "sweep:\n  seed: [1, 2]\n", 14, "cannot sweep seed"),
+    (GOOD + "sweep:\n  cohort.0.amount: [" + ", ".join(str(i) for i in range(1, 30)) + "]\n  prices.BTC/USD.drift: ["
+     + ", ".join(f"0.{i}" for i in range(1, 20)) + "]\n", 14, "551 cells; at most 400"),
+    (GOOD + "settings:\n  engine: {fooBps: 5}\n", 14, "settings.engine.fooBps"),
+    (GOOD + "settings:\n  pairs: {DOGE/USD: {spreadBps: 5}}\n", 14, "unknown pair 'DOGE/USD'"),
 ])
 def test_each_mistake_is_refused_with_its_line(text, line, fragment):
     with pytest.raises(StudyError) as info:

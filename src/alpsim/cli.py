@@ -181,7 +181,7 @@ def study_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .study import StudyError, load_study, run_study
-    from .study.report import summary_md
+    from .study.report import summary_md, sweep_summary_md
 
     if workers is not None and scheduler is not None:
         raise typer.BadParameter("--workers starts a local cluster, --scheduler uses an existing one: give one",
@@ -194,20 +194,30 @@ def study_cmd(
         for problem in exc.problems:
             err_console.print(problem, markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    total = paths or study.paths
+    from .study.spec import sweep_cells
+
+    cells = len(sweep_cells(study))
+    total = (paths or study.paths) * cells
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("paths, eta"),
                   TimeRemainingColumn(), console=err_console, transient=True) as progress:
         task = progress.add_task(study.name, total=total)
-        run = run_study(study, file.parent, paths=total, backend=backend, workers=workers, scheduler=scheduler,
-                        report_dir=report, on_result=lambda result: progress.advance(task))
+        try:
+            run = run_study(study, file.parent, paths=paths or study.paths, backend=backend, workers=workers,
+                            scheduler=scheduler, report_dir=report, on_result=lambda result: progress.advance(task))
+        except AlpsimError as exc:  # e.g. a setting the contracts refuse: the contract's own error
+            err_console.print(f"study failed: {exc}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
     if json_out:
         print(json.dumps(run.report, sort_keys=True))
     else:
-        console.print(summary_md(run.report), markup=False, highlight=False, soft_wrap=True)
+        text = sweep_summary_md(run.report) if study.sweep else summary_md(run.report)
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
         for path in run.written:
             console.print(f"written: {path}", markup=False, soft_wrap=True)
     if run.partial:
-        err_console.print(f"interrupted after {run.report['paths_done']} of {total} paths: partial report")
+        done = sum(c["report"]["paths_done"] for c in run.report["cells"]) if study.sweep else run.report["paths_done"]
+        err_console.print(f"interrupted after {done} of {total} paths: partial report")
         raise typer.Exit(130)
 
 

@@ -27,20 +27,31 @@ class StudyRun:
 def run_study(study: Study, base_dir: Path, *, paths: int | None = None, backend: str = "revm",
               workers: int | None = None, scheduler: str | None = None, report_dir: Path | None = None,
               on_result=None, build=None) -> StudyRun:  # noqa: ANN001
-    """Runs `paths` (default: the study's) paths and aggregates them. Ctrl-C stops it: the
-    report then covers the paths done and is marked partial."""
+    """Runs `paths` (default: the study's) paths of the study, or of each cell of its sweep, and
+    aggregates them. Ctrl-C stops it: the report then covers the paths done and is marked
+    partial (a sweep's later cells are left out)."""
     from ..compiler import compile_contracts
     from .distributed import run_paths
-    from .report import build_report, write_report
+    from .report import build_report, build_sweep_report, write_report, write_sweep_report
+    from .spec import sweep_cells
 
     build = build or compile_contracts()
     count = paths or study.paths
-    partial = False
-    try:
-        results = run_paths(study, base_dir, build, list(range(count)), backend=backend, workers=workers,
-                            scheduler=scheduler, on_result=on_result or (lambda result: None))
-    except KeyboardInterrupt as exc:
-        results, partial = getattr(exc, "results", []), True
-    report = build_report(study, results, paths_requested=count, partial=partial, backend=backend)
-    written = write_report(report, report_dir) if report_dir is not None else []
+    cells = []
+    for values, cell in sweep_cells(study):
+        partial = False
+        try:
+            results = run_paths(cell, base_dir, build, list(range(count)), backend=backend, workers=workers,
+                                scheduler=scheduler, on_result=on_result or (lambda result: None))
+        except KeyboardInterrupt as exc:
+            results, partial = getattr(exc, "results", []), True
+        cells.append((values, build_report(cell, results, paths_requested=count, partial=partial, backend=backend)))
+        if partial:
+            break
+    if not study.sweep:
+        report = cells[0][1]
+        written = write_report(report, report_dir) if report_dir is not None else []
+    else:
+        report = build_sweep_report(study, cells)
+        written = write_sweep_report(report, report_dir) if report_dir is not None else []
     return StudyRun(report, written)

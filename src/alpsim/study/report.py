@@ -59,7 +59,7 @@ def build_report(study: Study, results: list[dict[str, Any]], *, paths_requested
             if r["refused"] is not None:
                 refused[r["refused"]] = refused.get(r["refused"], 0) + 1
         fees = {kind: _r(float(np.mean([r["fees"].get(kind, 0.0) for r in opened]))) if n else None
-                for kind in ("open", "execution", "close", "holding", "funding")}
+                for kind in FEE_KINDS}
         cohort[name] = {
             "positions": len(rows), "opened": n, "refused": dict(sorted(refused.items())),
             # the same in every path: each opens at the same state and price
@@ -74,6 +74,7 @@ def build_report(study: Study, results: list[dict[str, Any]], *, paths_requested
             "mean_fees_usd": fees,
             "closed_by": _counts(r["closed_by"] for r in opened),
         }
+    crowd = _crowd(results, float(study.pool.liquidity)) if study.traders is not None else None
     prices = np.array([res["alp_price"] for res in results], dtype=float) if results else np.zeros((0, steps + 2))
     pool: dict[str, Any] = {"paths": len(results)}
     if len(results):
@@ -87,6 +88,12 @@ def build_report(study: Study, results: list[dict[str, Any]], *, paths_requested
             "cvar": {"95": _r(_cvar(lp, 0.95)), "99": _r(_cvar(lp, 0.99))},
             "max_drawdown": {"mean": _r(float(drawdown.mean())), **_pcts(drawdown)},
             "alp_price_fan": {f"p{q}": [_r(float(x)) for x in np.percentile(prices, q, axis=0)] for q in FAN},
+            "peak_reserve_share": _pcts(np.array([res["peak_reserve_share"] for res in results], dtype=float)),
+            "mean_fees_per_path_usd": {kind: _r(float(np.mean([
+                sum(row["fees"].get(kind, 0.0) for row in res["positions"] + res.get("crowd", [])) for res in results])))
+                for kind in FEE_KINDS},
+            "opens_refused": _counts(row["refused"] for res in results for row in res["positions"] + res.get("crowd", [])
+                                     if row["refused"] is not None),
         })
     return {
         "study": study.name, "chain": study.chain, "seed": study.seed, "backend": backend,
@@ -94,8 +101,43 @@ def build_report(study: Study, results: list[dict[str, Any]], *, paths_requested
         "horizon_s": study.horizon.duration, "step_s": step_s, "times_s": times_s,
         "cohort": dict(sorted(cohort.items(), key=lambda kv: (kv[0].split()[0], kv[0].split()[1],
                                                               int(kv[0].split()[2].rstrip("x"))))),
+        "crowd": crowd,
         "pool": pool,
     }
+
+
+FEE_KINDS = ("open", "execution", "close", "holding", "funding")
+
+
+def _crowd(results: list[dict[str, Any]], liquidity_usd: float) -> dict[str, Any]:
+    """The crowd's orders by profile and by leverage: how many, refused by reason, how they
+    ended, the trader's return, the fees."""
+    rows = [row for res in results for row in res.get("crowd", [])]
+
+    def summary(group: list[dict[str, Any]]) -> dict[str, Any]:
+        opened = [r for r in group if r["refused"] is None and r["opened_s"] is not None]
+        returns = np.array([r["payout"] / r["amount"] - 1 for r in opened if r["closed_by"] is not None], dtype=float)
+        return {
+            "orders": len(group), "opened": len(opened),
+            "refused": _counts(r["refused"] for r in group if r["refused"] is not None),
+            "closed_by": _counts(r["closed_by"] for r in opened if r["closed_by"] is not None),
+            "liquidation_share": _r(sum(r["closed_by"] == "liquidation" for r in opened) / len(opened)) if opened else None,
+            "trader_return": {"mean": _r(float(returns.mean())) if returns.size else None, **_pcts(returns)},
+            "fees_usd": {kind: _r(float(sum(r["fees"].get(kind, 0.0) for r in group))) for kind in FEE_KINDS},
+        }
+
+    by_profile: dict[str, list] = {}
+    by_leverage: dict[int, list] = {}
+    for row in rows:
+        by_profile.setdefault(row["label"], []).append(row)
+        by_leverage.setdefault(row["leverage"], []).append(row)
+    # the crowd's result per path (payouts less what its settled positions put in), per USD of pool
+    pnl_share = np.array([sum(r["payout"] - r["amount"] for r in res.get("crowd", []) if r["closed_by"] is not None)
+                          / liquidity_usd for res in results], dtype=float)
+    return {"orders": len(rows), "orders_per_path": _r(len(rows) / len(results)) if results else None,
+            "pnl_share_of_pool": {"mean": _r(float(pnl_share.mean())) if pnl_share.size else None, **_pcts(pnl_share)},
+            "by_profile": {name: summary(group) for name, group in sorted(by_profile.items())},
+            "by_leverage": {f"{lev}x": summary(group) for lev, group in sorted(by_leverage.items())}}
 
 
 def _counts(values) -> dict[str, int]:  # noqa: ANN001
@@ -148,6 +190,16 @@ def summary_md(report: dict[str, Any]) -> str:
                      _pct(g["trader_return"]["p50"], "+.1%")]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+    crowd = report.get("crowd")
+    if crowd:
+        lines += ["## The crowd", "", f"{crowd['orders']:,} orders ({crowd['orders_per_path']} a path).", "",
+                  "| leverage | orders | opened | refused | liquidated | median return | fees paid (USD) |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for lev, g in crowd["by_leverage"].items():
+            lines.append(f"| {lev} | {g['orders']} | {g['opened']} | {sum(g['refused'].values())} | "
+                         f"{_pct(g['liquidation_share'], '.0%')} | {_pct(g['trader_return']['p50'], '+.1%')} | "
+                         f"{sum(v or 0 for v in g['fees_usd'].values()):,.2f} |")
+        lines.append("")
     pool = report["pool"]
     if "lp_return" in pool:
         lines += ["## The pool", "",
@@ -156,6 +208,9 @@ def summary_md(report: dict[str, Any]) -> str:
                   f"- VaR 95% {pool['var']['95']:.4%}, 99% {pool['var']['99']:.4%}; CVaR 95% "
                   f"{pool['cvar']['95']:.4%}, 99% {pool['cvar']['99']:.4%} (losses as positive fractions)",
                   f"- maximum drawdown: median {pool['max_drawdown']['p50']:.4%}, p95 {pool['max_drawdown']['p95']:.4%}",
+                  f"- peak reserve (capped profits of open positions) as a share of the pool's balance: median "
+                  f"{pool['peak_reserve_share']['p50']:.2%}, p95 {pool['peak_reserve_share']['p95']:.2%}",
+                  "- opens refused: " + (", ".join(f"{k} {v}" for k, v in pool["opens_refused"].items()) or "none"),
                   ""]
     return "\n".join(lines)
 
@@ -215,3 +270,115 @@ def _plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
         fig.savefig(out[-1], dpi=110)
         plt.close(fig)
     return out
+
+
+def cell_metrics(report: dict[str, Any]) -> dict[str, float | None]:
+    """One cell's headline numbers, for the sweep's heatmaps."""
+    out: dict[str, float | None] = {}
+    for name, g in report["cohort"].items():
+        out[f"P(liquidated) {name}"] = g["liquidation_probability"]
+    pool = report["pool"]
+    if "lp_return" in pool:
+        out["LP return, mean"] = pool["lp_return"]["mean"]
+        out["VaR 99%"] = pool["var"]["99"]
+        out["max drawdown, p95"] = pool["max_drawdown"]["p95"]
+        out["peak reserve share, p95"] = pool["peak_reserve_share"]["p95"]
+    if report.get("crowd"):
+        out["crowd PnL / pool, mean"] = report["crowd"]["pnl_share_of_pool"]["mean"]
+    return out
+
+
+def build_sweep_report(study: Study, cells: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """A sweep: each cell's values and report, and per metric its value in every cell."""
+    keys = list(study.sweep)
+    rows = [{"values": {k: _plain(v) for k, v in values.items()}, "report": report} for values, report in cells]
+    metrics: dict[str, list] = {}
+    for row in rows:
+        for name, value in cell_metrics(row["report"]).items():
+            metrics.setdefault(name, []).append(value)
+    return {"study": study.name, "sweep": {k: [_plain(v) for v in study.sweep[k]] for k in keys},
+            "partial": any(row["report"]["partial"] for row in rows) or len(rows) < _cell_count(study),
+            "cells": rows, "metrics": metrics}
+
+
+def _cell_count(study: Study) -> int:
+    count = 1
+    for values in study.sweep.values():
+        count *= len(values)
+    return count
+
+
+def _plain(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def sweep_summary_md(report: dict[str, Any]) -> str:
+    keys = list(report["sweep"])
+    lines = [f"# {report['study']}: sweep over {' x '.join(keys)}", ""]
+    names = list(report["metrics"])
+    lines += ["| " + " | ".join(keys + names) + " |", "|" + "---|" * (len(keys) + len(names))]
+    for i, row in enumerate(report["cells"]):
+        cells = [str(row["values"][k]) for k in keys] + [
+            "-" if report["metrics"][n][i] is None else f"{report['metrics'][n][i]:.4g}" for n in names]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_sweep_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
+    """report.json, summary.md, a heatmap per metric (two swept values; one: a line), and each
+    cell's own report under cell-N/."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / "report.json", out_dir / "summary.md"]
+    written[0].write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    written[1].write_text(sweep_summary_md(report))
+    for i, row in enumerate(report["cells"]):
+        (out_dir / f"cell-{i}").mkdir(exist_ok=True)
+        (out_dir / f"cell-{i}" / "summary.md").write_text(summary_md(row["report"]))
+    written += _heatmaps(report, out_dir)
+    return written
+
+
+def _heatmaps(report: dict[str, Any], out_dir: Path) -> list[Path]:
+    import re
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(report["sweep"])
+    if len(keys) not in (1, 2) or len(report["cells"]) < len(_grid_product(report)):
+        return []
+    out = []
+    for name, values in report["metrics"].items():
+        fig, ax = plt.subplots(figsize=(7, 5))
+        if len(keys) == 1:
+            ax.plot([str(v) for v in report["sweep"][keys[0]]], [np.nan if v is None else v for v in values], marker="o")
+            ax.set(xlabel=keys[0], ylabel=name)
+        else:
+            xs, ys = report["sweep"][keys[0]], report["sweep"][keys[1]]
+            grid = np.array([np.nan if v is None else v for v in values], dtype=float).reshape(len(xs), len(ys)).T
+            image = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+            ax.set_xticks(range(len(xs)), [str(x) for x in xs])
+            ax.set_yticks(range(len(ys)), [str(y) for y in ys])
+            ax.set(xlabel=keys[0], ylabel=keys[1])
+            for (j, i), v in np.ndenumerate(grid):
+                if not np.isnan(v):
+                    ax.text(i, j, f"{v:.3g}", ha="center", va="center", color="white", fontsize=8)
+            fig.colorbar(image, ax=ax, label=name)
+        ax.set_title(f"{report['study']}: {name}")
+        fig.tight_layout()
+        out.append(out_dir / f"heatmap-{re.sub(r'[^A-Za-z0-9]+', '_', name).strip('_').lower()}.png")
+        fig.savefig(out[-1], dpi=110)
+        plt.close(fig)
+    return out
+
+
+def _grid_product(report: dict[str, Any]) -> list:
+    import itertools
+
+    return list(itertools.product(*report["sweep"].values()))

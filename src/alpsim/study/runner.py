@@ -13,6 +13,8 @@ from typing import Any
 from ..client import Alpsim, OrderRejected
 from ..compiler import BuildResult
 from ..service import DEFAULT_START_PRICES
+from ..model.trading import RejectReason
+from .crowd import Crowd, CrowdOrder, crowd_rng
 from .prices import Gbm, Jump, Replay, load_price_csv, path_rng, price_paths
 from .spec import GbmPrices, JumpPrices, Study
 
@@ -20,6 +22,8 @@ WAD = 10**18
 LP = 7
 """The dev account that provides the pool's liquidity (0 deploys, 8 is the treasury, 9 the keeper)."""
 RESERVED = {0, LP, 8, 9}
+CROWD_FUNDS_USD = 1_000_000
+"""Each crowd account's collateral: enough for any horizon's orders."""
 PRICE_DECIMALS = 8
 """Prices are cut to the reference feeds' 8 decimals, so keeper and reference agree exactly."""
 
@@ -74,8 +78,11 @@ class StudyEngine:
         self.models = price_models(study, base_dir)
         self.start = start_prices(study)
         self.subjects = cohort_subjects(study)
-        accounts = max([s.account for s in self.subjects] + [9]) + 1
-        self.sim = sim = Alpsim.launch(study.chain, backend, build=build, seed=study.seed, accounts=accounts)
+        first_free = max([s.account for s in self.subjects] + [9]) + 1
+        crowd_size = study.traders.accounts if study.traders else 0
+        self.crowd_accounts = list(range(first_free, first_free + crowd_size))
+        self.sim = sim = Alpsim.launch(study.chain, backend, build=build, seed=study.seed,
+                                       accounts=first_free + crowd_size)
         settings = study.settings
         if settings.holding_rate_per_hour is not None or settings.funding_rate_per_hour is not None:
             market = sim.contracts["market"]
@@ -84,10 +91,15 @@ class StudyEngine:
             funding = market.call("fundingRatePerHourWad") if settings.funding_rate_per_hour is None \
                 else int(settings.funding_rate_per_hour * WAD)
             market.transact("setRates", holding, funding, sender=sim.deployment.deployer)
+        _apply_settings(sim, settings)
         sim.fund(LP, study.pool.liquidity)
         sim.deposit(LP, study.pool.liquidity)
         for s in self.subjects:
             sim.fund(s.account, s.amount)
+        for account in self.crowd_accounts:
+            sim.fund(account, CROWD_FUNDS_USD)
+        if self.crowd_accounts:
+            sim.approve_collateral(*self.crowd_accounts)
         sim.keeper.set_prices(self.start)
         sim.keeper.push_prices()
         self.base = sim.snapshot()
@@ -96,64 +108,188 @@ class StudyEngine:
         self.sim.stop()
 
     def run_path(self, index: int) -> dict[str, Any]:
-        """The path's compact result: per cohort position its fate, and the pool's redemption
-        ALP price at every step."""
+        """The path's compact result: per cohort position and per crowd order its fate, the
+        pool's redemption ALP price at every step, and its peak reserve use."""
         sim, study = self.sim, self.study
         sim.revert(self.base)
         self.base = sim.snapshot()  # a revert consumes a snapshot (revm): take the next one now
         step_s, steps = study.horizon.step, study.horizon.steps
         paths = price_paths(self.models, {p: float(v) for p, v in self.start.items()}, steps, float(step_s),
                             path_rng(study.seed, index), _correlation(study))
-        alp_price = [sim.pool_contract.call("redeemAlpPrice") / WAD]
-        fates: dict[int, dict[str, Any]] = {}  # position id -> fate
-        rows: list[dict[str, Any]] = []
+        pool = _PoolTrace(sim)
+        book = _Book(sim)
         for s in self.subjects:
-            row: dict[str, Any] = {"label": s.label, "pair": s.pair, "side": s.side, "leverage": s.leverage,
-                                   "amount": float(s.amount), "refused": None, "liquidated_s": None,
-                                   "closed_by": None, "closed_s": None, "payout": 0.0, "fees": {}}
-            rows.append(row)
-            start = self.start[s.pair]
-            sign = 1 if s.side == "long" else -1
-            tp = start * (1 + sign * s.take_profit) if s.take_profit else 0
-            sl = start * (1 - sign * s.stop_loss) if s.stop_loss else 0
-            try:
-                opened = sim.open(s.account, s.pair, s.side, s.amount, s.leverage, take_profit=_cut(tp),
-                                  stop_loss=_cut(sl))
-            except OrderRejected as exc:
-                row["refused"] = exc.reason
-                row["payout"] = exc.refund_tokens / 10**sim.decimals
-                continue
-            row["fees"] = {"open": opened.open_fee_wad / WAD, "execution": opened.execution_fee_tokens / 10**sim.decimals}
-            row["liquidation_price"] = opened.position.liquidation_price_wad / WAD
-            fates[opened.position.id] = row
+            book.open_cohort(s, self.start[s.pair])
+        crowd = Crowd(study.traders, list(study.prices), crowd_rng(study.seed, index)) if study.traders else None
         all_pairs = {sim.pair_id(p) for p in study.prices}
         for k in range(1, steps + 1):
+            now_s = k * step_s
             sim.devnet.advance_time(step_s)
-            sim.keeper.set_prices({pair: _cut(Decimal(float(series[k]))) for pair, series in paths.items()})
-            receipt = sim.keeper.run_triggers(price_pairs=all_pairs)
-            for closed in sim.closed_from(receipt):
-                _settled(fates.pop(closed.position.id), closed, k * step_s, sim.decimals)
-            alp_price.append(sim.pool_contract.call("redeemAlpPrice") / WAD)
-        for position_id, row in list(fates.items()):  # survivors: their traders close at the horizon
-            closed = sim.close(_account_of(self.subjects, row), position_id)
-            _settled(row, closed, steps * step_s, sim.decimals, censored=True)
-        alp_price.append(sim.pool_contract.call("redeemAlpPrice") / WAD)
-        return {"index": index, "positions": rows, "alp_price": alp_price,
+            prices = {pair: _cut(Decimal(float(series[k]))) for pair, series in paths.items()}
+            sim.keeper.set_prices(prices)
+            if crowd is None:
+                book.settle(sim.keeper.run_triggers(price_pairs=all_pairs), now_s)
+            else:
+                book.request_due_closes(now_s)
+                book.request_opens(crowd.arrivals(step_s), self.crowd_accounts, prices, now_s)
+                book.settle_round(sim.keeper.run_round(), now_s)
+            pool.record()
+        book.close_all(steps * step_s)
+        pool.record()
+        return {"index": index, "positions": book.cohort_rows, "crowd": book.crowd_rows, "alp_price": pool.prices,
+                "peak_reserve_share": pool.peak_reserve_share, "pending_at_horizon": len(book.pending),
                 "final_prices": {pair: float(series[-1]) for pair, series in paths.items()}}
 
 
-def _account_of(subjects: list[Subject], row: dict[str, Any]) -> int:
-    return next(s.account for s in subjects if s.label == row["label"])
+class _PoolTrace:
+    """The pool's redemption ALP price after each step, and its peak reserve (the capped profits
+    of open positions) as a share of its balance."""
+
+    def __init__(self, sim: Alpsim):
+        self.sim, self.prices, self.peak_reserve_share = sim, [], 0.0
+        self.record()
+
+    def record(self) -> None:
+        pool = self.sim.pool_contract
+        self.prices.append(pool.call("redeemAlpPrice") / WAD)
+        balance_usd = pool.call("poolBalance") * 10 ** (18 - self.sim.decimals)
+        if balance_usd:
+            self.peak_reserve_share = max(self.peak_reserve_share, pool.call("reserveUsd") / balance_usd)
 
 
-def _settled(row: dict[str, Any], closed: Any, at_s: int, decimals: int, censored: bool = False) -> None:
-    row["closed_by"] = "horizon" if censored and closed.reason == "close" else closed.reason
+class _Book:
+    """A path's positions and requests: what was asked, what the chain made of it."""
+
+    def __init__(self, sim: Alpsim):
+        self.sim = sim
+        self.cohort_rows: list[dict[str, Any]] = []
+        self.crowd_rows: list[dict[str, Any]] = []
+        self.open: dict[int, tuple[dict[str, Any], int, int]] = {}
+        """position id -> (its row, its account, when its trader closes it in s; -1: at the horizon)"""
+        self.pending: dict[int, tuple[dict[str, Any], int, int]] = {}
+        """open request id -> (row, account, holding s)"""
+        self.closing: set[int] = set()
+
+    def open_cohort(self, s: Subject, start: Decimal) -> None:
+        row = _row(s.label, s.pair, s.side, s.leverage, s.amount)
+        self.cohort_rows.append(row)
+        sign = 1 if s.side == "long" else -1
+        tp = start * (1 + sign * s.take_profit) if s.take_profit else 0
+        sl = start * (1 - sign * s.stop_loss) if s.stop_loss else 0
+        try:
+            opened = self.sim.open(s.account, s.pair, s.side, s.amount, s.leverage, take_profit=_cut(tp),
+                                   stop_loss=_cut(sl))
+        except OrderRejected as exc:
+            row["refused"] = exc.reason
+            return
+        _opened(row, opened.position, opened.open_fee_wad, opened.execution_fee_tokens, self.sim.decimals, 0)
+        self.open[opened.position.id] = (row, s.account, -1)
+
+    def request_opens(self, orders: list[CrowdOrder], accounts: list[int], prices: dict[str, Decimal],
+                      now_s: int) -> None:
+        if not orders:
+            return
+        requests, rows = [], []
+        for i, o in enumerate(orders):
+            row = _row(o.profile, o.pair, o.side, o.leverage, o.amount)
+            row["profile"], row["requested_s"] = o.profile, now_s
+            sign = 1 if o.side == "long" else -1
+            tp = prices[o.pair] * (1 + sign * o.take_profit_move) if o.take_profit_move else 0
+            sl = prices[o.pair] * (1 - sign * o.stop_loss_move) if o.stop_loss_move else 0
+            account = accounts[(len(self.crowd_rows) + i) % len(accounts)]
+            requests.append({"who": account, "pair": o.pair, "side": o.side, "amount": o.amount,
+                             "leverage": o.leverage, "take_profit": _cut(tp), "stop_loss": _cut(sl)})
+            rows.append((row, account, o.holding_s))
+        for pending, (row, account, holding_s) in zip(self.sim.request_opens(requests), rows):
+            self.crowd_rows.append(row)
+            self.pending[pending.request_id] = (row, account, holding_s)
+
+    def request_due_closes(self, now_s: int) -> None:
+        due = [(account, pid) for pid, (_, account, close_s) in self.open.items()
+               if 0 <= close_s <= now_s and pid not in self.closing]
+        if due:
+            self.sim.request_closes(due)
+            self.closing.update(pid for _, pid in due)
+
+    def settle_round(self, report: Any, now_s: int) -> None:
+        for receipt in report.receipts:
+            self.settle(receipt, now_s)
+
+    def settle(self, receipt: dict, now_s: int) -> None:
+        sim = self.sim
+        for event in sim.session.events(receipt, ("PositionOpened", "OpenRejected", "CloseRejected")):
+            if event["event"] == "PositionOpened" and event["requestId"] in self.pending:
+                row, account, holding_s = self.pending.pop(event["requestId"])
+                charges = event["charges"]
+                info = sim._position_info(event["positionId"], event["position"])
+                _opened(row, info, charges["openFeeUsd"], charges["executionFeeTokens"], sim.decimals, now_s)
+                self.open[event["positionId"]] = (row, account, now_s + holding_s)
+            elif event["event"] == "OpenRejected" and event["requestId"] in self.pending:
+                row, _, _ = self.pending.pop(event["requestId"])
+                row["refused"] = RejectReason(event["reason"]).label
+                row["fees"] = {"execution": event["executionFeeTokens"] / 10**sim.decimals}
+            elif event["event"] == "CloseRejected":
+                self.closing.discard(event["positionId"])  # asked again at the next step
+        for closed in sim.closed_from(receipt):
+            entry = self.open.pop(closed.position.id, None)
+            if entry is not None:
+                self.closing.discard(closed.position.id)
+                _settled(entry[0], closed, now_s, sim.decimals)
+
+    def close_all(self, now_s: int) -> None:
+        """Every position still open closes at the horizon, by its trader."""
+        for _ in range(3):  # a close turned down (a guard) is asked again
+            remaining = [(account, pid) for pid, (_, account, _) in self.open.items()]
+            if not remaining:
+                return
+            self.sim.request_closes(remaining)
+            self.closing.update(pid for _, pid in remaining)
+            self.settle_round(self.sim.keeper.run_round(), now_s)
+
+
+def _row(label: str, pair: str, side: str, leverage: int, amount: Decimal) -> dict[str, Any]:
+    return {"label": label, "pair": pair, "side": side, "leverage": leverage, "amount": float(amount),
+            "refused": None, "opened_s": None, "liquidated_s": None, "closed_by": None, "closed_s": None,
+            "payout": 0.0, "fees": {}}
+
+
+def _opened(row: dict[str, Any], position: Any, open_fee_wad: int, execution_fee_tokens: int, decimals: int,
+            now_s: int) -> None:
+    row["opened_s"] = now_s
+    row["liquidation_price"] = position.liquidation_price_wad / WAD
+    row["fees"] = {"open": open_fee_wad / WAD, "execution": execution_fee_tokens / 10**decimals}
+
+
+def _settled(row: dict[str, Any], closed: Any, at_s: int, decimals: int) -> None:
+    row["closed_by"] = closed.reason
     row["closed_s"] = at_s
     if closed.reason == "liquidation":
         row["liquidated_s"] = at_s
     row["payout"] = closed.payout_tokens / 10**decimals
     row["fees"].update({"close": closed.close_fee_wad / WAD, "holding": closed.holding_wad / WAD,
                         "funding": closed.funding_wad / WAD})
+
+
+def _apply_settings(sim: Alpsim, settings: Any) -> None:
+    """The study's engine, pool and pair settings, by the admin (the deployer)."""
+    admin = sim.deployment.deployer
+    if settings.engine:
+        current = dict(sim.contracts["trading"].call("settings"))
+        for name, value in settings.engine.items():
+            current[name] = int(value * WAD) if name.endswith("Usd") else int(value)
+        sim.contracts["trading"].transact("setSettings", tuple(current.values()), sender=admin)
+    if settings.pool:
+        pool = sim.pool_contract
+        names = ("mintFeeBps", "burnFeeBps", "cooldownSeconds", "maxReserveBps")
+        values = {name: int(settings.pool.get(name, pool.call(name))) for name in names}
+        pool.transact("setSettings", *values.values(), sender=admin)
+    for pair, changes in settings.pairs.items():
+        registry = sim.contracts["pairs"]
+        pair_id = sim.pair_id(pair)
+        config = dict(registry.call("pair", pair_id))
+        for name, value in changes.items():
+            config[name] = int(value * WAD) if name.endswith("Usd") else int(value)
+        registry.transact("updatePair", pair_id, tuple(config.values()), sender=admin)
 
 
 def _cut(price: Decimal | float | int) -> Decimal:

@@ -3,8 +3,9 @@ runs (every mistake refused as `file:line: where: reason`). docs/studies.md desc
 
 A study runs `paths` seeded futures of `horizon.duration`, one price step every `horizon.step`.
 Each path starts from the same freshly deployed system (the pool holding `pool.liquidity`), opens
-the `cohort` at the first price, and has the keeper apply each step's prices with every trigger
-and liquidation in the same transaction; the cohort's survivors close at the horizon."""
+the `cohort` at the first price, lets `traders` send orders as a Poisson process, and has the
+keeper apply each step's prices with every trigger and liquidation in the same transaction
+before it executes the step's requests; positions still open close at the horizon."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from ..model.trading import default_pairs
 from ..yamlfile import YamlFileError, compose, line_for, validation_problems
@@ -120,12 +121,137 @@ class CohortPosition(_Strict):
     count: int = Field(default=1, ge=1)
 
 
+def _amount(value: Any) -> Any:
+    """A number, or a duration written as text (`30m`, `4h`): its seconds."""
+    if isinstance(value, str):
+        try:
+            return Decimal(value)
+        except ArithmeticError:
+            return seconds(value)
+    return value
+
+
+Quantity = Annotated[Decimal, BeforeValidator(_amount)]
+"""A number; where a distribution gives durations (holding), text such as `30m` also works."""
+
+
+class Fixed(_Strict):
+    fixed: Quantity = Field(gt=0)
+
+
+class Choice(_Strict):
+    choice: list[Quantity] = Field(min_length=1)
+    weights: list[Decimal] | None = None
+
+    @model_validator(mode="after")
+    def _weights(self) -> "Choice":
+        if any(c <= 0 for c in self.choice):
+            raise ValueError("choice: every value must be positive")
+        if self.weights is not None and (len(self.weights) != len(self.choice) or any(w < 0 for w in self.weights)
+                                         or sum(self.weights) <= 0):
+            raise ValueError("weights: one non-negative weight per choice, not all zero")
+        return self
+
+
+class Uniform(_Strict):
+    uniform: tuple[Quantity, Quantity]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Uniform":
+        if not 0 < self.uniform[0] <= self.uniform[1]:
+            raise ValueError("uniform: [low, high] with 0 < low <= high")
+        return self
+
+
+class LogNormalParams(_Strict):
+    median: Quantity = Field(gt=0)
+    sigma: Decimal = Field(ge=0)
+
+
+class LogNormal(_Strict):
+    lognormal: LogNormalParams
+
+
+class ExponentialParams(_Strict):
+    mean: Duration
+    """A duration (`4h`) or a number of seconds."""
+
+
+class Exponential(_Strict):
+    exponential: ExponentialParams
+
+
+def _distribution_kind(value: Any) -> str | None:
+    if isinstance(value, dict) and len(value) >= 1:
+        return next(iter(value))
+    return type(value).__name__.lower() if isinstance(value, BaseModel) else None  # a parsed one: its tag
+
+
+Distribution = Annotated[
+    Union[Annotated[Fixed, Tag("fixed")], Annotated[Choice, Tag("choice")], Annotated[Uniform, Tag("uniform")],
+          Annotated[LogNormal, Tag("lognormal")], Annotated[Exponential, Tag("exponential")]],
+    Discriminator(_distribution_kind, custom_error_type="distribution",
+                  custom_error_message="a distribution is one of {fixed: x}, {choice: [...]}, {uniform: [low, high]}, "
+                                       "{lognormal: {median, sigma}}, {exponential: {mean}}")]
+"""One of `{fixed: x}`, `{choice: [...], weights: [...]}`, `{uniform: [low, high]}`,
+`{lognormal: {median, sigma}}`, `{exponential: {mean}}` (the last for holding times)."""
+
+
+class Habit(_Strict):
+    """A share of a profile's orders that set a take-profit (or stop-loss) `move` from the price."""
+
+    share: Decimal = Field(ge=0, le=1)
+    move: Decimal = Field(gt=0, lt=1)
+
+
+class TraderProfile(_Strict):
+    name: str
+    weight: Decimal = Field(gt=0)
+    pairs: list[str] | None = None
+    """The pairs this profile trades, each equally likely (default: every priced pair)."""
+    long_share: Decimal = Field(default=Decimal("0.5"), ge=0, le=1)
+    leverage: Distribution
+    amount: Distribution
+    """Collateral per order, USD."""
+    holding: Distribution
+    """Seconds a trader keeps a position before closing it (`{exponential: {mean: 2h}}`, ...)."""
+    take_profit: Habit | None = None
+    stop_loss: Habit | None = None
+
+
+class Traders(_Strict):
+    """A crowd: orders arrive as a Poisson process, each from a profile drawn by weight."""
+
+    arrivals_per_hour: Decimal = Field(ge=0)
+    profiles: list[TraderProfile] = Field(min_length=1)
+    accounts: int = Field(default=20, ge=1, le=200)
+    """Accounts the orders rotate over (each funded to trade all horizon long)."""
+
+
+ENGINE_SETTINGS = (
+    "executionFeeUsd", "minNotionalUsd", "extremeLeverage", "maxRoiLeverage", "openFeeBps", "closeFeeBps",
+    "extremeMinCloseFeeBps", "extremeProfitFeeBps", "referralDiscountBps", "tokenDiscountBps", "poolFeeShareBps",
+    "roiCapStandardBps", "roiCapExtremeBps", "roiCapMaxLeverageBps", "openLossGuardBps",
+    "liquidationThresholdStandardBps", "liquidationThresholdExtremeBps", "requestExpiryBlocks",
+    "maxExecutionsPerPairPerBlock")
+"""The fields of the engine's `Settings` (contracts/trading/EngineStorage.sol), in order."""
+EngineSetting = Literal[ENGINE_SETTINGS]  # type: ignore[valid-type]
+PoolSetting = Literal["mintFeeBps", "burnFeeBps", "cooldownSeconds", "maxReserveBps"]
+PairSetting = Literal["maxLeverage", "spreadBps", "depth1PctUsd", "maxOiPerSideUsd"]
+
+
 class Settings(_Strict):
     """Protocol settings to change before the first path (none: the deployment's defaults)."""
 
     holding_rate_per_hour: Decimal | None = Field(default=None, ge=0, le=1)
     """As a fraction of notional (the default 0.00001 is 0.001%/h)."""
     funding_rate_per_hour: Decimal | None = Field(default=None, ge=0, le=1)
+    engine: dict[EngineSetting, Annotated[Decimal, Field(ge=0)]] = Field(default_factory=dict)
+    """The trading engine's settings by name (docs/mechanics.md), e.g. `liquidationThresholdExtremeBps:
+    8000`; the `...Usd` ones in USD."""
+    pool: dict[PoolSetting, Annotated[Decimal, Field(ge=0)]] = Field(default_factory=dict)
+    pairs: dict[str, dict[PairSetting, Annotated[Decimal, Field(ge=0)]]] = Field(default_factory=dict)
+    """Per pair name, its registry settings, e.g. `maxOiPerSideUsd: 2_000_000` (USD)."""
 
 
 class Study(_Strict):
@@ -141,8 +267,19 @@ class Study(_Strict):
     prices: dict[str, PriceSpec] = Field(min_length=1)
     correlation: list[list[Decimal]] | None = None
     """Between the gbm and jump pairs, in the order `prices` lists them."""
-    cohort: list[CohortPosition] = Field(min_length=1, max_length=MAX_COHORT)
+    cohort: list[CohortPosition] = Field(default_factory=list, max_length=MAX_COHORT)
+    traders: Traders | None = None
     settings: Settings = Settings()
+    sweep: dict[str, list[Any]] = Field(default_factory=dict)
+    """A grid: per dotted path into this file (`prices.BTC/USD.volatility`, `cohort.0.leverage`,
+    `settings.pairs.BTC/USD.maxOiPerSideUsd`), the values to try; every combination is a study of
+    its own (a cell)."""
+
+    @model_validator(mode="after")
+    def _someone_trades(self) -> "Study":
+        if not self.cohort and self.traders is None:
+            raise ValueError("a study needs a cohort, traders, or both")
+        return self
 
     @property
     def diffusive_pairs(self) -> list[str]:
@@ -197,6 +334,12 @@ def _semantic_problems(study: Study, lines: dict, base_dir: Path) -> list[tuple[
         if c.pair in PAIRS and c.leverage > PAIRS[c.pair].max_leverage:
             problems.append((line_for(("cohort", i, "leverage"), lines),
                              f"leverage {c.leverage} is above {c.pair}'s maximum of {PAIRS[c.pair].max_leverage}"))
+    for pair in study.settings.pairs:
+        check_pair(pair, ("settings", "pairs", pair), priced=False)
+    if study.traders is not None:
+        for i, profile in enumerate(study.traders.profiles):
+            for j, pair in enumerate(profile.pairs or []):
+                check_pair(pair, ("traders", "profiles", i, "pairs", j))
     return problems
 
 
@@ -204,7 +347,8 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path | None = None
     """Parses and validates a study; raises StudyError listing `source:line: reason`."""
     data, lines = compose(text, source, StudyError)
     if not isinstance(data, dict):
-        raise StudyError([f"{source}:1: a study is a mapping with name, paths, horizon, pool, prices and cohort"])
+        raise StudyError([f"{source}:1: a study is a mapping with name, paths, horizon, pool, prices, and a cohort "
+                          "or traders"])
     try:
         study = Study.model_validate(data)
     except ValidationError as exc:
@@ -212,7 +356,79 @@ def parse_study(text: str, source: str = "<study>", base_dir: Path | None = None
     problems = [f"{source}:{line}: {reason}" for line, reason in _semantic_problems(study, lines, base_dir or Path("."))]
     if problems:
         raise StudyError(problems)
+    for problem in _sweep_problems(study, data, lines, source, base_dir or Path(".")):
+        problems.append(problem)
+    if problems:
+        raise StudyError(problems)
     return study
+
+
+MAX_CELLS = 400
+
+
+def sweep_cells(study: Study) -> list[tuple[dict[str, Any], Study]]:
+    """Every combination of the sweep's values, with its study (no sweep: the study alone)."""
+    import itertools
+
+    if not study.sweep:
+        return [({}, study)]
+    data = study.model_dump(mode="json", exclude={"sweep"}, exclude_defaults=False)
+    keys = list(study.sweep)
+    cells = []
+    for values in itertools.product(*(study.sweep[k] for k in keys)):
+        cell = dict(zip(keys, values))
+        cells.append((cell, Study.model_validate(_with_values(data, cell))))
+    return cells
+
+
+def _with_values(data: dict, cell: dict[str, Any]) -> dict:
+    import copy
+
+    out = copy.deepcopy(data)
+    for path, value in cell.items():
+        node: Any = out
+        parts = path.split(".")
+        for part in parts[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        last = parts[-1]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return out
+
+
+def _sweep_problems(study: Study, data: dict, lines: dict, source: str, base_dir: Path) -> list[str]:
+    """Each sweep path must lead into the file (or a settings name) and each value must make a
+    valid study."""
+    if not study.sweep:
+        return []
+    problems = []
+    cells = 1
+    for path, values in study.sweep.items():
+        line = line_for(("sweep", path), lines)
+        if not values:
+            problems.append(f"{source}:{line}: sweep.{path}: give at least one value")
+            continue
+        cells *= len(values)
+        if path.split(".")[0] in ("sweep", "name", "description", "seed", "paths"):
+            problems.append(f"{source}:{line}: sweep.{path}: cannot sweep {path.split('.')[0]}")
+            continue
+        for value in values:
+            try:
+                cell = Study.model_validate(_with_values(study.model_dump(mode="json", exclude={"sweep"}), {path: value}))
+            except (ValidationError, KeyError, IndexError, ValueError, TypeError) as exc:
+                reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else f"no such field ({exc})"
+                where = ".".join(str(p) for p in exc.errors()[0]["loc"]) if isinstance(exc, ValidationError) else path
+                problems.append(f"{source}:{line}: sweep.{path} = {value!r}: {where}: {reason}")
+                break
+            semantic = _semantic_problems(cell, {}, base_dir)
+            if semantic:
+                problems.append(f"{source}:{line}: sweep.{path} = {value!r}: {semantic[0][1]}")
+                break
+    if cells > MAX_CELLS:
+        problems.append(f"{source}:{line_for(('sweep',), lines)}: sweep: {cells:,} cells; at most {MAX_CELLS}")
+    return problems
 
 
 def load_study(path: str | Path) -> Study:
