@@ -42,6 +42,13 @@ traders:
     - {name: careful, weight: 1, pairs: [ETH/USD], long_share: 0.2, leverage: {uniform: [2, 20]},
        amount: {fixed: 500}, holding: {fixed: 30m}, stop_loss: {share: 1, move: 0.01}}
     - {name: reckless, weight: 1, pairs: [ETH/USD], leverage: {fixed: 5000}, amount: {fixed: 50}, holding: {fixed: 1h}}
+lps:
+  deposits_per_day: 120
+  amount: {lognormal: {median: 20000, sigma: 1}}
+  stay: {exponential: {mean: 15m}}
+  accounts: 3
+settings:
+  pool: {cooldownSeconds: 1200}
 """
 
 
@@ -74,6 +81,9 @@ def test_one_process_gives_a_complete_report(small):
     # 5000x is past every pair's maximum: clamped to ETH/USD's 1001x by the crowd's slider
     assert set(crowd["by_leverage"]) <= {"500x", "1001x"} | {f"{n}x" for n in range(2, 21)}
     assert crowd["by_profile"]["degen"]["fees_usd"]["execution"] > 0
+    flows = report["pool"]["lp_flows"]  # LPs came and went; some withdrawals met the 20-minute cooldown
+    assert flows["deposits_per_path"] > 0 and flows["withdrawals_per_path"] > 0
+    assert set(flows["withdrawals_refused"]) <= {"CooldownActive"}
 
 
 def test_a_two_worker_local_cluster_gives_the_same_report(small, build):

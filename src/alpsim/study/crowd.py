@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from .spec import Choice, Distribution, Exponential, Fixed, LogNormal, PAIRS, Traders, Uniform
+from .spec import PAIRS, Choice, Distribution, Exponential, Fixed, LogNormal, Lps, Traders, Uniform
 
 CROWD_STREAM = 1
 MIN_AMOUNT_USD = 5.0
@@ -77,3 +77,33 @@ class Crowd:
         tp = profile.take_profit.move if profile.take_profit and rng.random() < float(profile.take_profit.share) else None
         sl = profile.stop_loss.move if profile.stop_loss and rng.random() < float(profile.stop_loss.share) else None
         return CrowdOrder(profile.name, pair, side, leverage, amount, holding_s, tp, sl)
+
+
+LP_STREAM = 2
+
+
+def lp_rng(study_seed: int, path_index: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([study_seed, path_index, LP_STREAM])))
+
+
+@dataclass(frozen=True)
+class LpDeposit:
+    amount: Decimal
+    stay_s: int | None
+    """None: to the horizon."""
+
+
+class LpFlow:
+    """Draws a path's LP deposits, step by step, from their own random stream."""
+
+    def __init__(self, lps: Lps, rng: np.random.Generator):
+        self.lps, self.rng = lps, rng
+
+    def arrivals(self, step_s: int) -> list[LpDeposit]:
+        count = int(self.rng.poisson(float(self.lps.deposits_per_day) * step_s / 86_400))
+        out = []
+        for _ in range(count):
+            amount = Decimal(f"{max(draw(self.lps.amount, self.rng), MIN_AMOUNT_USD):.2f}")
+            stay = None if self.lps.stay is None else max(1, int(round(draw(self.lps.stay, self.rng))))
+            out.append(LpDeposit(amount, stay))
+        return out

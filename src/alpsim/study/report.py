@@ -92,6 +92,7 @@ def build_report(study: Study, results: list[dict[str, Any]], *, paths_requested
             "mean_fees_per_path_usd": {kind: _r(float(np.mean([
                 sum(row["fees"].get(kind, 0.0) for row in res["positions"] + res.get("crowd", [])) for res in results])))
                 for kind in FEE_KINDS},
+            "lp_flows": _lp_flows(results),
             "opens_refused": _counts(row["refused"] for res in results for row in res["positions"] + res.get("crowd", [])
                                      if row["refused"] is not None),
         })
@@ -107,6 +108,21 @@ def build_report(study: Study, results: list[dict[str, Any]], *, paths_requested
 
 
 FEE_KINDS = ("open", "execution", "close", "holding", "funding")
+
+
+def _lp_flows(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The LPs' comings and goings, per path on average, and withdrawals refused by reason."""
+    flows = [res["lp_flows"] for res in results if res.get("lp_flows") is not None]
+    if not flows:
+        return None
+    out: dict[str, Any] = {f"{k}_per_path": _r(float(np.mean([f[k] for f in flows])))
+                           for k in ("deposits", "deposited_usd", "withdrawals", "withdrawn_usd", "no_free_account")}
+    refused: dict[str, int] = {}
+    for f in flows:
+        for reason, n in f["refused"].items():
+            refused[reason] = refused.get(reason, 0) + n
+    out["withdrawals_refused"] = dict(sorted(refused.items()))
+    return out
 
 
 def _crowd(results: list[dict[str, Any]], liquidity_usd: float) -> dict[str, Any]:
@@ -211,6 +227,11 @@ def summary_md(report: dict[str, Any]) -> str:
                   f"- peak reserve (capped profits of open positions) as a share of the pool's balance: median "
                   f"{pool['peak_reserve_share']['p50']:.2%}, p95 {pool['peak_reserve_share']['p95']:.2%}",
                   "- opens refused: " + (", ".join(f"{k} {v}" for k, v in pool["opens_refused"].items()) or "none"),
+                  *([f"- LPs per path: {pool['lp_flows']['deposits_per_path']} deposits "
+                     f"({pool['lp_flows']['deposited_usd_per_path']:,.0f} USD), {pool['lp_flows']['withdrawals_per_path']} "
+                     f"withdrawals ({pool['lp_flows']['withdrawn_usd_per_path']:,.0f} USD); withdrawals refused: "
+                     + (", ".join(f"{k} {v}" for k, v in pool["lp_flows"]["withdrawals_refused"].items()) or "none")]
+                    if pool.get("lp_flows") else []),
                   ""]
     return "\n".join(lines)
 

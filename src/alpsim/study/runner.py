@@ -14,7 +14,8 @@ from ..client import Alpsim, OrderRejected
 from ..compiler import BuildResult
 from ..service import DEFAULT_START_PRICES
 from ..model.trading import RejectReason
-from .crowd import Crowd, CrowdOrder, crowd_rng
+from ..errors import ContractRevert
+from .crowd import Crowd, CrowdOrder, LpFlow, crowd_rng, lp_rng
 from .prices import Gbm, Jump, Replay, load_price_csv, path_rng, price_paths
 from .spec import GbmPrices, JumpPrices, Study
 
@@ -23,6 +24,7 @@ LP = 7
 """The dev account that provides the pool's liquidity (0 deploys, 8 is the treasury, 9 the keeper)."""
 RESERVED = {0, LP, 8, 9}
 CROWD_FUNDS_USD = 1_000_000
+LP_FUNDS_USD = 100_000_000
 """Each crowd account's collateral: enough for any horizon's orders."""
 PRICE_DECIMALS = 8
 """Prices are cut to the reference feeds' 8 decimals, so keeper and reference agree exactly."""
@@ -81,8 +83,10 @@ class StudyEngine:
         first_free = max([s.account for s in self.subjects] + [9]) + 1
         crowd_size = study.traders.accounts if study.traders else 0
         self.crowd_accounts = list(range(first_free, first_free + crowd_size))
+        lp_size = study.lps.accounts if study.lps else 0
+        self.lp_accounts = list(range(first_free + crowd_size, first_free + crowd_size + lp_size))
         self.sim = sim = Alpsim.launch(study.chain, backend, build=build, seed=study.seed,
-                                       accounts=first_free + crowd_size)
+                                       accounts=first_free + crowd_size + lp_size)
         settings = study.settings
         if settings.holding_rate_per_hour is not None or settings.funding_rate_per_hour is not None:
             market = sim.contracts["market"]
@@ -100,6 +104,8 @@ class StudyEngine:
             sim.fund(account, CROWD_FUNDS_USD)
         if self.crowd_accounts:
             sim.approve_collateral(*self.crowd_accounts)
+        for account in self.lp_accounts:
+            sim.fund(account, LP_FUNDS_USD)
         sim.keeper.set_prices(self.start)
         sim.keeper.push_prices()
         self.base = sim.snapshot()
@@ -121,6 +127,7 @@ class StudyEngine:
         for s in self.subjects:
             book.open_cohort(s, self.start[s.pair])
         crowd = Crowd(study.traders, list(study.prices), crowd_rng(study.seed, index)) if study.traders else None
+        lps = _Lps(sim, LpFlow(study.lps, lp_rng(study.seed, index)), self.lp_accounts) if study.lps else None
         all_pairs = {sim.pair_id(p) for p in study.prices}
         for k in range(1, steps + 1):
             now_s = k * step_s
@@ -133,11 +140,14 @@ class StudyEngine:
                 book.request_due_closes(now_s)
                 book.request_opens(crowd.arrivals(step_s), self.crowd_accounts, prices, now_s)
                 book.settle_round(sim.keeper.run_round(), now_s)
+            if lps is not None:  # after the round: the prices are fresh, as deposits and withdrawals need
+                lps.step(step_s, now_s)
             pool.record()
         book.close_all(steps * step_s)
         pool.record()
         return {"index": index, "positions": book.cohort_rows, "crowd": book.crowd_rows, "alp_price": pool.prices,
                 "peak_reserve_share": pool.peak_reserve_share, "pending_at_horizon": len(book.pending),
+                "lp_flows": lps.flows if lps is not None else None,
                 "final_prices": {pair: float(series[-1]) for pair, series in paths.items()}}
 
 
@@ -155,6 +165,41 @@ class _PoolTrace:
         balance_usd = pool.call("poolBalance") * 10 ** (18 - self.sim.decimals)
         if balance_usd:
             self.peak_reserve_share = max(self.peak_reserve_share, pool.call("reserveUsd") / balance_usd)
+
+
+class _Lps:
+    """A path's LPs: each deposit from a free account; a withdrawal of all its ALP once its stay
+    is over. A withdrawal the pool refuses (cooldown, reserve) is counted by reason and tried
+    again at the next step."""
+
+    def __init__(self, sim: Alpsim, flow: LpFlow, accounts: list[int]):
+        self.sim, self.flow, self.free = sim, flow, list(accounts)
+        self.staying: dict[int, int | None] = {}  # account -> when it leaves (s), None: never
+        self.flows: dict[str, Any] = {"deposits": 0, "deposited_usd": 0.0, "withdrawals": 0, "withdrawn_usd": 0.0,
+                                      "no_free_account": 0, "refused": {}}
+
+    def step(self, step_s: int, now_s: int) -> None:
+        sim, flows = self.sim, self.flows
+        for account, leaves_s in sorted(self.staying.items()):
+            if leaves_s is not None and leaves_s <= now_s:
+                try:
+                    out = sim.withdraw(account, "all")
+                except ContractRevert as exc:
+                    flows["refused"][exc.error_name] = flows["refused"].get(exc.error_name, 0) + 1
+                    continue
+                flows["withdrawals"] += 1
+                flows["withdrawn_usd"] += out.amount_out_units / 10**sim.decimals
+                del self.staying[account]
+                self.free.append(account)
+        for deposit in self.flow.arrivals(step_s):
+            if not self.free:
+                flows["no_free_account"] += 1
+                continue
+            account = self.free.pop(0)
+            sim.deposit(account, deposit.amount)
+            flows["deposits"] += 1
+            flows["deposited_usd"] += float(deposit.amount)
+            self.staying[account] = None if deposit.stay_s is None else now_s + deposit.stay_s
 
 
 class _Book:

@@ -240,6 +240,20 @@ PoolSetting = Literal["mintFeeBps", "burnFeeBps", "cooldownSeconds", "maxReserve
 PairSetting = Literal["maxLeverage", "spreadBps", "depth1PctUsd", "maxOiPerSideUsd"]
 
 
+class Lps(_Strict):
+    """LPs coming and going during a path (besides the pool's first liquidity): deposits arrive
+    as a Poisson process, each from a free LP account, which withdraws all its ALP after its stay
+    (once the pool's cooldown allows; none: it stays to the horizon)."""
+
+    deposits_per_day: Decimal = Field(ge=0)
+    amount: Distribution
+    """Collateral per deposit, USD."""
+    stay: Distribution | None = None
+    """How long an LP stays (`{exponential: {mean: 3d}}`); the pool's cooldown (48 h by default)
+    comes first."""
+    accounts: int = Field(default=10, ge=1, le=100)
+
+
 class Settings(_Strict):
     """Protocol settings to change before the first path (none: the deployment's defaults)."""
 
@@ -269,6 +283,7 @@ class Study(_Strict):
     """Between the gbm and jump pairs, in the order `prices` lists them."""
     cohort: list[CohortPosition] = Field(default_factory=list, max_length=MAX_COHORT)
     traders: Traders | None = None
+    lps: Lps | None = None
     settings: Settings = Settings()
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
     """A grid: per dotted path into this file (`prices.BTC/USD.volatility`, `cohort.0.leverage`,
