@@ -138,6 +138,8 @@ def _crowd(results: list[dict[str, Any]], liquidity_usd: float) -> dict[str, Any
             "refused": _counts(r["refused"] for r in group if r["refused"] is not None),
             "closed_by": _counts(r["closed_by"] for r in opened if r["closed_by"] is not None),
             "liquidation_share": _r(sum(r["closed_by"] == "liquidation" for r in opened) / len(opened)) if opened else None,
+            "time_to_liquidation_s": _pcts(np.array([r["liquidated_s"] - r["opened_s"] for r in opened
+                                                     if r["liquidated_s"] is not None], dtype=float)),
             "trader_return": {"mean": _r(float(returns.mean())) if returns.size else None, **_pcts(returns)},
             "fees_usd": {kind: _r(float(sum(r["fees"].get(kind, 0.0) for r in group))) for kind in FEE_KINDS},
         }
