@@ -4,6 +4,7 @@ refused as `file:line: where: reason`. Numbers stay exact (Decimal or int)."""
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,6 +24,14 @@ class YamlFileError(ConfigError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__(f"invalid {self.kind}:\n" + "\n".join(problems))
+
+
+def read(path: Path, error: type[YamlFileError] = YamlFileError) -> str:
+    """The file's text; `error` when it cannot be read."""
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise error([f"{path}: cannot read: {exc.strerror}"]) from None
 
 
 def compose(text: str, source: str, error: type[YamlFileError] = YamlFileError) -> tuple[Any, Lines]:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..model.trading import default_pairs
-from ..yamlfile import YamlFileError, compose, line_for, validation_problems
+from ..yamlfile import YamlFileError, compose, line_for, read, validation_problems
 
 PAIR_NAMES = [p.name for p in default_pairs()]
 MAX_ACCOUNTS = 7
@@ -254,8 +254,4 @@ def _semantic_problems(s: Scenario, lines: dict[tuple, int]) -> list[tuple[int, 
 
 def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ScenarioError([f"{path}: cannot read: {exc.strerror}"]) from None
-    return parse_scenario(text, str(path))
+    return parse_scenario(read(path, ScenarioError), str(path))

@@ -262,11 +262,7 @@ def _plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
             if g["opened"]:
                 ax.step(hours, g["survival"], where="post", label=name)
         ax.set(xlabel="hours", ylabel="share not liquidated", ylim=(0, 1.02), title=f"{report['study']}: survival")
-        ax.legend(fontsize="small")
-        fig.tight_layout()
-        out.append(out_dir / "survival.png")
-        fig.savefig(out[-1], dpi=110)
-        plt.close(fig)
+        out.append(_save(fig, ax, out_dir / "survival.png"))
     pool = report["pool"]
     if "lp_returns" in pool:
         fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -274,11 +270,7 @@ def _plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
         for level, style in (("95", "--"), ("99", ":")):
             ax.axvline(-pool["var"][level] * 100, color="red", linestyle=style, label=f"VaR {level}%")
         ax.set(xlabel="LP return over the horizon (%)", ylabel="paths", title="LP returns")
-        ax.legend(fontsize="small")
-        fig.tight_layout()
-        out.append(out_dir / "lp_returns.png")
-        fig.savefig(out[-1], dpi=110)
-        plt.close(fig)
+        out.append(_save(fig, ax, out_dir / "lp_returns.png"))
     if "alp_price_fan" in pool:
         fan = pool["alp_price_fan"]
         x = np.arange(len(fan["p50"]))
@@ -287,12 +279,18 @@ def _plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
         ax.fill_between(x, fan["p25"], fan["p75"], alpha=0.4, label="p25-p75")
         ax.plot(x, fan["p50"], label="median")
         ax.set(xlabel="price step", ylabel="redemption ALP price (USD)", title="ALP price across paths")
-        ax.legend(fontsize="small")
-        fig.tight_layout()
-        out.append(out_dir / "alp_price_fan.png")
-        fig.savefig(out[-1], dpi=110)
-        plt.close(fig)
+        out.append(_save(fig, ax, out_dir / "alp_price_fan.png"))
     return out
+
+
+def _save(fig: Any, ax: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def cell_metrics(report: dict[str, Any]) -> dict[str, float | None]:

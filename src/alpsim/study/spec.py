@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from ..model.trading import default_pairs
-from ..yamlfile import YamlFileError, compose, line_for, validation_problems
+from ..yamlfile import YamlFileError, compose, line_for, read, validation_problems
 
 PAIRS = {p.name: p for p in default_pairs()}
 MAX_STEPS = 100_000
@@ -448,8 +448,4 @@ def _sweep_problems(study: Study, data: dict, lines: dict, source: str, base_dir
 
 def load_study(path: str | Path) -> Study:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise StudyError([f"{path}: cannot read: {exc.strerror}"]) from None
-    return parse_study(text, str(path), path.parent)
+    return parse_study(read(path, StudyError), str(path), path.parent)
