@@ -42,7 +42,7 @@ def test_the_good_file_parses():
     (_with("paths: 10\n", ""), 1, "missing field 'paths'"),
     (_with("paths: 10", "paths: 0"), 4, "paths: Input should be greater than or equal to 1"),
     (_with("chain: bnb", "chain: solana"), 2, "chain: Input should be 'bnb' or 'arbitrum'"),
-    (_with("seed: 1\n", "seed: 1\nlps: {}\n"), 4, "unknown key 'lps'"),
+    (_with("seed: 1\n", "seed: 1\nagents: {}\n"), 4, "unknown key 'agents'"),
     (_with("duration: 2h", "duration: 2 weeks"), 5, "is not a duration"),
     (_with("step: 1m", "step: 3h"), 5, "step must not exceed duration"),
     (_with("duration: 2h, step: 1m", "duration: 30d, step: 1s"), 5, "at most 100,000 per path"),
