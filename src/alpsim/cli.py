@@ -365,7 +365,7 @@ def bench_cmd(positions: Annotated[int, typer.Option("--positions", help="Positi
                                           "Gas is always measured on embedded, the exact one.")] = None,
               out: Annotated[Optional[Path], typer.Option("--out", help="The JSON report (default build/bench.json).")] = None,
               study_paths: Annotated[int, typer.Option("--study-paths", min=0, help="Paths of the reference study "
-                                                       "timed on 1 and 2 workers (0: skip).")] = 60,
+                                                       "timed on 1 and 2 workers (0: skip).")] = 300,
               ) -> None:
     """Gas per operation, fresh and with many positions open, and round-trip throughput (fast
     and naive paths, on embedded, revm and anvil); writes build/bench.json."""

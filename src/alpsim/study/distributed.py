@@ -1,9 +1,9 @@
 """Runs a study's paths: in this process (`workers=1`), on a local Dask cluster of worker
-processes (`workers=N`), or on an existing Dask cluster (`scheduler="tcp://HOST:PORT"`). Each
-path is a Dask task; a worker keeps one deployed engine per study and reverts it for every path,
-and it compiles nothing (the build travels with the tasks, scattered once). A task lost with its
-worker is run again elsewhere by Dask, and gives the same result (a path depends only on the
-study seed and its index)."""
+processes (`workers=N`), or on an existing Dask cluster (`scheduler="tcp://HOST:PORT"`). Paths
+are Dask tasks (a few to a task when there are many: `chunk_size`); a worker keeps one deployed
+engine per study and reverts it for every path, and it compiles nothing (the build travels with
+the tasks, scattered once). A task lost with its worker is run again elsewhere by Dask, and gives
+the same result (a path depends only on the study seed and its index)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,17 @@ def run_path(study: Study, base_dir: Path, build: BuildResult, backend: str, ind
         _ENGINES.clear()
         engine = _ENGINES[key] = StudyEngine(study, build, base_dir, backend)
     return engine.run_path(index)
+
+
+def run_chunk(study: Study, base_dir: Path, build: BuildResult, backend: str, indices: list[int]) -> list[dict[str, Any]]:
+    """A few consecutive paths in one task: fewer messages to the scheduler for short paths."""
+    return [run_path(study, base_dir, build, backend, index) for index in indices]
+
+
+def chunk_size(paths: int, workers: int) -> int:
+    """Paths per task: at least 8 tasks a worker (a lost worker loses little and the load
+    evens out), at most 8 paths a task."""
+    return max(1, min(8, paths // (workers * 8)))
 
 
 def default_workers() -> int:
@@ -73,13 +84,17 @@ def _run_on_dask(study: Study, base_dir: Path, build: BuildResult, indices: list
     client = Client(cluster if cluster is not None else scheduler)
     try:
         shared_build = client.scatter(build, broadcast=True)
-        futures = [client.submit(run_path, study, base_dir, shared_build, backend, index, key=f"alpsim-path-{index}-"
-                                 f"{_fingerprint(study, base_dir, backend)[:16]}", pure=False)
-                   for index in indices]
+        workers_now = max(1, len(client.scheduler_info().get("workers", {})))
+        size = chunk_size(len(indices), workers_now)
+        key = _fingerprint(study, base_dir, backend)[:16]
+        futures = [client.submit(run_chunk, study, base_dir, shared_build, backend, chunk,
+                                 key=f"alpsim-paths-{chunk[0]}-{chunk[-1]}-{key}", pure=False)
+                   for chunk in (indices[i:i + size] for i in range(0, len(indices), size))]
         try:
             for future in as_completed(futures):
-                results.append(future.result())
-                on_result(results[-1])
+                for result in future.result():
+                    results.append(result)
+                    on_result(result)
         except KeyboardInterrupt:
             client.cancel(futures)
             raise
