@@ -153,7 +153,7 @@ def test_cli_json_equals_the_report_and_writes_the_files(small, tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == json.loads(_dumps(reference))
     assert (tmp_path / "out" / "report.json").read_text().strip() == json.dumps(reference, indent=1, sort_keys=True)
-    for name in ("summary.md", "survival.png", "lp_returns.png", "alp_price_fan.png"):
+    for name in ("summary.md", "survival.png", "crowd_survival.png", "lp_returns.png", "alp_price_fan.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0, name
 
 
@@ -234,3 +234,16 @@ def test_a_setting_the_contracts_refuse_stops_the_study_with_their_error(tmp_pat
     done = _cli(str(study_file), "--workers", "1")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "study failed" in done.stderr and "InvalidBps" in done.stderr
+
+
+def test_the_crowds_survival_censors_positions_their_traders_closed():
+    """Kaplan-Meier by hand: liquidated after 60, 180 and 240 s, closed by its trader after
+    120 s (censored): 4 at risk at 60 s, 2 at 180 s, 1 at 240 s."""
+    from alpsim.study.report import _kaplan_meier
+
+    rows = [{"opened_s": 0, "closed_s": d, "closed_by": how}
+            for d, how in ((60, "liquidation"), (120, "close"), (180, "liquidation"), (240, "liquidation"))]
+    km = _kaplan_meier(rows, [0, 60, 120, 180, 240, 300])
+    assert km["survival"] == [1.0, 0.75, 0.75, 0.375, 0.0, 0.0]
+    assert km["median_time_to_liquidation_s"] == 180
+    assert _kaplan_meier([{"opened_s": 0, "closed_s": 60, "closed_by": "close"}], [0, 60])["survival"] == [1.0, 1.0]

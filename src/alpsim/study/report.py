@@ -74,7 +74,7 @@ def build_report(study: Study, results: list[dict[str, Any]], *, paths_requested
             "mean_fees_usd": fees,
             "closed_by": _counts(r["closed_by"] for r in opened),
         }
-    crowd = _crowd(results, float(study.pool.liquidity)) if study.traders is not None else None
+    crowd = _crowd(results, float(study.pool.liquidity), times_s) if study.traders is not None else None
     prices = np.array([res["alp_price"] for res in results], dtype=float) if results else np.zeros((0, steps + 2))
     pool: dict[str, Any] = {"paths": len(results)}
     if len(results):
@@ -125,9 +125,29 @@ def _lp_flows(results: list[dict[str, Any]]) -> dict[str, Any] | None:
     return out
 
 
-def _crowd(results: list[dict[str, Any]], liquidity_usd: float) -> dict[str, Any]:
+def _kaplan_meier(opened: list[dict[str, Any]], times_s: list[int]) -> dict[str, Any]:
+    """Survival against liquidation by time since open, for positions their traders also close:
+    a close before liquidation censors the position (Kaplan-Meier), so a short holding time does
+    not read as survival. The curve at `times_s`, and where it reaches one half (None: not
+    within the horizon)."""
+    settled = [(r["closed_s"] - r["opened_s"], r["closed_by"] == "liquidation") for r in opened
+               if r["closed_s"] is not None]
+    if not settled:
+        return {"survival": None, "median_time_to_liquidation_s": None}
+    durations = np.array([d for d, _ in settled], dtype=float)
+    liquidated = np.array([e for _, e in settled], dtype=bool)
+    event_times = np.unique(durations[liquidated])
+    factors = [1 - np.sum((durations == t) & liquidated) / np.sum(durations >= t) for t in event_times]
+    survival_at = np.cumprod(factors) if factors else np.array([])
+    curve = [_r(float(survival_at[np.searchsorted(event_times, t, side="right") - 1]))
+             if event_times.size and t >= event_times[0] else 1.0 for t in times_s]
+    median = next((t for t, s in zip(times_s, curve) if s <= 0.5), None)
+    return {"survival": curve, "median_time_to_liquidation_s": median}
+
+
+def _crowd(results: list[dict[str, Any]], liquidity_usd: float, times_s: list[int]) -> dict[str, Any]:
     """The crowd's orders by profile and by leverage: how many, refused by reason, how they
-    ended, the trader's return, the fees."""
+    ended, survival against liquidation, the trader's return, the fees."""
     rows = [row for res in results for row in res.get("crowd", [])]
 
     def summary(group: list[dict[str, Any]]) -> dict[str, Any]:
@@ -140,6 +160,7 @@ def _crowd(results: list[dict[str, Any]], liquidity_usd: float) -> dict[str, Any
             "liquidation_share": _r(sum(r["closed_by"] == "liquidation" for r in opened) / len(opened)) if opened else None,
             "time_to_liquidation_s": _pcts(np.array([r["liquidated_s"] - r["opened_s"] for r in opened
                                                      if r["liquidated_s"] is not None], dtype=float)),
+            **_kaplan_meier(opened, times_s),
             "trader_return": {"mean": _r(float(returns.mean())) if returns.size else None, **_pcts(returns)},
             "fees_usd": {kind: _r(float(sum(r["fees"].get(kind, 0.0) for r in group))) for kind in FEE_KINDS},
         }
@@ -211,11 +232,14 @@ def summary_md(report: dict[str, Any]) -> str:
     crowd = report.get("crowd")
     if crowd:
         lines += ["## The crowd", "", f"{crowd['orders']:,} orders ({crowd['orders_per_path']} a path).", "",
-                  "| leverage | orders | opened | refused | liquidated | median return | fees paid (USD) |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+                  "| leverage | orders | opened | refused | liquidated | median time to liquidation | median return "
+                  "| fees paid (USD) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for lev, g in crowd["by_leverage"].items():
+            median = g["median_time_to_liquidation_s"]
             lines.append(f"| {lev} | {g['orders']} | {g['opened']} | {sum(g['refused'].values())} | "
-                         f"{_pct(g['liquidation_share'], '.0%')} | {_pct(g['trader_return']['p50'], '+.1%')} | "
+                         f"{_pct(g['liquidation_share'], '.0%')} | "
+                         f"{'-' if median is None else human_s(median)} | {_pct(g['trader_return']['p50'], '+.1%')} | "
                          f"{sum(v or 0 for v in g['fees_usd'].values()):,.2f} |")
         lines.append("")
     pool = report["pool"]
@@ -263,6 +287,15 @@ def _plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
                 ax.step(hours, g["survival"], where="post", label=name)
         ax.set(xlabel="hours", ylabel="share not liquidated", ylim=(0, 1.02), title=f"{report['study']}: survival")
         out.append(_save(fig, ax, out_dir / "survival.png"))
+    crowd = report.get("crowd")
+    if crowd and any(g["survival"] for g in crowd["by_leverage"].values()):
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for name, g in crowd["by_leverage"].items():
+            if g["survival"]:
+                ax.step(hours, g["survival"], where="post", label=name)
+        ax.set(xlabel="hours since open", ylabel="share not liquidated (Kaplan-Meier)", ylim=(0, 1.02),
+               title=f"{report['study']}: the crowd's survival by leverage")
+        out.append(_save(fig, ax, out_dir / "crowd_survival.png"))
     pool = report["pool"]
     if "lp_returns" in pool:
         fig, ax = plt.subplots(figsize=(8, 4.5))
