@@ -508,6 +508,21 @@ class EconomicMachine(ExchangeMachine):
         super().__init__()
         self.economics: Economics | None = None
 
+    @rule(seconds=st.sampled_from([1, 30, 61, 600, 3600, 86_400, 172_800]))
+    @_dump_on_failure
+    def time_passes(self, seconds: int) -> None:
+        """Time passes with a live keeper: its round (every priced pair and every trigger in one
+        transaction) ends the wait, as SPEC 5.8's keeper runs before anything can use a fresh
+        price. Without it, an open executed after a long wait records a fresh price while a
+        bankrupt heavier side is still open, and for up to a minute the lighter side receives
+        funding the heavier side cannot pay (`keeper_gap` is the keeper away, then its round)."""
+        self.step(f"- wait: {{seconds: {seconds}}}")
+        self.step("- keeper: {}")
+        self.mirror.wait(seconds)
+        for closed in self.mirror.keeper_round():
+            p = closed.position
+            assert closed.payout_wad <= p.margin_wad + p.max_profit_wad
+
     @invariant()
     @_dump_on_failure
     def nobody_gains_at_fixed_prices(self) -> None:

@@ -214,6 +214,8 @@ class _Book:
         self.pending: dict[int, tuple[dict[str, Any], int, int]] = {}
         """open request id -> (row, account, holding s)"""
         self.closing: set[int] = set()
+        self.at_horizon = False
+        """Set for the closes at the horizon: their traders close because the study ends."""
 
     def open_cohort(self, s: Subject, start: Decimal) -> None:
         row = _row(s.label, s.pair, s.side, s.leverage, s.amount)
@@ -279,10 +281,11 @@ class _Book:
             entry = self.open.pop(closed.position.id, None)
             if entry is not None:
                 self.closing.discard(closed.position.id)
-                _settled(entry[0], closed, now_s, sim.decimals)
+                _settled(entry[0], closed, now_s, sim.decimals, self.at_horizon)
 
     def close_all(self, now_s: int) -> None:
         """Every position still open closes at the horizon, by its trader."""
+        self.at_horizon = True
         for _ in range(3):  # a close turned down (a guard) is asked again
             remaining = [(account, pid) for pid, (_, account, _) in self.open.items()]
             if not remaining:
@@ -305,8 +308,8 @@ def _opened(row: dict[str, Any], position: Any, open_fee_wad: int, execution_fee
     row["fees"] = {"open": open_fee_wad / WAD, "execution": execution_fee_tokens / 10**decimals}
 
 
-def _settled(row: dict[str, Any], closed: Any, at_s: int, decimals: int) -> None:
-    row["closed_by"] = closed.reason
+def _settled(row: dict[str, Any], closed: Any, at_s: int, decimals: int, at_horizon: bool = False) -> None:
+    row["closed_by"] = "horizon" if at_horizon and closed.reason == "close" else closed.reason
     row["closed_s"] = at_s
     if closed.reason == "liquidation":
         row["liquidated_s"] = at_s
