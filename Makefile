@@ -14,7 +14,7 @@ JS_STAMP   := $(JS_CLIENT)/node_modules/.installed
 SLITHER_VENV  := .venv-slither
 SLITHER_STAMP := $(SLITHER_VENV)/.installed
 
-.PHONY: all setup demo test test-steps pytest slither soak bench compile clean
+.PHONY: all setup demo test test-steps pytest slither soak bench compile clean gas-check gas-snapshot
 
 all: test
 
@@ -65,13 +65,24 @@ test:
 
 test-steps: setup slither pytest
 
+# one worker process per core (pytest-xdist); a module's tests stay together on one worker, as
+# its module-scoped deployments are made once
 pytest: setup
-	$(PY) -m pytest --durations=25
+	$(PY) -m pytest -n auto --dist loadfile --durations=25
 
 # a long budget of the stateful invariant test: 4 machines x 100 examples x 60 steps on revm
 soak: setup
 	ALPSIM_SOAK_EXAMPLES=$${ALPSIM_SOAK_EXAMPLES:-100} ALPSIM_SOAK_STEPS=$${ALPSIM_SOAK_STEPS:-60} \
 		$(PY) -m pytest -s -q tests/test_stateful.py
+
+# alpsim's own gas snapshot (.gas-snapshot), through the pytest plugin on the exact embedded EVM;
+# the test suite runs the same check (tests/test_plugin.py)
+GAS_TESTS := tests/test_plugin.py::TestGasPaths --alpsim-chain bnb,arbitrum
+gas-check: setup
+	$(PY) -m pytest -p no:xdist -q $(GAS_TESTS) --gas-check=.gas-snapshot
+
+gas-snapshot: setup
+	$(PY) -m pytest -p no:xdist -q $(GAS_TESTS) --gas-snapshot=.gas-snapshot
 
 bench: setup
 	$(ALPSIM) bench

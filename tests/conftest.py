@@ -38,6 +38,21 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+SLOW_MODULES = ("test_scenarios", "test_throughput", "test_devnet_command", "test_gas", "test_stateful",
+                "test_js_client", "test_bench", "test_study", "test_report", "test_keeper_griefing", "test_nav")
+"""The modules that take longest, slowest first (`make test`'s `--durations`)."""
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """The slowest modules first: `make test` hands whole modules to its workers
+    (pytest-xdist, `--dist loadfile`) in this order, so no long module starts last and runs
+    alone while the other worker idles."""
+    def rank(item) -> int:  # noqa: ANN001
+        name = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        return SLOW_MODULES.index(name) if name in SLOW_MODULES else len(SLOW_MODULES)
+    items.sort(key=rank)
+
+
 @pytest.fixture(scope="session")
 def build():
     return compile_contracts()

@@ -120,7 +120,10 @@ def test_devnet_banner_prints_whole_addresses_and_paths_to_a_pipe(tmp_path):
     out = tmp_path / ("a-deployments-directory-with-a-rather-long-name-" * 2) / "bnb.json"
     out.parent.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    proc = subprocess.Popen([sys.executable, "-m", "alpsim.cli", "devnet", "--chain", "bnb", "--out", str(out)],
+    # a block per transaction (--block-time 0): the banner is the subject, and the deployment's
+    # ~60 transactions take about 45 s on 0.75 s blocks
+    proc = subprocess.Popen([sys.executable, "-m", "alpsim.cli", "devnet", "--chain", "bnb", "--out", str(out),
+                             "--block-time", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             preexec_fn=default_sigint)
     lines: list[str] = []

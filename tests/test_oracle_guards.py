@@ -269,7 +269,6 @@ def test_deposit_needs_a_keeper_price_at_most_60_seconds_old_with_open_interest(
 
 
 def test_withdraw_needs_a_fresh_keeper_price_with_open_interest(mirror):
-    sim = mirror.sim
     mirror.wait(48 * 3600 + 1)  # past the LP's cooldown
     mirror.fund(TRADER, 100)
     mirror.open(TRADER, PAIR, "long", 100, 1001)

@@ -118,7 +118,6 @@ def test_no_gas_figure_where_revm_cannot_give_an_exact_one(devnet, build):
     low: receipts carry no gas figure rather than a wrong one."""
     session = Session(devnet)
     token = _token(session, build, "USDT", 18)
-    token_address = token.address
     receipt = token.transact("mint", devnet.accounts[1], 5, sender=devnet.accounts[0])
     assert devnet.exact_gas is False
     assert receipt["gasUsed"] is None

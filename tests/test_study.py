@@ -247,3 +247,14 @@ def test_the_crowds_survival_censors_positions_their_traders_closed():
     assert km["survival"] == [1.0, 0.75, 0.75, 0.375, 0.0, 0.0]
     assert km["median_time_to_liquidation_s"] == 180
     assert _kaplan_meier([{"opened_s": 0, "closed_s": 60, "closed_by": "close"}], [0, 60])["survival"] == [1.0, 1.0]
+
+
+def test_survival_quantiles_are_read_off_the_curve():
+    """p10/p50/p90: the first step by which 10%, 50%, 90% were liquidated; None when fewer
+    were within the horizon (a median past p90 of the liquidated alone cannot happen)."""
+    from alpsim.study.report import _survival_quantiles
+
+    times = [0, 60, 120, 180, 240]
+    assert _survival_quantiles(times, [1.0, 0.9, 0.6, 0.5, 0.5]) == {"p10": 60, "p50": 180, "p90": None}
+    assert _survival_quantiles(times, [1.0, 1.0, 0.95, 0.95, 0.95]) == {"p10": None, "p50": None, "p90": None}
+    assert _survival_quantiles(times, [1.0, 0.0, 0.0, 0.0, 0.0]) == {"p10": 60, "p50": 60, "p90": 60}

@@ -4,7 +4,9 @@ from 1000x; a take-profit of 0 means "at the cap"; a take-profit beyond the cap 
 close or a keeper trigger at any price pays at most margin + maximum profit, because a long
 exits at min(fill, take-profit) and a short at max(fill, take-profit); the pool reserves the
 maximum profit while the position is open. Expectations are computed here from the docs/mechanics.md
-formulas; the mirror also compares the chain with the reference model. Both chain profiles."""
+formulas; the mirror also compares the chain with the reference model. Both chain profiles, on
+revm, through the alpsim pytest plugin's fixtures (`alpsim_system`, `alpsim`) and
+`alpsim.testing.reverts`."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import pytest
 
 from alpsim.client import OrderRejected
 from alpsim.mirror import Mirror
+from alpsim.testing import reverts
 
 TRADER, OTHER, THIRD = 1, 2, 3
 LP = 7
@@ -28,12 +31,15 @@ WAD = 10**18
 BPS = 10_000
 AMOUNT = 200
 
+pytestmark = pytest.mark.alpsim(chains=["bnb", "arbitrum"], backend="revm")
+
 
 @pytest.fixture(scope="module")
-def pool_state(deployed):
+def pool_state(alpsim_system):
     """Once per profile for this module: the conftest `mirror` set-up (10,000,000 USD from LP,
     prices) and funded, approved traders, as a chain snapshot plus the matching model; the
-    `sim` fixture (taken after this one) reverts to it after every test."""
+    plugin's `alpsim` fixture (taken after this one) reverts to it after every test."""
+    deployed = alpsim_system
     snap = deployed.snapshot()
     m = Mirror(deployed)
     m.fund(LP, POOL_LIQUIDITY)
@@ -47,10 +53,10 @@ def pool_state(deployed):
 
 
 @pytest.fixture
-def mirror(pool_state, sim):
+def mirror(pool_state, alpsim):
     """A Mirror on the funded pool; each test ends with a full chain/model comparison."""
     model, accounts = pool_state
-    m = Mirror(sim, check_every_step=False)
+    m = Mirror(alpsim, check_every_step=False)
     m.model, m.accounts = model.copy(), set(accounts)
     return m
 
@@ -140,7 +146,7 @@ def test_take_profit_at_the_cap_is_accepted_one_wei_beyond_is_rejected(mirror, p
     sim = mirror.sim
     exp = expect_open(sim, pair, side, AMOUNT, leverage, _oracle(pair))
     beyond = exp.cap_price + 1 if side == "long" else exp.cap_price - 1
-    with pytest.raises(OrderRejected) as info:
+    with reverts(OrderRejected, reason="TakeProfitBeyondCap") as info:
         mirror.open(TRADER, pair, side, AMOUNT, leverage, take_profit=Decimal(beyond).scaleb(-18))
     assert info.value.reason == "TakeProfitBeyondCap"
 

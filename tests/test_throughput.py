@@ -12,9 +12,10 @@ from alpsim.throughput import FIRST_TRADER, make_workload, measure, prepare, run
 
 @pytest.fixture(scope="module")
 def small(build):
-    """10 traders, 20 round trips (in rounds of 10), on a fresh embedded bnb devnet."""
+    """10 traders, 20 round trips (in rounds of 10), on a fresh revm bnb devnet (the last test
+    checks that the embedded devnet and anvil end in the same state)."""
     workload = make_workload(seed=3, traders=10, round_trips=20, per_round=10)
-    sim = Alpsim.launch("bnb", build=build, seed=3, accounts=workload.accounts)
+    sim = Alpsim.launch("bnb", "revm", build=build, seed=3, accounts=workload.accounts)
     prepare(sim, workload)
     yield sim, workload
     sim.stop()
@@ -40,6 +41,7 @@ def test_fast_and_naive_paths_do_the_same_work(small):
         fast_positions = sim.positions()
     finally:
         sim.revert(snap)
+    snap = sim.snapshot()  # a revert consumes its snapshot
     try:
         naive = run_workload(sim, workload, "naive")
     finally:

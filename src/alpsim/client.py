@@ -372,7 +372,7 @@ class Alpsim:
         event = events["PositionOpened"]
         charges = event["charges"]
         return OpenedPosition(
-            request_id=request_id, position=self._position_info(event["positionId"], event["position"]),
+            request_id=request_id, position=self.position_info(event["positionId"], event["position"]),
             oracle_price_wad=charges["oraclePrice"], slippage_wad=charges["slippageWad"],
             execution_fee_tokens=charges["executionFeeTokens"], open_fee_wad=charges["openFeeUsd"],
             open_fee_tokens=charges["openFeeTokens"], fee_in_token=event["position"]["feeInToken"],
@@ -408,7 +408,7 @@ class Alpsim:
         for event in self.session.events(receipt, "PositionClosed"):
             st = event["settlement"]
             closed = ClosedPosition(
-                position=self._position_info(event["positionId"], event["position"]),
+                position=self.position_info(event["positionId"], event["position"]),
                 reason=CLOSE_REASONS[CloseReason(st["reason"])], oracle_price_wad=st["oraclePrice"],
                 exit_price_wad=st["exitPrice"], pnl_wad=st["pnlUsd"], close_fee_wad=st["closeFeeUsd"],
                 holding_wad=st["holdingUsd"], funding_wad=st["fundingUsd"], payout_wad=st["payoutUsd"],
@@ -448,14 +448,16 @@ class Alpsim:
         return bytes(self.contracts["trading"].call("keeperPublicKey"))
 
     # ----- positions
-    def _position_info(self, position_id: int, raw: dict) -> PositionInfo:
+    def position_info(self, position_id: int, raw: dict) -> PositionInfo:
+        """A position from the engine's raw struct (a `position` call's result, or an event's
+        `position`), with its liquidation price at the current settings."""
         bare = position_from_chain(position_id, raw, self.deployment.pairs, 0)
         liq = fresh_liquidation_price(self.settings, self.decimals, bare.to_model(), self.has_referral(raw["trader"]))
         return bare.model_copy(update={"liquidation_price_wad": liq})
 
     def position(self, position_id: int) -> PositionInfo | None:
         raw = self.contracts["trading"].call("position", position_id)
-        return None if raw["trader"] == ZERO_ADDRESS else self._position_info(position_id, raw)
+        return None if raw["trader"] == ZERO_ADDRESS else self.position_info(position_id, raw)
 
     def positions(self, who: Account | None = None) -> list[PositionInfo]:
         """Open positions (of `who`, or all), read in one call."""
@@ -464,7 +466,7 @@ class Alpsim:
             return []
         raws = self.contracts["trading"].call("positionsOf", ids)
         trader = self.address(who) if who is not None else None
-        return [self._position_info(i, r) for i, r in zip(ids, raws)
+        return [self.position_info(i, r) for i, r in zip(ids, raws)
                 if r["trader"] != ZERO_ADDRESS and (trader is None or r["trader"] == trader)]
 
     # ----- reads

@@ -85,11 +85,12 @@ def solc_version(paths: ProjectPaths) -> str:
 
 
 def source_files(paths: ProjectPaths) -> dict[str, str]:
-    """Every `.sol` under `contracts/`, keyed by its path relative to the project root."""
+    """Every `.sol` under the contracts folder, keyed `contracts/<path in it>` (the project
+    root's layout, whichever folder `paths.contracts` is)."""
     files = sorted(paths.contracts.rglob("*.sol"))
     if not files:
         raise ConfigError(f"no .sol files under {paths.contracts}")
-    return {f.relative_to(paths.root).as_posix(): f.read_text() for f in files}
+    return {"contracts/" + f.relative_to(paths.contracts).as_posix(): f.read_text() for f in files}
 
 
 def source_hash(sources: dict[str, str]) -> str:

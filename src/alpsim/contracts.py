@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
 from .devnet import Devnet, TransactionReverted
-from .errors import ConfigError, ErrorDecoder, _abi_type
+from .errors import ConfigError, ContractRevert, ErrorDecoder, _abi_type
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class _Function:
     input_types: list[str]
     output_types: list[str]
     outputs: list[dict]
+    input_names: tuple[str, ...] = ()
 
 
 @lru_cache(maxsize=65_536)
@@ -88,8 +89,24 @@ class BoundContract:
                 outputs = [_abi_type(p) for p in entry.get("outputs", [])]
                 selector = keccak(text=f"{entry['name']}({','.join(inputs)})")[:4]
                 self._functions[entry["name"]] = _Function(entry["name"], selector, inputs, outputs,
-                                                           entry.get("outputs", []))
+                                                           entry.get("outputs", []),
+                                                           tuple(p["name"] or f"arg{i}"
+                                                                 for i, p in enumerate(entry["inputs"])))
+        self._by_selector = {fn.selector: fn for fn in self._functions.values()}
         session.decoder.add_abi(abi)
+
+    def decode_call(self, data: bytes | str) -> tuple[str, dict[str, Any]] | None:
+        """(function name, arguments by name) of calldata to this contract, or None when its
+        selector is none of this contract's functions."""
+        raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else bytes(data)
+        fn = self._by_selector.get(raw[:4])
+        if fn is None:
+            return None
+        try:
+            values = abi_decode(fn.input_types, raw[4:])
+        except Exception:  # noqa: BLE001 - malformed calldata: the name is still worth having
+            return fn.name, {}
+        return fn.name, dict(zip(fn.input_names, values))
 
     def _function(self, name: str) -> _Function:
         try:
@@ -108,7 +125,7 @@ class BoundContract:
         try:
             out = self.session.devnet.call(tx)
         except TransactionReverted as exc:
-            raise self.session.decoder.decode(exc.data) from None
+            raise self.session.located(self.session.decoder.decode(exc.data), tx) from None
         values = [_named(p, v) for p, v in zip(fn.outputs, abi_decode(fn.output_types, out))]
         return values[0] if len(values) == 1 else tuple(values)
 
@@ -127,26 +144,104 @@ class Session:
         self.devnet = devnet
         self.decoder = ErrorDecoder()
         self._events: dict[bytes, _Event] = {}
+        self.bound: dict[str, BoundContract] = {}
+        """Every contract bound to this session, by lower-case address."""
+        self.receipt_listeners: list[Callable[[dict, dict], None]] = []
+        """Called with (transaction, receipt) after each successful `send`/`send_many`
+        transaction (the testing plugin's gas report listens here)."""
 
     def bind(self, name: str, address: str, abi: list[dict]) -> BoundContract:
         for entry in abi:
             if entry.get("type") == "event":
                 signature = f"{entry['name']}({','.join(_abi_type(p) for p in entry['inputs'])})"
                 self._events[keccak(text=signature)] = _Event.of(entry)
-        return BoundContract(self, name, address, abi)
+        contract = BoundContract(self, name, address, abi)
+        self.bound[contract.address.lower()] = contract
+        return contract
 
     def send(self, tx: dict) -> dict:
         try:
-            return self.devnet.send(tx)
+            receipt = self.devnet.send(tx)
         except TransactionReverted as exc:
-            raise self.decoder.decode(exc.data, exc.tx_hash) from None
+            raise self.located(self.decoder.decode(exc.data, exc.tx_hash), tx) from None
+        self._heard(tx, receipt)
+        return receipt
 
     def send_many(self, txs: list[dict]) -> list[dict]:
         """`Devnet.send_many` (many transactions per block), reverts decoded."""
         try:
-            return self.devnet.send_many(txs)
+            receipts = self.devnet.send_many(txs)
         except TransactionReverted as exc:
-            raise self.decoder.decode(exc.data, exc.tx_hash) from None
+            tx = self._mined_tx(exc.tx_hash)
+            raise self.located(self.decoder.decode(exc.data, exc.tx_hash), tx) from None
+        for tx, receipt in zip(txs, receipts):
+            self._heard(tx, receipt)
+        return receipts
+
+    def _mined_tx(self, tx_hash: str | None) -> dict:
+        """{"to", "data"} of a mined transaction (empty when the node does not say)."""
+        try:
+            mined = self.devnet.w3.eth.get_transaction(tx_hash)
+            return {"to": mined["to"], "data": bytes(mined["input"])}
+        except Exception:  # noqa: BLE001 - only a description is at stake
+            return {}
+
+    def _heard(self, tx: dict, receipt: dict) -> None:
+        for listener in self.receipt_listeners:
+            listener(tx, receipt)
+
+    def describe_call(self, to: str | None, data: bytes | str | None) -> tuple[str, str | None, dict[str, Any]]:
+        """(contract name, function name, arguments) of a call, as far as the bound ABIs
+        know it; an unknown contract is named by its address."""
+        contract = self.bound.get((to or "").lower())
+        if contract is None:
+            return (to or "<create>"), None, {}
+        decoded = contract.decode_call(data or b"") if data else None
+        return (contract.name, *decoded) if decoded else (contract.name, None, {})
+
+    def located(self, exc: ContractRevert, tx: dict) -> ContractRevert:
+        """`exc` with the contract, function and arguments of `tx`, and (for a mined
+        transaction) a call tracer."""
+        exc.contract, exc.function, exc.call_args = self.describe_call(tx.get("to"), tx.get("data"))
+        if exc.tx_hash:
+            exc.tracer = lambda: self.call_trace(exc.tx_hash, tx, exc)
+        return exc
+
+    def call_trace(self, tx_hash: str, tx: dict, exc: ContractRevert) -> list[str]:
+        """The call tree of a mined transaction, one line per frame (`Contract.function`,
+        decoded error): from the node's `debug_traceTransaction` (callTracer) on anvil; the
+        embedded backends expose no call tree, so only the top-level call is given there."""
+        rpc = getattr(self.devnet, "rpc", None)
+        if rpc is not None:
+            try:
+                root = rpc("debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}])
+            except Exception as trace_error:  # noqa: BLE001 - a trace is a courtesy: say why there is none
+                return [f"(no call trace: debug_traceTransaction failed: {trace_error})"]
+            lines: list[str] = []
+            self._trace_lines(root or {}, 0, lines)
+            return lines
+        contract, function, _ = self.describe_call(tx.get("to"), tx.get("data"))
+        return [f"{contract}.{function or '?'} -> reverted {exc}",
+                f"(the {self.devnet.backend_name} backend gives no call tree: top-level call only; "
+                "run with --alpsim-backend anvil for the full trace)"]
+
+    def _trace_lines(self, frame: dict, depth: int, lines: list[str], caller: str | None = None) -> None:
+        kind = frame.get("type", "CALL")
+        to = frame.get("to")
+        if kind == "DELEGATECALL" and (to or "").lower() not in self.bound and caller:
+            # a module the caller forwards to (deployment.MODULES): the caller's ABI holds its functions
+            contract, function, _ = self.describe_call(caller, frame.get("input"))
+            contract = f"{contract}'s module at {to}"
+        else:
+            contract, function, _ = self.describe_call(to, frame.get("input"))
+        line = f"{'  ' * depth}{kind} {contract}.{function or '?'}"
+        if frame.get("error"):
+            output = frame.get("output") or "0x"
+            decoded = self.decoder.decode(output) if len(output) > 2 else None
+            line += f" -> {frame['error']}" + (f": {decoded}" if decoded is not None else "")
+        lines.append(line)
+        for child in frame.get("calls") or []:
+            self._trace_lines(child, depth + 1, lines, to if kind != "DELEGATECALL" else caller)
 
     def deploy(self, artifact: Any, constructor_types: Iterable[str], args: Iterable[Any], sender: str) -> str:
         data = artifact.bytecode + abi_encode(list(constructor_types), list(args)).hex()
@@ -169,3 +264,4 @@ class Session:
                 continue
             decoded.append(known.decode(log))
         return decoded
+

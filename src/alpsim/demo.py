@@ -111,12 +111,13 @@ def _survival(console: Console, path: Path, build, out: Path) -> dict:  # noqa: 
     report = run_study(study, path.parent, build=build, report_dir=out / "survival").report
     table = Table(title=f"how long a BTC long survives at 60% annual volatility, the keeper looking every "
                         f"{human_s(study.horizon.step) if study.horizon.step >= 60 else str(study.horizon.step) + ' s'}")
-    for col in ("position", f"liquidated within {human_s(DEMO_HORIZON_S)}", "median time to liquidation", "p10", "p90"):
+    for col in ("position", f"liquidated within {human_s(DEMO_HORIZON_S)}", "median time to liquidation",
+                "10% liquidated by", "90% liquidated by"):
         table.add_column(col, justify="right")
     for name, g in report["cohort"].items():
-        t, median = g["time_to_liquidation_s"], g["median_time_to_liquidation_s"]
+        q = g["survival_quantiles_s"]  # read off the survival curve
         table.add_row(name, f"{g['liquidation_probability']:.0%}",
-                      human_s(median) if median is not None else f"over {human_s(DEMO_HORIZON_S)}",
-                      human_s(t["p10"]), human_s(t["p90"]))
+                      *(human_s(q[k]) if q[k] is not None else f"over {human_s(DEMO_HORIZON_S)}"
+                        for k in ("p50", "p10", "p90")))
     console.print(table)
     return report

@@ -61,6 +61,14 @@ class ContractRevert(AlpsimError):
 
     error_name: str = "ContractRevert"
     signature: str = ""
+    contract: str | None = None
+    """The contract called (its Solidity name), when the call went through a bound contract."""
+    function: str | None = None
+    """The function called on `contract`."""
+    call_args: dict[str, Any] | None = None
+    """The call's decoded arguments, by parameter name."""
+    tracer: Any = None
+    """A callable giving the failed transaction's call trace as lines (set by the session)."""
 
     def __init__(self, args: dict[str, Any] | None = None, *, data: bytes = b"", tx_hash: str | None = None):
         self.error_args = dict(args or {})
@@ -73,6 +81,10 @@ class ContractRevert(AlpsimError):
     def _message(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.error_args.items())
         return f"{self.error_name}({fields})"
+
+    def call_trace(self) -> list[str]:
+        """The failed transaction's call trace, one line per frame (empty when unknown)."""
+        return list(self.tracer()) if self.tracer is not None else []
 
 
 class ErrorString(ContractRevert):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import ConfigError
@@ -11,13 +12,18 @@ from .errors import ConfigError
 
 @dataclass(frozen=True)
 class ProjectPaths:
-    """The folders of an alpsim checkout. `root` holds `contracts/` and `node_modules/`."""
+    """The folders of an alpsim checkout. `root` holds `contracts/` and `node_modules/`.
+    `contracts_dir` and `build_dir`, when set, replace `root/contracts` and `root/build`: a
+    user's copy of the contracts, compiled with the checkout's node_modules into a build
+    folder of its own (see `with_contracts`)."""
 
     root: Path
+    contracts_dir: Path | None = None
+    build_dir: Path | None = None
 
     @property
     def contracts(self) -> Path:
-        return self.root / "contracts"
+        return self.contracts_dir or self.root / "contracts"
 
     @property
     def node_modules(self) -> Path:
@@ -25,7 +31,18 @@ class ProjectPaths:
 
     @property
     def build(self) -> Path:
-        return self.root / "build"
+        return self.build_dir or self.root / "build"
+
+    def with_contracts(self, folder: Path) -> "ProjectPaths":
+        """This checkout with `folder` as its contracts, built under
+        `build/user-contracts/<hash of the folder's sources>/` (the shipped build stays as it is;
+        the same sources, wherever they are copied, reuse one build)."""
+        folder = Path(folder).resolve()
+        digest = hashlib.sha256()
+        for source in sorted(folder.rglob("*.sol")):
+            digest.update(source.relative_to(folder).as_posix().encode() + b"\0" + source.read_bytes() + b"\0")
+        tag = digest.hexdigest()[:16]
+        return replace(self, contracts_dir=folder, build_dir=self.root / "build" / "user-contracts" / tag)
 
     @property
     def deployments(self) -> Path:

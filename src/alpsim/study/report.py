@@ -30,6 +30,13 @@ def _pcts(values: np.ndarray) -> dict[str, float | None]:
     return {f"p{p}": _r(float(np.percentile(values, p))) for p in PERCENTILES}
 
 
+def _survival_quantiles(times_s: list[float], survival: list[float | None]) -> dict[str, float | None]:
+    """Read off the survival curve: `pX` is the first time by which X% of the positions were
+    liquidated (None: fewer than that within the horizon). Closes before then count as alive."""
+    return {f"p{q}": next((t for t, alive in zip(times_s, survival) if alive is not None and alive <= 1 - q / 100),
+                          None) for q in (10, 50, 90)}
+
+
 def group_of(row: dict[str, Any]) -> str:
     return f"{row['pair']} {row['side']} {row['leverage']}x"
 
@@ -52,7 +59,8 @@ def build_report(study: Study, results: list[dict[str, Any]], *, paths_requested
         p = liq_s.size / n if n else None
         survival = [_r(float(np.mean([r["liquidated_s"] is None or r["liquidated_s"] > t for r in opened])))
                     if n else None for t in times_s]
-        median_s = next((t for t, s in zip(times_s, survival) if s is not None and s <= 0.5), None)
+        quantiles = _survival_quantiles(times_s, survival)
+        median_s = quantiles["p50"]
         returns = np.array([r["payout"] / r["amount"] - 1 for r in opened], dtype=float)
         refused: dict[str, int] = {}
         for r in rows:
@@ -68,6 +76,7 @@ def build_report(study: Study, results: list[dict[str, Any]], *, paths_requested
             "liquidation_probability": _r(p),
             "standard_error": _r(float(np.sqrt(p * (1 - p) / n))) if n else None,
             "median_time_to_liquidation_s": median_s,
+            "survival_quantiles_s": quantiles,
             "time_to_liquidation_s": _pcts(liq_s),
             "survival": survival,
             "trader_return": {"mean": _r(float(returns.mean())) if n else None, **_pcts(returns)},
@@ -201,6 +210,10 @@ def _pct(x: float | None, fmt: str) -> str:
     return "-" if x is None else format(x, fmt)
 
 
+def _beyond(seconds: float | None) -> str:
+    return "beyond the horizon" if seconds is None else human_s(seconds)
+
+
 def human_s(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -220,12 +233,13 @@ def summary_md(report: dict[str, Any]) -> str:
                f"seed {report['seed']}, backend {report['backend']}.", ""]
     if report["cohort"]:
         lines += ["## Cohort", "",
-                  "| position | opened | P(liquidated) | s.e. | median time to liquidation | p10 | p90 | "
+                  "| position | opened | P(liquidated) | s.e. | median time to liquidation | 10% liquidated by | "
+                  "90% liquidated by | "
                   "median return |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for name, g in report["cohort"].items():
-            t, median = g["time_to_liquidation_s"], g["median_time_to_liquidation_s"]
+            q = g["survival_quantiles_s"]
             cells = [name, str(g["opened"]), _pct(g["liquidation_probability"], ".1%"), _pct(g["standard_error"], ".1%"),
-                     "beyond the horizon" if median is None else human_s(median), human_s(t["p10"]), human_s(t["p90"]),
+                     *(_beyond(q[k]) for k in ("p50", "p10", "p90")),
                      _pct(g["trader_return"]["p50"], "+.1%")]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")

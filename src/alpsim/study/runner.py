@@ -109,6 +109,7 @@ class StudyEngine:
         sim.keeper.set_prices(self.start)
         sim.keeper.push_prices()
         self.base = sim.snapshot()
+        self.correlation = _correlation(study)
 
     def close(self) -> None:
         self.sim.stop()
@@ -121,7 +122,7 @@ class StudyEngine:
         self.base = sim.snapshot()  # a revert consumes a snapshot (revm): take the next one now
         step_s, steps = study.horizon.step, study.horizon.steps
         paths = price_paths(self.models, {p: float(v) for p, v in self.start.items()}, steps, float(step_s),
-                            path_rng(study.seed, index), _correlation(study))
+                            path_rng(study.seed, index), self.correlation)
         pool = _PoolTrace(sim)
         book = _Book(sim)
         for s in self.subjects:
@@ -268,7 +269,7 @@ class _Book:
             if event["event"] == "PositionOpened" and event["requestId"] in self.pending:
                 row, account, holding_s = self.pending.pop(event["requestId"])
                 charges = event["charges"]
-                info = sim._position_info(event["positionId"], event["position"])
+                info = sim.position_info(event["positionId"], event["position"])
                 _opened(row, info, charges["openFeeUsd"], charges["executionFeeTokens"], sim.decimals, now_s)
                 self.open[event["positionId"]] = (row, account, now_s + holding_s)
             elif event["event"] == "OpenRejected" and event["requestId"] in self.pending:
