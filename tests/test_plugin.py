@@ -223,3 +223,19 @@ def test_the_plugin_is_inert_until_a_fixture_is_requested(tmp_path):
                      cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 passed" in run.stdout
+
+
+@pytest.mark.anvil
+def test_an_unexpected_revert_on_anvil_shows_the_call_tree(tmp_path):
+    """On anvil the trace is the node's own (debug_traceTransaction): the engine's call and the
+    delegatecall to its module, each with the decoded error."""
+    (tmp_path / "test_user.py").write_text(
+        "def test_cancel_someone_elses_request(alpsim, trader, lp, prices):\n"
+        "    pending = trader.request_open('BTC/USD', 'long', 500, 50)\n"
+        "    alpsim.cancel(2, pending.request_id)\n")
+    run = run_pytest("--alpsim-backend", "anvil", "--rootdir", str(tmp_path), str(tmp_path))
+    assert run.returncode == 1, run.stdout + run.stderr
+    trace = run.stdout.split("alpsim: the transaction reverted")[1].split("call trace:\n")[1].splitlines()
+    assert trace[0].startswith("  CALL TradingEngine.cancelRequest -> execution reverted: NotOwner(caller=")
+    assert trace[1].startswith("    DELEGATECALL TradingEngine's module at 0x")
+    assert ".cancelRequest -> execution reverted: NotOwner(" in trace[1]
