@@ -1,6 +1,7 @@
 # alpsim: `make demo` and `make test` do all the set-up on a fresh machine
 # (Python 3.11+, Node 20, make): a .venv with the package and its dev extras, `npm ci`, and
-# `npm ci` for the JavaScript example client (examples/js, run by the test suite).
+# `npm ci` for the JavaScript example client (examples/js, run by the test suite), and the
+# trading page's bundle (ui/, built by esbuild into src/alpsim/ui/static).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -10,6 +11,9 @@ PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 JS_CLIENT  := examples/js
 JS_STAMP   := $(JS_CLIENT)/node_modules/.installed
+UI_DIR     := ui
+UI_STAMP   := $(UI_DIR)/node_modules/.installed
+UI_BUNDLE  := src/alpsim/ui/static/app.js
 # Slither pins web3<8, so it lives in its own environment
 SLITHER_VENV  := .venv-slither
 SLITHER_STAMP := $(SLITHER_VENV)/.installed
@@ -18,7 +22,7 @@ SLITHER_STAMP := $(SLITHER_VENV)/.installed
 
 all: test
 
-setup: $(PY_STAMP) $(NODE_STAMP) $(JS_STAMP)
+setup: $(PY_STAMP) $(NODE_STAMP) $(JS_STAMP) $(UI_BUNDLE)
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "alpsim needs Python 3.11+, found " + sys.version.split()[0]'
@@ -39,6 +43,16 @@ $(NODE_STAMP): package.json package-lock.json
 $(JS_STAMP): $(JS_CLIENT)/package.json $(JS_CLIENT)/package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund --prefix $(JS_CLIENT)
 	@touch $@
+
+# the trading page (alpsim devnet --ui): pinned ethers, eciesjs and esbuild; esbuild bundles
+# ui/src into src/alpsim/ui/static (generated, git-ignored), so the page needs no CDN.
+# --ignore-scripts: esbuild's binary comes in its platform package (@esbuild/linux-x64, ...).
+$(UI_STAMP): $(UI_DIR)/package.json $(UI_DIR)/package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --prefix $(UI_DIR)
+	@touch $@
+
+$(UI_BUNDLE): $(UI_STAMP) $(UI_DIR)/build.mjs $(wildcard $(UI_DIR)/src/*)
+	npm run --silent build --prefix $(UI_DIR)
 
 compile: setup
 	$(ALPSIM) compile

@@ -39,7 +39,8 @@ def default_sigint() -> None:
 
 
 SLOW_MODULES = ("test_scenarios", "test_throughput", "test_devnet_command", "test_gas", "test_stateful",
-                "test_js_client", "test_bench", "test_study", "test_report", "test_keeper_griefing", "test_nav")
+                "test_js_client", "test_bench", "test_ui", "test_study", "test_regression_example", "test_plugin",
+                "test_report", "test_keeper_griefing", "test_nav")
 """The modules that take longest, slowest first (`make test`'s `--durations`)."""
 
 

@@ -261,8 +261,12 @@ def devnet_cmd(
     block_time: Annotated[Optional[float], typer.Option(
         "--block-time", help="Seconds between blocks (default: the profile's, as the chain: 0.75 BNB Chain, "
                              "0.25 Arbitrum); 0 mines a block per transaction.")] = None,
+    ui: Annotated[bool, typer.Option("--ui", help="Also serve the one-click trading page on 127.0.0.1.")] = False,
+    ui_port: Annotated[Optional[int], typer.Option("--ui-port", help="Port of the trading page (default: a free "
+                                                   "one; implies --ui).")] = None,
 ) -> None:
-    """Start anvil with the profile, deploy, fund the dev accounts, run the keeper; Ctrl-C stops all."""
+    """Start anvil with the profile, deploy, fund the dev accounts, run the keeper (and with
+    --ui the trading page); Ctrl-C stops all."""
     from .client import Alpsim
     from .deployment import default_path, deploy_system
     from .devnet import AnvilDevnet
@@ -275,6 +279,7 @@ def devnet_cmd(
     block_time_s = float(profile.block_time_s) if block_time is None else block_time
     devnet = AnvilDevnet(profile, port=port, fork_url=fork_url, stamp_blocks=False, block_time_s=block_time_s)
     loop = None
+    page = None
     try:
         deployment, session = deploy_system(devnet, real_collateral=fork_url is not None)
         path = deployment.write(out or default_path(profile.name))
@@ -292,15 +297,44 @@ def devnet_cmd(
             label = {0: "deployer (admin)", 7: "LP (1,000,000 deposited)", 8: "treasury", 9: "keeper"}.get(i, "trader")
             rows.append((f"account {i}: {label}", account))
         rows.append(("mnemonic", DEV_MNEMONIC))
+        if ui or ui_port is not None:
+            from .ui.server import UiServer
+
+            page = UiServer(devnet.rpc_url, path, ui_port or 0).start()
+            rows.append(("trading page", page.url))
         _print_banner(f"alpsim devnet: {profile.display_name}, chain id {devnet.chain_id}", rows)
+        if page is not None:
+            console.print(f"trading page on {page.url}", soft_wrap=True)
         console.print(f"devnet ready on {devnet.rpc_url} (Ctrl-C stops it)", soft_wrap=True)
         wait_forever()
     except KeyboardInterrupt:
         console.print("stopping")
     finally:
+        if page is not None:
+            page.stop()
         if loop is not None:
             loop.stop()
         devnet.close()
+
+
+@app.command("ui")
+def ui_cmd(
+    rpc: Annotated[str, typer.Option("--rpc", help="The node's URL (the browser talks to it directly).")],
+    deployment: Annotated[Path, typer.Option("--deployment", help="The system's deployments file.")],
+    ui_port: Annotated[int, typer.Option("--ui-port", help="Port on 127.0.0.1 (0: a free one).")] = 0,
+) -> None:
+    """Serve the one-click trading page for a system deployed on any node (Ctrl-C stops it)."""
+    from .service import wait_forever
+    from .ui.server import UiServer
+
+    page = UiServer(rpc, deployment, ui_port).start()
+    console.print(f"trading page on {page.url} for {rpc} (Ctrl-C stops it)", soft_wrap=True)
+    try:
+        wait_forever()
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        page.stop()
 
 
 def _log_line(message: str) -> None:

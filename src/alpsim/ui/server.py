@@ -1,0 +1,259 @@
+"""The trading page's HTTP server: the static files built from ui/ (never a CDN) and read-only
+JSON. The browser signs and sends every transaction itself (ethers, straight to the node); no
+order ever reaches this server.
+
+Routes (GET only):
+  /, /app.js, /app.css, ...   the bundle in ./static
+  /api/config                 RPC URL, chain, contracts (addresses + ABIs), pairs with their
+                              leverage caps, notional tiers, enums, the ECIES parameters and the
+                              keeper's public key
+  /api/quote?pair=&side=&amount=&leverage=&price=   `alpsim quote`'s numbers (src/alpsim/quote.py)
+  /api/liquidation?id=N       an open position's liquidation price, as `alpsim` computes it
+
+Anything else, and any malformed request, gets a 4xx JSON {"error": ...}; no request stops the
+server."""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import threading
+from decimal import Decimal
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from ..deployment import Deployment
+from ..errors import AlpsimError, ConfigError
+from ..model.trading import DEFAULT_TIERS, default_pairs
+from ..profiles import get_profile
+from ..quote import dumps_exact, quote_order
+
+STATIC_DIR = Path(__file__).parent / "static"
+MAX_QUERY_CHARS = 2_000
+"""A longer query string is refused (414)."""
+MAX_PARAM_CHARS = 80
+REQUEST_TIMEOUT_S = 10
+"""A client that sends nothing for this long is dropped (no worker hangs on it)."""
+WAD = 10**18
+
+
+class BadRequest(Exception):
+    """A request this server refuses: `status` and a message for the JSON body."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _param(query: dict[str, list[str]], name: str) -> str:
+    values = query.get(name)
+    if not values or not values[0].strip():
+        raise BadRequest(400, f"missing query parameter {name!r}")
+    if len(values) > 1:
+        raise BadRequest(400, f"query parameter {name!r} given {len(values)} times")
+    value = values[0].strip()
+    if len(value) > MAX_PARAM_CHARS:
+        raise BadRequest(400, f"query parameter {name!r} is longer than {MAX_PARAM_CHARS} characters")
+    return value
+
+
+def _decimal(query: dict[str, list[str]], name: str) -> Decimal:
+    text = _param(query, name)
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise BadRequest(400, f"{name} must be a number, got {text!r}") from None
+    if not value.is_finite() or value <= 0 or value > Decimal(10) ** 15:
+        raise BadRequest(400, f"{name} must be a positive number up to 1e15, got {text!r}")
+    return value
+
+
+def _int(query: dict[str, list[str]], name: str, low: int, high: int) -> int:
+    text = _param(query, name)
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise BadRequest(400, f"{name} must be an integer from {low} to {high}, got {text!r}")
+    return int(text)
+
+
+class UiApp:
+    """What the routes answer: the deployment (read once) and, for liquidation prices, an
+    alpsim client of the node (made on first use)."""
+
+    def __init__(self, rpc_url: str, deployment_file: str | Path):
+        self.rpc_url = rpc_url
+        self.deployment_file = Path(deployment_file)
+        try:
+            self.deployment = Deployment.read(self.deployment_file)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read deployments file {deployment_file}: {exc}") from None
+        if self.deployment.ecies is None or self.deployment.enums is None:
+            raise ConfigError(f"{deployment_file} has no ecies / enums block: redeploy with a current alpsim")
+        self.profile = get_profile(self.deployment.chain)
+        self._sim = None
+        self._sim_lock = threading.Lock()
+
+    def config(self) -> dict[str, Any]:
+        d = self.deployment
+        by_name = {p.name: p for p in default_pairs()}
+        pairs = []
+        for pair_id, name in enumerate(d.pairs):
+            p = by_name.get(name)
+            pairs.append({"id": pair_id, "name": name, "maxLeverage": p.max_leverage if p else None,
+                          "tiered": p.tiered if p else False})
+        return {
+            "rpcUrl": self.rpc_url, "chain": d.chain, "chainId": d.chain_id, "block": d.block,
+            "collateralDecimals": self.profile.collateral.decimals,
+            "collateralSymbol": self.profile.collateral.symbol,
+            "executionFeeUsd": str(self.profile.execution_fee_usd),
+            "contracts": {role: {"address": e.address, "abi": e.abi} for role, e in d.contracts.items()},
+            "pairs": pairs,
+            "tiers": [{"maxNotionalUsd": str(n // WAD), "leverageCap": cap} for n, cap in DEFAULT_TIERS],
+            "enums": d.enums, "ecies": d.ecies.model_dump(by_alias=True),
+            "keeperPublicKey": d.ecies.keeper_public_key,
+            "requestWindowBlocks": 10,
+        }
+
+    def quote(self, query: dict[str, list[str]]) -> tuple[int, str]:
+        pair = _param(query, "pair")
+        if pair not in self.deployment.pairs:
+            raise BadRequest(400, f"unknown pair {pair!r}; listed: {', '.join(self.deployment.pairs)}")
+        side = _param(query, "side")
+        if side not in ("long", "short"):
+            raise BadRequest(400, f"side must be long or short, got {side!r}")
+        amount = _decimal(query, "amount")
+        leverage = _int(query, "leverage", 1, 100_000)
+        price = _decimal(query, "price")
+        try:
+            result = quote_order(self.profile, pair, side, amount, leverage, price)
+        except AlpsimError as exc:  # the exchange would refuse the order: say why
+            return 422, json.dumps({"error": str(exc), "refused": True})
+        return 200, dumps_exact(result)
+
+    def sim(self):  # noqa: ANN201 - alpsim.client.Alpsim, imported lazily (web3 is slow to import)
+        with self._sim_lock:
+            if self._sim is None:
+                from ..service import connect
+
+                self._sim = connect(self.rpc_url, self.deployment_file)
+            return self._sim
+
+    def liquidation(self, query: dict[str, list[str]]) -> tuple[int, str]:
+        position_id = _int(query, "id", 1, 2**64)
+        sim = self.sim()
+        with self._sim_lock:
+            info = sim.position(position_id)
+        if info is None:
+            raise BadRequest(404, f"no open position {position_id}")
+        return 200, json.dumps({"id": position_id, "liquidationPrice": format(info.liquidation_price, "f"),
+                                "takeProfit": format(info.take_profit, "f"),
+                                "entryPrice": format(info.entry_price, "f")})
+
+
+class Handler(BaseHTTPRequestHandler):
+    """GET only; JSON errors; static files only from STATIC_DIR."""
+
+    app: UiApp
+    server_version = "alpsim-ui"
+    timeout = REQUEST_TIMEOUT_S
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: the page polls
+        pass
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own errors (bad request line, too long, unsupported method) as JSON."""
+        self.request_version = "HTTP/1.0"  # a status line and headers even for garbage ("HTTP/0.9")
+        try:
+            self._json(code, json.dumps({"error": message or HTTPStatus(code).phrase}))
+        except OSError:
+            pass
+
+    def _json(self, status: int, body: str) -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _refuse_method(self) -> None:
+        self._json(405, json.dumps({"error": f"method {self.command} not allowed: this server is read-only (GET)"}))
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_method
+
+    def do_GET(self) -> None:  # noqa: N802
+        try:
+            self._route()
+        except BadRequest as exc:
+            self._json(exc.status, json.dumps({"error": str(exc)}))
+        except OSError:
+            pass  # the client went away
+        except Exception as exc:  # noqa: BLE001 - never let one request stop the server
+            self._json(500, json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+
+    def _route(self) -> None:
+        if int(self.headers.get("Content-Length") or 0) > 0:
+            raise BadRequest(413, "a GET request carries no body")
+        url = urlsplit(self.path)
+        if len(url.query) > MAX_QUERY_CHARS:
+            raise BadRequest(414, f"query longer than {MAX_QUERY_CHARS} characters")
+        try:
+            query = parse_qs(url.query, keep_blank_values=True, strict_parsing=False, max_num_fields=20)
+        except ValueError as exc:
+            raise BadRequest(400, f"bad query string: {exc}") from None
+        path = url.path
+        if path == "/api/config":
+            return self._json(200, json.dumps(self.app.config()))
+        if path == "/api/quote":
+            return self._json(*self.app.quote(query))
+        if path == "/api/liquidation":
+            return self._json(*self.app.liquidation(query))
+        if path.startswith("/api/"):
+            raise BadRequest(404, f"no API route {path}")
+        self._static("index.html" if path == "/" else path.lstrip("/"))
+
+    def _static(self, name: str) -> None:
+        files = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()} if STATIC_DIR.is_dir() else {}
+        if "index.html" not in files:
+            raise BadRequest(503, f"the page is not built: run `make setup` (npm ci --prefix ui; npm run build --prefix ui)")
+        target = files.get(name)  # a flat directory: no path ever leaves it
+        if target is None:
+            raise BadRequest(404, f"no such file {name[:80]!r}")
+        data = target.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", mimetypes.guess_type(target.name)[0] or "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class UiServer:
+    """The page's server on 127.0.0.1:`port` (0: a free one), in a daemon thread."""
+
+    def __init__(self, rpc_url: str, deployment_file: str | Path, port: int = 0):
+        self.app = UiApp(rpc_url, deployment_file)
+        handler = type("BoundHandler", (Handler,), {"app": self.app})
+        try:
+            self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        except OSError as exc:
+            raise ConfigError(f"cannot serve the trading page on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+        self.httpd.daemon_threads = True
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+
+    def start(self) -> "UiServer":
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="alpsim-ui", daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
