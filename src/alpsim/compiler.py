@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CompileError, ConfigError
+from .errors import CompileError, ConfigError, add_abi_source
 from .paths import ProjectPaths, find_project
 
 EVM_VERSION = "cancun"
@@ -147,6 +147,10 @@ def load_artifacts(paths: ProjectPaths | None = None) -> dict[str, Artifact]:
     if not folder.is_dir():
         raise ConfigError("no compiled contracts: run `alpsim compile`")
     return {f.stem: Artifact.from_json(json.loads(f.read_text())) for f in sorted(folder.glob("*.json"))}
+
+
+# `alpsim.errors.<Name>` knows every error the project's build declares
+add_abi_source(lambda: [artifact.abi for artifact in load_artifacts().values()])
 
 
 def _run_solc(paths: ProjectPaths, sources: dict[str, str]) -> dict:

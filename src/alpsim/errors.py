@@ -17,7 +17,7 @@ class for any error the project's contracts declare.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
@@ -199,15 +199,24 @@ def _pythonic(abi_type: str, value: Any) -> Any:
     return value
 
 
-def _load_project_errors() -> None:
-    """Registers the errors of the project's compiled contracts (if built)."""
-    from .compiler import load_artifacts  # late: errors must import without the compiler
+_ABI_SOURCES: list[Callable[[], Iterable[list[dict]]]] = []
+"""Where `alpsim.errors.<Name>` looks for errors not seen yet: callables giving ABIs (the
+compiler registers the project's build, so this module needs no import of it)."""
 
-    try:
-        for artifact in load_artifacts().values():
-            ErrorDecoder([artifact.abi])
-    except AlpsimError:
-        pass
+
+def add_abi_source(source: Callable[[], Iterable[list[dict]]]) -> None:
+    """Registers `source` (a callable giving ABIs) for `alpsim.errors.<Name>`; it may raise
+    AlpsimError when it has nothing to give (no build yet)."""
+    _ABI_SOURCES.append(source)
+
+
+def _load_project_errors() -> None:
+    """Registers the errors of every ABI source (the project's compiled contracts, if built)."""
+    for source in _ABI_SOURCES:
+        try:
+            ErrorDecoder(source())
+        except AlpsimError:
+            pass
 
 
 def __getattr__(name: str) -> type[ContractRevert]:
