@@ -50,16 +50,16 @@ class SettablePrices:
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory):
-    """anvil (a block per transaction), the system, dev accounts 1..7 funded, 1,000,000 in the
-    pool from account 7, the keeper loop, the page's server."""
+    """anvil (a block per transaction, 12 dev accounts), the system, dev accounts 1..7, 10 and 11
+    funded, 1,000,000 in the pool from account 7, the keeper loop, the page's server."""
     profile = get_profile("bnb")
-    devnet = AnvilDevnet(profile, stamp_blocks=False, block_time_s=0)
+    devnet = AnvilDevnet(profile, stamp_blocks=False, block_time_s=0, accounts=12)
     loop = server = None
     try:
         deployment, session = deploy_system(devnet)
         path = deployment.write(tmp_path_factory.mktemp("ui") / "bnb.json")
         sim = Alpsim(devnet, deployment, session)
-        for i in range(1, 8):
+        for i in (*range(1, 8), 10, 11):  # 8 and 9 are the treasury and the keeper
             sim.fund(i, 100_000)
         sim.fund(7, 1_000_000)
         sim.deposit(7, 1_000_000)
@@ -421,6 +421,65 @@ def test_pending_request_counts_down_and_is_cancelled_after_expiry(page, system)
         system["loop"] = loop
 
 
+INJECTED_WALLET_JS = """
+(() => {
+  const rpc = %(rpc)s, account = %(account)s, chainId = %(chain_id)s;
+  let id = 0;
+  window.__walletCalls = [];
+  window.ethereum = {
+    async request({ method, params }) {
+      if (method === "eth_requestAccounts" || method === "eth_accounts") return [account];
+      if (method === "eth_chainId") return chainId;
+      window.__walletCalls.push(method);
+      const res = await fetch(rpc, { method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: ++id, method, params: params ?? [] }) });
+      const body = await res.json();
+      if (body.error) {
+        const err = new Error(body.error.message);
+        err.code = body.error.code;
+        err.data = body.error.data;
+        throw err;
+      }
+      return body.result;
+    },
+    on() {}, removeListener() {},
+  };
+})();
+"""
+
+
+def test_an_injected_wallet_signs_the_order(browser, system):
+    """A minimal EIP-1193 wallet (`window.ethereum`, injected before the page loads) holding dev
+    account 10: the page offers it, and the order is signed and sent through it (anvil signs
+    `eth_sendTransaction` for its unlocked accounts)."""
+    trader = system["accounts"][10]
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1100})
+    ctx.add_init_script(INJECTED_WALLET_JS % {"rpc": json.dumps(system["rpc"]), "account": json.dumps(trader.lower()),
+                                              "chain_id": json.dumps(hex(system["w3"].eth.chain_id))})
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        pg.goto(system["url"])
+        pg.wait_for_function("document.querySelector('#status').textContent.includes('block')", timeout=WAIT_MS)
+        assert pg.locator("#account option[value=injected]").text_content() == "injected wallet"
+        fill_order(pg, "injected", "BTC/USD", "long", "50", 20)
+        pg.wait_for_function(f"window.alpsimState.account === {json.dumps(trader)}", timeout=WAIT_MS)
+        wait_quote(pg)
+        position_id, row = open_and_wait_position(pg)
+        assert row.locator("td").nth(2).text_content() == "long" and row.locator("td").nth(3).text_content() == "20x"
+        chain = system["c"]["trading"].functions.position(position_id).call()
+        assert chain[0] == trader and chain[4] == 20
+        pg.wait_for_function(f"document.querySelector('#open-status').textContent.includes('position #{position_id} is open')",
+                             timeout=WAIT_MS)
+        calls = pg.evaluate("window.__walletCalls")
+        assert "eth_sendTransaction" in calls, calls
+        shot(pg, "injected_wallet")
+    finally:
+        ctx.close()
+    assert not errors, errors
+
+
 def _read_until(proc, marker: str, lines: list[str], timeout_s: float = 120) -> str:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -475,3 +534,51 @@ def test_devnet_ui_flag_and_ui_command_serve_the_page(browser, tmp_path):
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+# ----------------------------------------------------------------------------- last: it moves the chain's clock
+def test_lp_withdraws_after_the_cooldown(page, system):
+    """Deposit on the page, 48 h later (anvil's clock) withdraw on the page once the keeper has
+    priced the pairs again. It moves the chain's time 48 h on, so it runs last."""
+    w3, c = system["w3"], system["c"]
+    lp = system["accounts"][11]
+    page.select_option("#account", lp)
+    page.fill("#deposit-amount", "1000")
+    page.click("#deposit")
+    page.wait_for_function("document.querySelector('#pool-status').textContent.includes('ALP')", timeout=WAIT_MS)
+    alp = c["alp"].functions.balanceOf(lp).call()
+    assert alp > 0
+    page.wait_for_function("document.querySelector('[data-key=cooldown]').textContent.includes('locked for')",
+                           timeout=WAIT_MS)
+
+    unlocks_at = c["alp"].functions.unlocksAt(lp).call()
+    now = w3.eth.get_block("latest")["timestamp"]
+    w3.provider.make_request("evm_increaseTime", [unlocks_at - now + 60])
+    w3.provider.make_request("evm_mine", [])
+    jumped_to = w3.eth.get_block("latest")["timestamp"]
+    assert jumped_to > unlocks_at
+    # the pool values its claims at fresh keeper prices: wait for the keeper's next round
+    oracle = c["oracle"]
+    pairs = range(len(system["deployment"].pairs))
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while min(oracle.functions.freshUntil(p).call() for p in pairs) <= jumped_to:
+        assert time.monotonic() < deadline, "the keeper did not price the pairs after the time jump"
+        time.sleep(0.1)
+    page.wait_for_function("document.querySelector('[data-key=cooldown]').textContent === 'unlocked'", timeout=WAIT_MS)
+
+    collateral_before = c["collateral"].functions.balanceOf(lp).call()
+    block_before = w3.eth.block_number
+    page.fill("#withdraw-amount", format(Decimal(alp).scaleb(-18), "f"))  # all of it, exactly
+    page.click("#withdraw")
+    page.wait_for_function("document.querySelector('#pool-status').textContent.includes('withdrew')", timeout=WAIT_MS)
+    status = page.text_content("#pool-status")
+    received = number(re.search(r"received ([0-9,.]+)", status).group(1))
+    assert c["alp"].functions.balanceOf(lp).call() == 0
+    gained = c["collateral"].functions.balanceOf(lp).call() - collateral_before
+    events = c["pool"].events.Withdraw().get_logs(from_block=block_before + 1, argument_filters={"lp": lp})
+    assert len(events) == 1 and events[0]["args"]["alpIn"] == alp and events[0]["args"]["amountOut"] == gained
+    assert abs(received - Decimal(gained) / 10**18) <= Decimal("0.01")  # shown to 2 decimals
+    assert Decimal(900) < Decimal(gained) / 10**18 <= Decimal(1000)  # the deposit back, less the mint and burn fees
+    page.wait_for_function("document.querySelector('[data-key=my-alp]').textContent === '0.0000'", timeout=WAIT_MS)
+    page.locator("#feed li.withdraw.mine").first.wait_for(timeout=WAIT_MS)
+    shot(page, "pool_withdraw")
