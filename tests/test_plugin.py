@@ -202,11 +202,15 @@ def test_gas_on_revm_is_never_a_number(tmp_path):
     assert refused.returncode == pytest.ExitCode.USAGE_ERROR and "gas is not measured" in refused.stderr
 
 
+UNEXPECTED_REVERT_TEST = (
+    "def test_cancel_someone_elses_request(alpsim, trader, lp, prices):\n"
+    "    pending = trader.request_open('BTC/USD', 'long', 500, 50)\n"
+    "    alpsim.cancel(2, pending.request_id)\n")
+"""A user's test that reverts where it did not expect to: account 2 cancels account 1's request."""
+
+
 def test_an_unexpected_revert_is_explained(tmp_path):
-    (tmp_path / "test_user.py").write_text(
-        "def test_cancel_someone_elses_request(alpsim, trader, lp, prices):\n"
-        "    pending = trader.request_open('BTC/USD', 'long', 500, 50)\n"
-        "    alpsim.cancel(2, pending.request_id)\n")
+    (tmp_path / "test_user.py").write_text(UNEXPECTED_REVERT_TEST)
     run = run_pytest("--alpsim-backend", "revm", "--rootdir", str(tmp_path), str(tmp_path))
     assert run.returncode == 1, run.stdout + run.stderr
     section = run.stdout.split("alpsim: the transaction reverted")[1]
@@ -229,10 +233,7 @@ def test_the_plugin_is_inert_until_a_fixture_is_requested(tmp_path):
 def test_an_unexpected_revert_on_anvil_shows_the_call_tree(tmp_path):
     """On anvil the trace is the node's own (debug_traceTransaction): the engine's call and the
     delegatecall to its module, each with the decoded error."""
-    (tmp_path / "test_user.py").write_text(
-        "def test_cancel_someone_elses_request(alpsim, trader, lp, prices):\n"
-        "    pending = trader.request_open('BTC/USD', 'long', 500, 50)\n"
-        "    alpsim.cancel(2, pending.request_id)\n")
+    (tmp_path / "test_user.py").write_text(UNEXPECTED_REVERT_TEST)
     run = run_pytest("--alpsim-backend", "anvil", "--rootdir", str(tmp_path), str(tmp_path))
     assert run.returncode == 1, run.stdout + run.stderr
     trace = run.stdout.split("alpsim: the transaction reverted")[1].split("call trace:\n")[1].splitlines()

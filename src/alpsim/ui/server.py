@@ -220,7 +220,7 @@ class Handler(BaseHTTPRequestHandler):
     def _static(self, name: str) -> None:
         files = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()} if STATIC_DIR.is_dir() else {}
         if "index.html" not in files:
-            raise BadRequest(503, f"the page is not built: run `make setup` (npm ci --prefix ui; npm run build --prefix ui)")
+            raise BadRequest(503, "the page is not built: run `make setup` (npm ci --prefix ui; npm run build --prefix ui)")
         target = files.get(name)  # a flat directory: no path ever leaves it
         if target is None:
             raise BadRequest(404, f"no such file {name[:80]!r}")
