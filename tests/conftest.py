@@ -7,6 +7,9 @@ runs on the embedded backend by overriding `deployed` with `embedded_system`."""
 from __future__ import annotations
 
 import signal
+import weakref
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -74,6 +77,31 @@ def embedded_system(request, build):  # noqa: ANN001, ANN201
     sim = Alpsim.launch(request.param, build=build, seed=7)
     yield sim
     sim.stop()
+
+
+class PreparedStates:
+    """Named chain states a module's tests start from, each made by its builder. Where snapshots
+    outlive a revert (eth-tester, anvil) a state is built once per devnet and restored from its
+    snapshot after that. On revm a revert consumes its snapshot and every newer one, so the
+    `sim` fixture's revert after a test takes the state's snapshot with it: there the state is
+    built again for each test (a few milliseconds of EVM)."""
+
+    def __init__(self, builders: dict[str, Callable[[Any], None]]):
+        self.builders = builders
+        self._snapshots: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
+
+    def enter(self, sim, state: str) -> None:  # noqa: ANN001
+        """Brings the chain (and the client's bookkeeping) to `state`. Call it once, first thing
+        in a test: states are built on the deployed system the `sim` fixture starts from (and
+        reverts to after)."""
+        cache = self._snapshots.setdefault(sim.devnet, {})
+        if state in cache:
+            sim.revert(cache[state])
+            return
+        self.builders[state](sim)
+        sim.devnet.mine()  # an empty head block: restoring a snapshot re-executes its head block
+        if sim.devnet.snapshots_outlive_revert:
+            cache[state] = sim.snapshot()
 
 
 @pytest.fixture

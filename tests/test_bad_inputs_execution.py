@@ -17,10 +17,7 @@ from eth_utils import keccak
 from alpsim import errors
 from alpsim.model.trading import Order, RejectReason
 from alpsim.orders import commitment
-from conftest import PROFILES, embedded_system
 
-# pauses eth-tester's automine to put two transactions in one block: the embedded backend
-deployed = pytest.fixture(scope="module", params=PROFILES, name="deployed")(embedded_system)
 
 ADMIN, TRADER, OTHER, LP, TREASURY, KEEPER = 0, 1, 2, 7, 8, 9
 TRADER_FUNDS = 10_000
@@ -293,7 +290,7 @@ def test_execute_open_twice_is_refused(world, sim):
 
 
 def test_execute_open_in_the_requests_own_block_is_refused(world, sim):
-    """Request and execution in one block (the embedded devnet's automine paused): the
+    """Request and execution in one block (`Devnet.send_block`): the
     execution reverts with RequestNotExecutable and moves nothing beyond the request's own
     escrow; the next block executes it."""
     trading = sim.contracts["trading"]
@@ -301,24 +298,15 @@ def test_execute_open_in_the_requests_own_block_is_refused(world, sim):
     rid = trading.call("nextRequestId")
     amount = sim.to_units(1000)
     before = balances(sim, [rid])
-    tester, w3 = sim.devnet.tester, sim.devnet.w3
-    tx = {"gas": 15_000_000, "maxFeePerGas": 100 * 10**9, "maxPriorityFeePerGas": 0, "value": 0,
-          "to": trading.address}
-    tester.disable_auto_mine_transactions()
-    try:
-        sent_request = w3.eth.send_transaction({**tx, "from": trader, "data": trading.encode(
-            "requestOpen", commitment(trader, ORDER, SALT), b"\x01", amount)})
-        sent_execute = w3.eth.send_transaction({**tx, "from": sim.deployment.keeper, "data": trading.encode(
-            "executeOpen", rid, _tuple(ORDER), SALT, BTC_PRICES)})
-        tester.mine_blocks(1)
-    finally:
-        tester.enable_auto_mine_transactions()
-    request_receipt = w3.eth.get_transaction_receipt(sent_request)
-    execute_receipt = w3.eth.get_transaction_receipt(sent_execute)
+    request_receipt, execute_receipt = sim.devnet.send_block([
+        {"from": trader, "to": trading.address,
+         "data": trading.encode("requestOpen", commitment(trader, ORDER, SALT), b"\x01", amount)},
+        {"from": sim.deployment.keeper, "to": trading.address,
+         "data": trading.encode("executeOpen", rid, _tuple(ORDER), SALT, BTC_PRICES)}])
     block = request_receipt["blockNumber"]
     assert execute_receipt["blockNumber"] == block
     assert (request_receipt["status"], execute_receipt["status"]) == (1, 0)
-    err = sim.session.decoder.decode(sim.devnet._revert_data(sent_execute))
+    err = sim.session.decoder.decode(sim.devnet.revert_data(execute_receipt["transactionHash"]))
     assert type(err) is errors.RequestNotExecutable
     assert err.error_args == {"requestId": rid, "requestBlock": block, "currentBlock": block}
 

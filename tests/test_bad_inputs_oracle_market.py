@@ -5,7 +5,7 @@ market's aggregates move only by the engine (ENGINE); settings only by the admin
 older than the maximum age is refused. Each refusal raises the exact error with its arguments
 and leaves every balance, price and aggregate unchanged.
 
-Rows name a prepared state (built once per profile, then restored by a devnet snapshot), an
+Rows name a prepared state (`conftest.PreparedStates`), an
 optional preparation, the caller, the contract, the call and its arguments, the expected error
 and its fields. Arguments and fields may be functions of the deployed system, read just before
 the call."""
@@ -19,10 +19,8 @@ import pytest
 
 from alpsim import errors
 from alpsim.deployment import feed_role
-from conftest import PROFILES, embedded_system
+from conftest import PreparedStates
 
-# reuses one snapshot across tests (a prepared state): eth-tester's snapshots outlive a revert, revm's do not
-deployed = pytest.fixture(scope="module", params=PROFILES, name="deployed")(embedded_system)
 
 WAD = 10**18
 MAX = 2**256 - 1
@@ -119,20 +117,8 @@ def _build_updater(sim) -> None:
 
 
 BUILDERS = {"market": _build_market, "updater": _build_updater}
-_STATES: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
-
-
-def enter(sim, state: str) -> None:
-    """Brings the chain (and the client's bookkeeping) to `state`: built the first time on each
-    profile, restored from its snapshot after that. Call it once, first thing in a test: states
-    are built on the deployed system the `sim` fixture starts from (and reverts to after)."""
-    cache = _STATES.setdefault(sim.devnet, {})
-    if state in cache:
-        sim.revert(cache[state])
-    else:
-        BUILDERS[state](sim)
-        sim.devnet.mine()  # an empty head block: restoring a snapshot re-executes its head block
-        cache[state] = sim.snapshot()
+enter = PreparedStates(BUILDERS).enter
+"""Brings the chain to a named state (conftest.PreparedStates)."""
 
 
 def resolve(value: Any, sim) -> Any:

@@ -4,7 +4,7 @@ must be in range and its id listed; a referral code is registered once, never ze
 per trader, never to oneself. Each refusal raises the exact error with its arguments and leaves
 every balance, pair, tier and referral unchanged.
 
-Rows name a prepared state (built once per profile, then restored by a devnet snapshot), an
+Rows name a prepared state (`conftest.PreparedStates`), an
 optional preparation, the caller, the contract, the call and its arguments, the expected error
 and its fields. Arguments and fields may be functions of the deployed system, read just before
 the call."""
@@ -17,10 +17,8 @@ from typing import Any, Callable
 import pytest
 
 from alpsim import errors
-from conftest import pair_config, PROFILES, embedded_system
+from conftest import pair_config, PreparedStates
 
-# reuses one snapshot across tests (a prepared state): eth-tester's snapshots outlive a revert, revm's do not
-deployed = pytest.fixture(scope="module", params=PROFILES, name="deployed")(embedded_system)
 
 WAD = 10**18
 MAX = 2**256 - 1
@@ -103,20 +101,8 @@ def _build_registries(sim) -> None:
 
 
 BUILDERS = {"registries": _build_registries}
-_STATES: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
-
-
-def enter(sim, state: str) -> None:
-    """Brings the chain (and the client's bookkeeping) to `state`: built the first time on each
-    profile, restored from its snapshot after that. Call it once, first thing in a test: states
-    are built on the deployed system the `sim` fixture starts from (and reverts to after)."""
-    cache = _STATES.setdefault(sim.devnet, {})
-    if state in cache:
-        sim.revert(cache[state])
-    else:
-        BUILDERS[state](sim)
-        sim.devnet.mine()  # an empty head block: restoring a snapshot re-executes its head block
-        cache[state] = sim.snapshot()
+enter = PreparedStates(BUILDERS).enter
+"""Brings the chain to a named state (conftest.PreparedStates)."""
 
 
 def resolve(value: Any, sim) -> Any:

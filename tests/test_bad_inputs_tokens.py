@@ -4,7 +4,7 @@ cooldown (docs/mechanics.md §10), only MINTER mints, ERC20 moves no more than a
 Each refusal raises the exact error with its arguments and leaves every balance unchanged to
 the unit.
 
-Rows name a prepared state (built once per profile, then restored by a devnet snapshot), an
+Rows name a prepared state (`conftest.PreparedStates`), an
 optional preparation, the caller, the contract, the call and its arguments, the expected error
 and its fields. Arguments and fields may be functions of the deployed system, read just before
 the call."""
@@ -17,10 +17,8 @@ from typing import Any, Callable
 import pytest
 
 from alpsim import errors
-from conftest import PROFILES, embedded_system
+from conftest import PreparedStates
 
-# reuses one snapshot across tests (a prepared state): eth-tester's snapshots outlive a revert, revm's do not
-deployed = pytest.fixture(scope="module", params=PROFILES, name="deployed")(embedded_system)
 
 WAD = 10**18
 MAX = 2**256 - 1
@@ -98,20 +96,8 @@ def _build_funded(sim) -> None:
 
 
 BUILDERS = {"funded": _build_funded}
-_STATES: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
-
-
-def enter(sim, state: str) -> None:
-    """Brings the chain (and the client's bookkeeping) to `state`: built the first time on each
-    profile, restored from its snapshot after that. Call it once, first thing in a test: states
-    are built on the deployed system the `sim` fixture starts from (and reverts to after)."""
-    cache = _STATES.setdefault(sim.devnet, {})
-    if state in cache:
-        sim.revert(cache[state])
-    else:
-        BUILDERS[state](sim)
-        sim.devnet.mine()  # an empty head block: restoring a snapshot re-executes its head block
-        cache[state] = sim.snapshot()
+enter = PreparedStates(BUILDERS).enter
+"""Brings the chain to a named state (conftest.PreparedStates)."""
 
 
 def resolve(value: Any, sim) -> Any:

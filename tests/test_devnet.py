@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 from eth_account import Account
+from eth_abi import encode
 from eth_utils import keccak
+from web3 import Web3
 
 from alpsim.devnet import AnvilDevnet, EmbeddedDevnet, RevmDevnet
 from alpsim.devnet.base import DEV_MNEMONIC, GENESIS_TIMESTAMP, MAX_BLOCKS_PER_ADVANCE
@@ -60,6 +62,25 @@ def test_signed_transaction_for_the_profile_chain_id_is_accepted(devnet):
     wrong = {**tx, "nonce": tx["nonce"] + 1, "chainId": 1}
     with pytest.raises(Exception):
         w3.eth.send_raw_transaction(key.sign_transaction(wrong).raw_transaction)
+
+
+def test_send_block_puts_transactions_in_one_block_and_returns_reverted_receipts(devnet, build):
+    """`send_block`: one block, in order; a revert is a status-0 receipt with its revert data,
+    and the other transactions of the block stand."""
+    artifact = build.artifacts["RevertProbe"]
+    probe = devnet.send({"from": devnet.accounts[0], "data": artifact.bytecode})["contractAddress"]
+    fail = Web3().eth.contract(abi=artifact.abi).encode_abi("failWithReason", ["in one block"])
+    first, reverted, last = devnet.send_block([
+        {"from": devnet.accounts[1], "to": devnet.accounts[2], "value": 7},
+        {"from": devnet.accounts[1], "to": probe, "data": fail},
+        {"from": devnet.accounts[3], "to": devnet.accounts[2], "value": 5},
+    ])
+    assert first["blockNumber"] == reverted["blockNumber"] == last["blockNumber"] == devnet.block_number
+    assert [r["transactionIndex"] for r in (first, reverted, last)] == [0, 1, 2]
+    assert (first["status"], reverted["status"], last["status"]) == (1, 0, 1)
+    error_string = bytes.fromhex("08c379a0")  # Error(string)
+    assert devnet.revert_data(reverted["transactionHash"]) == error_string + encode(["string"], ["in one block"])
+    assert devnet.revert_data(first["transactionHash"]) == b""
 
 
 def test_ten_funded_dev_accounts(devnet):

@@ -14,10 +14,7 @@ from alpsim.client import OrderRejected, PendingOpen
 from alpsim.mirror import Mirror
 from alpsim.model.trading import Order
 from alpsim.orders import commitment, seal
-from conftest import PROFILES, embedded_system
 
-# pauses eth-tester's automine to put two transactions in one block: the embedded backend
-deployed = pytest.fixture(scope="module", params=PROFILES, name="deployed")(embedded_system)
 
 TRADER, OTHER = 1, 2
 LP = 7
@@ -84,7 +81,7 @@ def _balances(sim) -> list[int]:
 # ---------------------------------------------------------------- the execution window
 
 def test_executing_in_the_requests_own_block_reverts(mirror):
-    """Request and execution sent into one block (the devnet's automine paused): the execution
+    """Request and execution sent into one block (`Devnet.send_block`): the execution
     reverts with RequestNotExecutable; the next block executes it."""
     sim = mirror.sim
     trading = sim.contracts["trading"]
@@ -93,24 +90,15 @@ def test_executing_in_the_requests_own_block_reverts(mirror):
     ciphertext = seal(order, salt, sim.keeper_public_key)
     amount = sim.to_units(1000)
     rid = trading.call("nextRequestId")
-    tester, w3 = sim.devnet.tester, sim.devnet.w3
-    tx = {"gas": 15_000_000, "maxFeePerGas": 100 * 10**9, "maxPriorityFeePerGas": 0, "value": 0,
-          "to": trading.address}
-    tester.disable_auto_mine_transactions()
-    try:
-        sent_request = w3.eth.send_transaction({**tx, "from": trader, "data": trading.encode(
-            "requestOpen", commitment(trader, order, salt), ciphertext, amount)})
-        sent_execute = w3.eth.send_transaction({**tx, "from": sim.deployment.keeper, "data": trading.encode(
-            "executeOpen", rid, _order_tuple(order), salt, [(BTC, PRICES["BTC/USD"] * WAD)])})
-        tester.mine_blocks(1)
-    finally:
-        tester.enable_auto_mine_transactions()
-    request_receipt = w3.eth.get_transaction_receipt(sent_request)
-    execute_receipt = w3.eth.get_transaction_receipt(sent_execute)
+    request_receipt, execute_receipt = sim.devnet.send_block([
+        {"from": trader, "to": trading.address,
+         "data": trading.encode("requestOpen", commitment(trader, order, salt), ciphertext, amount)},
+        {"from": sim.deployment.keeper, "to": trading.address,
+         "data": trading.encode("executeOpen", rid, _order_tuple(order), salt, [(BTC, PRICES["BTC/USD"] * WAD)])}])
     block = request_receipt["blockNumber"]
     assert execute_receipt["blockNumber"] == block
     assert (request_receipt["status"], execute_receipt["status"]) == (1, 0)
-    err = sim.session.decoder.decode(sim.devnet._revert_data(sent_execute))
+    err = sim.session.decoder.decode(sim.devnet.revert_data(execute_receipt["transactionHash"]))
     assert isinstance(err, errors.RequestNotExecutable)
     assert (err.requestId, err.requestBlock, err.currentBlock) == (rid, block, block)
     assert trading.call("request", rid)["status"] == PENDING

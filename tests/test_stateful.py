@@ -39,8 +39,8 @@ valued at the keeper price as if settled now, its close fee left out:
   collectible price (what the others paid into the pool since). Deposits price ALP at NAV
   (>= collectible), withdrawals at the redemption NAV: neither may take value from the others.
 
-Every machine runs on the revm backend. `make test` runs a fixed, seeded budget (4 machines x 40
-examples x 40 steps); `make soak` a long one (ALPSIM_SOAK_EXAMPLES x ALPSIM_SOAK_STEPS per
+Every machine runs on the revm backend. `make test` runs a fixed, seeded budget (4 machines x 25
+examples x 30 steps, at least 2,000 steps); `make soak` a long one (ALPSIM_SOAK_EXAMPLES x ALPSIM_SOAK_STEPS per
 machine, default 100 x 60).
 """
 
@@ -72,11 +72,12 @@ GRIEFER = 10
 """Sends open requests the keeper cannot use (accounts 8 and 9 are the treasury and keeper)."""
 ACCOUNTS = 11
 WAD = 10**18
-EXAMPLES = int(os.environ.get("ALPSIM_SOAK_EXAMPLES", "40"))
-STEPS = int(os.environ.get("ALPSIM_SOAK_STEPS", "40"))
-"""The CI budget: 4 machines x 40 examples x up to 40 steps, about 6,000 steps, on revm (a few
-milliseconds of EVM a step; the model and the checks take most of the time). `make soak` runs
-4 x 100 x 60, about 24,000."""
+EXAMPLES = int(os.environ.get("ALPSIM_SOAK_EXAMPLES", "25"))
+STEPS = int(os.environ.get("ALPSIM_SOAK_STEPS", "30"))
+"""The CI budget: 4 machines x 25 examples x up to 30 steps, about 2,800 steps (at least
+CI_MIN_STEPS, checked), on revm (a few milliseconds of EVM a step; the model and the checks take
+most of the time). `make soak` runs 4 x 100 x 60, about 24,000."""
+CI_MIN_STEPS = 2_000
 STATS = {"steps": 0, "checks": 0, "economic_checks": 0, "by_machine": {}}
 
 _SIMS: dict[tuple[str, str], Alpsim] = {}
@@ -581,6 +582,8 @@ def test_report_budget():
     print(f"stateful: {STATS['steps']} steps ({machines}), {STATS['checks']} invariant checks, "
           f"{STATS['economic_checks']} economic checks")
     assert STATS["steps"] > 0
+    if len(STATS["by_machine"]) == 4 and (EXAMPLES, STEPS) == (25, 30):  # the whole CI budget ran
+        assert STATS["steps"] >= CI_MIN_STEPS
 
 
 def test_a_recorded_sequence_is_a_valid_scenario_file(tmp_path, monkeypatch):

@@ -77,6 +77,9 @@ class Devnet(ABC):
     exact_gas: bool = True
     """Whether receipts carry the gas a real chain would charge; a backend that cannot measure
     it exactly (revm) gives `gasUsed: None` instead of a wrong figure."""
+    snapshots_outlive_revert: bool = True
+    """Whether a snapshot can be reverted to again after a revert to it or to an older one
+    (eth-tester, anvil); on revm a revert consumes its snapshot and every newer one."""
 
     def __init__(self, profile: ChainProfile):
         self.profile = profile
@@ -128,6 +131,16 @@ class Devnet(ABC):
         for receipt in receipts:
             self._raise_if_reverted(receipt["transactionHash"], receipt)
         return receipts
+
+    def send_block(self, txs: list[dict]) -> list[dict]:
+        """Sends `txs` in order into one block (a live node that mines on its own may spread
+        them) and returns their receipts, reverted ones included: a revert raises nothing here,
+        its receipt has status 0 and `revert_data` gives its data."""
+        return self._send_block([_complete(tx) for tx in txs])
+
+    def revert_data(self, tx_hash: Any) -> bytes:
+        """The revert data of a mined transaction that reverted (b"" for one that did not)."""
+        return self._revert_data(tx_hash)
 
     def _send_block(self, txs: list[dict]) -> list[dict]:
         """One block holding `txs` (complete transactions); their receipts, reverted or not.

@@ -16,6 +16,7 @@ What pyrevm gives and what this module adds:
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -74,6 +75,7 @@ class RevmDevnet(Devnet):
     """revm in this process: nothing to start, nothing to stop."""
 
     backend_name = "revm"
+    snapshots_outlive_revert = False
     exact_gas = False  # see the module's docstring
     block_gas_limit = BLOCK_GAS_LIMIT
 
@@ -94,7 +96,7 @@ class RevmDevnet(Devnet):
         self.receipts: dict[bytes, AttributeDict] = {}
         self.logs: list[AttributeDict] = []
         self.nonces: dict[str, int] = {}
-        self.revert_data: dict[bytes, bytes] = {}
+        self._revert_outputs: dict[bytes, bytes] = {}
         self._snapshots: list[tuple[int, _Snapshot]] = []
         self._snapshot_ids = itertools.count(1)
         self.w3 = Web3(RevmProvider(self))
@@ -124,7 +126,8 @@ class RevmDevnet(Devnet):
     def _send_block(self, txs: list[dict]) -> list[dict]:
         """One block holding `txs`, each applied straight to revm; their receipts."""
         number, timestamp = self.block_number + 1, self.clock.next_timestamp
-        self.evm.set_block_env(self._block_env(number, timestamp))
+        if txs:  # an empty block runs nothing: the next block or call sets its own env
+            self.evm.set_block_env(self._block_env(number, timestamp))
         applied = [self._apply(tx, number, index) for index, tx in enumerate(txs)]
         parent = self.blocks[-1]
         tx_hashes = [receipt["transactionHash"] for receipt, _ in applied]
@@ -148,9 +151,12 @@ class RevmDevnet(Devnet):
         sender = _checksum(tx["from"])
         nonce = self.nonces.get(sender, 0)
         self.nonces[sender] = nonce + 1
-        tx_hash = HexBytes(keccak(b"alpsim revm tx" + self.chain_id.to_bytes(8, "big") + bytes.fromhex(sender[2:])
-                                  + nonce.to_bytes(8, "big")))
         data, to, value = _bytes(tx.get("data", b"")), tx.get("to"), tx.get("value", 0)
+        # like a signed transaction's hash, it commits to the whole transaction: the same hash
+        # on the same parent block is the same transaction (and so the same state after it)
+        tx_hash = HexBytes(keccak(b"alpsim revm tx" + self.chain_id.to_bytes(8, "big") + bytes.fromhex(sender[2:])
+                                  + nonce.to_bytes(8, "big") + (bytes.fromhex(_checksum(to)[2:]) if to else b"")
+                                  + int(value).to_bytes(32, "big") + int(tx["gas"]).to_bytes(8, "big") + data))
         created, status = None, 1
         try:
             if to:
@@ -160,7 +166,7 @@ class RevmDevnet(Devnet):
                 created = _checksum(self.evm.deploy(sender, data, value, tx["gas"]))
         except RuntimeError as exc:
             status = 0
-            self.revert_data[bytes(tx_hash)] = _revert_output(str(exc))
+            self._revert_outputs[bytes(tx_hash)] = _revert_output(str(exc))
         finally:
             self.evm.reset_transient_storage()
         logs = []
@@ -193,7 +199,7 @@ class RevmDevnet(Devnet):
         return self.receipts[bytes(tx_hash)]
 
     def _revert_data(self, tx_hash: Any) -> bytes:
-        return self.revert_data.get(bytes(tx_hash), b"")
+        return self._revert_outputs.get(bytes(tx_hash), b"")
 
     def _call(self, tx: dict, block: int | str) -> bytes:
         """A call on the latest state, as a node's `eth_call`: in the latest block's context,
@@ -242,7 +248,7 @@ class RevmDevnet(Devnet):
         for block in self.blocks[saved.blocks:]:
             for tx_hash in block.transactions:
                 self.receipts.pop(tx_hash, None)
-                self.revert_data.pop(tx_hash, None)
+                self._revert_outputs.pop(tx_hash, None)
         del self.blocks[saved.blocks:]
         del self.logs[saved.logs:]
         self.nonces = saved.nonces
@@ -431,9 +437,9 @@ class RevmProvider(BaseProvider):
         wanted_addresses = {a.lower() for a in addresses} if addresses else None
         topics = flt.get("topics") or []
         out = []
-        for log in self.devnet.logs:  # in block order
-            if log["blockNumber"] < start:
-                continue
+        logs = self.devnet.logs  # in block order: skip to the first log of `start`
+        for i in range(bisect.bisect_left(logs, start, key=_block_number), len(logs)):
+            log = logs[i]
             if log["blockNumber"] > end:
                 break
             if wanted_addresses is not None and log["address"].lower() not in wanted_addresses:
@@ -461,6 +467,10 @@ class RevmProvider(BaseProvider):
     def _evm_mine(self, *_: Any) -> str:
         self.devnet.mine(1)
         return "0x0"
+
+
+def _block_number(log: dict) -> int:
+    return log["blockNumber"]
 
 
 def _int(value: Any) -> int:
