@@ -25,7 +25,7 @@ def test_an_unknown_backend_is_refused_before_any_work(tmp_path):
 def test_throughput_on_the_chosen_backend_and_gas_on_the_exact_one(tmp_path):
     out = tmp_path / "bench.json"
     done = _bench("--backend", "revm", "--positions", "3", "--round-trips", "20", "--traders", "10",
-                  "--study-paths", "4", "--out", str(out))
+                  "--study-paths", "4", "--study-rounds", "1", "--out", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text())
     assert list(report["throughput"]) == ["revm"]
@@ -37,5 +37,5 @@ def test_throughput_on_the_chosen_backend_and_gas_on_the_exact_one(tmp_path):
             assert all(isinstance(gas, int) and gas > 21_000 for gas in run.values()), run
     assert report["peak_rss_mb"] > 0
     study = report["study"]  # the reference study, timed on 1 process and 2 workers: the same report
-    assert study["paths"] == 4 and study["same_report"] and study["workers_2_paths_per_s"] > 0
+    assert study["paths"] == 4 and study["rounds"] == 1 and study["same_report"] and study["workers_2_paths_per_s"] > 0
     assert "throughput on bnb" in done.stdout

@@ -35,8 +35,11 @@ second in the same run."""
 REJECT_UNDECRYPTABLE = int(RejectReason.UNDECRYPTABLE_ORDER)
 
 
-STUDY_PATHS = 300
-STUDY_HORIZON_S = 3600
+STUDY_PATHS = 100
+STUDY_HORIZON_S = 6 * 3600
+STUDY_ROUNDS = 2
+"""The reference study: the shipped survival study cut to 100 paths of 6 h (360 one-minute
+keeper steps), run twice on each worker count."""
 STUDY_SPEEDUP_TARGET = 1.7
 """The reference study on 2 workers, as a multiple of its paths per second on 1 (2 cores)."""
 
@@ -142,9 +145,11 @@ def _open_many(sim: Alpsim, count: int) -> None:
         sim.open(1 + i % 5, pairs[i % 4], "long" if i % 3 else "short", 200, 10)
 
 
-def measure_study(build: Any, paths: int = STUDY_PATHS) -> dict[str, Any]:
-    """The reference study (the shipped survival study cut to `paths` paths of an hour) on 1
-    process and on a 2-worker local Dask cluster: paths per second, and the same report."""
+def measure_study(build: Any, paths: int = STUDY_PATHS, rounds: int = STUDY_ROUNDS) -> dict[str, Any]:
+    """The reference study (the shipped survival study cut to `paths` paths of STUDY_HORIZON_S)
+    on 1 process and on a 2-worker local Dask cluster, `rounds` times in turn (1, 2, 1, 2, ...:
+    a machine whose speed drifts during the bench moves both alike): paths per second over all
+    rounds, and the same report every time."""
     from .study import load_study, run_study
     from .study.spec import Horizon
 
@@ -152,22 +157,32 @@ def measure_study(build: Any, paths: int = STUDY_PATHS) -> dict[str, Any]:
     full = load_study(path)
     study = full.model_copy(update={"paths": paths,
                                     "horizon": Horizon(duration=STUDY_HORIZON_S, step=full.horizon.step)})
-    out: dict[str, Any] = {"study": full.name, "paths": paths, "steps_per_path": study.horizon.steps}
+    out: dict[str, Any] = {"study": full.name, "paths": paths, "steps_per_path": study.horizon.steps,
+                           "rounds": rounds}
+    elapsed_s = {1: 0.0, 2: 0.0}
+    flowing = {1: [0, 0.0], 2: [0, 0.0]}  # paths after the first result, and the time they took
     reports = []
+    for _ in range(rounds):
+        for workers in (1, 2):
+            started = time.perf_counter()
+            stamps: list[float] = []
+            reports.append(run_study(study, path.parent, workers=workers, build=build,
+                                     on_result=lambda result: stamps.append(time.perf_counter())).report)
+            elapsed_s[workers] += time.perf_counter() - started
+            # once paths flow: from the first result to the last (start-up, imports and the
+            # first deployment left out, as they are in a long study)
+            if len(stamps) > 1:
+                flowing[workers][0] += len(stamps) - 1
+                flowing[workers][1] += stamps[-1] - stamps[0]
     for workers in (1, 2):
-        started = time.perf_counter()
-        stamps: list[float] = []
-        reports.append(run_study(study, path.parent, workers=workers, build=build,
-                                 on_result=lambda result: stamps.append(time.perf_counter())).report)
-        out[f"workers_{workers}_paths_per_s"] = round(paths / (time.perf_counter() - started), 2)
-        # once paths flow: from the first result to the last (start-up, imports and the first
-        # deployment left out, as they are in a long study)
-        out[f"workers_{workers}_steady_paths_per_s"] = round((len(stamps) - 1) / (stamps[-1] - stamps[0]), 2) \
-            if len(stamps) > 1 and stamps[-1] > stamps[0] else None
+        out[f"workers_{workers}_paths_per_s"] = round(paths * rounds / elapsed_s[workers], 2)
+        count, span_s = flowing[workers]
+        out[f"workers_{workers}_steady_paths_per_s"] = round(count / span_s, 2) if span_s > 0 else None
     out["speedup"] = round(out["workers_2_paths_per_s"] / out["workers_1_paths_per_s"], 2)
     if out["workers_1_steady_paths_per_s"] and out["workers_2_steady_paths_per_s"]:
         out["steady_speedup"] = round(out["workers_2_steady_paths_per_s"] / out["workers_1_steady_paths_per_s"], 2)
-    out["same_report"] = json.dumps(reports[0], sort_keys=True) == json.dumps(reports[1], sort_keys=True)
+    first = json.dumps(reports[0], sort_keys=True)
+    out["same_report"] = all(json.dumps(r, sort_keys=True) == first for r in reports[1:])
     return out
 
 
@@ -183,7 +198,8 @@ def _test_suite_s() -> float | None:
 
 def run_bench(console: Console | None = None, positions: int = 1_000, *, round_trips: int = 1_000,
               traders: int = 200, backends: tuple[str, ...] = THROUGHPUT_BACKENDS,
-              out: Path | None = None, study_paths: int = STUDY_PATHS) -> dict[str, Any]:
+              out: Path | None = None, study_paths: int = STUDY_PATHS,
+              study_rounds: int = STUDY_ROUNDS) -> dict[str, Any]:
     """Gas on the embedded backend (exact: revm's gas reads low, docs/performance.md), then the
     throughput workload on each of `backends`."""
     unknown = [b for b in backends if b not in THROUGHPUT_BACKENDS]
@@ -211,7 +227,7 @@ def run_bench(console: Console | None = None, positions: int = 1_000, *, round_t
     if {"embedded", "revm"} <= result["throughput"].keys():
         embedded_fast = result["throughput"]["embedded"]["fast"]["round_trips_per_s"]
         result["revm_vs_embedded_fast"] = round(result["throughput"]["revm"]["fast"]["round_trips_per_s"] / embedded_fast, 2)
-    result["study"] = measure_study(build, study_paths) if study_paths else None
+    result["study"] = measure_study(build, study_paths, study_rounds) if study_paths else None
     result["test_suite_s"] = _test_suite_s()
     result["bench_s"] = round(time.perf_counter() - started, 1)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -246,7 +262,7 @@ def _print(console: Console, result: dict[str, Any], positions: int) -> None:
         _print_throughput(console, result["throughput"])
     if result.get("study"):
         st = result["study"]
-        console.print(f"study ({st['paths']} paths of {st['steps_per_path']} price steps, revm): "
+        console.print(f"study ({st['paths']} paths of {st['steps_per_path']} price steps, {st['rounds']} rounds, revm): "
                       f"{st['workers_1_paths_per_s']} paths/s on 1 process, {st['workers_2_paths_per_s']} on 2 "
                       f"workers ({st['speedup']}x, start-up included; once paths flow {st.get('steady_speedup')}x; "
                       f"target {STUDY_SPEEDUP_TARGET}x: "

@@ -399,7 +399,9 @@ def bench_cmd(positions: Annotated[int, typer.Option("--positions", help="Positi
                                           "Gas is always measured on embedded, the exact one.")] = None,
               out: Annotated[Optional[Path], typer.Option("--out", help="The JSON report (default build/bench.json).")] = None,
               study_paths: Annotated[int, typer.Option("--study-paths", min=0, help="Paths of the reference study "
-                                                       "timed on 1 and 2 workers (0: skip).")] = 300,
+                                                       "(6 h each) timed on 1 and 2 workers (0: skip).")] = 100,
+              study_rounds: Annotated[int, typer.Option("--study-rounds", min=1, help="Times the reference study "
+                                                        "runs on each worker count, in turn.")] = 2,
               ) -> None:
     """Gas per operation, fresh and with many positions open, and round-trip throughput (fast
     and naive paths, on embedded, revm and anvil); writes build/bench.json."""
@@ -407,7 +409,8 @@ def bench_cmd(positions: Annotated[int, typer.Option("--positions", help="Positi
 
     try:
         run_bench(console, positions, round_trips=round_trips, traders=traders,
-                  backends=tuple(backend or THROUGHPUT_BACKENDS), out=out, study_paths=study_paths)
+                  backends=tuple(backend or THROUGHPUT_BACKENDS), out=out, study_paths=study_paths,
+                  study_rounds=study_rounds)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--backend") from exc
 

@@ -17,6 +17,12 @@ from ..compiler import BuildResult
 from .runner import StudyEngine
 from .spec import Study
 
+LEAN_WORKERS = {"distributed.worker.profile.enabled": False}
+"""Dask settings for the workers of alpsim's local cluster. A worker's statistical profiler
+samples the running task's Python stack every 10 ms (for Dask's dashboard, which alpsim does not
+use); on a path of pure-Python EVM work that is CPU taken from the paths. Workers you start
+yourself read the same setting from DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False."""
+
 _ENGINES: dict[str, StudyEngine] = {}
 """This process's engines, by study fingerprint and backend (a worker's, between tasks)."""
 
@@ -43,10 +49,15 @@ def run_chunk(study: Study, base_dir: Path, build: BuildResult, backend: str, in
     return [run_path(study, base_dir, build, backend, index) for index in indices]
 
 
-def chunk_size(paths: int, workers: int) -> int:
+TASK_STEPS = 480
+"""A task holds at most this many keeper steps (paths x steps per path), about half a second of
+a short path's work: more would leave one worker alone with the last task."""
+
+
+def chunk_size(paths: int, workers: int, steps_per_path: int = 1) -> int:
     """Paths per task: at least 8 tasks a worker (a lost worker loses little and the load
-    evens out), at most 8 paths a task."""
-    return max(1, min(8, paths // (workers * 8)))
+    evens out), at most 8 paths and TASK_STEPS steps a task (long paths travel one a task)."""
+    return max(1, min(8, paths // (workers * 8), TASK_STEPS // max(1, steps_per_path)))
 
 
 def default_workers() -> int:
@@ -74,18 +85,21 @@ def run_paths(study: Study, base_dir: Path, build: BuildResult, indices: list[in
 
 def _run_on_dask(study: Study, base_dir: Path, build: BuildResult, indices: list[int], backend: str,
                  workers: int | None, scheduler: str | None, results: list, on_result: Callable) -> None:
+    import dask
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
     if scheduler is None:
-        # one single-threaded worker process per core: an EVM path is pure Python and numpy work
-        cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
-                               dashboard_address=":0")  # a free port: never a clash with another cluster
+        # one single-threaded worker process per core: an EVM path is pure Python and numpy work.
+        # The workers inherit LEAN_WORKERS (a nanny passes its config to its worker).
+        with dask.config.set(LEAN_WORKERS):
+            cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
+                                   dashboard_address=":0")  # a free port: never a clash with another cluster
     client = Client(cluster if cluster is not None else scheduler)
     try:
         shared_build = client.scatter(build, broadcast=True)
         workers_now = max(1, len(client.scheduler_info().get("workers", {})))
-        size = chunk_size(len(indices), workers_now)
+        size = chunk_size(len(indices), workers_now, study.horizon.steps)
         key = _fingerprint(study, base_dir, backend)[:16]
         futures = [client.submit(run_chunk, study, base_dir, shared_build, backend, chunk,
                                  key=f"alpsim-paths-{chunk[0]}-{chunk[-1]}-{key}", pure=False)
