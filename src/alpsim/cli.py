@@ -281,13 +281,14 @@ def devnet_cmd(
     loop = None
     page = None
     try:
-        deployment, session = deploy_system(devnet, real_collateral=fork_url is not None)
-        path = deployment.write(out or default_path(profile.name))
-        sim = Alpsim(devnet, deployment, session)
-        for i in range(1, 8):
-            sim.fund(i, 100_000)
-        sim.fund(7, 1_000_000)
-        sim.deposit(7, 1_000_000)
+        with devnet.blocks_on_demand():  # set-up in seconds on interval-mined blocks
+            deployment, session = deploy_system(devnet, real_collateral=fork_url is not None)
+            path = deployment.write(out or default_path(profile.name))
+            sim = Alpsim(devnet, deployment, session)
+            for i in range(1, 8):
+                sim.fund(i, 100_000)
+            sim.fund(7, 1_000_000)
+            sim.deposit(7, 1_000_000)
         loop = KeeperLoop(sim, price_source, interval, log=_log_line)
         loop.tick()
         loop.start()

@@ -13,6 +13,8 @@ import sys
 import tempfile
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +171,7 @@ class RpcDevnet(Devnet):
         super().__init__(profile)
         self.url = url
         self.stamp_blocks = stamp_blocks
+        self._mine_on_send = False
         """False on a live node that others also send to: the node keeps its own time."""
         self.w3 = Web3(_NodeProvider(url, request_kwargs={"timeout": 60}))
         try:
@@ -201,6 +204,24 @@ class RpcDevnet(Devnet):
         if "error" in response:
             raise NodeError(f"{method} failed: {response['error'].get('message')}")
         return response.get("result")
+
+    @contextmanager
+    def blocks_on_demand(self) -> Iterator[None]:
+        """Within: on a node that mines at an interval, each transaction this client sends is
+        mined at once (`evm_mine` right after the send) instead of waiting for the node's next
+        block, so a deployment of some sixty transactions on 0.75 s blocks takes seconds, not
+        45. Other senders' transactions are unaffected (they ride in those blocks or wait for
+        the interval as before)."""
+        self._mine_on_send = True
+        try:
+            yield
+        finally:
+            self._mine_on_send = False
+
+    def _after_block(self) -> None:
+        if self._mine_on_send:
+            self.rpc("evm_mine", [])
+        super()._after_block()
 
     def _before_block(self) -> None:
         if self.stamp_blocks:
