@@ -46,18 +46,15 @@ def liquid(sim):
     return sim
 
 
-_FRESH_GAS: dict[str, dict[str, int]] = {}
-
-
-@pytest.fixture
-def fresh_gas(sim):
+@pytest.fixture(scope="module")
+def fresh_gas(deployed):
     """Every operation's gas on the bench's fresh devnet, measured once per profile for the
-    module (gas is deterministic: the same state gives the same figures)."""
-    chain = sim.profile.name
-    if chain not in _FRESH_GAS:
-        bench.prepare_fresh(sim)
-        _FRESH_GAS[chain] = _measure(sim)
-    return _FRESH_GAS[chain]
+    module's tests that read it (gas is deterministic: the same state gives the same figures)."""
+    snap = deployed.snapshot()
+    bench.prepare_fresh(deployed)
+    gas = _measure(deployed)
+    deployed.revert(snap)
+    return gas
 
 
 def test_every_operation_is_within_its_gas_budget(fresh_gas):

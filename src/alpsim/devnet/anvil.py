@@ -171,8 +171,8 @@ class RpcDevnet(Devnet):
         super().__init__(profile)
         self.url = url
         self.stamp_blocks = stamp_blocks
-        self._mine_on_send = False
         """False on a live node that others also send to: the node keeps its own time."""
+        self._mine_on_send = False
         self.w3 = Web3(_NodeProvider(url, request_kwargs={"timeout": 60}))
         try:
             self._chain_id = self.w3.eth.chain_id
@@ -276,10 +276,8 @@ class RpcDevnet(Devnet):
     def advance_time(self, seconds: float) -> None:
         """The base class's blocks, mined by one JSON-RPC batch of `evm_mine` calls (one round
         trip, not one a block); the node runs a batch's calls in order."""
-        stamps_ms = self.clock.plan_advance(seconds)
-        if not stamps_ms:
-            return
-        calls = [("evm_mine", [stamp_ms // 1000] if self.stamp_blocks else []) for stamp_ms in stamps_ms]
+        stamps_ms = self.clock.plan_advance(seconds)  # at least one block
+        calls = [("evm_mine", self._mine_params(stamp_ms)) for stamp_ms in stamps_ms]
         responses = self.w3.provider.make_batch_request(calls)
         if not isinstance(responses, list):  # the node refused the batch as a whole
             raise NodeError(f"evm_mine batch failed: {responses.get('error', {}).get('message')}")
@@ -289,12 +287,13 @@ class RpcDevnet(Devnet):
         if self.stamp_blocks:
             self.clock.head_ms = stamps_ms[-1]
 
+    def _mine_params(self, stamp_ms: int) -> list[int]:
+        return [stamp_ms // 1000] if self.stamp_blocks else []  # a live node keeps its own time
+
     def _mine_at(self, stamp_ms: int) -> None:
-        if not self.stamp_blocks:  # a live node keeps its own time
-            self.rpc("evm_mine", [])
-            return
-        self.rpc("evm_mine", [stamp_ms // 1000])
-        self.clock.head_ms = stamp_ms
+        self.rpc("evm_mine", self._mine_params(stamp_ms))
+        if self.stamp_blocks:
+            self.clock.head_ms = stamp_ms
 
     def _snapshot(self) -> Any:
         return self.rpc("evm_snapshot")

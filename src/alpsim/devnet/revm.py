@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -438,7 +439,7 @@ class RevmProvider(BaseProvider):
         topics = flt.get("topics") or []
         out = []
         logs = self.devnet.logs  # in block order: skip to the first log of `start`
-        for i in range(bisect.bisect_left(logs, start, key=_block_number), len(logs)):
+        for i in range(bisect.bisect_left(logs, start, key=operator.itemgetter("blockNumber")), len(logs)):
             log = logs[i]
             if log["blockNumber"] > end:
                 break
@@ -467,10 +468,6 @@ class RevmProvider(BaseProvider):
     def _evm_mine(self, *_: Any) -> str:
         self.devnet.mine(1)
         return "0x0"
-
-
-def _block_number(log: dict) -> int:
-    return log["blockNumber"]
 
 
 def _int(value: Any) -> int:
