@@ -10,7 +10,7 @@ from eth_utils import keccak
 from web3 import Web3
 
 from alpsim.devnet import AnvilDevnet, EmbeddedDevnet, RevmDevnet
-from alpsim.devnet.base import DEV_MNEMONIC, GENESIS_TIMESTAMP, MAX_BLOCKS_PER_ADVANCE
+from alpsim.devnet.base import DEV_MNEMONIC, BlockClock, GENESIS_TIMESTAMP, MAX_BLOCKS_PER_ADVANCE
 from alpsim.profiles import get_profile
 
 BACKENDS = {"embedded": EmbeddedDevnet, "revm": RevmDevnet, "anvil": AnvilDevnet}
@@ -107,6 +107,22 @@ def test_advance_time_moves_time_exactly_and_mines_blocks(devnet):
     assert devnet.block_number - n0 == MAX_BLOCKS_PER_ADVANCE  # capped: an hour is many blocks
     devnet.advance_time(devnet.profile.block_time_ms * 3 / 1000)
     assert devnet.block_number - n0 == MAX_BLOCKS_PER_ADVANCE + 3
+
+
+def test_every_block_of_advance_time_is_stamped_as_planned_even_while_time_is_held(devnet):
+    planned: list[int] = []
+    first = devnet.block_number + 1
+    for seconds, held in [(3600, False), (0.25, False), (7.3, False), (100, False), (30, True), (0, True), (2, False)]:
+        clock = BlockClock(0 if held else devnet.clock.block_time_ms, devnet.clock.head_ms)
+        planned += [stamp_ms // 1000 for stamp_ms in clock.plan_advance(seconds)]
+        if held:
+            with devnet.hold_time():
+                devnet.advance_time(seconds)
+        else:
+            devnet.advance_time(seconds)
+    stamps = [devnet.w3.eth.get_block(n)["timestamp"] for n in range(first, devnet.block_number + 1)]
+    assert stamps == planned
+    assert len(set(stamps)) < len(stamps)  # both profiles' block times put blocks in one second
 
 
 def test_snapshot_revert_restores_state_and_clock(devnet):

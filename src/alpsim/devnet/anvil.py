@@ -273,25 +273,11 @@ class RpcDevnet(Devnet):
             self.rpc("evm_setAutomine", [True])
         return [self._receipt(h) for h in hashes]
 
-    def advance_time(self, seconds: float) -> None:
-        """The base class's blocks, mined by one JSON-RPC batch of `evm_mine` calls (one round
-        trip, not one a block); the node runs a batch's calls in order."""
-        stamps_ms = self.clock.plan_advance(seconds)  # at least one block
-        calls = [("evm_mine", self._mine_params(stamp_ms)) for stamp_ms in stamps_ms]
-        responses = self.w3.provider.make_batch_request(calls)
-        if not isinstance(responses, list):  # the node refused the batch as a whole
-            raise NodeError(f"evm_mine batch failed: {responses.get('error', {}).get('message')}")
-        failed = [r["error"].get("message") for r in responses if "error" in r]
-        if failed:
-            raise NodeError(f"evm_mine failed: {failed[0]}")
-        if self.stamp_blocks:
-            self.clock.head_ms = stamps_ms[-1]
-
-    def _mine_params(self, stamp_ms: int) -> list[int]:
-        return [stamp_ms // 1000] if self.stamp_blocks else []  # a live node keeps its own time
-
     def _mine_at(self, stamp_ms: int) -> None:
-        self.rpc("evm_mine", self._mine_params(stamp_ms))
+        # One call a block, not a JSON-RPC batch (anvil runs a batch's calls concurrently, so an
+        # evm_mine could take another's timestamp), nor anvil_mine(blocks, step) (its steps add
+        # to the node's wall clock, so its timestamps drift with the time between calls).
+        self.rpc("evm_mine", [stamp_ms // 1000] if self.stamp_blocks else [])  # a live node keeps its own time
         if self.stamp_blocks:
             self.clock.head_ms = stamp_ms
 
