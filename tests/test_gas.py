@@ -76,13 +76,15 @@ def test_batched_one_click_opens_and_closes_are_within_their_targets(fresh_gas):
 
 
 def _open_on_both_sides(sim, rounds: int) -> None:
-    """`rounds` x (a long and a short on each of the four pairs), from five traders."""
+    """`rounds` x (a long and a short on each of the four pairs), from five traders, opened by
+    one keeper batch."""
     for account in (1, 2, 3, 4, 5):
         sim.fund(account, 1_000_000)
-    for r in range(rounds):
-        for i, pair in enumerate(("BTC/USD", "ETH/USD", "SOL/USD", "AAPL/USD")):
-            for side in ("long", "short"):
-                sim.open(1 + (r + i) % 5, pair, side, 200, 10)
+    sim.approve_collateral(1, 2, 3, 4, 5)
+    requests = [{"who": 1 + (r + i) % 5, "pair": pair, "side": side, "amount": 200, "leverage": 10}
+                for r in range(rounds) for i, pair in enumerate(("BTC/USD", "ETH/USD", "SOL/USD", "AAPL/USD"))
+                for side in ("long", "short")]
+    assert len(bench._open_together(sim, requests)) == 8 * rounds
 
 
 def test_every_operation_costs_the_same_with_eight_positions_or_forty(liquid):
