@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from alpsim.paths import find_project
 from alpsim.study import load_study, parse_study, run_study
 
 SMALL = """
@@ -90,6 +91,55 @@ def test_a_two_worker_local_cluster_gives_the_same_report(small, build):
     study, reference = small
     report = run_study(study, Path("."), workers=2, build=build).report
     assert _dumps(report) == _dumps(reference)
+
+
+def _lean_settings() -> dict:  # runs on a worker or the scheduler
+    import dask
+
+    from alpsim.study.distributed import LEAN_WORKERS
+    return {key: dask.config.get(key) for key in LEAN_WORKERS}
+
+
+def _timers_ms(dask_worker=None, dask_scheduler=None) -> dict:  # noqa: ANN001 - runs on a worker or the scheduler
+    server = dask_worker or dask_scheduler
+    return {name: timer.callback_time for name, timer in server.periodic_callbacks.items()}
+
+
+def test_alpsims_local_cluster_runs_dask_housekeeping_lean_on_every_process():
+    """The scheduler, the two nannies (in this process) and the two workers run their timers at
+    LEAN_WORKERS's intervals, and the workers run without the profiler."""
+    from dask.distributed import Client
+    from dask.utils import parse_timedelta
+
+    from alpsim.study.distributed import LEAN_WORKERS, local_cluster
+    lean_ms = {name: 1000 * parse_timedelta(LEAN_WORKERS[f"distributed.{key}"]) for name, key in
+               [("tick", "admin.tick.interval"), ("monitor", "admin.system-monitor.interval"),
+                ("memory_monitor", "worker.memory.monitor-interval")]}
+    with local_cluster(2) as cluster, Client(cluster) as client:
+        workers = client.run(_timers_ms)
+        scheduler = client.run_on_scheduler(_timers_ms)
+        nannies = [_timers_ms(nanny) for nanny in cluster.workers.values()]
+        worker_settings = client.run(_lean_settings)
+    assert len(workers) == 2 and len(nannies) == 2
+    for timers in [*workers.values(), *nannies]:
+        assert {name: timers[name] for name in lean_ms} == lean_ms, timers
+    assert {name: scheduler[name] for name in ("tick", "monitor")} == {n: lean_ms[n] for n in ("tick", "monitor")}
+    assert all(settings == LEAN_WORKERS for settings in worker_settings.values())
+
+
+def test_the_documented_environment_gives_workers_you_start_the_same_settings():
+    """docs/studies.md's `export` lines, read by Dask in a fresh process, are LEAN_WORKERS."""
+    from alpsim.study.distributed import LEAN_WORKERS
+    docs = (find_project().root / "docs" / "studies.md").read_text()
+    exported = dict(line.removeprefix("export ").split("=", 1) for line in docs.splitlines()
+                    if line.startswith("export DASK_"))
+    assert len(exported) == len(LEAN_WORKERS)
+    probe = "import json, dask; from alpsim.study.distributed import LEAN_WORKERS; " \
+            "print(json.dumps({k: dask.config.get(k) for k in LEAN_WORKERS}))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    done = subprocess.run([sys.executable, "-c", probe], env={**env, **exported}, capture_output=True, text=True,
+                          check=True)
+    assert json.loads(done.stdout) == LEAN_WORKERS
 
 
 def _free_port() -> int:
