@@ -132,16 +132,18 @@ def test_a_griefer_streaming_unusable_orders_never_stalls_the_keeper(tmp_path, b
     logs: list[str] = []
     try:
         devnet = RpcDevnet(profile, node.url, stamp_blocks=False)
-        deployment, _ = deploy_system(devnet, build)
+        with devnet.blocks_on_demand():  # the set-up's own blocks at once, as `alpsim devnet` does
+            deployment, _ = deploy_system(devnet, build)
         path = deployment.write(tmp_path / f"{CHAIN}.json")
         assert devnet.rpc("anvil_getAutomine") is False  # blocks on the timer, not one per transaction
         admin = connect(devnet.rpc_url, path)
-        admin.fund(LP, 1_000_000)
-        admin.deposit(LP, 1_000_000)
-        for who in TRADERS:
-            admin.fund(who, 10_000)
-        admin.fund(GRIEFER, 1_000)
-        admin.approve_collateral(*TRADERS, GRIEFER)
+        with admin.devnet.blocks_on_demand():
+            admin.fund(LP, 1_000_000)
+            admin.deposit(LP, 1_000_000)
+            for who in TRADERS:
+                admin.fund(who, 10_000)
+            admin.fund(GRIEFER, 1_000)
+            admin.approve_collateral(*TRADERS, GRIEFER)
         reader = connect(devnet.rpc_url, path)  # the test's own reads, apart from the keeper's client
         token, trading = reader.contracts["collateral"], reader.contracts["trading"]
         holders = [reader.address(i) for i in range(10)] + [trading.address, reader.pool_contract.address]

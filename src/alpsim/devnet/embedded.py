@@ -7,7 +7,7 @@ from typing import Any
 from eth.vm.forks import CancunVM, PragueVM
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.exceptions import ValidationError
-from eth_tester.backends.pyevm.main import _execute_and_revert_transaction
+from eth_tester.backends.pyevm.main import _get_block_by_number
 from eth.vm.spoof import SpoofTransaction
 from eth._utils.address import generate_contract_address
 from eth_utils import to_checksum_address
@@ -168,6 +168,7 @@ class EmbeddedDevnet(Devnet):
         self.w3 = Web3(EthereumTesterProvider(self.tester, api_endpoints=endpoints))
         self._accounts = [to_checksum_address(a) for a in self.tester.get_accounts()]
         self._receipts: dict[bytes, Any] = {}
+        self._call_state: tuple[bytes, Any] | None = None
 
     @property
     def accounts(self) -> list[str]:
@@ -191,14 +192,28 @@ class EmbeddedDevnet(Devnet):
 
     def _call(self, tx: dict, block: int | str) -> bytes:
         backend = self.backend
-        request = {"gas": backend._max_available_gas(), **tx}
-        unsigned = backend._get_normalized_and_unsigned_evm_transaction(_raw_tx(request), block)
-        computation = _execute_and_revert_transaction(
-            backend.chain, SpoofTransaction(unsigned, from_=bytes.fromhex(tx["from"][2:])), block
-        )
+        state = self._state_for_calls(block)
+        sender = bytes.fromhex(tx["from"][2:])
+        raw = {**_raw_tx({"gas": backend._max_available_gas(), **tx}), "nonce": state.get_nonce(sender)}
+        unsigned = backend._get_normalized_and_unsigned_evm_transaction(raw, block)
+        snapshot = state.snapshot()
+        try:
+            computation = state.apply_transaction(SpoofTransaction(unsigned, from_=sender))
+        finally:
+            state.revert(snapshot)
         if computation.is_error:
             raise TransactionReverted(bytes(computation.output or b""))
         return bytes(computation.output)
+
+    def _state_for_calls(self, block: int | str) -> Any:
+        """The py-evm state calls at `block` run in, kept while that block stays the same (a
+        block's hash fixes its state): each call is applied and reverted on it, so the accounts
+        and storage it has read stay cached for the next call. eth-tester builds a new state,
+        and reads the sender's nonce through another one, for every call."""
+        header = _get_block_by_number(self.backend.chain, block).header
+        if self._call_state is None or self._call_state[0] != header.hash:
+            self._call_state = (header.hash, self.backend.chain.get_vm(at_header=header).state)
+        return self._call_state[1]
 
     def _mine_at(self, stamp_ms: int) -> None:
         self.clock.head_ms = stamp_ms - self.clock.block_time_ms  # next_ms == stamp_ms
