@@ -33,6 +33,8 @@ REVM_TARGET = 20.0
 """revm's fast path, as a multiple of the embedded (eth-tester) fast path's round trips per
 second in the same run."""
 REJECT_UNDECRYPTABLE = int(RejectReason.UNDECRYPTABLE_ORDER)
+OPEN_BATCH = 50
+"""Positions one set-up keeper batch opens (the loaded run's 1,000 positions take 20)."""
 
 
 STUDY_PATHS = 100
@@ -149,10 +151,6 @@ def _open_together(sim: Alpsim, requests: list[dict]) -> list[int]:
     if missing:
         raise RuntimeError(f"bench setup: open requests {missing} were not executed")
     return [opened[p.request_id] for p in pending]
-
-
-OPEN_BATCH = 50
-"""Positions a setup keeper batch opens (the bench's 1,000 positions take 20 batches)."""
 
 
 def _open_many(sim: Alpsim, count: int) -> None:

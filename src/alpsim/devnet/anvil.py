@@ -154,13 +154,6 @@ class _NodeProvider(HTTPProvider):
             self._chain_id_response = response
         return response
 
-    def make_batch_request(self, batch_requests):  # noqa: ANN001, ANN201
-        try:
-            return super().make_batch_request(batch_requests)
-        except (OSError, RequestsConnectionError, RequestsTimeout) as exc:
-            raise NodeError(f"the node at {self.endpoint_uri} does not answer (a batch of "
-                            f"{len(batch_requests)}): {type(exc).__name__}") from exc
-
 
 class RpcDevnet(Devnet):
     """A devnet reached over JSON-RPC (anvil or any node with unlocked dev accounts)."""
