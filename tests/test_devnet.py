@@ -9,6 +9,7 @@ from eth_abi import encode
 from eth_utils import keccak
 from web3 import Web3
 
+from alpsim.client import Alpsim
 from alpsim.devnet import AnvilDevnet, EmbeddedDevnet, RevmDevnet
 from alpsim.devnet.base import DEV_MNEMONIC, BlockClock, GENESIS_TIMESTAMP, MAX_BLOCKS_PER_ADVANCE
 from alpsim.profiles import get_profile
@@ -123,6 +124,27 @@ def test_every_block_of_advance_time_is_stamped_as_planned_even_while_time_is_he
     stamps = [devnet.w3.eth.get_block(n)["timestamp"] for n in range(first, devnet.block_number + 1)]
     assert stamps == planned
     assert len(set(stamps)) < len(stamps)  # both profiles' block times put blocks in one second
+
+
+def test_web3_filters_on_the_embedded_devnet_see_every_new_block_and_log(build):
+    """The embedded devnet mines past eth-tester's filter bookkeeping while no filter is
+    installed; once one is, every block and log reaches it."""
+    with Alpsim.launch("bnb", build=build) as sim:
+        w3, start = sim.devnet.w3, sim.devnet.block_number
+        blocks = w3.eth.filter("latest")
+        token = sim.contracts["collateral"]
+        transfers = w3.eth.filter({"address": token.address, "fromBlock": start + 1})
+        sim.devnet.mine(2)
+        sim.devnet.advance_time(10)
+        sim.fund(1, 100)
+        head = sim.devnet.block_number
+        assert blocks.get_new_entries() == [w3.eth.get_block(n)["hash"] for n in range(start + 1, head + 1)]
+        (log,) = transfers.get_new_entries()
+        assert log["blockNumber"] == head and log["address"] == token.address
+        w3.eth.uninstall_filter(blocks.filter_id)
+        w3.eth.uninstall_filter(transfers.filter_id)
+        sim.devnet.mine(1)  # back on the direct path
+        assert sim.devnet.block_number == head + 1
 
 
 def test_snapshot_revert_restores_state_and_clock(devnet):
