@@ -224,10 +224,8 @@ class EmbeddedDevnet(Devnet):
         block back to feed web3 block and log filters (about a third of an empty block's
         time): that path is taken only while someone has a filter installed."""
         tester = self.tester
-        if tester._block_filters or tester._log_filters or not tester.auto_mine_transactions:
-            (block_hash,) = tester.mine_blocks(1)
-            return HexBytes(block_hash)
-        (block_hash,) = self.backend.mine_blocks(1)
+        feeds_filters = tester._block_filters or tester._log_filters or not tester.auto_mine_transactions
+        (block_hash,) = (tester if feeds_filters else self.backend).mine_blocks(1)
         return HexBytes(block_hash)
 
     def _snapshot(self) -> Any:
