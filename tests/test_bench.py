@@ -24,7 +24,7 @@ def test_an_unknown_backend_is_refused_before_any_work(tmp_path):
 
 def test_throughput_on_the_chosen_backend_and_gas_on_the_exact_one(tmp_path):
     out = tmp_path / "bench.json"
-    done = _bench("--backend", "revm", "--positions", "3", "--round-trips", "20", "--traders", "10",
+    done = _bench("--backend", "revm", "--positions", "0", "--round-trips", "20", "--traders", "10",
                   "--study-paths", "4", "--study-rounds", "1", "--out", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text())
@@ -33,9 +33,29 @@ def test_throughput_on_the_chosen_backend_and_gas_on_the_exact_one(tmp_path):
     assert revm["round_trips"] == 20 and revm["fast"]["round_trips_per_s"] > 0
     assert report["revm_vs_embedded_fast"] is None  # no embedded run to compare with in this run
     for chain in ("bnb", "arbitrum"):  # gas from the embedded backend: every operation a figure
-        for run in report["gas"][chain].values():
-            assert all(isinstance(gas, int) and gas > 21_000 for gas in run.values()), run
+        assert list(report["gas"][chain]) == ["fresh"]  # --positions 0: no loaded run
+        assert all(isinstance(gas, int) and gas > 21_000 for gas in report["gas"][chain]["fresh"].values())
+    assert "gas on arbitrum: fresh devnet" in done.stdout
     assert report["peak_rss_mb"] > 0
     study = report["study"]  # the reference study, timed on 1 process and 2 workers: the same report
     assert study["paths"] == 4 and study["rounds"] == 1 and study["same_report"] and study["workers_2_paths_per_s"] > 0
     assert "throughput on bnb" in done.stdout
+
+
+def test_the_gas_table_shows_each_operation_fresh_and_with_positions_open():
+    """The loaded run's column and its change from the fresh devnet (the table alone, on made-up
+    figures: tests/test_gas.py measures the real ones)."""
+    from rich.console import Console
+
+    from alpsim import bench
+
+    fresh = {op: 100_000 for op in bench.OPS}
+    loaded = {**fresh, "deposit": 110_000}
+    console = Console(record=True, width=200)
+    bench._print(console, {"gas": {"bnb": {"fresh": fresh, "with_7_positions": loaded}}, "test_suite_s": None,
+                           "bench_s": 1.0, "peak_rss_mb": 1.0}, 7)
+    text = console.export_text()
+    assert "with 7 positions open" in text
+    deposit = next(line for line in text.splitlines() if " deposit " in line)
+    assert "110,000" in deposit and "+10.0%" in deposit
+    assert text.count("+0.0%") == len(bench.OPS) - 1

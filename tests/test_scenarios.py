@@ -102,7 +102,7 @@ def test_failed_expectation_exits_1(tmp_path):
     broken = tmp_path / "wrong.yaml"
     broken.write_text(text.replace("status: closed}\n  - expect: {position: capped, pnl_usd",
                                    "status: liquidated}\n  - expect: {position: capped, pnl_usd"))
-    proc = _cli(str(broken), "--json")
+    proc = _cli(str(broken), "--json", "--backend", "revm")
     assert proc.returncode == 1
     data = json.loads(proc.stdout)
     failed = [e for e in data["expectations"] if not e["passed"]]
@@ -111,7 +111,7 @@ def test_failed_expectation_exits_1(tmp_path):
 
 def test_chain_override_runs_the_same_file_on_the_other_chain(build):
     scenario = load_scenario(find_project().root / "scenarios" / "wiped_by_noise.yaml")
-    run = ScenarioRunner(scenario, chain="arbitrum", build=build).run()
+    run = ScenarioRunner(scenario, chain="arbitrum", backend="revm", build=build).run()
     assert run.report["chain"] == "arbitrum"
     assert run.report["positions"]["degen-1001x"]["execution_fee_usd"] == Decimal("0.2")
 

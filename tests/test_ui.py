@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from web3 import HTTPProvider, Web3
 
 from alpsim.client import Alpsim
@@ -32,6 +33,9 @@ pytestmark = pytest.mark.anvil
 
 SHOTS = Path(__file__).resolve().parents[1] / "build" / "ui"
 WAIT_MS = 30_000
+LOAD_MS = 90_000
+"""A page's first full refresh: Chromium's new page, the bundle and the first scan of the logs
+share two cores with the other test worker (30 s was once not enough under that load)."""
 SYSTEM_CHROMIUM = "/usr/bin/chromium"
 
 
@@ -98,6 +102,15 @@ def browser():
         b.close()
 
 
+def wait_loaded(pg) -> None:
+    """Waits for the page's first full refresh ("block N" in its status line); a page that never
+    gets there fails the test with what its status line says instead."""
+    try:
+        pg.wait_for_function("document.querySelector('#status').textContent.includes('block')", timeout=LOAD_MS)
+    except PlaywrightTimeout:
+        raise AssertionError(f"the page did not load; its status line: {pg.text_content('#status')!r}") from None
+
+
 @pytest.fixture
 def page(browser, system):
     """A fresh page on the trading UI, loaded and following the chain; fails the test on any
@@ -110,7 +123,7 @@ def page(browser, system):
     pg.on("request", lambda req: requests.append(req))
     pg.requests = requests
     pg.goto(system["url"])
-    pg.wait_for_function("document.querySelector('#status').textContent.includes('block')", timeout=WAIT_MS)
+    wait_loaded(pg)
     yield pg
     ctx.close()
     assert not errors, errors
@@ -461,7 +474,7 @@ def test_an_injected_wallet_signs_the_order(browser, system):
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
         pg.goto(system["url"])
-        pg.wait_for_function("document.querySelector('#status').textContent.includes('block')", timeout=WAIT_MS)
+        wait_loaded(pg)
         assert pg.locator("#account option[value=injected]").text_content() == "injected wallet"
         fill_order(pg, "injected", "BTC/USD", "long", "50", 20)
         pg.wait_for_function(f"window.alpsimState.account === {json.dumps(trader)}", timeout=WAIT_MS)
@@ -521,7 +534,7 @@ def test_devnet_ui_flag_and_ui_command_serve_the_page(browser, tmp_path):
         try:
             for url in (page_url, other_url):
                 pg.goto(url)
-                pg.wait_for_function("document.querySelector('#status').textContent.includes('block')", timeout=WAIT_MS)
+                wait_loaded(pg)
                 pg.wait_for_selector("#quote-table td[data-key=liquidation_price]", timeout=WAIT_MS)
                 assert pg.text_content("#price-now").startswith("BTC/USD")
         finally:

@@ -232,10 +232,10 @@ def run_bench(console: Console | None = None, positions: int = 1_000, *, round_t
     for chain in ("bnb", "arbitrum"):
         with Alpsim.launch(chain, build=build, seed=1) as sim:
             prepare_fresh(sim)
-            fresh = _measure(sim)
-            _open_many(sim, positions)
-            loaded = _measure(sim)
-        result["gas"][chain] = {"fresh": fresh, f"with_{positions}_positions": loaded}
+            result["gas"][chain] = {"fresh": _measure(sim)}
+            if positions:  # 0: the fresh devnet only
+                _open_many(sim, positions)
+                result["gas"][chain][f"with_{positions}_positions"] = _measure(sim)
     # throughput: the seeded round-trip workload, fast and naive paths, on the bnb profile
     result["throughput"] = {}
     for backend in dict.fromkeys(backends):
@@ -261,14 +261,21 @@ def run_bench(console: Console | None = None, positions: int = 1_000, *, round_t
 
 def _print(console: Console, result: dict[str, Any], positions: int) -> None:
     for chain, runs in result["gas"].items():
-        fresh, loaded = runs["fresh"], runs[f"with_{positions}_positions"]
-        table = Table(title=f"gas on {chain}: fresh devnet and with {positions:,} positions open")
-        for col in ("operation", "fresh", f"{positions:,} open", "change"):
-            table.add_column(col, justify="right")
-        for op in OPS:
-            a, b = fresh[op], loaded[op]
-            change = "-" if a is None else f"{(b - a) / a * 100:+.1f}%"
-            table.add_row(op, "-" if a is None else f"{a:,}", "-" if b is None else f"{b:,}", change)
+        fresh, loaded = runs["fresh"], runs.get(f"with_{positions}_positions")
+        if loaded is None:
+            table = Table(title=f"gas on {chain}: fresh devnet")
+            for col in ("operation", "fresh"):
+                table.add_column(col, justify="right")
+            for op in OPS:
+                table.add_row(op, "-" if fresh[op] is None else f"{fresh[op]:,}")
+        else:
+            table = Table(title=f"gas on {chain}: fresh devnet and with {positions:,} positions open")
+            for col in ("operation", "fresh", f"{positions:,} open", "change"):
+                table.add_column(col, justify="right")
+            for op in OPS:
+                a, b = fresh[op], loaded[op]
+                change = "-" if a is None else f"{(b - a) / a * 100:+.1f}%"
+                table.add_row(op, "-" if a is None else f"{a:,}", "-" if b is None else f"{b:,}", change)
         console.print(table)
         totals = Table(title=f"{chain}: against the targets")
         for col in ("measure", "gas (fresh)", "target", "met"):

@@ -392,7 +392,8 @@ def keeper_cmd(
 
 
 @app.command("bench")
-def bench_cmd(positions: Annotated[int, typer.Option("--positions", help="Positions open for the loaded run.")] = 1000,
+def bench_cmd(positions: Annotated[int, typer.Option("--positions", min=0, help="Positions open for the loaded run "
+                                                                                "(0: gas on a fresh devnet only).")] = 1000,
               round_trips: Annotated[int, typer.Option("--round-trips", help="Round trips of the throughput workload.")] = 1000,
               traders: Annotated[int, typer.Option("--traders", help="Traders of the throughput workload.")] = 200,
               backend: Annotated[Optional[list[str]], typer.Option(
