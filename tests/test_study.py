@@ -18,6 +18,7 @@ import pytest
 
 from alpsim.paths import find_project
 from alpsim.study import load_study, parse_study, run_study
+from conftest import default_sigint
 
 SMALL = """
 name: small
@@ -221,7 +222,7 @@ def test_ctrl_c_writes_a_partial_report(tmp_path):
     study_file.write_text(SMALL.replace("paths: 6", "paths: 400"))
     proc = subprocess.Popen([sys.executable, "-m", "alpsim.cli", "study", str(study_file), "--workers", "1",
                              "--report", str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=default_sigint)
     time.sleep(12)  # start-up, then a few paths (a fraction of a second each)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
