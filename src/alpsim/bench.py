@@ -261,21 +261,17 @@ def run_bench(console: Console | None = None, positions: int = 1_000, *, round_t
 
 def _print(console: Console, result: dict[str, Any], positions: int) -> None:
     for chain, runs in result["gas"].items():
-        fresh, loaded = runs["fresh"], runs.get(f"with_{positions}_positions")
-        if loaded is None:
-            table = Table(title=f"gas on {chain}: fresh devnet")
-            for col in ("operation", "fresh"):
-                table.add_column(col, justify="right")
-            for op in OPS:
-                table.add_row(op, "-" if fresh[op] is None else f"{fresh[op]:,}")
-        else:
-            table = Table(title=f"gas on {chain}: fresh devnet and with {positions:,} positions open")
-            for col in ("operation", "fresh", f"{positions:,} open", "change"):
-                table.add_column(col, justify="right")
-            for op in OPS:
-                a, b = fresh[op], loaded[op]
-                change = "-" if a is None else f"{(b - a) / a * 100:+.1f}%"
-                table.add_row(op, "-" if a is None else f"{a:,}", "-" if b is None else f"{b:,}", change)
+        fresh, loaded = runs["fresh"], runs.get(f"with_{positions}_positions")  # no loaded run: --positions 0
+        table = Table(title=f"gas on {chain}: fresh devnet" + (f" and with {positions:,} positions open" if loaded else ""))
+        for col in ("operation", "fresh") + ((f"{positions:,} open", "change") if loaded else ()):
+            table.add_column(col, justify="right")
+        for op in OPS:
+            a = fresh[op]
+            row = [op, "-" if a is None else f"{a:,}"]
+            if loaded:
+                b = loaded[op]
+                row += ["-" if b is None else f"{b:,}", "-" if a is None else f"{(b - a) / a * 100:+.1f}%"]
+            table.add_row(*row)
         console.print(table)
         totals = Table(title=f"{chain}: against the targets")
         for col in ("measure", "gas (fresh)", "target", "met"):
