@@ -128,6 +128,51 @@ def test_alpsims_local_cluster_runs_dask_housekeeping_lean_on_every_process():
     assert all(settings == LEAN_WORKERS for settings in worker_settings.values())
 
 
+def _engines_here() -> dict:  # runs on a worker
+    import gc
+
+    from alpsim.study import distributed
+    return {"inherited": [sorted(engines) for engines in distributed._INHERITED], "own": sorted(distributed._ENGINES),
+            "frozen": gc.get_freeze_count()}
+
+
+def test_forked_workers_deploy_their_own_engine_and_leave_the_parents_alone(small, build):
+    """On Linux the local cluster forks its workers from this process, which already holds an engine
+    for the study (the module fixture ran it here): each worker puts that copy aside, deploys its
+    own, gives the same path results, and this process's engine still runs after."""
+    from dask.distributed import Client
+
+    from alpsim.study import distributed
+    study, _ = small
+    assert distributed.START_METHOD == "fork"  # Linux
+    here = [distributed.run_path(study, Path("."), build, "revm", i) for i in range(4)]
+    parents = sorted(distributed._ENGINES)
+    with distributed.local_cluster(2) as cluster, Client(cluster) as client:
+        addresses = sorted(client.scheduler_info()["workers"]) * 2  # two paths on each worker
+        futures = [client.submit(distributed.run_chunk, study, Path("."), build, "revm", [i], pure=False,
+                                 workers=[address]) for i, address in enumerate(addresses)]
+        there = [r for chunk in client.gather(futures) for r in chunk]
+        seen = client.run(_engines_here)
+    assert len(seen) == 2
+    for worker in seen.values():
+        assert worker["inherited"] == [parents] and worker["own"] == parents  # its own engine, same study
+        assert worker["frozen"] == 0  # the heap thawed between tasks
+    assert _dumps({"r": there}) == _dumps({"r": here})
+    assert _dumps(distributed.run_path(study, Path("."), build, "revm", 0)) == _dumps(here[0])
+
+
+def test_paths_in_process_run_with_the_heap_frozen_and_thawed_after(small, build):
+    import gc
+
+    from alpsim.study.distributed import run_paths
+    study, _ = small
+    frozen_during = []
+    run_paths(study, Path("."), build, [0, 1], workers=1,
+              on_result=lambda result: frozen_during.append(gc.get_freeze_count()))
+    assert len(frozen_during) == 2 and all(count > 1000 for count in frozen_during)
+    assert gc.get_freeze_count() == 0
+
+
 def test_the_documented_environment_gives_workers_you_start_the_same_settings():
     """docs/studies.md's `export` lines, read by Dask in a fresh process, are LEAN_WORKERS."""
     from alpsim.study.distributed import LEAN_WORKERS
