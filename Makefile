@@ -82,7 +82,7 @@ test-steps: setup slither pytest
 # one worker process per core (pytest-xdist); a module's tests stay together on one worker, as
 # its module-scoped deployments are made once
 pytest: setup
-	$(PY) -m pytest -n auto --dist loadfile --durations=25
+	$(PY) -m pytest -n auto --dist loadfile --no-loadscope-reorder --durations=25
 
 # a long budget of the stateful invariant test: 4 machines x 100 examples x 60 steps on revm
 soak: setup

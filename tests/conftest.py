@@ -41,16 +41,17 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-SLOW_MODULES = ("test_scenarios", "test_throughput", "test_devnet_command", "test_gas", "test_stateful",
-                "test_js_client", "test_bench", "test_ui", "test_study", "test_regression_example", "test_plugin",
-                "test_report", "test_keeper_griefing", "test_nav")
+SLOW_MODULES = ("test_scenarios", "test_ui", "test_study", "test_gas", "test_regression_example", "test_plugin",
+                "test_nav", "test_stateful", "test_keeper_griefing", "test_throughput", "test_bench", "test_revm",
+                "test_compiler", "test_devnet_command", "test_js_client", "test_study_closed_form")
 """The modules that take longest, slowest first (`make test`'s `--durations`)."""
 
 
 def pytest_collection_modifyitems(items: list) -> None:
     """The slowest modules first: `make test` hands whole modules to its workers
-    (pytest-xdist, `--dist loadfile`) in this order, so no long module starts last and runs
-    alone while the other worker idles."""
+    (pytest-xdist, `--dist loadfile --no-loadscope-reorder`; without the last flag xdist would
+    hand out the modules with the most tests first) in this order, so no long module starts
+    last and runs alone while the other worker idles."""
     def rank(item) -> int:  # noqa: ANN001
         name = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
         return SLOW_MODULES.index(name) if name in SLOW_MODULES else len(SLOW_MODULES)
