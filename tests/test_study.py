@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import select
 import signal
 import socket
 import subprocess
@@ -262,19 +264,31 @@ def test_cli_refuses_workers_with_a_scheduler_and_an_unknown_backend(tmp_path):
     assert backend.returncode == 2 and "geth" in backend.stderr
 
 
+def _stderr_until(proc: subprocess.Popen, pattern: str, timeout_s: float) -> str:
+    """What the process wrote to stderr up to the first match of `pattern` (it must match in time)."""
+    seen, deadline, fd = b"", time.monotonic() + timeout_s, proc.stderr.fileno()
+    while not re.search(pattern, seen.decode(errors="replace")):
+        assert time.monotonic() < deadline and proc.poll() is None, seen.decode(errors="replace")
+        if select.select([fd], [], [], 0.5)[0]:
+            seen += os.read(fd, 1 << 16)
+    return seen.decode(errors="replace")
+
+
 def test_ctrl_c_writes_a_partial_report(tmp_path):
     study_file = tmp_path / "long.yaml"
     study_file.write_text(SMALL.replace("paths: 6", "paths: 400"))
+    # rich draws its progress bar into the pipe as into a terminal: Ctrl-C once a path is done
+    env = {**os.environ, "TTY_INTERACTIVE": "1", "TTY_COMPATIBLE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "alpsim.cli", "study", str(study_file), "--workers", "1",
                              "--report", str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=default_sigint)
-    time.sleep(12)  # start-up, then a few paths (a fraction of a second each)
+                            env=env, preexec_fn=default_sigint)
+    _stderr_until(proc, r"\b[1-9][0-9]*/400\b", timeout_s=120)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["partial"] and 0 < report["paths_done"] < 400
-    assert "partial report" in err
+    assert b"partial report" in err
 
 
 def test_the_shipped_studies_are_valid():
@@ -290,9 +304,15 @@ SWEEP = SMALL.replace("paths: 6", "paths: 3").split("traders:")[0] + """sweep:
 """
 
 
-def test_a_sweep_runs_every_cell_with_its_settings_and_draws_its_heatmaps(build, tmp_path):
-    study = parse_study(SWEEP)
-    run = run_study(study, Path("."), workers=1, build=build, report_dir=tmp_path)
+@pytest.fixture(scope="module")
+def sweep(build, tmp_path_factory):
+    """The sweep's run in one process, with its report written: the reference."""
+    out = tmp_path_factory.mktemp("sweep")
+    return run_study(parse_study(SWEEP), Path("."), workers=1, build=build, report_dir=out), out
+
+
+def test_a_sweep_runs_every_cell_with_its_settings_and_draws_its_heatmaps(sweep):
+    run, tmp_path = sweep
     report = run.report
     assert not report["partial"] and len(report["cells"]) == 4
     by_values = {(c["values"]["prices.BTC/USD.volatility"], c["values"]["settings.pairs.ETH/USD.maxOiPerSideUsd"]):
@@ -315,6 +335,31 @@ def test_a_sweep_runs_every_cell_with_its_settings_and_draws_its_heatmaps(build,
     assert "heatmap-p_liquidated_btc_usd_long_1001x.png" in heatmaps and "heatmap-var_99.png" in heatmaps
     assert (tmp_path / "cell-3" / "summary.md").is_file()
     assert json.loads((tmp_path / "report.json").read_text())["cells"][0]["values"] == report["cells"][0]["values"]
+
+
+def test_a_sweep_on_two_workers_starts_one_cluster_for_all_its_cells(sweep, build, monkeypatch):
+    from alpsim.study import distributed
+    started = []
+    real = distributed.local_cluster
+    monkeypatch.setattr(distributed, "local_cluster", lambda workers=None: started.append(workers) or real(workers))
+    report = run_study(parse_study(SWEEP), Path("."), workers=2, build=build).report
+    assert started == [2]  # four cells, one cluster
+    assert _dumps(report) == _dumps(sweep[0].report)
+
+
+def test_a_sweep_stopped_by_ctrl_c_on_two_workers_keeps_the_cells_done_and_the_partial_one(sweep, build):
+    seen = []
+
+    def interrupt_at_the_fifth(result: dict) -> None:
+        seen.append(result)
+        if len(seen) == 5:  # the second path of the second cell (three paths a cell)
+            raise KeyboardInterrupt
+
+    report = run_study(parse_study(SWEEP), Path("."), workers=2, build=build, on_result=interrupt_at_the_fifth).report
+    assert report["partial"] and len(report["cells"]) == 2
+    first, second = (cell["report"] for cell in report["cells"])
+    assert _dumps(first) == _dumps(sweep[0].report["cells"][0]["report"])
+    assert second["partial"] and second["paths_done"] == 2
 
 
 def test_the_engine_settings_a_study_may_change_are_the_engines(build):

@@ -198,8 +198,11 @@ def study_cmd(
 
     cells = len(sweep_cells(study))
     total = (paths or study.paths) * cells
+    # stdout and stderr stay the real ones (rich would route them through the bar): a local
+    # cluster's workers are forked from this process, and would inherit that routing and its lock
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("paths, eta"),
-                  TimeRemainingColumn(), console=err_console, transient=True) as progress:
+                  TimeRemainingColumn(), console=err_console, transient=True, redirect_stdout=False,
+                  redirect_stderr=False) as progress:
         task = progress.add_task(study.name, total=total)
         try:
             run = run_study(study, file.parent, paths=paths or study.paths, backend=backend, workers=workers,

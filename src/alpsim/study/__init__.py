@@ -31,23 +31,26 @@ def run_study(study: Study, base_dir: Path, *, paths: int | None = None, backend
     aggregates them. Ctrl-C stops it: the report then covers the paths done and is marked
     partial (a sweep's later cells are left out)."""
     from ..compiler import compile_contracts
-    from .distributed import run_paths
+    from .distributed import path_runner
     from .report import build_report, build_sweep_report, write_report, write_sweep_report
     from .spec import sweep_cells
 
     build = build or compile_contracts()
     count = paths or study.paths
+    all_cells = sweep_cells(study)
     cells = []
-    for values, cell in sweep_cells(study):
-        partial = False
-        try:
-            results = run_paths(cell, base_dir, build, list(range(count)), backend=backend, workers=workers,
-                                scheduler=scheduler, on_result=on_result or (lambda result: None))
-        except KeyboardInterrupt as exc:
-            results, partial = getattr(exc, "results", []), True
-        cells.append((values, build_report(cell, results, paths_requested=count, partial=partial, backend=backend)))
-        if partial:
-            break
+    try:
+        with path_runner(workers, scheduler) as run:  # one cluster for every cell
+            for values, cell in all_cells:
+                results = run(cell, base_dir, build, list(range(count)), backend=backend,
+                              on_result=on_result or (lambda result: None))
+                cells.append((values, build_report(cell, results, paths_requested=count, partial=False,
+                                                   backend=backend)))
+    except KeyboardInterrupt as exc:
+        if len(cells) < len(all_cells):  # the cell it stopped in is partial; later cells are left out
+            values, cell = all_cells[len(cells)]
+            cells.append((values, build_report(cell, getattr(exc, "results", []), paths_requested=count,
+                                               partial=True, backend=backend)))
     if not study.sweep:
         report = cells[0][1]
         written = write_report(report, report_dir) if report_dir is not None else []

@@ -131,49 +131,84 @@ def local_cluster(workers: int | None = None) -> Any:
                             dashboard_address=":0")  # a free port: never a clash with another cluster
 
 
-def run_paths(study: Study, base_dir: Path, build: BuildResult, indices: list[int], *, backend: str = "revm",
-              workers: int | None = None, scheduler: str | None = None,
-              on_result: Callable[[dict[str, Any]], None] = lambda result: None) -> list[dict[str, Any]]:
-    """The results of `indices`, in completion order (`on_result` sees each as it comes). A
-    KeyboardInterrupt stops the run; the results so far are on the exception as `.results`."""
-    results: list[dict[str, Any]] = []
-    try:
-        if scheduler is None and (workers or default_workers()) == 1:
-            with heap_frozen():
-                for index in indices:
-                    results.append(run_path(study, base_dir, build, backend, index))
-                    on_result(results[-1])
-            return results
-        _run_on_dask(study, base_dir, build, indices, backend, workers, scheduler, results, on_result)
-        return results
-    except KeyboardInterrupt as exc:
-        exc.results = results  # type: ignore[attr-defined]
-        raise
+RunPaths = Callable[..., list[dict[str, Any]]]
+"""`run(study, base_dir, build, indices, backend=..., on_result=...)`: the results of `indices`,
+in completion order (`on_result` sees each as it comes). A KeyboardInterrupt stops the run; the
+results so far are on the exception as `.results`."""
 
 
-def _run_on_dask(study: Study, base_dir: Path, build: BuildResult, indices: list[int], backend: str,
-                 workers: int | None, scheduler: str | None, results: list, on_result: Callable) -> None:
-    from dask.distributed import Client, as_completed
+@contextmanager
+def path_runner(workers: int | None = None, scheduler: str | None = None) -> Iterator[RunPaths]:
+    """Runs paths in this process (`workers=1`, or one core), on a local cluster of `workers`
+    processes, or on the cluster at `scheduler`, for as many runs as needed (a sweep's cells): a
+    local cluster starts once, and the build is scattered once."""
+    if scheduler is None and (workers or default_workers()) == 1:
+        yield _in_process
+        return
+    from dask.distributed import Client
 
     cluster = local_cluster(workers) if scheduler is None else None
     client = Client(cluster if cluster is not None else scheduler)
+    scattered: dict[int, Any] = {}
+
+    def on_dask(study: Study, base_dir: Path, build: BuildResult, indices: list[int], *, backend: str = "revm",
+                on_result: Callable[[dict[str, Any]], None] = lambda result: None) -> list[dict[str, Any]]:
+        if id(build) not in scattered:
+            scattered[id(build)] = client.scatter(build, broadcast=True)
+        return _collecting(lambda results: _run_on_dask(client, study, base_dir, scattered[id(build)], indices,
+                                                        backend, results, on_result))
     try:
-        shared_build = client.scatter(build, broadcast=True)
-        workers_now = max(1, len(client.scheduler_info().get("workers", {})))
-        size = chunk_size(len(indices), workers_now, study.horizon.steps)
-        key = _fingerprint(study, base_dir, backend)[:16]
-        futures = [client.submit(run_chunk, study, base_dir, shared_build, backend, chunk,
-                                 key=f"alpsim-paths-{chunk[0]}-{chunk[-1]}-{key}", pure=False)
-                   for chunk in (indices[i:i + size] for i in range(0, len(indices), size))]
-        try:
-            for future in as_completed(futures):
-                for result in future.result():
-                    results.append(result)
-                    on_result(result)
-        except KeyboardInterrupt:
-            client.cancel(futures)
-            raise
+        yield on_dask
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def run_paths(study: Study, base_dir: Path, build: BuildResult, indices: list[int], *, backend: str = "revm",
+              workers: int | None = None, scheduler: str | None = None,
+              on_result: Callable[[dict[str, Any]], None] = lambda result: None) -> list[dict[str, Any]]:
+    """One run of `indices` (see RunPaths) on a `path_runner` of its own."""
+    with path_runner(workers, scheduler) as run:
+        return run(study, base_dir, build, indices, backend=backend, on_result=on_result)
+
+
+def _collecting(fill: Callable[[list], None]) -> list[dict[str, Any]]:
+    """`fill(results)`'s results; on a KeyboardInterrupt, those so far ride on the exception."""
+    results: list[dict[str, Any]] = []
+    try:
+        fill(results)
+    except KeyboardInterrupt as exc:
+        exc.results = results  # type: ignore[attr-defined]
+        raise
+    return results
+
+
+def _in_process(study: Study, base_dir: Path, build: BuildResult, indices: list[int], *, backend: str = "revm",
+                on_result: Callable[[dict[str, Any]], None] = lambda result: None) -> list[dict[str, Any]]:
+    def fill(results: list) -> None:
+        with heap_frozen():
+            for index in indices:
+                results.append(run_path(study, base_dir, build, backend, index))
+                on_result(results[-1])
+    return _collecting(fill)
+
+
+def _run_on_dask(client: Any, study: Study, base_dir: Path, shared_build: Any, indices: list[int], backend: str,
+                 results: list, on_result: Callable) -> None:
+    from dask.distributed import as_completed
+
+    workers_now = max(1, len(client.scheduler_info().get("workers", {})))
+    size = chunk_size(len(indices), workers_now, study.horizon.steps)
+    key = _fingerprint(study, base_dir, backend)[:16]
+    futures = [client.submit(run_chunk, study, base_dir, shared_build, backend, chunk,
+                             key=f"alpsim-paths-{chunk[0]}-{chunk[-1]}-{key}", pure=False)
+               for chunk in (indices[i:i + size] for i in range(0, len(indices), size))]
+    try:
+        for future in as_completed(futures):
+            for result in future.result():
+                results.append(result)
+                on_result(result)
+    except KeyboardInterrupt:
+        client.cancel(futures)
+        raise
