@@ -113,8 +113,7 @@ def sim(deployed):
     deployed.revert(snap)
 
 
-@pytest.fixture
-def mirror(sim):
+def lp_mirror(sim) -> Mirror:  # noqa: ANN001
     """The system and the reference model in lockstep (checked after every action), with
     10,000,000 USD of pool liquidity from account LP and PRICES fed by the keeper."""
     m = Mirror(sim)
@@ -122,3 +121,9 @@ def mirror(sim):
     m.deposit(LP, POOL_LIQUIDITY)
     m.set_prices(PRICES)
     return m
+
+
+@pytest.fixture
+def mirror(sim):
+    """`lp_mirror` on the deployed system, reverted after the test."""
+    return lp_mirror(sim)

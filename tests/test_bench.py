@@ -8,33 +8,38 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 def _bench(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "alpsim.cli", "bench", *args], capture_output=True, text=True,
                           env={**os.environ, "COLUMNS": "200"})
 
 
-def test_an_unknown_backend_is_refused_before_any_work(tmp_path):
+@pytest.mark.parametrize("flag, value, known", [("--backend", "geth", "embedded, revm, anvil"),
+                                                ("--chain", "solana", "bnb, arbitrum")])
+def test_an_unknown_backend_or_chain_is_refused_before_any_work(tmp_path, flag, value, known):
     out = tmp_path / "bench.json"
-    done = _bench("--backend", "geth", "--out", str(out))
+    done = _bench(flag, value, "--out", str(out))
     assert done.returncode == 2
-    assert "geth" in done.stderr and "embedded, revm, anvil" in done.stderr
+    assert value in done.stderr and known in done.stderr and flag in done.stderr
     assert not out.exists()
 
 
 def test_throughput_on_the_chosen_backend_and_gas_on_the_exact_one(tmp_path):
     out = tmp_path / "bench.json"
-    done = _bench("--backend", "revm", "--positions", "0", "--round-trips", "20", "--traders", "10",
-                  "--study-paths", "4", "--study-rounds", "1", "--out", str(out))
+    done = _bench("--backend", "revm", "--chain", "arbitrum", "--positions", "0", "--round-trips", "20",
+                  "--traders", "10", "--study-paths", "4", "--study-rounds", "1", "--out", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text())
     assert list(report["throughput"]) == ["revm"]
     revm = report["throughput"]["revm"]
     assert revm["round_trips"] == 20 and revm["fast"]["round_trips_per_s"] > 0
     assert report["revm_vs_embedded_fast"] is None  # no embedded run to compare with in this run
-    for chain in ("bnb", "arbitrum"):  # gas from the embedded backend: every operation a figure
-        assert list(report["gas"][chain]) == ["fresh"]  # --positions 0: no loaded run
-        assert all(isinstance(gas, int) and gas > 21_000 for gas in report["gas"][chain]["fresh"].values())
+    assert list(report["gas"]) == ["arbitrum"]  # --chain: that profile's gas alone
+    # gas from the embedded backend: every operation a figure; --positions 0: no loaded run
+    assert list(report["gas"]["arbitrum"]) == ["fresh"]
+    assert all(isinstance(gas, int) and gas > 21_000 for gas in report["gas"]["arbitrum"]["fresh"].values())
     assert "gas on arbitrum: fresh devnet" in done.stdout
     assert report["peak_rss_mb"] > 0
     study = report["study"]  # the reference study, timed on 1 process and 2 workers: the same report

@@ -7,10 +7,17 @@ from __future__ import annotations
 
 from fractions import Fraction
 import pytest
-from conftest import PROFILES, embedded_system
+from conftest import PROFILES, embedded_system, lp_mirror
 
-# NAV's and a deposit's gas are compared here: the exact (embedded) backend
-deployed = pytest.fixture(scope="module", params=PROFILES, name="deployed")(embedded_system)
+# NAV's and a deposit's gas are compared on the exact (embedded) backend; the rest runs on revm
+exact_system = pytest.fixture(scope="module", params=PROFILES, name="exact_system")(embedded_system)
+
+
+@pytest.fixture
+def exact_mirror(exact_system):
+    snap = exact_system.snapshot()
+    yield lp_mirror(exact_system)
+    exact_system.revert(snap)
 
 
 WAD = 10**18
@@ -184,7 +191,8 @@ def _nav_gas(sim) -> int:
     return sim.devnet.w3.eth.estimate_gas({"to": pool.address, "data": pool.encode("nav")})
 
 
-def test_nav_costs_the_same_with_one_or_twenty_positions(mirror):
+def test_nav_costs_the_same_with_one_or_twenty_positions(exact_mirror):
+    mirror = exact_mirror
     sim = mirror.sim
     mirror.check_every_step = False  # checked once at the end; keeps the test fast
     traders = [1, 2, 3, 4, 5]

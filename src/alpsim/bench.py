@@ -29,6 +29,8 @@ BATCH_TRADERS = (1, 2, 3, 4, 5)
 THROUGHPUT_TARGET = 5.0
 """Embedded throughput of the fast path, as a multiple of the naive path's in the same run."""
 THROUGHPUT_BACKENDS = ("embedded", "revm", "anvil")
+GAS_CHAINS = ("bnb", "arbitrum")
+"""The chain profiles whose gas the bench measures (`--chain` picks some)."""
 REVM_TARGET = 20.0
 """revm's fast path, as a multiple of the embedded (eth-tester) fast path's round trips per
 second in the same run."""
@@ -219,17 +221,19 @@ def _test_suite_s() -> float | None:
 def run_bench(console: Console | None = None, positions: int = 1_000, *, round_trips: int = 1_000,
               traders: int = 200, backends: tuple[str, ...] = THROUGHPUT_BACKENDS,
               out: Path | None = None, study_paths: int = STUDY_PATHS,
-              study_rounds: int = STUDY_ROUNDS) -> dict[str, Any]:
-    """Gas on the embedded backend (exact: revm's gas reads low, docs/performance.md), then the
-    throughput workload on each of `backends`."""
+              study_rounds: int = STUDY_ROUNDS, chains: tuple[str, ...] = GAS_CHAINS) -> dict[str, Any]:
+    """Gas on the embedded backend (exact: revm's gas reads low, docs/performance.md) on each of
+    `chains`, then the throughput workload on each of `backends`."""
     unknown = [b for b in backends if b not in THROUGHPUT_BACKENDS]
     if unknown or not backends:
         raise ValueError(f"bench backends: {', '.join(THROUGHPUT_BACKENDS)} (got {', '.join(backends) or 'none'})")
+    if not chains or any(c not in GAS_CHAINS for c in chains):
+        raise ValueError(f"bench chains: {', '.join(GAS_CHAINS)} (got {', '.join(chains) or 'none'})")
     console = console or Console()
     build = compile_contracts()
     result: dict[str, Any] = {"gas": {}, "targets": TARGETS}
     started = time.perf_counter()
-    for chain in ("bnb", "arbitrum"):
+    for chain in dict.fromkeys(chains):
         with Alpsim.launch(chain, build=build, seed=1) as sim:
             prepare_fresh(sim)
             result["gas"][chain] = {"fresh": _measure(sim)}

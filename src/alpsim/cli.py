@@ -407,17 +407,20 @@ def bench_cmd(positions: Annotated[int, typer.Option("--positions", min=0, help=
                                                        "(6 h each) timed on 1 and 2 workers (0: skip).")] = 100,
               study_rounds: Annotated[int, typer.Option("--study-rounds", min=1, help="Times the reference study "
                                                         "runs on each worker count, in turn.")] = 2,
+              chain: Annotated[Optional[list[str]], typer.Option(
+                  "--chain", "-c", help="Gas on this chain profile (repeatable; default bnb and arbitrum).")] = None,
               ) -> None:
     """Gas per operation, fresh and with many positions open, and round-trip throughput (fast
     and naive paths, on embedded, revm and anvil); writes build/bench.json."""
-    from .bench import THROUGHPUT_BACKENDS, run_bench
+    from .bench import GAS_CHAINS, THROUGHPUT_BACKENDS, run_bench
 
-    try:
-        run_bench(console, positions, round_trips=round_trips, traders=traders,
-                  backends=tuple(backend or THROUGHPUT_BACKENDS), out=out, study_paths=study_paths,
-                  study_rounds=study_rounds)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--backend") from exc
+    for name, values, known in (("--backend", backend, THROUGHPUT_BACKENDS), ("--chain", chain, GAS_CHAINS)):
+        unknown = [v for v in values or () if v not in known]
+        if unknown:
+            raise typer.BadParameter(f"unknown: {', '.join(unknown)} (known: {', '.join(known)})", param_hint=name)
+    run_bench(console, positions, round_trips=round_trips, traders=traders,
+              backends=tuple(backend or THROUGHPUT_BACKENDS), out=out, study_paths=study_paths,
+              study_rounds=study_rounds, chains=tuple(chain or GAS_CHAINS))
 
 
 @app.command("demo")
