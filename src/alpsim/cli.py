@@ -204,9 +204,16 @@ def study_cmd(
                   TimeRemainingColumn(), console=err_console, transient=True, redirect_stdout=False,
                   redirect_stderr=False) as progress:
         task = progress.add_task(study.name, total=total)
+        interrupted = _InterruptLatch()
+
+        def on_result(result: dict) -> None:
+            progress.advance(task)
+            interrupted.raise_if_set()
+
         try:
-            run = run_study(study, file.parent, paths=paths or study.paths, backend=backend, workers=workers,
-                            scheduler=scheduler, report_dir=report, on_result=lambda result: progress.advance(task))
+            with interrupted:
+                run = run_study(study, file.parent, paths=paths or study.paths, backend=backend, workers=workers,
+                                scheduler=scheduler, report_dir=report, on_result=on_result)
         except AlpsimError as exc:  # e.g. a setting the contracts refuse: the contract's own error
             err_console.print(f"study failed: {exc}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
@@ -222,6 +229,32 @@ def study_cmd(
         done = sum(c["report"]["paths_done"] for c in run.report["cells"]) if study.sweep else run.report["paths_done"]
         err_console.print(f"interrupted after {done} of {total} paths: partial report")
         raise typer.Exit(130)
+
+
+class _InterruptLatch:
+    """Within: Ctrl-C raises KeyboardInterrupt as usual and is also remembered, so that one
+    swallowed where Python ignores exceptions (an object's `__del__` running at that moment)
+    still stops the study at the next path's result."""
+
+    def __init__(self) -> None:
+        self.set = False
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        self.set = True
+        raise KeyboardInterrupt
+
+    def raise_if_set(self) -> None:
+        if self.set:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> "_InterruptLatch":
+        import signal
+        self._saved = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+        signal.signal(signal.SIGINT, self._saved)
 
 
 def _duration(seconds: int) -> str:
