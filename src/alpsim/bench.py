@@ -218,17 +218,24 @@ def _test_suite_s() -> float | None:
     return data["test_suite_s"] if data.get("passed") else None
 
 
+def refused_choice(backends: tuple[str, ...], chains: tuple[str, ...]) -> tuple[str, str] | None:
+    """The first of the bench's choices it cannot make, as (its option, why), or None."""
+    for option, values, known in (("--backend", backends, THROUGHPUT_BACKENDS), ("--chain", chains, GAS_CHAINS)):
+        unknown = [v for v in values if v not in known]
+        if unknown or not values:
+            return option, f"unknown: {', '.join(unknown) or 'none given'} (known: {', '.join(known)})"
+    return None
+
+
 def run_bench(console: Console | None = None, positions: int = 1_000, *, round_trips: int = 1_000,
               traders: int = 200, backends: tuple[str, ...] = THROUGHPUT_BACKENDS,
               out: Path | None = None, study_paths: int = STUDY_PATHS,
               study_rounds: int = STUDY_ROUNDS, chains: tuple[str, ...] = GAS_CHAINS) -> dict[str, Any]:
     """Gas on the embedded backend (exact: revm's gas reads low, docs/performance.md) on each of
     `chains`, then the throughput workload on each of `backends`."""
-    unknown = [b for b in backends if b not in THROUGHPUT_BACKENDS]
-    if unknown or not backends:
-        raise ValueError(f"bench backends: {', '.join(THROUGHPUT_BACKENDS)} (got {', '.join(backends) or 'none'})")
-    if not chains or any(c not in GAS_CHAINS for c in chains):
-        raise ValueError(f"bench chains: {', '.join(GAS_CHAINS)} (got {', '.join(chains) or 'none'})")
+    refused = refused_choice(backends, chains)
+    if refused:
+        raise ValueError(refused[1])
     console = console or Console()
     build = compile_contracts()
     result: dict[str, Any] = {"gas": {}, "targets": TARGETS}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -237,23 +238,21 @@ class _InterruptLatch:
     still stops the study at the next path's result."""
 
     def __init__(self) -> None:
-        self.set = False
+        self.pressed = False
 
     def _on_sigint(self, signum: int, frame: object) -> None:
-        self.set = True
+        self.pressed = True
         raise KeyboardInterrupt
 
     def raise_if_set(self) -> None:
-        if self.set:
+        if self.pressed:
             raise KeyboardInterrupt
 
     def __enter__(self) -> "_InterruptLatch":
-        import signal
         self._saved = signal.signal(signal.SIGINT, self._on_sigint)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        import signal
         signal.signal(signal.SIGINT, self._saved)
 
 
@@ -445,15 +444,14 @@ def bench_cmd(positions: Annotated[int, typer.Option("--positions", min=0, help=
               ) -> None:
     """Gas per operation, fresh and with many positions open, and round-trip throughput (fast
     and naive paths, on embedded, revm and anvil); writes build/bench.json."""
-    from .bench import GAS_CHAINS, THROUGHPUT_BACKENDS, run_bench
+    from .bench import GAS_CHAINS, THROUGHPUT_BACKENDS, refused_choice, run_bench
 
-    for name, values, known in (("--backend", backend, THROUGHPUT_BACKENDS), ("--chain", chain, GAS_CHAINS)):
-        unknown = [v for v in values or () if v not in known]
-        if unknown:
-            raise typer.BadParameter(f"unknown: {', '.join(unknown)} (known: {', '.join(known)})", param_hint=name)
-    run_bench(console, positions, round_trips=round_trips, traders=traders,
-              backends=tuple(backend or THROUGHPUT_BACKENDS), out=out, study_paths=study_paths,
-              study_rounds=study_rounds, chains=tuple(chain or GAS_CHAINS))
+    backends, chains = tuple(backend or THROUGHPUT_BACKENDS), tuple(chain or GAS_CHAINS)
+    refused = refused_choice(backends, chains)
+    if refused:
+        raise typer.BadParameter(refused[1], param_hint=refused[0])
+    run_bench(console, positions, round_trips=round_trips, traders=traders, backends=backends, out=out,
+              study_paths=study_paths, study_rounds=study_rounds, chains=chains)
 
 
 @app.command("demo")
