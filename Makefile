@@ -1,7 +1,8 @@
 # alpsim: `make demo` and `make test` do all the set-up on a fresh machine
 # (Python 3.11+, Node 20, make): a .venv with the package and its dev extras, `npm ci`, and
 # `npm ci` for the JavaScript example client (examples/js, run by the test suite), and the
-# trading page's bundle (ui/, built by esbuild into src/alpsim/ui/static).
+# trading page's bundle (ui/, built by esbuild into src/alpsim/ui/static); `make test` also
+# makes sure the browser tests have a Chromium (`make browser`).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -18,7 +19,7 @@ UI_BUNDLE  := src/alpsim/ui/static/app.js
 SLITHER_VENV  := .venv-slither
 SLITHER_STAMP := $(SLITHER_VENV)/.installed
 
-.PHONY: all setup demo test test-steps pytest slither soak bench compile clean gas-check gas-snapshot
+.PHONY: all setup demo test test-steps pytest browser slither soak bench compile clean gas-check gas-snapshot
 
 all: test
 
@@ -79,9 +80,16 @@ test:
 
 test-steps: setup slither pytest
 
+# the browser tests (tests/test_ui.py) launch Playwright's Chromium, else Debian's /usr/bin/chromium:
+# with neither there, scripts/ensure_browser.sh installs one (Playwright's download, and when that
+# is unreachable, Debian's `chromium` with apt-get), in one line; once one is there it only looks
+# (Playwright's answer for its executable, then /usr/bin/chromium: well under a second)
+browser: $(PY_STAMP)
+	@scripts/ensure_browser.sh $(PY)
+
 # one worker process per core (pytest-xdist); a module's tests stay together on one worker, as
 # its module-scoped deployments are made once
-pytest: setup
+pytest: setup browser
 	$(PY) -m pytest -n auto --dist loadfile --no-loadscope-reorder --durations=25
 
 # a long budget of the stateful invariant test: 4 machines x 100 examples x 60 steps on revm
