@@ -75,6 +75,16 @@ library Errors {
     error InvalidPriceInput(uint256 pairId);
     /// @notice Thrown when no price at all is known for a pair a computation needs.
     error PriceStale(uint256 pairId, uint256 updatedAt, uint256 maxAge);
+    /// @notice Thrown when LPs would be priced while a pair's reference round is missing or
+    ///         older than the maximum age.
+    error ReferenceStale(uint256 pairId, uint256 updatedAt, uint256 maxAge);
+    /// @notice Thrown when LPs would be priced while a pair's keeper price is past the circuit
+    ///         breaker from its reference.
+    error CircuitBreakerTripped(uint256 pairId, uint256 keeperPrice, uint256 referencePrice);
+    /// @notice Thrown when LPs would be priced at a pair's price the triggers have not run at
+    ///         (or whose settlement has aged past the maximum age): a price that has not had its
+    ///         liquidations may still count bankrupt positions.
+    error PriceNotSettled(uint256 pairId, uint256 updatedAt, uint256 settledUntil);
 
     // ----- referrals
     /// @notice Thrown when a referral code is taken, unknown, or already bound.

@@ -7,9 +7,10 @@ pragma solidity 0.8.28;
 ///         in 18-decimal USD. The trading engine's market implements it; until it is set the
 ///         pool's NAV is its balance alone.
 /// @dev Two claims price LPs conservatively (docs/mechanics.md section 10): deposits at
-///      `claimUsd`, withdrawals at `redeemClaimUsd`, which leaves out the holding and funding
-///      owed to the pool (fees a trader has not paid yet and may never pay) and keeps what the
-///      pool owes. So redeemClaimUsd <= claimUsd.
+///      `claimUsd`, with every side's holding and funding owed as of now; withdrawals at
+///      `redeemClaimUsd`, with each side's fees as of the pair's last price where that is lower
+///      (what accrued since, no trigger has checked against the margins yet). So
+///      redeemClaimUsd <= claimUsd.
 interface INavSource {
     /// @notice The pool's claim on open positions in USD (negative when traders are winning).
     function poolClaimUsd() external view returns (int256);
@@ -17,11 +18,13 @@ interface INavSource {
     /// @notice Both claims at the last prices: deposits' and withdrawals'.
     function poolClaimsUsd() external view returns (int256 claimUsd, int256 redeemClaimUsd);
 
-    /// @notice Both claims, reverting (PriceStale) unless every pair with open interest has a
-    ///         fresh price: one pass for a deposit or withdrawal.
-    function freshPoolClaimsUsd() external view returns (int256 claimUsd, int256 redeemClaimUsd);
+    /// @notice Both claims, reverting unless every pair with open interest has a price LPs may
+    ///         be priced at: fresh, guarded (reference fresh, within the circuit breaker) and
+    ///         settled (the triggers ran at it). One pass for a deposit or withdrawal.
+    function settledPoolClaimsUsd() external view returns (int256 claimUsd, int256 redeemClaimUsd);
 
-    /// @notice Reverts (PriceStale) unless every pair with open interest has a fresh price:
-    ///         deposits and withdrawals are priced at NAV and need it current.
-    function requireFreshPrices() external view;
+    /// @notice Reverts unless every pair with open interest has a settled price (as
+    ///         `settledPoolClaimsUsd`): deposits and withdrawals are priced at NAV and need it
+    ///         current and checked.
+    function requireSettledPrices() external view;
 }

@@ -4,13 +4,16 @@ pragma solidity 0.8.28;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {AggregatorV3Interface} from "../interfaces/AggregatorV3Interface.sol";
+import {IFundingAccrual} from "../interfaces/IFundingAccrual.sol";
 import {RejectReason} from "../trading/Types.sol";
 import {Errors} from "../errors/Errors.sol";
 
 /// @title PriceOracle
 /// @notice Keeper prices guarded by Chainlink reference feeds (docs/mechanics.md section 8): a price older
 ///         than 60 s is stale; a keeper/reference gap over 1% trips the circuit breaker; a gap
-///         over 0.1% executes at the worse of the two for the trader.
+///         over 0.1% executes at the worse of the two for the trader. A price is *settled*
+///         while the triggers have run at it with the guard passing: only then does the
+///         lighter side of a pair receive funding, and only then may LPs deposit or withdraw.
 contract PriceOracle is AccessControl {
     using SafeCast for uint256;
     bytes32 public constant ADMIN_ROLE = keccak256("ADMIN");
@@ -21,12 +24,26 @@ contract PriceOracle is AccessControl {
 
     uint256 private constant BPS = 10_000;
 
+    /// @dev One slot, written by every `setPrice`.
     struct KeeperPrice {
-        uint192 price; // 18-decimal USD
+        uint128 price; // 18-decimal USD
         uint64 updatedAt;
+        // Until when this price counts as settled: the triggers ran at it with the guard
+        // passing, and neither it nor the reference round then current has aged past the
+        // maximum age. 0: not settled (see `setPrice`).
+        uint64 settledUntil;
     }
 
-    mapping(uint256 pairId => AggregatorV3Interface) public referenceFeed;
+    /// @dev A pair's feed with its decimals, read once when the feed is set (Chainlink's are
+    ///      fixed), so a price read makes one call to the feed, not two.
+    struct Feed {
+        AggregatorV3Interface feed;
+        uint8 decimals;
+    }
+
+    mapping(uint256 pairId => Feed) private _feeds;
+    // written through a storage pointer (`_record`), which the analyzer does not follow
+    // slither-disable-next-line uninitialized-state
     mapping(uint256 pairId => KeeperPrice) public keeperPrice;
     uint256 public platformTokenPriceUsd;
 
@@ -35,18 +52,34 @@ contract PriceOracle is AccessControl {
     uint32 public circuitBreakerBps = 100;
     uint32 public worsePriceBps = 10;
 
-    event PriceUpdated(uint256 indexed pairId, uint256 price, uint256 timestamp);
+    /// @notice Brought to now before any setting that changes accrual (guard settings, a
+    ///         reference feed); zero until wired (`setFundingAccrual`).
+    IFundingAccrual public fundingAccrual;
+
+    /// @param settledUntil until when the price counts as settled (0: not settled)
+    event PriceUpdated(uint256 indexed pairId, uint256 price, uint256 timestamp, uint256 settledUntil);
     event ReferenceFeedSet(uint256 indexed pairId, address feed);
     event PlatformTokenPriceUpdated(uint256 price);
     event GuardSettingsUpdated(uint256 maxPriceAgeSeconds, uint256 circuitBreakerBps, uint256 worsePriceBps);
+    event FundingAccrualSet(address fundingAccrual);
 
     constructor(address admin) {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(ADMIN_ROLE, admin);
     }
 
+    /// @notice The market whose funding reads this oracle's settled windows: accrued before
+    ///         any setting here changes them, so a setting never applies backwards in time.
+    function setFundingAccrual(IFundingAccrual fundingAccrual_) external onlyRole(ADMIN_ROLE) {
+        fundingAccrual = fundingAccrual_;
+        emit FundingAccrualSet(address(fundingAccrual_));
+    }
+
     function setReferenceFeed(uint256 pairId, AggregatorV3Interface feed) external onlyRole(ADMIN_ROLE) {
-        referenceFeed[pairId] = feed;
+        _accrueFirst();
+        uint8 decimals = address(feed) == address(0) ? 0 : feed.decimals();
+        if (decimals > 18) revert Errors.UnsupportedDecimals(decimals);
+        _feeds[pairId] = Feed(feed, decimals);
         emit ReferenceFeedSet(pairId, address(feed));
     }
 
@@ -54,21 +87,48 @@ contract PriceOracle is AccessControl {
         external
         onlyRole(ADMIN_ROLE)
     {
+        // the funding accrued so far was earned under the old settings
+        _accrueFirst();
         maxPriceAgeSeconds = maxAgeSeconds.toUint64();
         circuitBreakerBps = breakerBps.toUint32();
         worsePriceBps = worseBps.toUint32();
         emit GuardSettingsUpdated(maxAgeSeconds, breakerBps, worseBps);
     }
 
-    /// @notice Records the keeper's price for a pair, stamped now. A pair takes prices once it
-    ///         has a reference feed (a guarded execution reads the feed next, so the check is
-    ///         free there).
+    /// @notice Records the keeper's price for a pair, stamped now, without triggers: a new
+    ///         price is not settled; the same price again keeps its settlement (the triggers
+    ///         ran at it, and its window does not move). A pair takes prices once it has a
+    ///         reference feed (a guarded execution reads the feed next, so the check is free
+    ///         there).
     function setPrice(uint256 pairId, uint256 price) external onlyRole(UPDATER_ROLE) {
-        if (price == 0 || price > type(uint192).max || address(referenceFeed[pairId]) == address(0)) {
+        KeeperPrice storage kp = _checkedPrice(pairId, price);
+        _record(kp, pairId, price, kp.price == price ? kp.settledUntil : 0);
+    }
+
+    /// @notice Records the keeper's price for a pair at which the caller runs the pair's
+    ///         triggers in the same transaction (`runTriggers`): the price is settled while the
+    ///         guard passes now, until the reference round then current ages past the maximum
+    ///         age (the keeper price, newer, ages later).
+    function setSettledPrice(uint256 pairId, uint256 price) external onlyRole(UPDATER_ROLE) {
+        KeeperPrice storage kp = _checkedPrice(pairId, price);
+        (uint256 ref, uint256 refAt) = referencePrice(pairId);
+        uint256 maxAge = maxPriceAgeSeconds;
+        // usable now, as the triggers about to run will find it
+        _record(kp, pairId, price, _usable(price, ref, refAt, maxAge) ? refAt + maxAge : 0);
+    }
+
+    function _checkedPrice(uint256 pairId, uint256 price) private view returns (KeeperPrice storage) {
+        if (price == 0 || price > type(uint128).max || address(_feeds[pairId].feed) == address(0)) {
             revert Errors.InvalidPriceInput(pairId);
         }
-        keeperPrice[pairId] = KeeperPrice(uint192(price), uint64(block.timestamp));
-        emit PriceUpdated(pairId, price, block.timestamp);
+        return keeperPrice[pairId];
+    }
+
+    function _record(KeeperPrice storage kp, uint256 pairId, uint256 price, uint256 settledUntil) private {
+        kp.price = uint128(price);
+        kp.updatedAt = uint64(block.timestamp);
+        kp.settledUntil = uint64(settledUntil);
+        emit PriceUpdated(pairId, price, block.timestamp, settledUntil);
     }
 
     function setPlatformTokenPrice(uint256 price) external onlyRole(KEEPER_ROLE) {
@@ -76,15 +136,21 @@ contract PriceOracle is AccessControl {
         emit PlatformTokenPriceUpdated(price);
     }
 
+    /// @notice The pair's reference feed (Chainlink `AggregatorV3Interface`); zero when none.
+    function referenceFeed(uint256 pairId) external view returns (AggregatorV3Interface) {
+        return _feeds[pairId].feed;
+    }
+
     /// @notice The reference feed's price in 18-decimal USD and its age.
     function referencePrice(uint256 pairId) public view returns (uint256 price, uint256 updatedAt) {
-        AggregatorV3Interface feed = referenceFeed[pairId];
+        Feed memory f = _feeds[pairId];
+        AggregatorV3Interface feed = f.feed;
         if (address(feed) == address(0)) return (0, 0);
         (uint80 roundId, int256 answer, uint256 startedAt, uint256 at, uint80 answeredInRound) =
             feed.latestRoundData();
         // no round yet, a non-positive answer or a stale round: no reference price
         if (answer <= 0 || startedAt == 0 || answeredInRound < roundId) return (0, at);
-        return (uint256(answer) * 10 ** (18 - feed.decimals()), at);
+        return (uint256(answer) * 10 ** (18 - f.decimals), at);
     }
 
     /// @notice The price a trade executes at, after the staleness, circuit-breaker and
@@ -100,7 +166,7 @@ contract PriceOracle is AccessControl {
             return (0, RejectReason.PriceStale);
         }
         uint256 keeper = kp.price;
-        uint256 gapTimesBps = (keeper > ref ? keeper - ref : ref - keeper) * BPS;
+        uint256 gapTimesBps = _gap(keeper, ref) * BPS;
         if (gapTimesBps > circuitBreakerBps * ref) return (0, RejectReason.CircuitBreaker);
         if (gapTimesBps > worsePriceBps * ref) {
             bool keeperWorse = traderBuys ? keeper > ref : keeper < ref;
@@ -109,14 +175,10 @@ contract PriceOracle is AccessControl {
         return (keeper, RejectReason.None);
     }
 
-    /// @notice Until when the pair's last keeper price is fresh (its time plus the maximum age);
-    ///         0 when the pair was never priced.
-    function freshUntil(uint256 pairId) external view returns (uint256) {
-        KeeperPrice memory kp = keeperPrice[pairId];
-        // a zero price means "never set": exact on purpose
-        // slither-disable-next-line incorrect-equality
-        if (kp.price == 0) return 0;
-        return uint256(kp.updatedAt) + maxPriceAgeSeconds;
+    /// @notice Until when the pair's price is settled (see `setPrice`): the lighter side of the
+    ///         pair receives funding only up to it. 0: not settled.
+    function settledUntil(uint256 pairId) external view returns (uint256) {
+        return keeperPrice[pairId].settledUntil;
     }
 
     /// @notice The last keeper price (the mark for NAV), whatever its age; 0 when never set.
@@ -124,15 +186,37 @@ contract PriceOracle is AccessControl {
         return keeperPrice[pairId].price;
     }
 
-    /// @notice The last keeper price (the mark for NAV), reverting when older than the maximum
-    ///         age.
-    function freshMarkPrice(uint256 pairId) external view returns (uint256) {
+    /// @notice The last keeper price (the mark for NAV) when LPs may be priced at it: fresh,
+    ///         guarded now (reference fresh, within the circuit breaker), and settled (the
+    ///         triggers ran at it). Reverts with the first condition that fails.
+    function settledMarkPrice(uint256 pairId) external view returns (uint256) {
         KeeperPrice memory kp = keeperPrice[pairId];
+        uint256 maxAge = maxPriceAgeSeconds;
         // a zero price means "never set": exact on purpose
         // slither-disable-next-line incorrect-equality
-        if (kp.price == 0 || block.timestamp > uint256(kp.updatedAt) + maxPriceAgeSeconds) {
-            revert Errors.PriceStale(pairId, kp.updatedAt, maxPriceAgeSeconds);
+        if (kp.price == 0 || block.timestamp > uint256(kp.updatedAt) + maxAge) {
+            revert Errors.PriceStale(pairId, kp.updatedAt, maxAge);
         }
+        (uint256 ref, uint256 refAt) = referencePrice(pairId);
+        if (ref == 0 || block.timestamp > refAt + maxAge) revert Errors.ReferenceStale(pairId, refAt, maxAge);
+        if (_gap(kp.price, ref) * BPS > circuitBreakerBps * ref) {
+            revert Errors.CircuitBreakerTripped(pairId, kp.price, ref);
+        }
+        if (block.timestamp > kp.settledUntil) revert Errors.PriceNotSettled(pairId, kp.updatedAt, kp.settledUntil);
         return kp.price;
+    }
+
+    /// @dev The guard's staleness and breaker rules for a keeper price set now.
+    function _usable(uint256 price, uint256 ref, uint256 refAt, uint256 maxAge) private view returns (bool) {
+        return ref != 0 && block.timestamp <= refAt + maxAge && _gap(price, ref) * BPS <= circuitBreakerBps * ref;
+    }
+
+    function _gap(uint256 a, uint256 b) private pure returns (uint256) {
+        return a > b ? a - b : b - a;
+    }
+
+    function _accrueFirst() private {
+        IFundingAccrual accrual = fundingAccrual;
+        if (address(accrual) != address(0)) accrual.accrueAll();
     }
 }

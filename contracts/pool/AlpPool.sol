@@ -82,7 +82,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
         if (amount == 0) revert Errors.ZeroAmount();
         uint256 maxAmount = type(uint256).max / (tokenToUsdScale * Units.BPS);
         if (amount > maxAmount) revert Errors.AmountTooLarge(amount, maxAmount);
-        (int256 claimUsd,) = _freshClaimsUsd();
+        (int256 claimUsd,) = _settledClaimsUsd();
         uint256 amountUsd = Units.tokenToUsd(amount, tokenToUsdScale);
         uint256 supply = alp.totalSupply();
 
@@ -134,10 +134,10 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
         if (held < alpAmount) revert Errors.InsufficientAlpBalance(msg.sender, held, alpAmount);
         uint256 unlocksAt = alp.unlocksAt(msg.sender);
         if (block.timestamp < unlocksAt) revert Errors.CooldownActive(msg.sender, unlocksAt);
-        (, int256 claimUsd) = _freshClaimsUsd();
+        (, int256 claimUsd) = _settledClaimsUsd();
 
-        // 1. collateral out at the redemption NAV per ALP (without the holding and funding
-        //    owed to the pool), less the burn fee (rounded down)
+        // 1. collateral out at the redemption NAV per ALP (fees counted up to each pair's last
+        //    price), less the burn fee (rounded down)
         uint256 supply = alp.totalSupply();
         uint256 navUsd = _solventNavUsd(claimUsd, supply);
         uint256 outUsd = Math.mulDiv(alpAmount * (Units.BPS - burnFeeBps), navUsd, supply * Units.BPS);
@@ -288,10 +288,10 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
     }
 
     /// @dev The open positions' claims (deposits', withdrawals'), in the same pass as the
-    ///      freshness check.
-    function _freshClaimsUsd() internal view returns (int256 claimUsd, int256 redeemClaimUsd) {
+    ///      check that every pair with open interest has a settled price.
+    function _settledClaimsUsd() internal view returns (int256 claimUsd, int256 redeemClaimUsd) {
         if (address(navSource) == address(0)) return (0, 0);
-        return navSource.freshPoolClaimsUsd();
+        return navSource.settledPoolClaimsUsd();
     }
 
     function _solventNavUsd(int256 claimUsd, uint256 supply) internal view returns (uint256) {

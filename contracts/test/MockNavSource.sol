@@ -31,12 +31,12 @@ contract MockNavSource is INavSource {
         stale = stale_;
     }
 
-    function freshPoolClaimsUsd() external view returns (int256, int256) {
+    function settledPoolClaimsUsd() external view returns (int256, int256) {
         if (stale) revert Errors.PriceStale(0, 0, 60);
         return (poolClaimUsd, redeemClaimUsd);
     }
 
-    function requireFreshPrices() external view {
+    function requireSettledPrices() external view {
         if (stale) revert Errors.PriceStale(0, 0, 60);
     }
 }

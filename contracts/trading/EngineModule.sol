@@ -102,6 +102,7 @@ contract EngineModule is EngineStorage {
             r.amountIn = sr.positionRef;
         } else if (sr.status != RequestStatus.Executed) {
             r.amountIn = sr.amountIn;
+            r.executionFeeTokens = sr.executionFeeTokens;
             r.commitment = sr.commitment;
         }
     }

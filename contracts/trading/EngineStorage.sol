@@ -75,7 +75,9 @@ abstract contract EngineStorage is AccessControl, Pausable, ReentrancyGuardTrans
         address treasury; // fees' share not for the pool (`treasury()`, `setTreasury`)
     }
 
-    /// @dev A request in storage: an open takes three slots, a close one (the head). An
+    /// @dev A request in storage: an open takes three slots, a close one (the head). The
+    ///      execution fee is fixed in the request (slot 1, beside the amount): an admin's later
+    ///      change applies to later requests only. An
     ///      executed open's position takes the same three slots (see `StoredPosition`), so the
     ///      position's id is its request's and writing it changes slots the trader's request
     ///      already paid for, instead of creating three (about 60,000 gas). The head (trader,
@@ -86,7 +88,8 @@ abstract contract EngineStorage is AccessControl, Pausable, ReentrancyGuardTrans
         RequestStatus status;
         uint32 blockNumber;
         uint48 positionRef; // close: the position id; executed open: its position's pairId to leverage
-        uint256 amountIn; // open: collateral escrowed (token units)
+        uint128 amountIn; // open: collateral escrowed (token units)
+        uint128 executionFeeTokens; // open: the execution fee, fixed when the request is made
         bytes32 commitment; // open
     }
 

@@ -6,6 +6,7 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {INavSource} from "../interfaces/INavSource.sol";
+import {IFundingAccrual} from "../interfaces/IFundingAccrual.sol";
 import {PairRegistry} from "./PairRegistry.sol";
 import {PriceOracle} from "../oracle/PriceOracle.sol";
 import {TradeMath} from "../libraries/TradeMath.sol";
@@ -15,7 +16,7 @@ import {Errors} from "../errors/Errors.sol";
 /// @notice Per-pair, per-side aggregates of open positions and the cumulative holding and
 ///         funding indexes (docs/mechanics.md section 9). From them it gives the pool's claim on open
 ///         positions (docs/mechanics.md section 10) at the same cost for one position or ten thousand.
-contract Market is INavSource, AccessControl {
+contract Market is INavSource, IFundingAccrual, AccessControl {
     using SafeCast for uint256;
     using SafeCast for int256;
     bytes32 public constant ADMIN_ROLE = keccak256("ADMIN");
@@ -100,7 +101,10 @@ contract Market is INavSource, AccessControl {
         _grantRole(ADMIN_ROLE, admin);
     }
 
+    /// @notice New holding and funding rates, from now on: every pair with open interest
+    ///         accrues at the old rates first.
     function setRates(uint256 holdingPerHourWad, uint256 fundingPerHourWad) external onlyRole(ADMIN_ROLE) {
+        _accrueAll();
         holdingRatePerHourWad = holdingPerHourWad.toUint64();
         fundingRatePerHourWad = fundingPerHourWad.toUint64();
         emit RatesUpdated(holdingPerHourWad, fundingPerHourWad);
@@ -121,7 +125,26 @@ contract Market is INavSource, AccessControl {
     // ------------------------------------------------------------------ engine
 
     /// @notice Brings the pair's indexes to now (before any change of open interest).
-    function accrue(uint256 pairId) public onlyRole(ENGINE_ROLE) returns (Indexes memory idx) {
+    function accrue(uint256 pairId) external onlyRole(ENGINE_ROLE) returns (Indexes memory) {
+        return _accrue(pairId);
+    }
+
+    /// @inheritdoc IFundingAccrual
+    /// @dev The oracle calls it before a guard setting or a reference feed changes, so a
+    ///      setting never applies backwards in time.
+    function accrueAll() external {
+        if (msg.sender != address(oracle)) _checkRole(ENGINE_ROLE);
+        _accrueAll();
+    }
+
+    function _accrueAll() private {
+        uint256 withOi = _pairsWithOi;
+        for (uint256 pairId = 0; withOi >> pairId != 0; pairId++) {
+            if ((withOi >> pairId) & 1 != 0) _accrue(pairId);
+        }
+    }
+
+    function _accrue(uint256 pairId) private returns (Indexes memory idx) {
         idx = indexesNow(pairId);
         // same second: nothing accrued, nothing to write (timestamps compare exactly on purpose)
         // slither-disable-next-line incorrect-equality
@@ -141,7 +164,7 @@ contract Market is INavSource, AccessControl {
         onlyRole(ENGINE_ROLE)
         returns (uint256 holdingIndex, int256 fundingIndex)
     {
-        Indexes memory idx = accrue(pairId);
+        Indexes memory idx = _accrue(pairId);
         holdingIndex = idx.holding;
         fundingIndex = isLong ? idx.fundingLong : idx.fundingShort;
         StoredSide storage stored = isLong ? _longs[pairId] : _shorts[pairId];
@@ -167,7 +190,7 @@ contract Market is INavSource, AccessControl {
         uint256 holdingIndexAtOpen,
         int256 fundingIndexAtOpen
     ) external onlyRole(ENGINE_ROLE) returns (uint256 holdingIndex, int256 fundingIndex) {
-        Indexes memory idx = accrue(pairId);
+        Indexes memory idx = _accrue(pairId);
         StoredSide storage stored = isLong ? _longs[pairId] : _shorts[pairId];
         Side memory side = _load(stored);
         side.oiUsd -= notionalUsd;
@@ -185,9 +208,22 @@ contract Market is INavSource, AccessControl {
     // ------------------------------------------------------------------ views
 
     /// @notice The pair's indexes as they would be if accrued now.
-    function indexesNow(uint256 pairId) public view returns (Indexes memory idx) {
+    function indexesNow(uint256 pairId) public view returns (Indexes memory) {
+        return _accrued(pairId, _storedIndexes(pairId));
+    }
+
+    /// @notice The pair's indexes as of its last accrual.
+    function storedIndexes(uint256 pairId) external view returns (Indexes memory) {
+        return _storedIndexes(pairId);
+    }
+
+    function _storedIndexes(uint256 pairId) private view returns (Indexes memory) {
         StoredIndexes memory stored = _indexes[pairId];
-        idx = Indexes(stored.holding, _decInt(stored.fundingLong), _decInt(stored.fundingShort), stored.updatedAt);
+        return Indexes(stored.holding, _decInt(stored.fundingLong), _decInt(stored.fundingShort), stored.updatedAt);
+    }
+
+    /// @dev `idx` (the stored indexes) brought to now, in place.
+    function _accrued(uint256 pairId, Indexes memory idx) private view returns (Indexes memory) {
         // a pair never accrued starts now; no elapsed time accrues nothing (exact on purpose)
         // slither-disable-next-line incorrect-equality
         uint256 elapsed = idx.updatedAt == 0 ? 0 : block.timestamp - idx.updatedAt;
@@ -205,15 +241,20 @@ contract Market is INavSource, AccessControl {
         uint256 heavier = Math.max(longOi, shortOi);
         uint256 imbalance = heavier - Math.min(longOi, shortOi);
         int256 step = int256(Math.mulDiv(fundingRatePerHourWad * elapsed, imbalance, HOUR * heavier));
-        // the lighter side receives only for the time the pair was priced (docs/mechanics.md
-        // section 9): through a keeper gap the heavier side may be past paying, and the pool
-        // must not pay out what it cannot collect
-        uint256 pricedElapsed = _pricedElapsed(pairId, block.timestamp - elapsed);
-        // priced throughout (the usual case) needs no second division: an exact test on purpose
+        // the lighter side receives only for the time the pair's price was settled
+        // (docs/mechanics.md section 9): usable for liquidation, with the triggers run at it.
+        // Otherwise the heavier side may be past paying, and the pool must not pay out what it
+        // cannot collect.
+        uint256 settledElapsed = _settledElapsed(pairId, block.timestamp - elapsed);
+        // settled throughout (the usual case) or not at all needs no second division (exact
+        // comparisons on purpose)
+        int256 receipt = 0;
         // slither-disable-next-line incorrect-equality
-        int256 receipt = pricedElapsed == elapsed
-            ? step
-            : int256(Math.mulDiv(fundingRatePerHourWad * pricedElapsed, imbalance, HOUR * heavier));
+        if (settledElapsed == elapsed) {
+            receipt = step;
+        } else if (settledElapsed != 0) {
+            receipt = int256(Math.mulDiv(fundingRatePerHourWad * settledElapsed, imbalance, HOUR * heavier));
+        }
         if (longOi > shortOi) {
             idx.fundingLong += step;
             idx.fundingShort -= receipt;
@@ -221,15 +262,16 @@ contract Market is INavSource, AccessControl {
             idx.fundingShort += step;
             idx.fundingLong -= receipt;
         }
+        return idx;
     }
 
-    /// @dev The seconds from `since` to now during which the pair's last keeper price was fresh.
-    ///      Every price the engine applies is preceded by an accrual, so between the last
-    ///      accrual and now the pair has had one keeper price at most: its fresh window is all.
-    function _pricedElapsed(uint256 pairId, uint256 since) private view returns (uint256) {
-        uint256 freshUntil = oracle.freshUntil(pairId); // 0: never priced
-        if (freshUntil <= since) return 0;
-        return Math.min(block.timestamp, freshUntil) - since;
+    /// @dev The seconds from `since` to now during which the pair's price was settled. Every
+    ///      price the engine applies is preceded by an accrual, so between the last accrual and
+    ///      now the pair has had one keeper price at most: its settled window is all.
+    function _settledElapsed(uint256 pairId, uint256 since) private view returns (uint256) {
+        uint256 settledUntil = oracle.settledUntil(pairId); // 0: not settled
+        if (settledUntil <= since) return 0;
+        return Math.min(block.timestamp, settledUntil) - since;
     }
 
     function side(uint256 pairId, bool isLong) external view returns (Side memory) {
@@ -253,33 +295,65 @@ contract Market is INavSource, AccessControl {
     }
 
     /// @inheritdoc INavSource
-    function freshPoolClaimsUsd() external view returns (int256 claimUsd, int256 redeemClaimUsd) {
+    function settledPoolClaimsUsd() external view returns (int256 claimUsd, int256 redeemClaimUsd) {
         return _poolClaimsUsd(true);
     }
 
     /// @inheritdoc INavSource
-    function requireFreshPrices() external view {
+    function requireSettledPrices() external view {
         _poolClaimsUsd(true);
     }
 
-    /// @dev One pass over the pairs with open interest; with `fresh`, a price older than the
-    ///      maximum age reverts PriceStale. `redeemClaimUsd` keeps a side's holding and
-    ///      funding only where the pool owes them (negative), never what it is owed.
-    function _poolClaimsUsd(bool fresh) private view returns (int256 claimUsd, int256 redeemClaimUsd) {
+    /// @dev One pass over the pairs with open interest; with `settled`, a price LPs may not be
+    ///      priced at reverts (`PriceOracle.settledMarkPrice`). Both claims count what the
+    ///      sides owe the pool; `redeemClaimUsd` counts each side's fees as of the pair's last
+    ///      accrual (the last price) or now, whichever is lower: fees accrued since the last
+    ///      price, which no trigger has yet checked against the margins, stay out of a
+    ///      withdrawal (docs/mechanics.md section 10).
+    function _poolClaimsUsd(bool settled) private view returns (int256 claimUsd, int256 redeemClaimUsd) {
         uint256 withOi = _pairsWithOi;
         for (uint256 pairId = 0; withOi >> pairId != 0; pairId++) {
             if ((withOi >> pairId) & 1 == 0) continue;
-            // NAV marks at the last keeper price; freshness is checked where it matters
+            // NAV marks at the last keeper price; whether LPs may use it is checked where it matters
             uint256 price;
-            if (fresh) price = oracle.freshMarkPrice(pairId);
+            if (settled) price = oracle.settledMarkPrice(pairId);
             else price = oracle.markPrice(pairId);
-            Indexes memory idx = indexesNow(pairId);
-            (int256 feesLong, int256 pnlLong) = _sideTerms(_longs[pairId], true, price, idx.holding, idx.fundingLong);
-            (int256 feesShort, int256 pnlShort) =
-                _sideTerms(_shorts[pairId], false, price, idx.holding, idx.fundingShort);
-            claimUsd += feesLong + feesShort - pnlLong - pnlShort;
-            redeemClaimUsd += _min0(feesLong) + _min0(feesShort) - pnlLong - pnlShort;
+            Indexes memory last = _storedIndexes(pairId);
+            Indexes memory idx = _accrued(pairId, _storedIndexes(pairId));
+            (int256 claim, int256 redeemClaim) = _sideClaims(_longs[pairId], true, price, last, idx);
+            claimUsd += claim;
+            redeemClaimUsd += redeemClaim;
+            (claim, redeemClaim) = _sideClaims(_shorts[pairId], false, price, last, idx);
+            claimUsd += claim;
+            redeemClaimUsd += redeemClaim;
         }
+    }
+
+    /// @dev A side's contribution to the two claims: fees now (deposits) or the lower of the
+    ///      fees at the last accrual and now (withdrawals), less its traders' unrealized pnl.
+    function _sideClaims(StoredSide storage stored, bool isLong, uint256 price, Indexes memory last, Indexes memory idx)
+        private
+        view
+        returns (int256 claimUsd, int256 redeemClaimUsd)
+    {
+        Side memory s = _load(stored);
+        // an empty side adds nothing: an exact test of a sum, on purpose
+        // slither-disable-next-line incorrect-equality
+        if (s.oiUsd == 0) return (0, 0);
+        int256 value = int256(Math.mulDiv(s.qty, price, WAD));
+        int256 pnlUsd = isLong ? value - int256(s.costUsd) : int256(s.costUsd) - value;
+        int256 feesNow = _sideFees(s, idx.holding, isLong ? idx.fundingLong : idx.fundingShort);
+        int256 feesLast = _sideFees(s, last.holding, isLong ? last.fundingLong : last.fundingShort);
+        claimUsd = feesNow - pnlUsd;
+        redeemClaimUsd = (feesLast < feesNow ? feesLast : feesNow) - pnlUsd;
+    }
+
+    /// @dev What a side owes the pool in holding and funding at the given indexes (negative:
+    ///      the pool owes), rounded down.
+    function _sideFees(Side memory s, uint256 holdingIndex, int256 fundingIndex) private pure returns (int256) {
+        int256 holding = int256((s.oiUsd * holdingIndex - s.holdingWeight) / WAD);
+        int256 funding = _floorDiv(int256(s.oiUsd) * fundingIndex - s.fundingWeight, int256(WAD));
+        return holding + funding;
     }
 
     function _otherSideOiUsd(uint256 pairId, bool isLong) private view returns (uint256) {
@@ -320,27 +394,6 @@ contract Market is INavSource, AccessControl {
 
     function _decInt(int256 stored) private pure returns (int256) {
         return stored > 0 ? stored - 1 : stored;
-    }
-
-    /// @dev A side's holding and funding owed to the pool (`feesUsd`, negative: the pool owes)
-    ///      and its traders' unrealized pnl.
-    function _sideTerms(StoredSide storage s, bool isLong, uint256 price, uint256 holdingIndex, int256 fundingIndex)
-        private
-        view
-        returns (int256 feesUsd, int256 pnlUsd)
-    {
-        uint256 oiUsd = _dec(s.oiUsd);
-        if (oiUsd == 0) return (0, 0);
-        int256 value = int256(Math.mulDiv(_dec(s.qty), price, WAD));
-        int256 cost = int256(oiUsd - _dec(s.costGapUsd));
-        pnlUsd = isLong ? value - cost : cost - value;
-        int256 holding = int256((oiUsd * holdingIndex - _dec(s.holdingWeight)) / WAD);
-        int256 funding = _floorDiv(int256(oiUsd) * fundingIndex - _decInt(s.fundingWeight), int256(WAD));
-        feesUsd = holding + funding;
-    }
-
-    function _min0(int256 a) private pure returns (int256) {
-        return a < 0 ? a : int256(0);
     }
 
     /// @dev a / b rounded toward negative infinity for b > 0 (Solidity's `/` rounds toward zero).

@@ -141,7 +141,9 @@ contract TradingEngine is EngineStorage, Proxy {
     // ================================================================== trader
 
     /// @notice Step one of an open: escrows `amountIn` collateral against a commitment to a
-    ///         hidden order. Only the amount and the ciphertext are public.
+    ///         hidden order. Only the amount and the ciphertext are public. The execution fee
+    ///         is fixed now, at `executionFeeTokens()`: the request is charged that, whatever
+    ///         the fee when it executes.
     /// @param commitment keccak256(abi.encode(trader, pairId, isLong, leverage, takeProfit,
     ///        stopLoss, acceptablePrice, salt))
     /// @param encryptedOrder the order and salt, ECIES-encrypted to `keeperPublicKey`
@@ -153,6 +155,7 @@ contract TradingEngine is EngineStorage, Proxy {
     {
         uint256 feeTokens = executionFeeTokens();
         if (amountIn <= feeTokens) revert Errors.AmountBelowExecutionFee(amountIn, feeTokens);
+        if (amountIn > type(uint128).max) revert Errors.AmountTooLarge(amountIn, type(uint128).max);
         collateral.safeTransferFrom(msg.sender, address(this), amountIn);
         requestId = nextRequestId++;
         _requests[requestId] = StoredRequest({
@@ -161,7 +164,8 @@ contract TradingEngine is EngineStorage, Proxy {
             status: RequestStatus.Pending,
             blockNumber: block.number.toUint32(),
             positionRef: 0,
-            amountIn: amountIn,
+            amountIn: uint128(amountIn),
+            executionFeeTokens: uint128(feeTokens),
             commitment: commitment
         });
         emit OpenRequested(requestId, msg.sender, amountIn, commitment, encryptedOrder);
@@ -196,10 +200,8 @@ contract TradingEngine is EngineStorage, Proxy {
         nonReentrant
         onlyRole(KEEPER_ROLE)
     {
-        _applyPrices(prices);
-        uint256 feeTokens = executionFeeTokens();
-        _executeOpen(requestId, order, salt, feeTokens);
-        collateral.safeTransfer(msg.sender, feeTokens);
+        _applyPrices(prices, false);
+        collateral.safeTransfer(msg.sender, _executeOpen(requestId, order, salt));
     }
 
     /// @notice Many opens in one transaction, one price update for all of them. The whole
@@ -214,16 +216,18 @@ contract TradingEngine is EngineStorage, Proxy {
     ) external nonReentrant onlyRole(KEEPER_ROLE) {
         uint256 n = requestIds.length;
         if (orders.length != n || salts.length != n) revert Errors.LengthMismatch(n, orders.length, salts.length);
-        _applyPrices(prices);
-        uint256 feeTokens = executionFeeTokens();
+        _applyPrices(prices, false);
+        uint256 feesTokens = 0;
         for (uint256 i = 0; i < n; i++) {
-            _executeOpen(requestIds[i], orders[i], salts[i], feeTokens);
+            feesTokens += _executeOpen(requestIds[i], orders[i], salts[i]);
         }
-        collateral.safeTransfer(msg.sender, feeTokens * n);
+        collateral.safeTransfer(msg.sender, feesTokens);
     }
 
-    function _executeOpen(uint256 requestId, Order calldata order, bytes32 salt, uint256 feeTokens) private {
+    /// @dev Returns the request's execution fee, for the caller to pay the keeper.
+    function _executeOpen(uint256 requestId, Order calldata order, bytes32 salt) private returns (uint256 feeTokens) {
         StoredRequest storage r = _executableRequest(requestId, RequestKind.Open);
+        feeTokens = r.executionFeeTokens;
         bytes32 revealed = keccak256(
             abi.encode(
                 r.trader, order.pairId, order.isLong, order.leverage, order.takeProfit, order.stopLoss, order.acceptablePrice, salt
@@ -234,7 +238,7 @@ contract TradingEngine is EngineStorage, Proxy {
         emit ExecutionFeePaid(requestId, msg.sender, feeTokens);
 
         // on success the position is written over the request's slots, status Executed
-        RejectReason reason = _open(requestId, r.trader, r.amountIn - feeTokens, order);
+        RejectReason reason = _open(requestId, r.trader, r.amountIn - feeTokens, feeTokens, order);
         if (reason != RejectReason.None) {
             r.status = RequestStatus.Rejected;
             uint256 refund = r.amountIn - feeTokens;
@@ -256,7 +260,7 @@ contract TradingEngine is EngineStorage, Proxy {
         }
         StoredRequest storage r = _executableRequest(requestId, RequestKind.Open);
         r.status = RequestStatus.Rejected;
-        uint256 feeTokens = executionFeeTokens();
+        uint256 feeTokens = r.executionFeeTokens;
         uint256 refund = r.amountIn - feeTokens;
         address trader = r.trader;
         emit ExecutionFeePaid(requestId, msg.sender, feeTokens);
@@ -270,7 +274,7 @@ contract TradingEngine is EngineStorage, Proxy {
 
     /// @notice Executes a close request at the guarded oracle price moved by slippage.
     function executeClose(uint256 requestId, PriceInput[] calldata prices) external nonReentrant onlyRole(KEEPER_ROLE) {
-        _applyPrices(prices);
+        _applyPrices(prices, false);
         _executeClose(requestId);
     }
 
@@ -281,7 +285,7 @@ contract TradingEngine is EngineStorage, Proxy {
         nonReentrant
         onlyRole(KEEPER_ROLE)
     {
-        _applyPrices(prices);
+        _applyPrices(prices, false);
         for (uint256 i = 0; i < requestIds.length; i++) {
             _executeClose(requestIds[i]);
         }
@@ -311,14 +315,15 @@ contract TradingEngine is EngineStorage, Proxy {
 
     /// @notice Records prices and runs the triggers of the given positions: liquidation (at the
     ///         oracle price), else take-profit, else stop-loss. Positions with nothing to do are
-    ///         skipped. Returns how many were closed.
+    ///         skipped. Returns how many were closed. The prices are settled (docs/mechanics.md
+    ///         section 8): the keeper passes every open position of the priced pairs.
     function runTriggers(uint256[] calldata positionIds, PriceInput[] calldata prices)
         external
         nonReentrant
         onlyRole(KEEPER_ROLE)
         returns (uint256 closed)
     {
-        _applyPrices(prices);
+        _applyPrices(prices, true);
         // zero on purpose: key 0 is an empty cache
         // slither-disable-next-line uninitialized-local
         TriggerCache memory cache;
@@ -327,9 +332,10 @@ contract TradingEngine is EngineStorage, Proxy {
         }
     }
 
-    /// @notice Records keeper prices and brings the pairs' indexes to now, with no trade.
+    /// @notice Records keeper prices and brings the pairs' indexes to now, with no trade and no
+    ///         triggers: a changed price is not settled until `runTriggers` runs at it.
     function updatePrices(PriceInput[] calldata prices) external nonReentrant onlyRole(KEEPER_ROLE) {
-        _applyPrices(prices);
+        _applyPrices(prices, false);
     }
 
     // ================================================================== views
@@ -381,13 +387,15 @@ contract TradingEngine is EngineStorage, Proxy {
         uint256 roiCapBps;
         uint256 maxProfitUsd;
         uint256 takeProfit;
+        uint256 executionFeeTokens; // the request's
     }
 
-    function _open(uint256 requestId, address trader, uint256 netTokens, Order calldata order)
+    function _open(uint256 requestId, address trader, uint256 netTokens, uint256 feeTokens, Order calldata order)
         private
         returns (RejectReason)
     {
         OpenCache memory c = _emptyCache();
+        c.executionFeeTokens = feeTokens;
         StoredSettings storage s = _settings;
         // 1. pair and leverage
         c.pair = pairs.tradeConfig(order.pairId);
@@ -538,7 +546,7 @@ contract TradingEngine is EngineStorage, Proxy {
             OpenCharges({
                 oraclePrice: c.oraclePrice,
                 slippageWad: c.slippageWad,
-                executionFeeTokens: executionFeeTokens(),
+                executionFeeTokens: c.executionFeeTokens,
                 openFeeUsd: c.openFeeUsd,
                 openFeeTokens: c.openFeeTokens,
                 feeDiscountBps: c.discountBps + (c.payInToken ? _settings.tokenDiscountBps : 0)
@@ -645,7 +653,11 @@ contract TradingEngine is EngineStorage, Proxy {
             st.closeFeeUsd = available <= 0 ? 0 : Math.min(fee, uint256(available));
             available -= int256(st.closeFeeUsd);
         }
-        st.payoutUsd = reason == CloseReason.Liquidation || available <= 0 ? 0 : uint256(available);
+        // a payout never passes margin + the reserved maximum profit: a funding receipt beyond
+        // it stays in the pool, so the reserve always covers the largest payout
+        st.payoutUsd = reason == CloseReason.Liquidation || available <= 0
+            ? 0
+            : Math.min(uint256(available), p.marginUsd + p.maxProfitUsd);
         st.payoutTokens = Units.usdToTokenDown(st.payoutUsd, tokenToUsdScale);
         // 4. token flows: trader + treasury + pool = margin
         uint256 treasuryTokens = 0;
@@ -669,7 +681,10 @@ contract TradingEngine is EngineStorage, Proxy {
     function _removePosition(uint256 positionId) private {
         StoredRequest storage r = _requests[positionId];
         if (_position(positionId).hasLimits) delete _limits[positionId];
-        r.amountIn = 0;
+        // slot 1 whole (margin and entry price, over the request's amount and fee), one write
+        assembly ("memory-safe") {
+            sstore(add(r.slot, 1), 0)
+        }
         r.commitment = 0; // and the close request mark
     }
 
@@ -756,16 +771,18 @@ contract TradingEngine is EngineStorage, Proxy {
         return inToken ? 0 : poolAmount;
     }
 
-    function _applyPrices(PriceInput[] calldata prices) private {
+    /// @dev `triggersRun`: the caller runs the triggers at these prices (they are settled).
+    function _applyPrices(PriceInput[] calldata prices, bool triggersRun) private {
         uint256 named = 0; // bit i: pair i already has a price in this call
         for (uint256 i = 0; i < prices.length; i++) {
             uint256 pairId = prices[i].pairId;
             // the oracle refuses a pair without a reference feed (it reads the feed anyway)
             if (pairId > 255 || named & (1 << pairId) != 0) revert Errors.InvalidPriceInput(pairId);
             named |= 1 << pairId;
-            // accrue first: the lighter side's funding runs on the previous price's freshness
+            // accrue first: the lighter side's funding runs on the previous price's settlement
             market.accrue(pairId).updatedAt; // the new indexes are emitted by the market
-            oracle.setPrice(pairId, prices[i].price);
+            if (triggersRun) oracle.setSettledPrice(pairId, prices[i].price);
+            else oracle.setPrice(pairId, prices[i].price);
         }
     }
 

@@ -70,6 +70,7 @@ struct Request {
     uint64 blockNumber;
     uint256 amountIn; // open: collateral escrowed (token units); close: the position id
     bytes32 commitment; // open only
+    uint256 executionFeeTokens; // open only: the fee fixed when it was requested
 }
 
 /// @notice An open position. USD and prices are 18-decimal; qty is 18-decimal base units.

@@ -277,6 +277,8 @@ def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: st
     pool.transact("setNavSource", market.address, sender=deployer)
     market.transact("grantRole", role_id(market, "ENGINE_ROLE"), trading.address, sender=deployer)
     oracle.transact("grantRole", role_id(oracle, "UPDATER_ROLE"), trading.address, sender=deployer)
+    # the oracle accrues the market before a guard setting or a feed changes (section 9)
+    oracle.transact("setFundingAccrual", market.address, sender=deployer)
     oracle.transact("grantRole", role_id(oracle, "KEEPER_ROLE"), keeper, sender=deployer)
     trading.transact("grantRole", role_id(trading, "KEEPER_ROLE"), keeper, sender=deployer)
     for pair_id in range(len(pair_names)):  # listing pays the pairs' first storage writes, not the first traders

@@ -207,6 +207,7 @@ class Request:
     amount_in: int  # open: tokens; close: position id
     commitment: bytes = b""
     status: str = "pending"  # pending | executed | rejected | cancelled
+    execution_fee_tokens: int = 0  # open: fixed when requested
 
 
 @dataclass
@@ -237,6 +238,7 @@ class ExchangeModel:
     token_allowance_ok: dict[str, bool] = field(default_factory=dict)
     platform_token_price: int = 0
     keeper_prices: dict[int, tuple[int, int]] = field(default_factory=dict)  # pair -> (price, at)
+    settled_until: dict[int, int] = field(default_factory=dict)  # pair -> until when its price is settled
     reference_prices: dict[int, tuple[int, int]] = field(default_factory=dict)
     indexes: dict[int, Indexes] = field(default_factory=dict)
     longs: dict[int, Side] = field(default_factory=dict)
@@ -316,8 +318,8 @@ class ExchangeModel:
         heavier = max(long_oi, short_oi)
         imbalance = heavier - min(long_oi, short_oi)
         step = mul_div_down(self.funding_rate_per_hour_wad * elapsed, imbalance, HOUR * heavier)
-        # the lighter side receives only while the pair is priced (docs/mechanics.md section 9)
-        receipt = mul_div_down(self.funding_rate_per_hour_wad * self._priced_elapsed(pair_id, now - elapsed, now),
+        # the lighter side receives only while the pair's price is settled (docs/mechanics.md section 9)
+        receipt = mul_div_down(self.funding_rate_per_hour_wad * self._settled_elapsed(pair_id, now - elapsed, now),
                                imbalance, HOUR * heavier)
         if long_oi > short_oi:
             idx.funding_long += step
@@ -327,14 +329,28 @@ class ExchangeModel:
             idx.funding_long -= receipt
         return idx
 
-    def _priced_elapsed(self, pair_id: int, since: int, now: int) -> int:
-        """Seconds from `since` to `now` while the pair's last keeper price was fresh, as
-        `Market._pricedElapsed` (prices are applied after an accrual, so one price covers it)."""
-        price, priced_at = self.keeper_prices.get(pair_id, (0, 0))
-        fresh_until = priced_at + self.max_price_age_s
-        if price == 0 or fresh_until <= since:
+    def _settled_elapsed(self, pair_id: int, since: int, now: int) -> int:
+        """Seconds from `since` to `now` while the pair's price was settled, as
+        `Market._settledElapsed` (prices are applied after an accrual, so one price covers it)."""
+        until = self.settled_until.get(pair_id, 0)
+        if until <= since:
             return 0
-        return min(now, fresh_until) - since
+        return min(now, until) - since
+
+    def accrue_all(self, now: int) -> None:
+        """Every pair with open interest to now (`Market.accrueAll`), as before a setting that
+        changes accrual: `setRates`, `setGuardSettings`, `setReferenceFeed`."""
+        for pair_id in range(len(self.pairs)):
+            if self.side(pair_id, True).oi_usd or self.side(pair_id, False).oi_usd:
+                self.accrue(pair_id, now)
+
+    def set_rates(self, holding_per_hour_wad: int, funding_per_hour_wad: int, now: int) -> None:
+        self.accrue_all(now)
+        self.holding_rate_per_hour_wad, self.funding_rate_per_hour_wad = holding_per_hour_wad, funding_per_hour_wad
+
+    def set_guard_settings(self, max_age_s: int, breaker_bps: int, worse_bps: int, now: int) -> None:
+        self.accrue_all(now)
+        self.max_price_age_s, self.circuit_breaker_bps, self.worse_price_bps = max_age_s, breaker_bps, worse_bps
 
     def accrue(self, pair_id: int, now: int) -> Indexes:
         idx = self.indexes_now(pair_id, now)
@@ -346,31 +362,33 @@ class ExchangeModel:
 
     def pool_claims_usd(self, now: int) -> tuple[int, int]:
         """The pool's claims on open positions (deposits', withdrawals'), as
-        `Market.poolClaimsUsd`: the withdrawals' leaves out each side's holding and funding
-        owed to the pool and keeps what the pool owes."""
+        `Market.poolClaimsUsd`: deposits count each side's holding and funding owed now;
+        withdrawals the lower of that and what it owed at the pair's last accrual."""
         claim = redeem = 0
         for pair_id in range(len(self.pairs)):
             longs, shorts = self.side(pair_id, True), self.side(pair_id, False)
             if longs.oi_usd == 0 and shorts.oi_usd == 0:
                 continue
             price = self.keeper_prices.get(pair_id, (0, 0))[0]
+            last = self.indexes.get(pair_id, Indexes())
             idx = self.indexes_now(pair_id, now)
-            for side, is_long, funding_index in ((longs, True, idx.funding_long), (shorts, False, idx.funding_short)):
-                fees, pnl = self._side_terms(side, is_long, price, idx.holding, funding_index)
-                claim += fees - pnl
-                redeem += min(fees, 0) - pnl
+            for side, is_long in ((longs, True), (shorts, False)):
+                if side.oi_usd == 0:
+                    continue
+                value = mul_div_down(side.qty, price, WAD)
+                pnl = value - side.cost_usd if is_long else side.cost_usd - value
+                fees_now = self._side_fees(side, idx.holding, idx.funding_long if is_long else idx.funding_short)
+                fees_last = self._side_fees(side, last.holding, last.funding_long if is_long else last.funding_short)
+                claim += fees_now - pnl
+                redeem += min(fees_last, fees_now) - pnl
         return claim, redeem
 
     @staticmethod
-    def _side_terms(s: Side, is_long: bool, price: int, holding_index: int, funding_index: int) -> tuple[int, int]:
-        """A side's holding and funding owed to the pool, and its traders' unrealized pnl."""
-        if s.oi_usd == 0:
-            return 0, 0
-        value = mul_div_down(s.qty, price, WAD)
-        pnl = value - s.cost_usd if is_long else s.cost_usd - value
+    def _side_fees(s: Side, holding_index: int, funding_index: int) -> int:
+        """A side's holding and funding owed to the pool (negative: the pool owes), floored."""
         holding = (s.oi_usd * holding_index - s.holding_weight) // WAD
         funding = (s.oi_usd * funding_index - s.funding_weight) // WAD
-        return holding + funding, pnl
+        return holding + funding
 
     def nav_usd(self, now: int) -> int:
         self.refresh_pool_claim(now)
@@ -383,12 +401,23 @@ class ExchangeModel:
     def refresh_pool_claim(self, now: int) -> None:
         self.pool.pool_claim_usd, self.pool.redeem_claim_usd = self.pool_claims_usd(now)
 
-    def require_fresh_prices(self, now: int) -> None:
+    def require_settled_prices(self, now: int) -> None:
+        """As `PriceOracle.settledMarkPrice` for every pair with open interest: LPs are priced
+        only at a fresh, guarded price the triggers have run at."""
+        age = self.max_price_age_s
         for pair_id in range(len(self.pairs)):
             if self.side(pair_id, True).oi_usd or self.side(pair_id, False).oi_usd:
                 price, at = self.keeper_prices.get(pair_id, (0, 0))
-                if price == 0 or now > at + self.max_price_age_s:
-                    raise ModelRefusal("PriceStale", pairId=pair_id, updatedAt=at, maxAge=self.max_price_age_s)
+                if price == 0 or now > at + age:
+                    raise ModelRefusal("PriceStale", pairId=pair_id, updatedAt=at, maxAge=age)
+                ref, ref_at = self.reference_prices.get(pair_id, (0, 0))
+                if ref == 0 or now > ref_at + age:
+                    raise ModelRefusal("ReferenceStale", pairId=pair_id, updatedAt=ref_at, maxAge=age)
+                if abs(price - ref) * BPS > self.circuit_breaker_bps * ref:
+                    raise ModelRefusal("CircuitBreakerTripped", pairId=pair_id, keeperPrice=price, referencePrice=ref)
+                until = self.settled_until.get(pair_id, 0)
+                if now > until:
+                    raise ModelRefusal("PriceNotSettled", pairId=pair_id, updatedAt=at, settledUntil=until)
 
     def leverage_cap(self, pair_id: int, notional_usd: int) -> tuple[int, bool]:
         pair = self.pairs[pair_id]
@@ -407,7 +436,7 @@ class ExchangeModel:
         max_amount = (2**256 - 1) // (self.scale * BPS)
         if amount > max_amount:
             raise ModelRefusal("AmountTooLarge", amount=amount, max=max_amount)
-        self.require_fresh_prices(now)
+        self.require_settled_prices(now)
         self.refresh_pool_claim(now)
         alp = self.pool.deposit(lp, amount, now, min_alp_out)
         self.balances[lp] = self.balances.get(lp, 0) - amount
@@ -430,7 +459,7 @@ class ExchangeModel:
             raise ModelRefusal("InsufficientAlpBalance", holder=lp, balance=held, requested=alp)
         if now < self.pool.unlocks_at.get(lp, 0):
             raise ModelRefusal("CooldownActive", holder=lp, unlocksAt=self.pool.unlocks_at[lp])
-        self.require_fresh_prices(now)
+        self.require_settled_prices(now)
         return self.pool.withdraw(lp, alp, now, min_out)
 
     # ---------------------------------------------------------------- requests
@@ -438,10 +467,12 @@ class ExchangeModel:
         fee = self.execution_fee_tokens()
         if amount_in <= fee:
             raise ModelRefusal("AmountBelowExecutionFee", amountIn=amount_in, executionFee=fee)
+        if amount_in > 2**128 - 1:
+            raise ModelRefusal("AmountTooLarge", amount=amount_in, max=2**128 - 1)
         self._move(trader, ESCROW, amount_in)
         rid = self.next_request_id
         self.next_request_id += 1
-        self.requests[rid] = Request(rid, trader, "open", block, amount_in, commitment)
+        self.requests[rid] = Request(rid, trader, "open", block, amount_in, commitment, execution_fee_tokens=fee)
         return rid
 
     def request_close(self, trader: str, position_id: int, block: int) -> int:
@@ -488,13 +519,26 @@ class ExchangeModel:
             raise ModelRefusal("RequestNotExecutable", requestId=request_id, requestBlock=r.block, currentBlock=block)
         return r
 
-    def apply_prices(self, prices: dict[int, int], now: int) -> None:
+    def apply_prices(self, prices: dict[int, int], now: int, triggers_run: bool = False) -> None:
+        """As `TradingEngine._applyPrices` and `PriceOracle.setPrice` or `setSettledPrice`: each pair accrues, then
+        takes its price; settled when the triggers run at it with the guard passing, kept
+        settled when the price is unchanged, else not settled."""
         # a dict names each pair once, as the contract requires
         for pair_id, price in prices.items():
-            if pair_id >= len(self.pairs) or price == 0:
+            if pair_id >= len(self.pairs) or price == 0 or price > 2**128 - 1:
                 raise ModelRefusal("InvalidPriceInput", pairId=pair_id)
-            self.accrue(pair_id, now)  # before the price: see `_priced_elapsed`
+            self.accrue(pair_id, now)  # before the price: see `_settled_elapsed`
+            until = 0
+            if triggers_run:
+                ref, ref_at = self.reference_prices.get(pair_id, (0, 0))
+                age = self.max_price_age_s
+                if (ref != 0 and now <= ref_at + age
+                        and abs(price - ref) * BPS <= self.circuit_breaker_bps * ref):
+                    until = ref_at + age
+            elif self.keeper_prices.get(pair_id, (0, 0))[0] == price:
+                until = self.settled_until.get(pair_id, 0)
             self.keeper_prices[pair_id] = (price, now)
+            self.settled_until[pair_id] = until
 
     def reject_open(self, request_id: int, reason: RejectReason, block: int, keeper: str) -> int:
         """The keeper's rejection of an order it cannot use, as `rejectOpen`: the refund."""
@@ -502,7 +546,7 @@ class ExchangeModel:
             raise ModelRefusal("InvalidRejectReason", reason=int(reason))
         r = self._executable(request_id, "open", block)
         r.status = "rejected"
-        fee = self.execution_fee_tokens()
+        fee = r.execution_fee_tokens
         self._move(ESCROW, r.trader, r.amount_in - fee)
         self._move(ESCROW, keeper, fee)
         return r.amount_in - fee
@@ -512,7 +556,7 @@ class ExchangeModel:
                      keeper: str) -> OpenResult:
         r = self._executable(request_id, "open", block)
         self.apply_prices(prices, now)
-        fee = self.execution_fee_tokens()
+        fee = r.execution_fee_tokens
         self._move(ESCROW, keeper, fee)
         net = r.amount_in - fee
         reason, position, charges = self._open(request_id, r.trader, net, order, now, block)
@@ -651,7 +695,7 @@ class ExchangeModel:
         )
         self.positions[pid] = position
         charges = OpenCharges(
-            oracle_price=oracle_price, slippage_wad=slip, execution_fee_tokens=self.execution_fee_tokens(),
+            oracle_price=oracle_price, slippage_wad=slip, execution_fee_tokens=self.requests[pid].execution_fee_tokens,
             open_fee_usd=size["open_fee_usd"], open_fee_tokens=size["open_fee_tokens"],
             fee_discount_bps=size["discount_bps"] + (s.token_discount_bps if size["pay_in_token"] else 0),
         )
@@ -685,7 +729,7 @@ class ExchangeModel:
         return self._settle(p, price, exit_price, CloseReason.TRADER_CLOSE, now)
 
     def run_triggers(self, position_ids: list[int], prices: dict[int, int], now: int) -> dict[int, Settlement]:
-        self.apply_prices(prices, now)
+        self.apply_prices(prices, now, triggers_run=True)
         closed = {}
         for pid in position_ids:
             result = self._trigger(pid, now)
@@ -775,7 +819,9 @@ class ExchangeModel:
             fee = self.close_fee_usd(p, pnl, exit_price, discount)
             close_fee = 0 if available <= 0 else min(fee, available)
             available -= close_fee
-        payout = 0 if reason is CloseReason.LIQUIDATION or available <= 0 else available
+        # never more than margin + the reserved maximum profit (the reserve covers it)
+        payout = 0 if reason is CloseReason.LIQUIDATION or available <= 0 \
+            else min(available, p.margin_usd + p.max_profit_usd)
         payout_tokens = payout // self.scale
         # 4. token flows
         treasury_tokens = 0

@@ -163,9 +163,10 @@ class ScenarioRunner:
                 sim.keeper.prices[sim.pair_id(pair)] = to_units(price, 18)
 
     def _fresh_prices(self, run: ScenarioRun) -> None:
-        """Deposits and withdrawals need fresh prices for pairs with open interest."""
+        """Deposits and withdrawals need settled prices for pairs with open interest: the
+        keeper's triggers run at its prices first (docs/mechanics.md section 10)."""
         if self.keeper_online and run.sim.keeper.open_positions:
-            run.sim.keeper.push_prices(sorted({p for p in run.sim.keeper.open_positions.values()}))
+            self._triggers(run)
 
     def _step_deposit(self, run: ScenarioRun, index: int, body: Any) -> None:
         self._fresh_prices(run)
