@@ -29,7 +29,7 @@ WAD = 10**18
 BTC, ETH = 0, 1
 PAIR_COUNT = 4
 MAX_UINT = 2**256 - 1
-MAX_UINT192 = 2**192 - 1
+MAX_PRICE = 2**128 - 1  # the largest keeper price (PriceOracle.KeeperPrice.price is a uint128; uint192 before)
 NONE, PENDING, EXECUTED, REJECTED, CANCELLED = 0, 1, 2, 3, 4  # RequestStatus in Types.sol
 ZERO_ADDRESS = "0x" + "00" * 20
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
@@ -313,7 +313,8 @@ def test_execute_open_in_the_requests_own_block_is_refused(world, sim):
     after = balances(sim, [rid])
     expected = {**before, "collateral": dict(before["collateral"]), "counters": rid + 1,
                 "requests": {rid: {"trader": trader, "kind": 0, "status": PENDING, "blockNumber": block,
-                                   "amountIn": amount, "commitment": commitment(trader, ORDER, SALT)}}}
+                                   "amountIn": amount, "commitment": commitment(trader, ORDER, SALT),
+                                   "executionFeeTokens": _fee(sim)}}}
     expected["collateral"][trader] -= amount
     expected["collateral"][trading.address] += amount
     assert after == expected
@@ -393,7 +394,11 @@ PRICE_CASES = {
     "unknown-pair-after-a-good-one": ([(BTC, 60_000 * WAD), (PAIR_COUNT, 100 * WAD)], PAIR_COUNT),
     "zero-price": ([(BTC, 0)], BTC),
     "zero-price-after-a-good-one": ([(BTC, 60_000 * WAD), (ETH, 0)], ETH),
-    "price-above-uint192": ([(BTC, MAX_UINT192 + 1)], BTC),
+    "price-above-uint128": ([(BTC, MAX_PRICE + 1)], BTC),
+    "price-above-uint128-after-a-good-one": ([(ETH, 3_000 * WAD), (BTC, MAX_PRICE + 1)], BTC),
+    "price-uint192-max": ([(BTC, 2**192 - 1)], BTC),  # accepted before issue 26
+    "price-above-uint192": ([(BTC, 2**192)], BTC),
+    "max-uint-price": ([(BTC, MAX_UINT)], BTC),
 }
 
 
@@ -411,6 +416,17 @@ def test_bad_price_input_is_refused(world, sim, prices, pair_id):
         "executeOpen": (_execute_open(sim, open_rid, prices=prices), fields),
         "executeClose": (_execute_close(sim, close_rid, prices), fields),
     }, requests=[open_rid, close_rid], positions=[pid])
+
+
+def test_the_largest_price_is_recorded(world, sim):
+    """The boundary of the `price-above-uint128` rows: 2^128-1 is recorded, by `updatePrices`
+    and by `runTriggers` (no position passed). It is far past the circuit breaker, so not
+    settled either way."""
+    oracle = sim.contracts["oracle"]
+    for action in (_update_prices(sim, [(ETH, MAX_PRICE)]), _run_triggers(sim, [], [(ETH, MAX_PRICE)])):
+        action()
+        assert tuple(oracle.call("keeperPrice", ETH)) == (MAX_PRICE, sim.devnet.timestamp, 0)
+        _update_prices(sim, [(ETH, 3_000 * WAD)])()
 
 
 def test_price_for_a_pair_named_twice_is_refused(world, sim):
@@ -612,3 +628,142 @@ def test_renouncing_a_role_for_someone_else_is_refused(world, sim):
             lambda: trading.transact("renounceRole", KEEPER_ROLE, sim.address(KEEPER),
                                      sender=sim.deployment.deployer))
     assert trading.call("hasRole", KEEPER_ROLE, sim.address(KEEPER)) is True
+
+
+# ---------------------------------------------------------------- the execution fee is the request's
+
+# docs/mechanics.md section 5 (issue 26): `requestOpen` fixes the execution fee in the request;
+# `executeOpen`, `executeOpenBatch` and `rejectOpen` charge that, whatever the admin set since
+# (an admin's raise above a pending amount must not make its execution underflow), and a cancel
+# after expiry refunds the whole amount.
+FEE_CHANGES = {  # the admin's execution fee (USD) after the request; the request escrows 1,000
+    "raised-above-the-amount": Decimal(2_000),
+    "raised": Decimal("1.50"),
+    "lowered": Decimal("0.05"),
+    "lowered-to-zero": Decimal(0),
+}
+FEE_ACTIONS = ["executeOpen-opens", "executeOpen-rejected", "rejectOpen", "cancel-after-expiry"]
+SLIPPED_ORDER = replace(ORDER, acceptable_price=59_000 * WAD)  # a long filled above 59,000: SlippageExceeded
+SALT_2 = bytes(range(32, 64))
+
+
+def _set_execution_fee(sim, fee_usd: Decimal) -> int:
+    """The admin's `setSettings` with a new execution fee; the fee in tokens a request pays now."""
+    trading = sim.contracts["trading"]
+    trading.transact("setSettings", _settings(sim, executionFeeUsd=int(fee_usd * WAD)), sender=sim.deployment.deployer)
+    fee = trading.call("executionFeeTokens")
+    assert fee == sim.to_units(fee_usd)
+    return fee
+
+
+def _deltas(before: dict, after: dict) -> dict:
+    return {a: after["collateral"][a] - before["collateral"][a] for a in before["collateral"]}
+
+
+def _check_opened(sim, receipt, rid: int, fee: int, amount: int) -> int:
+    """The request opened, charged `fee`: the rest of the amount is the margin and the open fee.
+    Returns the open fee (tokens)."""
+    opened = {e["requestId"]: e for e in sim.session.events(receipt, "PositionOpened")}[rid]
+    charges = opened["charges"]
+    assert charges["executionFeeTokens"] == fee
+    assert opened["position"]["marginTokens"] + charges["openFeeTokens"] == amount - fee
+    return charges["openFeeTokens"]
+
+
+def _check_rejected(sim, receipt, rid: int, fee: int, amount: int, reason: RejectReason) -> None:
+    rejected = {e["requestId"]: e for e in sim.session.events(receipt, "OpenRejected")}[rid]
+    assert RejectReason(rejected["reason"]) == reason
+    assert (rejected["refundTokens"], rejected["executionFeeTokens"]) == (amount - fee, fee)
+
+
+def _fees_paid(sim, receipt) -> dict:
+    return {e["requestId"]: (e["keeper"], e["amountTokens"]) for e in sim.session.events(receipt, "ExecutionFeePaid")}
+
+
+@pytest.mark.parametrize("action", FEE_ACTIONS)
+@pytest.mark.parametrize("new_fee_usd", list(FEE_CHANGES.values()), ids=list(FEE_CHANGES))
+def test_a_pending_open_is_charged_the_fee_it_was_requested_at(world, sim, new_fee_usd, action):
+    trading = sim.contracts["trading"]
+    trader, keeper = sim.address(TRADER), sim.address(KEEPER)
+    amount, stored = sim.to_units(1000), _fee(sim)
+    order = SLIPPED_ORDER if action == "executeOpen-rejected" else ORDER
+    rid, _ = _request(sim, order=order)
+    assert trading.call("request", rid)["executionFeeTokens"] == stored
+    new_fee = _set_execution_fee(sim, new_fee_usd)
+    assert new_fee != stored
+    assert trading.call("request", rid)["executionFeeTokens"] == stored  # the admin's change leaves it
+    sim.devnet.mine(EXPIRY_BLOCKS if action == "cancel-after-expiry" else 1)
+
+    before = balances(sim, [rid])
+    receipt = {
+        "executeOpen-opens": _execute_open(sim, rid),
+        "executeOpen-rejected": _execute_open(sim, rid, order=SLIPPED_ORDER),
+        "rejectOpen": lambda: trading.transact("rejectOpen", rid, int(RejectReason.MALFORMED_ORDER), sender=keeper),
+        "cancel-after-expiry": lambda: trading.transact("cancelRequest", rid, sender=trader),
+    }[action]()
+    after = balances(sim, [rid])
+    deltas = _deltas(before, after)
+    assert sum(deltas.values()) == 0
+    if action == "cancel-after-expiry":
+        assert sim.session.events(receipt, "RequestCancelled")[0]["refundTokens"] == amount
+        assert _fees_paid(sim, receipt) == {}
+        assert deltas == {**{a: 0 for a in deltas}, trader: amount, trading.address: -amount}
+        assert after["requests"][rid]["status"] == CANCELLED
+    else:
+        assert _fees_paid(sim, receipt) == {rid: (keeper, stored)}
+        assert deltas[keeper] == stored
+        if action == "executeOpen-opens":
+            open_fee = _check_opened(sim, receipt, rid, stored, amount)
+            assert deltas[trader] == 0  # the margin stays in escrow, the open fee to the pool and treasury
+            assert deltas[trading.address] == -stored - open_fee
+            assert trading.call("request", rid)["status"] == EXECUTED
+        else:
+            reason = {"executeOpen-rejected": RejectReason.SLIPPAGE_EXCEEDED,
+                      "rejectOpen": RejectReason.MALFORMED_ORDER}[action]
+            _check_rejected(sim, receipt, rid, stored, amount, reason)
+            assert deltas == {**{a: 0 for a in deltas}, trader: amount - stored, keeper: stored,
+                              trading.address: -amount}
+            assert (after["requests"][rid]["status"], after["pool"]) == (REJECTED, before["pool"])
+
+    # a request made now pays the new fee; below it, none is made
+    if new_fee >= amount:
+        refused(sim, errors.AmountBelowExecutionFee, lambda: _request(sim, salt=SALT_2),
+                amountIn=amount, executionFee=new_fee)
+        later, _ = _request(sim, salt=SALT_2, amount=2_500)
+    else:
+        later, _ = _request(sim, salt=SALT_2)
+    assert trading.call("request", later)["executionFeeTokens"] == new_fee
+
+
+@pytest.mark.parametrize("second", ["opens", "rejected"])
+def test_a_batch_charges_each_request_the_fee_it_was_requested_at(world, sim, second):
+    """Two requests made at different fees, executed together after a raise above both amounts:
+    the keeper gets exactly the sum of the two stored fees, each trader's margin (or refund) is
+    the amount less its own stored fee."""
+    trading, keeper = sim.contracts["trading"], sim.address(KEEPER)
+    amount, first_fee = sim.to_units(1000), _fee(sim)
+    first, _ = _request(sim)
+    second_fee = _set_execution_fee(sim, Decimal("1.50"))
+    second_order = ORDER if second == "opens" else SLIPPED_ORDER
+    later, _ = _request(sim, OTHER, order=second_order, salt=SALT_2)
+    assert [trading.call("request", r)["executionFeeTokens"] for r in (first, later)] == [first_fee, second_fee]
+    _set_execution_fee(sim, Decimal(5_000))
+    sim.devnet.mine(1)
+
+    before = balances(sim, [first, later])
+    receipt = trading.transact("executeOpenBatch", [first, later], [_tuple(ORDER), _tuple(second_order)],
+                               [SALT, SALT_2], BTC_PRICES, sender=keeper)
+    deltas = _deltas(before, balances(sim, [first, later]))
+    assert sum(deltas.values()) == 0
+    assert _fees_paid(sim, receipt) == {first: (keeper, first_fee), later: (keeper, second_fee)}
+    assert deltas[keeper] == first_fee + second_fee
+    assert deltas[sim.address(TRADER)] == 0
+    open_fees = _check_opened(sim, receipt, first, first_fee, amount)
+    if second == "opens":
+        open_fees += _check_opened(sim, receipt, later, second_fee, amount)
+        assert deltas[sim.address(OTHER)] == 0
+    else:
+        _check_rejected(sim, receipt, later, second_fee, amount, RejectReason.SLIPPAGE_EXCEEDED)
+        assert deltas[sim.address(OTHER)] == amount - second_fee
+    escrow_out = first_fee + second_fee + open_fees + (0 if second == "opens" else amount - second_fee)
+    assert deltas[trading.address] == -escrow_out

@@ -1,9 +1,11 @@
 """Every bad input to the price oracle, the reference feeds and the market aggregates (docs/mechanics.md
-sections 1, 8, 9, 13), table-driven, on both chain profiles: prices are recorded only by the
-trading engine (UPDATER), never zero or beyond uint192; feeds move only by their feeders; the
-market's aggregates move only by the engine (ENGINE); settings only by the admin; a mark price
-older than the maximum age is refused. Each refusal raises the exact error with its arguments
-and leaves every balance, price and aggregate unchanged.
+sections 1, 8, 9, 13), table-driven, on both chain profiles: prices, settled or not, are recorded
+only by the trading engine (UPDATER), never zero or beyond uint128; feeds move only by their
+feeders; the market's aggregates move only by the engine (ENGINE), its `accrueAll` also by the
+oracle; settings only by the admin; a mark price LPs may not be priced at (older than the
+maximum age, its reference stale or past the circuit breaker, not settled) is refused. Each
+refusal raises the exact error with its arguments and leaves every balance, price and
+aggregate unchanged.
 
 Rows name a prepared state (`conftest.PreparedStates`), an
 optional preparation, the caller, the contract, the call and its arguments, the expected error
@@ -19,11 +21,14 @@ import pytest
 
 from alpsim import errors
 from alpsim.deployment import feed_role
+from bad_inputs_helpers import (breaker, new_price_unsettled, reference_at, reference_price, reference_stale,
+                                settle, settled_until, settlement_aged)
 from conftest import PreparedStates
 
 
 WAD = 10**18
 MAX = 2**256 - 1
+MAX_PRICE = 2**128 - 1  # the largest keeper price (PriceOracle.KeeperPrice.price is a uint128)
 ZERO_ADDRESS = "0x" + "00" * 20
 PRICES = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
 MAX_AGE_S = 60  # docs/mechanics.md §8
@@ -62,13 +67,16 @@ def snapshot(sim) -> dict:
         "pool_balance_units": c["pool"].call("poolBalance"),  # sim.pool().balance_units
         "reserve_wad": c["pool"].call("reserveUsd"),
         "platform": [c["platform_token"].call("balanceOf", a) for a in holders],
+        # keeperPrice: (price, updatedAt, settledUntil)
         "oracle": ([oracle.call("keeperPrice", i) for i in pair_ids]
                    + [oracle.call("referenceFeed", i) for i in pair_ids]
                    + [oracle.call(f) for f in ("platformTokenPriceUsd", "maxPriceAgeSeconds", "circuitBreakerBps",
-                                               "worsePriceBps")]),
+                                               "worsePriceBps", "fundingAccrual")]),
         "feeds": [c[feed_role(name)].call("latestRoundData") for name in sim.deployment.pairs],
+        # storedIndexes: an accrual (accrue, accrueAll) writes them
         "market": ([market.call(f) for f in ("holdingRatePerHourWad", "fundingRatePerHourWad")]
-                   + [market.call("side", 0, is_long) for is_long in (True, False)]),
+                   + [market.call("side", 0, is_long) for is_long in (True, False)]
+                   + [market.call("storedIndexes", i) for i in pair_ids]),
     }
     memo[head] = snap
     return snap
@@ -187,34 +195,49 @@ def wait_seconds(seconds: int) -> Callable:
 
 # ------------------------------------------------------------------ oracle: prices and settings
 
+PRICE_SETTERS = ("setPrice", "setSettledPrice")
+"""Both record a keeper price (UPDATER); `setSettledPrice` (the engine's `runTriggers`) also
+marks it settled when the guard passes. They take the same inputs and refuse the same."""
+
 ORACLE_ROWS = [
-    # --- setPrice: UPDATER only (the engine), every EOA role refused
-    *[(f"setPrice-by-{name}", "market", None, who, "oracle", "setPrice", (0, 61_000 * WAD),
+    # --- setPrice, setSettledPrice: UPDATER only (the engine), every EOA role refused
+    *[(f"{fn}-by-{name}", "market", None, who, "oracle", fn, (0, 61_000 * WAD),
        "AccessControlUnauthorizedAccount", unauthorized(who, "oracle", "UPDATER_ROLE"))
-      for name, who in EOA_ROLES.items()],
-    ("setPrice-by-revoked-updater", "updater", revoke_updater, UPDATER, "oracle", "setPrice", (0, 61_000 * WAD),
-     "AccessControlUnauthorizedAccount", unauthorized(UPDATER, "oracle", "UPDATER_ROLE")),
-    # --- setPrice by an updater: zero and beyond uint192
-    ("setPrice-zero", "updater", None, UPDATER, "oracle", "setPrice", (0, 0), "InvalidPriceInput", {"pairId": 0}),
-    ("setPrice-zero-unpriced-pair", "updater", None, UPDATER, "oracle", "setPrice", (3, 0),
-     "InvalidPriceInput", {"pairId": 3}),
-    ("setPrice-uint192-max-plus-one", "updater", None, UPDATER, "oracle", "setPrice", (1, 2**192),
-     "InvalidPriceInput", {"pairId": 1}),
-    ("setPrice-max-uint", "updater", None, UPDATER, "oracle", "setPrice", (2, MAX), "InvalidPriceInput", {"pairId": 2}),
-    ("setPrice-zero-unknown-pair", "updater", None, UPDATER, "oracle", "setPrice", (99, 0),
-     "InvalidPriceInput", {"pairId": 99}),
-    ("setPrice-max-uint-pair-and-price", "updater", None, UPDATER, "oracle", "setPrice", (MAX, MAX),
-     "InvalidPriceInput", {"pairId": MAX}),
-    # a pair takes keeper prices once it has a reference feed: a valid price for one without
-    ("setPrice-pair-without-feed", "updater", None, UPDATER, "oracle", "setPrice", (4, 61_000 * WAD),
-     "InvalidPriceInput", {"pairId": 4}),
-    ("setPrice-max-pair-without-feed", "updater", None, UPDATER, "oracle", "setPrice", (MAX, 61_000 * WAD),
-     "InvalidPriceInput", {"pairId": MAX}),
+      for fn in PRICE_SETTERS for name, who in EOA_ROLES.items()],
+    *[(f"{fn}-by-revoked-updater", "updater", revoke_updater, UPDATER, "oracle", fn, (0, 61_000 * WAD),
+       "AccessControlUnauthorizedAccount", unauthorized(UPDATER, "oracle", "UPDATER_ROLE"))
+      for fn in PRICE_SETTERS],
+    # --- by an updater: zero and beyond uint128 (the keeper price's width since issue 26)
+    *[row for fn in PRICE_SETTERS for row in [
+        (f"{fn}-zero", "updater", None, UPDATER, "oracle", fn, (0, 0), "InvalidPriceInput", {"pairId": 0}),
+        (f"{fn}-zero-unpriced-pair", "updater", None, UPDATER, "oracle", fn, (3, 0),
+         "InvalidPriceInput", {"pairId": 3}),
+        (f"{fn}-uint128-max-plus-one", "updater", None, UPDATER, "oracle", fn, (1, MAX_PRICE + 1),
+         "InvalidPriceInput", {"pairId": 1}),
+        # accepted before issue 26 (the limit was uint192)
+        (f"{fn}-uint192-max", "updater", None, UPDATER, "oracle", fn, (1, 2**192 - 1),
+         "InvalidPriceInput", {"pairId": 1}),
+        (f"{fn}-uint192-max-plus-one", "updater", None, UPDATER, "oracle", fn, (1, 2**192),
+         "InvalidPriceInput", {"pairId": 1}),
+        (f"{fn}-max-uint", "updater", None, UPDATER, "oracle", fn, (2, MAX), "InvalidPriceInput", {"pairId": 2}),
+        (f"{fn}-zero-unknown-pair", "updater", None, UPDATER, "oracle", fn, (99, 0),
+         "InvalidPriceInput", {"pairId": 99}),
+        (f"{fn}-max-uint-pair-and-price", "updater", None, UPDATER, "oracle", fn, (MAX, MAX),
+         "InvalidPriceInput", {"pairId": MAX}),
+        # a pair takes keeper prices once it has a reference feed: a valid price for one without
+        (f"{fn}-pair-without-feed", "updater", None, UPDATER, "oracle", fn, (4, 61_000 * WAD),
+         "InvalidPriceInput", {"pairId": 4}),
+        (f"{fn}-max-pair-without-feed", "updater", None, UPDATER, "oracle", fn, (MAX, 61_000 * WAD),
+         "InvalidPriceInput", {"pairId": MAX}),
+    ]],
     # --- settings: ADMIN only
     *[(f"setReferenceFeed-by-{name}", "market", None, who, "oracle", "setReferenceFeed", (0, ZERO_ADDRESS),
        "AccessControlUnauthorizedAccount", unauthorized(who, "oracle", "ADMIN_ROLE"))
       for name, who in NON_ADMINS.items()],
     *[(f"setGuardSettings-by-{name}", "market", None, who, "oracle", "setGuardSettings", (MAX, MAX, MAX),
+       "AccessControlUnauthorizedAccount", unauthorized(who, "oracle", "ADMIN_ROLE"))
+      for name, who in NON_ADMINS.items()],
+    *[(f"setFundingAccrual-by-{name}", "market", None, who, "oracle", "setFundingAccrual", (addr(who),),
        "AccessControlUnauthorizedAccount", unauthorized(who, "oracle", "ADMIN_ROLE"))
       for name, who in NON_ADMINS.items()],
     *[(f"grant-updater-to-self-by-{name}", "market", None, who, "oracle", "grantRole",
@@ -242,24 +265,43 @@ def test_only_the_engine_records_prices_and_only_the_keeper_prices_the_platform_
     assert [i for i in range(10) if oracle.call("hasRole", keeper, sim.address(i))] == [KEEPER]
 
 
+@pytest.mark.parametrize("fn", PRICE_SETTERS)
+def test_the_largest_keeper_price_is_uint128_max(sim, fn):
+    """The boundary of the `-uint128-max-plus-one` rows: one less is recorded, by either setter.
+    At 2^128-1 ETH's price is past the circuit breaker, so `setSettledPrice` records it not
+    settled; at its reference price it is settled until the reference round's time plus the
+    maximum age."""
+    enter(sim, "updater")
+    oracle, updater = sim.contracts["oracle"], sim.address(UPDATER)
+    oracle.transact(fn, 1, MAX_PRICE, sender=updater)
+    assert tuple(oracle.call("keeperPrice", 1)) == (MAX_PRICE, sim.devnet.timestamp, 0)
+    ref, ref_at = oracle.call("referencePrice", 1)
+    oracle.transact(fn, 1, ref, sender=updater)
+    settled = ref_at + MAX_AGE_S if fn == "setSettledPrice" else 0
+    assert tuple(oracle.call("keeperPrice", 1)) == (ref, sim.devnet.timestamp, settled)
+    assert oracle.call("settledUntil", 1) == settled
+
+
 # ------------------------------------------------------------------ stale mark prices
 
 STALE_ROWS = [
-    ("never-priced-pair", "market", None, TRADER, "oracle", "freshMarkPrice", (3,),
+    ("never-priced-pair", "market", None, TRADER, "oracle", "settledMarkPrice", (3,),
      "PriceStale", {"pairId": 3, "updatedAt": 0, "maxAge": MAX_AGE_S}),
-    ("unknown-pair", "market", None, TRADER, "oracle", "freshMarkPrice", (99,),
+    ("unknown-pair", "market", None, TRADER, "oracle", "settledMarkPrice", (99,),
      "PriceStale", {"pairId": 99, "updatedAt": 0, "maxAge": MAX_AGE_S}),
-    ("btc-61s-old", "market", btc_price_older_than(61), TRADER, "oracle", "freshMarkPrice", (0,),
+    ("btc-61s-old", "market", btc_price_older_than(61), TRADER, "oracle", "settledMarkPrice", (0,),
      "PriceStale", {"pairId": 0, "updatedAt": price_at(0), "maxAge": MAX_AGE_S}),
-    ("btc-an-hour-old", "market", wait_seconds(3600), KEEPER, "oracle", "freshMarkPrice", (0,),
+    ("btc-an-hour-old", "market", wait_seconds(3600), KEEPER, "oracle", "settledMarkPrice", (0,),
      "PriceStale", {"pairId": 0, "updatedAt": price_at(0), "maxAge": MAX_AGE_S}),
-    ("btc-11s-old-max-age-10s", "market", btc_price_older_than(11, max_age=10), TRADER, "oracle", "freshMarkPrice",
-     (0,), "PriceStale", {"pairId": 0, "updatedAt": price_at(0), "maxAge": 10}),
-    ("btc-1s-old-max-age-0", "market", btc_price_older_than(1, max_age=0), TRADER, "oracle", "freshMarkPrice",
+    ("btc-11s-old-max-age-10s", "market", btc_price_older_than(11, max_age=10), TRADER, "oracle",
+     "settledMarkPrice", (0,), "PriceStale", {"pairId": 0, "updatedAt": price_at(0), "maxAge": 10}),
+    ("btc-1s-old-max-age-0", "market", btc_price_older_than(1, max_age=0), TRADER, "oracle", "settledMarkPrice",
      (0,), "PriceStale", {"pairId": 0, "updatedAt": price_at(0), "maxAge": 0}),
     # the pool's NAV source asks for every pair with open interest (only BTC here)
-    ("market-requireFreshPrices-btc-61s-old", "market", btc_price_older_than(61), LP, "market", "requireFreshPrices",
-     (), "PriceStale", {"pairId": 0, "updatedAt": price_at(0), "maxAge": MAX_AGE_S}),
+    ("market-requireSettledPrices-btc-61s-old", "market", btc_price_older_than(61), LP, "market",
+     "requireSettledPrices", (), "PriceStale", {"pairId": 0, "updatedAt": price_at(0), "maxAge": MAX_AGE_S}),
+    ("market-settledPoolClaimsUsd-btc-61s-old", "market", btc_price_older_than(61), LP, "market",
+     "settledPoolClaimsUsd", (), "PriceStale", {"pairId": 0, "updatedAt": price_at(0), "maxAge": MAX_AGE_S}),
 ]
 
 
@@ -268,12 +310,74 @@ def test_stale_mark_price_refused(sim, state, prep, caller, contract, function, 
     run_row(sim, state, prep, caller, contract, function, args, error, fields, view=True)
 
 
-def test_a_price_exactly_max_age_old_is_still_fresh(sim):
-    """The boundary of the stale rows: at exactly 60 s the mark price is served."""
+def test_a_price_exactly_max_age_old_is_still_served(sim):
+    """The boundary of the stale rows: at exactly 60 s the mark price is served. Since issue 26
+    it must also be settled, and its reference round fresh: the keeper sets BTC's reference
+    round and runs the triggers at its price in one block, so the price, the round and the
+    settlement (`settledUntil` = the round's time + 60 s) all reach their limit together."""
     enter(sim, "market")
-    btc_price_older_than(MAX_AGE_S)(sim)
-    assert sim.devnet.timestamp == price_at(0)(sim) + MAX_AGE_S
-    assert sim.contracts["oracle"].call("freshMarkPrice", 0) == PRICES["BTC/USD"] * WAD
+    oracle, trading = sim.contracts["oracle"], sim.contracts["trading"]
+    feed = sim.contracts[feed_role("BTC/USD")]
+    keeper, price = sim.deployment.keeper, PRICES["BTC/USD"] * WAD
+    ids = sorted(sim.keeper.open_positions)
+    receipts = sim.devnet.send_block([
+        {"from": keeper, "to": feed.address, "data": feed.encode("setAnswer", PRICES["BTC/USD"] * 10**8)},
+        {"from": keeper, "to": trading.address, "data": trading.encode("runTriggers", ids, [(0, price)])}])
+    assert [r["status"] for r in receipts] == [1, 1]
+    at = price_at(0)(sim)
+    assert reference_at(0)(sim) == at and oracle.call("settledUntil", 0) == at + MAX_AGE_S
+    _wait_until_latest_block_at(sim, at + MAX_AGE_S)
+    assert oracle.call("settledMarkPrice", 0) == price
+    sim.contracts["market"].call("requireSettledPrices")
+    # one second on, the first check fails first
+    _wait_until_latest_block_at(sim, at + MAX_AGE_S + 1)
+    with pytest.raises(errors.PriceStale):
+        oracle.call("settledMarkPrice", 0)
+
+
+# ------------------------------------------------------------------ mark prices LPs may not use
+
+MARK_ROWS = [
+    # the checks after the keeper price's age, in settledMarkPrice's order; each row's
+    # preparation fails exactly one of them (bad_inputs_helpers)
+    ("btc-reference-61s-old", "market", reference_stale, TRADER, "oracle", "settledMarkPrice", (0,),
+     "ReferenceStale", {"pairId": 0, "updatedAt": reference_at(0), "maxAge": MAX_AGE_S}),
+    ("btc-reference-past-breaker", "market", breaker, TRADER, "oracle", "settledMarkPrice", (0,),
+     "CircuitBreakerTripped", {"pairId": 0, "keeperPrice": PRICES["BTC/USD"] * WAD, "referencePrice": 61_000 * WAD}),
+    ("btc-opened-never-triggered", "market", None, TRADER, "oracle", "settledMarkPrice", (0,),
+     "PriceNotSettled", {"pairId": 0, "updatedAt": price_at(0), "settledUntil": 0}),
+    ("btc-new-price-by-updatePrices", "market", new_price_unsettled, TRADER, "oracle", "settledMarkPrice", (0,),
+     "PriceNotSettled", {"pairId": 0, "updatedAt": price_at(0), "settledUntil": 0}),
+    ("btc-settlement-aged-same-price-pushed", "market", settlement_aged, TRADER, "oracle", "settledMarkPrice",
+     (0,), "PriceNotSettled", {"pairId": 0, "updatedAt": price_at(0), "settledUntil": settled_until(0)}),
+    # the pool's NAV source, as a deposit or withdrawal asks
+    ("market-requireSettledPrices-reference-61s-old", "market", reference_stale, LP, "market",
+     "requireSettledPrices", (), "ReferenceStale", {"pairId": 0, "updatedAt": reference_at(0), "maxAge": MAX_AGE_S}),
+    ("market-settledPoolClaimsUsd-past-breaker", "market", breaker, LP, "market", "settledPoolClaimsUsd", (),
+     "CircuitBreakerTripped", {"pairId": 0, "keeperPrice": PRICES["BTC/USD"] * WAD,
+                               "referencePrice": reference_price(0)}),
+    ("market-requireSettledPrices-not-settled", "market", new_price_unsettled, LP, "market",
+     "requireSettledPrices", (), "PriceNotSettled", {"pairId": 0, "updatedAt": price_at(0), "settledUntil": 0}),
+]
+
+
+@pytest.mark.parametrize(ROW_ARGS, **params(MARK_ROWS))
+def test_unsettled_mark_price_refused(sim, state, prep, caller, contract, function, args, error, fields):
+    run_row(sim, state, prep, caller, contract, function, args, error, fields, view=True)
+
+
+@pytest.mark.parametrize("prep", [None, new_price_unsettled, settlement_aged, reference_stale],
+                         ids=["opened", "new-price", "settlement-aged", "reference-stale"])
+def test_the_keepers_trigger_run_settles_the_mark_price(sim, prep):
+    """The control of the rows above: the keeper's trigger run at its current price (reference
+    rounds refreshed first) makes the same mark price usable."""
+    enter(sim, "market")
+    if prep:
+        prep(sim)
+    settle(sim)
+    price = sim.contracts["oracle"].call("keeperPrice", 0)[0]
+    assert sim.contracts["oracle"].call("settledMarkPrice", 0) == price
+    sim.contracts["market"].call("requireSettledPrices")
 
 
 # ------------------------------------------------------------------ reference feeds
@@ -316,6 +420,9 @@ def _remove_whole_side(s) -> tuple:
 
 ENGINE_CALLS = [
     ("accrue", (0,)),
+    # the engine or the oracle (before a guard setting or a feed changes); BTC has open interest,
+    # so an accepted call would write its indexes
+    ("accrueAll", ()),
     ("addPosition", (0, True, 10_000 * WAD, WAD // 6, 10_000 * WAD)),
     ("removePosition", _remove_whole_side),
 ]
@@ -339,8 +446,17 @@ def test_market_refused(sim, state, prep, caller, contract, function, args, erro
 
 
 def test_only_the_engine_moves_the_market(sim):
-    """The premise of the market rows."""
-    market = sim.contracts["market"]
+    """The premise of the market rows: the engine holds ENGINE, no account does; the oracle,
+    wired at deployment, accrues the market before a guard setting changes."""
+    market, oracle = sim.contracts["market"], sim.contracts["oracle"]
     engine = market.call("ENGINE_ROLE")
     assert market.call("hasRole", engine, sim.contracts["trading"].address)
     assert [i for i in range(10) if market.call("hasRole", engine, sim.address(i))] == []
+    assert oracle.call("fundingAccrual") == market.address
+    assert not market.call("hasRole", engine, oracle.address)
+    enter(sim, "market")
+    before = market.call("storedIndexes", 0)
+    sim.devnet.advance_time(10)
+    oracle.transact("setGuardSettings", MAX_AGE_S, 100, 10, sender=sim.address(ADMIN))
+    after = market.call("storedIndexes", 0)
+    assert after != before and after["updatedAt"] == sim.devnet.timestamp

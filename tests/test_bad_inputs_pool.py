@@ -14,6 +14,8 @@ from typing import Any, Callable
 import pytest
 
 from alpsim import errors
+from bad_inputs_helpers import (breaker, new_price_unsettled, reference_at, reference_stale, settle, settled_until,
+                                settlement_aged)
 from conftest import PreparedStates
 
 
@@ -113,7 +115,8 @@ def _build_position(sim) -> None:
 
 
 def _build_loss(sim) -> None:
-    """position, then BTC up 5%: the pool owes the long ~300 USD, ALP trades below 1/0.9975."""
+    """position, then BTC up 5%: the pool owes the long ~300 USD, ALP trades below 1/0.9975.
+    The new price is recorded by a bare `updatePrices`: not settled (the rows settle it)."""
     _build_position(sim)
     sim.keeper.set_prices({"BTC/USD": 63_000})
     sim.keeper.push_prices()
@@ -264,14 +267,15 @@ def stale_by(pair_id: int, seconds: int) -> Callable:
 
 
 def only_btc_fresh(s) -> None:
-    """ETH's keeper price 61 s old; BTC's pushed again just now."""
+    """ETH's keeper price 61 s old; BTC's triggers run (its price settled) just now."""
     stale_by(1, 61)(s)
-    s.keeper.push_prices([0])
+    settle(s, [0])
 
 
 def tightened_max_age(s) -> None:
-    """The admin lowers the maximum price age to 10 s; the next block is 11 s after BTC's."""
-    s.keeper.push_prices()
+    """The keeper's triggers run (prices settled), then the admin lowers the maximum price age to
+    10 s; the next block is 11 s after BTC's."""
+    settle(s)
     s.contracts["oracle"].transact("setGuardSettings", 10, 100, 10, sender=s.address(ADMIN))
     stale_by(0, 11)(s)
 
@@ -281,6 +285,8 @@ def last_second_of_cooldown(who: int) -> Callable:
 
 
 def push_prices(s) -> None:
+    """A bare `updatePrices` at the keeper's prices: fresh, and since issue 26 not enough for LPs
+    (a changed price is not settled; the same price keeps its settlement, none here)."""
     s.keeper.push_prices()
 
 
@@ -298,8 +304,8 @@ LP_ROWS = [
     ("deposit-one-unit-mints-0", "drained", None, TRADER, D, (1, 0), "AmountTooSmall", {"amount": 1}),
     ("deposit-largest-dust", "drained", None, TRADER, D, (largest_dust_deposit, 0),
      "AmountTooSmall", {"amount": largest_dust_deposit}),
-    ("withdraw-one-wei-pays-0", "loss", push_prices, LP, W, (1, 0), "AmountTooSmall", {"amount": 1}),
-    ("withdraw-largest-dust", "loss", push_prices, LP, W, (largest_dust_withdrawal, 0),
+    ("withdraw-one-wei-pays-0", "loss", settle, LP, W, (1, 0), "AmountTooSmall", {"amount": 1}),
+    ("withdraw-largest-dust", "loss", settle, LP, W, (largest_dust_withdrawal, 0),
      "AmountTooSmall", {"amount": largest_dust_withdrawal}),
     # --- over balance and overflow-sized
     ("deposit-balance-plus-one", "funded", None, LP, D, (coll_of(LP, 1), 0),
@@ -343,9 +349,9 @@ LP_ROWS = [
     ("withdraw-lps-alp-by-small-holder", "funded", None, HOLDER, W, (alp_of(LP), 0),
      "InsufficientAlpBalance", {"holder": addr(HOLDER), "balance": alp_of(HOLDER), "requested": alp_of(LP)}),
     # --- below the reserve
-    ("withdraw-all-below-reserve", "position", push_prices, LP, W, (alp_of(LP), 0),
+    ("withdraw-all-below-reserve", "position", settle, LP, W, (alp_of(LP), 0),
      "ReserveNotCovered", reserve_not_covered(alp_of(LP))),
-    ("withdraw-smallest-below-reserve", "position", push_prices, LP, W, (smallest_reserve_breaking_withdrawal, 0),
+    ("withdraw-smallest-below-reserve", "position", settle, LP, W, (smallest_reserve_breaking_withdrawal, 0),
      "ReserveNotCovered", reserve_not_covered(smallest_reserve_breaking_withdrawal)),
     # --- paused
     ("deposit-paused", "paused", None, LP, D, (units(100), 0), "EnforcedPause", {}),
@@ -364,6 +370,25 @@ LP_ROWS = [
      "PriceStale", {"pairId": 1, "updatedAt": price_at(1), "maxAge": 60}),
     ("deposit-max-age-lowered-to-10s", "position", tightened_max_age, LP, D, (units(100), 0),
      "PriceStale", {"pairId": 0, "updatedAt": price_at(0), "maxAge": 10}),
+    # --- prices fresh but not usable for LPs (issue 26), in settledMarkPrice's order of checks:
+    #     the reference round stale, the reference past the circuit breaker, the price not settled
+    *[row for fn, amount in ((D, units(100)), (W, WAD)) for row in [
+        (f"{fn}-btc-reference-61s-old", "position", reference_stale, LP, fn, (amount, 0),
+         "ReferenceStale", {"pairId": 0, "updatedAt": reference_at(0), "maxAge": 60}),
+        (f"{fn}-btc-reference-past-breaker", "position", breaker, LP, fn, (amount, 0),
+         "CircuitBreakerTripped", {"pairId": 0, "keeperPrice": 60_000 * WAD, "referencePrice": 61_000 * WAD}),
+        (f"{fn}-btc-opened-never-triggered", "position", None, LP, fn, (amount, 0),
+         "PriceNotSettled", {"pairId": 0, "updatedAt": price_at(0), "settledUntil": 0}),
+        (f"{fn}-btc-new-price-by-updatePrices", "position", new_price_unsettled, LP, fn, (amount, 0),
+         "PriceNotSettled", {"pairId": 0, "updatedAt": price_at(0), "settledUntil": 0}),
+        (f"{fn}-btc-settlement-aged-same-price-pushed", "position", settlement_aged, LP, fn, (amount, 0),
+         "PriceNotSettled", {"pairId": 0, "updatedAt": price_at(0), "settledUntil": settled_until(0)}),
+        # a bare push at the opening prices: fresh, never settled
+        (f"{fn}-opened-then-bare-push", "position", push_prices, LP, fn, (amount, 0),
+         "PriceNotSettled", {"pairId": 0, "updatedAt": price_at(0), "settledUntil": 0}),
+        (f"{fn}-new-price-bare-push", "loss", push_prices, LP, fn, (amount, 0),
+         "PriceNotSettled", {"pairId": 0, "updatedAt": price_at(0), "settledUntil": 0}),
+    ]],
 ]
 
 
@@ -462,14 +487,14 @@ def _dust_deposit_plus_one(s) -> None:
 
 
 def _dust_withdrawal_plus_one(s) -> None:
-    s.keeper.push_prices()
+    settle(s)
     dust = largest_dust_withdrawal(s)
     assert dust >= 1
     assert s.pool_contract.call("withdraw", dust + 1, 0, sender=s.address(LP)) == 1
 
 
 def _reserve_limit_minus_one(s) -> None:
-    s.keeper.push_prices()
+    settle(s)
     smallest = smallest_reserve_breaking_withdrawal(s)
     assert s.pool_contract.call("withdraw", smallest - 1, 0, sender=s.address(LP)) == withdraw_out(s, smallest - 1)
 
@@ -482,3 +507,44 @@ def test_one_step_past_each_computed_limit_goes_through(sim, state, check):
     """The limits the table computes are exact: one step past each, the same call is accepted."""
     enter(sim, state)
     check(sim)
+
+
+def _keeper_follows_the_reference(s) -> None:
+    """After `breaker`: the keeper takes the reference's 61,000 as its price (no new round)."""
+    s.keeper.set_prices({"BTC/USD": 61_000}, reference=False)
+
+
+SETTLE_CONTROLS = {
+    "opened-never-triggered": ("position", None),
+    "opened-then-bare-push": ("position", push_prices),
+    "new-price-bare-push": ("loss", push_prices),
+    "new-price-by-updatePrices": ("position", new_price_unsettled),
+    "settlement-aged-same-price-pushed": ("position", settlement_aged),
+    "reference-61s-old": ("position", reference_stale),
+    "reference-past-breaker-keeper-follows": ("position", lambda s: (breaker(s), _keeper_follows_the_reference(s))),
+}
+
+
+@pytest.mark.parametrize("function", [D, W])
+@pytest.mark.parametrize("state, prep", list(SETTLE_CONTROLS.values()), ids=list(SETTLE_CONTROLS))
+def test_after_the_keepers_trigger_run_the_same_lp_action_goes_through(sim, state, prep, function):
+    """The control of the rows refused with ReferenceStale, CircuitBreakerTripped and
+    PriceNotSettled: the keeper's trigger run at its current price (reference rounds older than
+    30 s refreshed first) settles it, and the same deposit or withdrawal is paid to the unit."""
+    enter(sim, state)
+    if prep:
+        prep(sim)
+    settle(sim)
+    pool, lp = sim.pool_contract, sim.address(LP)
+    if function == D:
+        amount, alp_before = _units(sim, 100), sim.alp_balance_wad(LP)
+        expected = alp_out(amount)(sim)
+        event = sim.session.events(pool.transact(D, amount, 0, sender=lp), "Deposit")[0]
+        assert event["alpOut"] == expected > 0
+        assert sim.alp_balance_wad(LP) == alp_before + expected
+    else:
+        coll_before = sim.collateral_units(LP)
+        expected = withdraw_out(sim, WAD)
+        event = sim.session.events(pool.transact(W, WAD, 0, sender=lp), "Withdraw")[0]
+        assert event["amountOut"] == expected > 0
+        assert sim.collateral_units(LP) == coll_before + expected

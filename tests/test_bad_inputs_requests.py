@@ -26,6 +26,7 @@ EXECUTION_FEE_USD = {"bnb": Decimal("0.50"), "arbitrum": Decimal("0.20")}  # doc
 EXPIRY_BLOCKS = 10
 BTC = 0
 MAX_UINT = 2**256 - 1
+MAX_AMOUNT = 2**128 - 1  # the largest amountIn a request stores (StoredRequest.amountIn is a uint128)
 NONE, PENDING, EXECUTED, REJECTED, CANCELLED = 0, 1, 2, 3, 4  # RequestStatus in Types.sol
 
 
@@ -121,14 +122,21 @@ OPEN_CASES = {
                           lambda s: {"amountIn": _fee(s), "executionFee": _fee(s)}),
     "above-balance-by-1-unit": (TRADER, lambda s: _bal(s) + 1, "ERC20InsufficientBalance",
                                 lambda s: {"sender": s.address(TRADER), "balance": _bal(s), "needed": _bal(s) + 1}),
-    "max-uint": (TRADER, lambda s: MAX_UINT, "ERC20InsufficientBalance",
-                 lambda s: {"sender": s.address(TRADER), "balance": _bal(s), "needed": MAX_UINT}),
+    # the largest amount a request stores: beyond the balance, refused by the token
+    "uint128-max": (TRADER, lambda s: MAX_AMOUNT, "ERC20InsufficientBalance",
+                    lambda s: {"sender": s.address(TRADER), "balance": _bal(s), "needed": MAX_AMOUNT}),
+    # beyond it, refused before the transfer (issue 26; before, the token refused these two)
+    "uint128-max-plus-one": (TRADER, lambda s: MAX_AMOUNT + 1, "AmountTooLarge",
+                             lambda s: {"amount": MAX_AMOUNT + 1, "max": MAX_AMOUNT}),
+    "max-uint": (TRADER, lambda s: MAX_UINT, "AmountTooLarge", lambda s: {"amount": MAX_UINT, "max": MAX_AMOUNT}),
     "no-allowance": (NO_ALLOWANCE, lambda s: _units(s, 100), "ERC20InsufficientAllowance",
                      lambda s: {"spender": s.contracts["trading"].address, "allowance": 0,
                                 "needed": _units(s, 100)}),
-    "no-allowance-max-uint": (NO_ALLOWANCE, lambda s: MAX_UINT, "ERC20InsufficientAllowance",
-                              lambda s: {"spender": s.contracts["trading"].address, "allowance": 0,
-                                         "needed": MAX_UINT}),
+    "no-allowance-uint128-max": (NO_ALLOWANCE, lambda s: MAX_AMOUNT, "ERC20InsufficientAllowance",
+                                 lambda s: {"spender": s.contracts["trading"].address, "allowance": 0,
+                                            "needed": MAX_AMOUNT}),
+    "no-allowance-max-uint": (NO_ALLOWANCE, lambda s: MAX_UINT, "AmountTooLarge",
+                              lambda s: {"amount": MAX_UINT, "max": MAX_AMOUNT}),
 }
 
 
@@ -136,6 +144,39 @@ OPEN_CASES = {
 def test_request_open_refused(world, sim, sender, amount, name, fields):
     units, expected = amount(sim), fields(sim)
     refused(sim, getattr(errors, name), lambda: _request_open_raw(sim, sender, units), **expected)
+
+
+def _mint(sim, who: int, units: int) -> None:
+    sim.contracts["collateral"].transact("mint", sim.address(who), units, sender=sim.deployment.deployer)
+
+
+@pytest.mark.parametrize("amount", [MAX_AMOUNT + 1, 2**255], ids=["uint128-max-plus-one", "2^255"])
+def test_request_open_beyond_uint128_is_refused_with_the_funds_there(world, sim, amount):
+    """The trader holds and has approved the amount (minted on the mock collateral; max-uint
+    cannot be held, the token's supply is not zero): only the request's width refuses it,
+    before the transfer; nothing moves."""
+    _mint(sim, TRADER, amount - _bal(sim))
+    assert _bal(sim) == amount
+    assert sim.contracts["collateral"].call("allowance", sim.address(TRADER), sim.contracts["trading"].address) \
+        == MAX_UINT
+    refused(sim, errors.AmountTooLarge, lambda: _request_open_raw(sim, TRADER, amount),
+            amount=amount, max=MAX_AMOUNT)
+
+
+def test_request_open_of_uint128_max_is_escrowed_whole_and_refunded_whole(world, sim):
+    """The boundary of the rows above: 2^128-1 units are escrowed and stored without loss, with
+    the execution fee of now; cancelled after expiry, all of it comes back."""
+    _mint(sim, TRADER, MAX_AMOUNT - _bal(sim))
+    trader, trading = sim.address(TRADER), sim.contracts["trading"]
+    receipt = _request_open_raw(sim, TRADER, MAX_AMOUNT)
+    rid = sim.session.events(receipt, "OpenRequested")[0]["requestId"]
+    request = trading.call("request", rid)
+    assert (request["status"], request["amountIn"], request["executionFeeTokens"]) == (PENDING, MAX_AMOUNT, _fee(sim))
+    assert _bal(sim) == 0
+    sim.devnet.mine(EXPIRY_BLOCKS)
+    receipt = trading.transact("cancelRequest", rid, sender=trader)
+    assert sim.session.events(receipt, "RequestCancelled")[0]["refundTokens"] == MAX_AMOUNT
+    assert _bal(sim) == MAX_AMOUNT
 
 
 def test_request_open_with_an_allowance_one_unit_short_is_refused(world, sim):
@@ -159,6 +200,7 @@ def test_request_open_smallest_and_largest_amounts_are_escrowed(world, sim, amou
     assert after["collateral"][sim.address(TRADER)] == before["collateral"][sim.address(TRADER)] - units
     assert after["collateral"][trading] == before["collateral"][trading] + units
     assert after["requests"][rid]["status"] == PENDING and after["requests"][rid]["amountIn"] == units
+    assert after["requests"][rid]["executionFeeTokens"] == _fee(sim)  # fixed at the request
 
 
 @pytest.mark.parametrize("amount", ["normal", "zero"])

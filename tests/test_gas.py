@@ -28,8 +28,8 @@ BUDGETS = {
     "request_open": 126_500,
     "execute_open": 237_500,
     "request_close": 63_000,
-    "execute_close": 211_500,
-    "liquidate": 182_000,
+    "execute_close": 213_600,  # 211,525 since the settled prices of issue 26 (was 211,500)
+    "liquidate": 187_200,  # 185,332 since runTriggers settles its prices (issue 26; was 182,000)
     "execute_open_batch_per_request": 88_500,
     "execute_close_batch_per_request": 74_500,
     "price_update": 67_000,

@@ -62,15 +62,19 @@ def test_request_reveals_only_amount_commitment_and_ciphertext(anvil_sim):
         logged = abi_decode(["uint256", "bytes32", "bytes"], request_log["data"])
         assert logged == (sim.to_units(100), sent_commitment, ciphertext)
         assert len(request_log["topics"]) == 3  # event id, request id, trader
-        # storage: the request's slots hold the trader, kind, status, block, amount and
-        # commitment, and the request counter: nothing else
+        # storage: the request's slots hold the trader, kind, status, block, amount, the
+        # execution fee fixed at the request, and commitment, and the request counter: nothing else
         written = {int(v, 16) for v in view["storage"].values()}
         trader = int(sim.address(TRADER), 16)
         block = pending.receipt["blockNumber"]
         packed = trader | (0 << 160) | (1 << 168) | (block << 176)  # trader, kind Open, status Pending, block
-        expected = {packed, sim.to_units(100), int.from_bytes(sent_commitment, "big"), pending.request_id + 1}
+        fee = sim.to_units(sim.profile.execution_fee_usd)  # the profile's fee: not order-specific
+        amount_and_fee = sim.to_units(100) | (fee << 128)  # amountIn (uint128) | executionFeeTokens (uint128)
+        expected = {packed, amount_and_fee, int.from_bytes(sent_commitment, "big"), pending.request_id + 1}
         assert written == expected
-        assert trading.call("request", pending.request_id)["commitment"] == sent_commitment
+        stored = trading.call("request", pending.request_id)
+        assert stored["commitment"] == sent_commitment
+        assert stored["executionFeeTokens"] == fee == trading.call("executionFeeTokens")
     # every ciphertext has the same length whatever the order; the ciphertexts all differ
     assert len({len(v["input"]) for v in views}) == 1
     assert len({p.ciphertext for p in pendings}) == len(pendings)

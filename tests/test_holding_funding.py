@@ -1,8 +1,9 @@
 """Holding and funding (docs/mechanics.md section 9): holding is entry notional x 0.001%/h x elapsed,
 accrued per second; funding is 0.01%/h x (longOI - shortOI) / max(longOI, shortOI), paid by
 the heavier side on its notional and received by the lighter side at the same rate on its
-own, the pool keeping the difference; balanced open interest pays none. Expectations are
-docs/mechanics.md arithmetic over the chain's block timestamps, on both chain profiles."""
+own while the pair's price is settled (the keeper's triggers ran at it), the pool keeping
+the difference; balanced open interest pays none. Expectations are docs/mechanics.md
+arithmetic over the chain's block timestamps, on both chain profiles."""
 
 from __future__ import annotations
 
@@ -112,13 +113,17 @@ def test_skewed_open_interest_heavier_side_pays_lighter_receives(mirror, heavy_s
     sim = mirror.sim
     light_side = "short" if heavy_side == "long" else "long"
     heavy_trader, light_trader = 1, 2
-    # a keeper live throughout: prices stay fresh for the whole test, so the lighter side
-    # receives for all of it (test_lighter_side_receives_only_while_the_pair_is_priced: gaps)
+    # a keeper live throughout: its triggers settle the price for the whole test (the
+    # maximum age raised to a day), so the lighter side receives from the first trigger run
+    # on (test_lighter_side_receives_only_while_the_pairs_price_is_settled: gaps)
     mirror.set_price_guards(max_age_s=DAY)
     mirror.fund(heavy_trader, 3_000)
     mirror.fund(light_trader, 1_000)
     heavy = mirror.open(heavy_trader, PAIR, heavy_side, 3_000, 10).position  # t1
     light = mirror.open(light_trader, PAIR, light_side, 1_000, 10).position  # t2
+    mirror.keeper_round()  # ts: the price settled (an open's price is not)
+    ts = _ts(sim)
+    assert sim.contracts["oracle"].call("settledUntil", PAIR_ID) > ts + 10 * HOUR
     nh, nl = heavy.notional_wad, light.notional_wad
     assert nh > 2 * nl
     t1, t2 = heavy.opened_at, light.opened_at
@@ -133,22 +138,25 @@ def test_skewed_open_interest_heavier_side_pays_lighter_receives(mirror, heavy_s
     owed_heavy = _owed(nh, idx[heavy_key], heavy.funding_index)
     owed_light = _owed(nl, idx[light_key], light.funding_index)
     exp_heavy = nh * (rate_alone * (t2 - t1) + rate_skewed * (now - t2)) / HOUR
-    exp_light = -nl * rate_skewed * (now - t2) / HOUR
+    exp_light = -nl * rate_skewed * (now - ts) / HOUR
     assert abs(owed_heavy - exp_heavy) <= _tolerance(nh), (owed_heavy, float(exp_heavy))
     assert abs(owed_light - exp_light) <= _tolerance(nl), (owed_light, float(exp_light))
     assert owed_heavy > 0 > owed_light
-    # the pool keeps the difference: rate x (heavy - light) over the skewed period
+    # the pool keeps the difference: rate x (heavy - light) over the settled skewed period,
+    # the whole heavier side's payment before it
     kept = owed_heavy + owed_light
-    exp_kept = nh * rate_alone * (t2 - t1) / HOUR + rate_skewed * (nh - nl) * (now - t2) / HOUR
+    exp_kept = nh * rate_alone * (t2 - t1) / HOUR + rate_skewed * nh * (ts - t2) / HOUR \
+        + rate_skewed * (nh - nl) * (now - ts) / HOUR
     assert abs(kept - exp_kept) <= _tolerance(nh) + _tolerance(nl)
     assert kept > 0
 
     # settle: the lighter side first (it receives: negative funding), then the heavier one,
-    # which pays the full rate alone for the last few seconds
+    # which pays the full rate alone for the last few seconds (a close at the unchanged price
+    # keeps it settled)
     before_light = sim.collateral_units(light_trader)
     closed_light, t3 = _close(mirror, light_trader, light)
     assert closed_light.funding_wad < 0
-    exp_light = -nl * rate_skewed * (t3 - t2) / HOUR
+    exp_light = -nl * rate_skewed * (t3 - ts) / HOUR
     assert abs(closed_light.funding_wad - exp_light) <= _tolerance(nl), (closed_light.funding_wad, float(exp_light))
     _assert_payout_includes_charges(sim, closed_light, before_light, light_trader)
 
@@ -165,40 +173,57 @@ def test_skewed_open_interest_heavier_side_pays_lighter_receives(mirror, heavy_s
 
 
 @pytest.mark.parametrize("heavy_side", ["long", "short"])
-def test_lighter_side_receives_only_while_the_pair_is_priced(mirror, heavy_side):
+def test_lighter_side_receives_only_while_the_pairs_price_is_settled(mirror, heavy_side):
     """docs/mechanics.md §9: the heavier side pays for every second; the lighter side receives
-    only while the pair's keeper price is fresh (60 s after each price). Through a keeper gap
-    the heavier side may be past paying, so the pool pays nothing it cannot collect."""
+    only while the pair's price is settled: from a trigger run (`runTriggers`) at it with the
+    guard passing, until the reference round then current is 60 s old. A price recorded
+    without triggers (an open, a close at a new price, `updatePrices`) is not settled. Through
+    a keeper gap the heavier side may be past paying, so the pool pays nothing it cannot
+    collect."""
     sim = mirror.sim
+    oracle = sim.contracts["oracle"]
     light_side = "short" if heavy_side == "long" else "long"
     mirror.fund(1, 3_000)
     mirror.fund(2, 1_000)
     heavy = mirror.open(1, PAIR, heavy_side, 3_000, 10).position  # t1
-    light = mirror.open(2, PAIR, light_side, 1_000, 10).position  # t2, priced at t2
+    light = mirror.open(2, PAIR, light_side, 1_000, 10).position  # t2, priced at t2 but not settled
     nh, nl = heavy.notional_wad, light.notional_wad
     t1, t2 = heavy.opened_at, light.opened_at
     rate = _funding_rate(nh, nl)
     heavy_key = "fundingLong" if heavy_side == "long" else "fundingShort"
     light_key = "fundingShort" if heavy_side == "long" else "fundingLong"
+    assert oracle.call("settledUntil", PAIR_ID) == 0
 
-    mirror.wait(10 * HOUR)  # a keeper gap: the price of t2 went stale at t2 + 60 s
+    def received() -> int:
+        return -_owed(nl, _indexes(sim)[light_key], light.funding_index)
+
+    mirror.wait(30)  # the open's price, fresh but not settled: nothing received
+    assert received() == 0
+    mirror.keeper_round()  # ra: settled until the reference round's time + 60 s
+    ra, until_a = _ts(sim), oracle.call("settledUntil", PAIR_ID)
+    assert until_a == oracle.call("referencePrice", PAIR_ID)[1] + MAX_PRICE_AGE_S
+    assert ra < until_a <= ra + MAX_PRICE_AGE_S
+
+    mirror.wait(10 * HOUR)  # a keeper gap: settled only until until_a
     now = _ts(sim)
-    idx = _indexes(sim)
     exp_heavy = nh * (FUNDING_PER_HOUR * (t2 - t1) + rate * (now - t2)) / HOUR
-    assert abs(_owed(nh, idx[heavy_key], heavy.funding_index) - exp_heavy) <= _tolerance(nh)
-    received = -_owed(nl, idx[light_key], light.funding_index)
-    assert abs(received - nl * rate * MAX_PRICE_AGE_S / HOUR) <= _tolerance(nl), received
+    assert abs(_owed(nh, _indexes(sim)[heavy_key], heavy.funding_index) - exp_heavy) <= _tolerance(nh)
+    first = nl * rate * (until_a - ra) / HOUR
+    assert abs(received() - first) <= _tolerance(nl), received()
 
-    mirror.push_prices()  # the keeper is back: fresh again from here
+    mirror.push_prices()  # the keeper is back without triggers: the same price, its settlement aged out
     mirror.wait(30)
-    idx = _indexes(sim)
-    received_after = -_owed(nl, idx[light_key], light.funding_index)
-    assert abs(received_after - nl * rate * (MAX_PRICE_AGE_S + 30) / HOUR) <= _tolerance(nl), received_after
+    assert abs(received() - first) <= _tolerance(nl)
+    mirror.keeper_round()  # rb: its triggers settle the price again (the keeper refreshed the reference)
+    rb, until_b = _ts(sim), oracle.call("settledUntil", PAIR_ID)
+    assert rb < until_b <= rb + MAX_PRICE_AGE_S
+    mirror.wait(20)
+    assert abs(received() - (first + nl * rate * 20 / HOUR)) <= _tolerance(nl), received()
 
-    mirror.wait(10 * HOUR)  # a second gap: 60 s more at most
+    mirror.wait(10 * HOUR)  # a second gap: settled only until until_b
     before = sim.collateral_units(2)
     closed, t3 = _close(mirror, 2, light)
-    exp_light = -nl * rate * 2 * MAX_PRICE_AGE_S / HOUR
+    exp_light = -nl * rate * ((until_a - ra) + (until_b - rb)) / HOUR
     assert abs(closed.funding_wad - exp_light) <= _tolerance(nl), (closed.funding_wad, float(exp_light))
     assert closed.funding_wad < 0
     _assert_payout_includes_charges(sim, closed, before, 2)
@@ -206,7 +231,7 @@ def test_lighter_side_receives_only_while_the_pair_is_priced(mirror, heavy_side)
     closed_heavy, t4 = _close(mirror, 1, heavy)
     exp_heavy = nh * (FUNDING_PER_HOUR * (t2 - t1) + rate * (t3 - t2) + FUNDING_PER_HOUR * (t4 - t3)) / HOUR
     assert abs(closed_heavy.funding_wad - exp_heavy) <= _tolerance(nh), (closed_heavy.funding_wad, float(exp_heavy))
-    # what the pool kept: every second the heavier side paid, less two minutes of receipts
+    # what the pool kept: every second the heavier side paid, less two minutes of receipts at most
     assert closed_heavy.funding_wad + closed.funding_wad > nh * rate * (t3 - t2 - 2 * MAX_PRICE_AGE_S) / HOUR
 
 

@@ -157,8 +157,13 @@ def test_nav_counts_holding_and_funding_owed(mirror):
 def test_deposit_with_open_positions_mints_at_the_alp_price(mirror):
     sim = mirror.sim
     positions = _open_book(mirror)
-    mirror.set_prices({"BTC/USD": 61_500, "ETH/USD": 3_090})  # the longs win a lot
-    mirror.push_prices()
+    mirror.fund(4, 100_000)
+    positions.append(mirror.open(4, "BTC/USD", "long", 100_000, 10).position)  # ~1,000,000 notional
+    # the longs win a lot (ETH's 1001x long stays below its take-profit cap, +300%: the
+    # keeper's triggers, which settle the prices for the deposit, would close it there)
+    mirror.set_prices({"BTC/USD": 61_500, "ETH/USD": 3_006})
+    mirror.keeper_round()  # recorded and settled (the triggers ran at them): LPs may be priced
+    assert len(sim.keeper.open_positions) == 4  # nothing closed
     pool_before = sim.pool()
     price_before = pool_before.alp_price_wad
     balance_price = pool_before.balance_units * _scale(sim) * WAD // pool_before.alp_supply_wad
@@ -183,7 +188,7 @@ def test_deposit_with_open_positions_mints_at_the_alp_price(mirror):
     # the ALP price is unchanged by the deposit but for the fee, which stays in the pool
     assert after.alp_price_wad >= price_before
     assert sim.alp_balance_wad(NEW_LP) == expected
-    assert len(positions) == 3
+    assert len(positions) == 4
 
 
 def _nav_gas(sim) -> int:
@@ -199,7 +204,7 @@ def test_nav_costs_the_same_with_one_or_twenty_positions(exact_mirror):
     for t in traders:
         mirror.fund(t, 2_000)
     mirror.open(1, "BTC/USD", "long", 200, 10)
-    mirror.push_prices()
+    mirror.keeper_round()  # settled: deposits need it
     gas_one = _nav_gas(sim)
     mirror.fund(NEW_LP, 2_000)
     deposit_one = mirror.deposit(NEW_LP, 1_000).gas_used
@@ -207,7 +212,7 @@ def test_nav_costs_the_same_with_one_or_twenty_positions(exact_mirror):
     for i in range(19):
         mirror.open(traders[i % len(traders)], "BTC/USD", "long", 200, 10 + i)
     assert len(sim.keeper.open_positions) == 20
-    mirror.push_prices()
+    mirror.keeper_round()
     gas_twenty = _nav_gas(sim)
     mirror.fund(NEW_LP - 1, 2_000)
     deposit_twenty = mirror.deposit(NEW_LP - 1, 1_000).gas_used  # also a holder's first deposit

@@ -1,8 +1,9 @@
-"""Price guards (docs/mechanics.md section 8, and the fresh-price rule of section 10): a keeper/reference
+"""Price guards (docs/mechanics.md section 8, and the settled-price rule of section 10): a keeper/reference
 gap over 1% trips the circuit breaker, a gap over 0.1% executes at the worse of the two for
-the trader, a reference older than 60 s is stale; deposits and withdrawals need a fresh keeper
-price for every pair with open interest; at most 100 executions per pair per block. On both
-chain profiles. The reference feed sits at 60000 for BTC/USD throughout unless moved."""
+the trader, a reference older than 60 s is stale; deposits and withdrawals need a fresh,
+settled keeper price (the triggers ran at it: `runTriggers`) for every pair with open
+interest; at most 100 executions per pair per block. On both chain profiles. The reference
+feed sits at 60000 for BTC/USD throughout unless moved."""
 
 from __future__ import annotations
 
@@ -235,27 +236,40 @@ def test_reference_is_fresh_for_60_seconds_and_stale_after(mirror, manual_refere
     assert oracle.call("referencePrice", PAIR_ID)[1] == ref_at  # the keeper did not refresh it
 
 
-# ----------------------------------------------------------------------- the pool's fresh prices
+# ----------------------------------------------------------------------- the pool's settled prices
 
 def test_deposit_needs_a_keeper_price_at_most_60_seconds_old_with_open_interest(mirror):
+    """With open interest a deposit needs the pair's keeper price settled (the triggers ran at
+    it) and at most 60 s old; a bare price push does not settle it."""
     sim = mirror.sim
     oracle = sim.contracts["oracle"]
     mirror.fund(TRADER, 100)
     mirror.open(TRADER, PAIR, "long", 100, 1001)
-    kp_at = oracle.call("keeperPrice", PAIR_ID)[1]
     bt = sim.devnet.clock.block_time_ms
     for lp in (4, 5):
         mirror.fund(lp, 1_000)
     # pairs without open interest have no keeper price on chain at all: not needed
-    assert oracle.call("keeperPrice", 3) == (0, 0)
+    assert oracle.call("keeperPrice", 3) == (0, 0, 0)
+    # the open's price is fresh but no trigger has run at it: not settled
+    kp_at = oracle.call("keeperPrice", PAIR_ID)[1]
+    with pytest.raises(errors.PriceNotSettled) as unsettled:
+        mirror.deposit(4, 1_000)
+    assert (unsettled.value.pairId, unsettled.value.updatedAt, unsettled.value.settledUntil) == (PAIR_ID, kp_at, 0)
 
+    # a new reference round and the keeper's triggers in the same second: settled for 60 s
+    with sim.devnet.hold_time():
+        mirror.set_reference(PAIR, 60_000)
+        mirror.keeper_round()
+    kp_at = oracle.call("keeperPrice", PAIR_ID)[1]
+    assert oracle.call("referencePrice", PAIR_ID)[1] == kp_at
+    assert oracle.call("settledUntil", PAIR_ID) == kp_at + 60
     # approve, then deposit in a block stamped 60 s after the keeper price: fresh
     _wait_until(mirror, (kp_at + 60) * 1000 - 2 * bt)
     result = mirror.deposit(4, 1_000)
     assert result.alp_out_wad > 0
     assert sim.devnet.w3.eth.get_block("latest")["timestamp"] == kp_at + 60
 
-    mirror.push_prices()  # a new keeper price round
+    mirror.keeper_round()  # a new keeper price round
     kp_at = oracle.call("keeperPrice", PAIR_ID)[1]
     _wait_until(mirror, (kp_at + 61) * 1000 - 2 * bt)
     with pytest.raises(errors.PriceStale) as stale:
@@ -264,11 +278,18 @@ def test_deposit_needs_a_keeper_price_at_most_60_seconds_old_with_open_interest(
     assert stale.value.pairId == PAIR_ID and stale.value.updatedAt == kp_at and stale.value.maxAge == 60
     assert sim.alp_balance_wad(5) == 0
 
-    mirror.push_prices()  # the keeper refreshes its prices: deposits work again
+    # the keeper pushes the same price without triggers: fresh again, but its settlement has aged out
+    mirror.push_prices()
+    settled_until = oracle.call("settledUntil", PAIR_ID)
+    assert 0 < settled_until < sim.devnet.timestamp
+    with pytest.raises(errors.PriceNotSettled) as unsettled:
+        mirror.deposit(5, 1_000)
+    assert unsettled.value.settledUntil == settled_until
+    mirror.keeper_round()  # the keeper's triggers run at its prices: deposits work again
     assert mirror.deposit(5, 1_000).alp_out_wad > 0
 
 
-def test_withdraw_needs_a_fresh_keeper_price_with_open_interest(mirror):
+def test_withdraw_needs_a_fresh_settled_keeper_price_with_open_interest(mirror):
     mirror.wait(48 * 3600 + 1)  # past the LP's cooldown
     mirror.fund(TRADER, 100)
     mirror.open(TRADER, PAIR, "long", 100, 1001)
@@ -276,7 +297,11 @@ def test_withdraw_needs_a_fresh_keeper_price_with_open_interest(mirror):
     with pytest.raises(errors.PriceStale) as stale:
         mirror.withdraw(LP, 1_000)
     assert stale.value.pairId == PAIR_ID
-    mirror.push_prices()
+    mirror.push_prices()  # fresh, but no trigger has run at it
+    with pytest.raises(errors.PriceNotSettled) as unsettled:
+        mirror.withdraw(LP, 1_000)
+    assert unsettled.value.pairId == PAIR_ID and unsettled.value.settledUntil == 0
+    mirror.keeper_round()
     result = mirror.withdraw(LP, 1_000)
     assert result.amount_out_units > 0
 
@@ -285,7 +310,7 @@ def test_pool_needs_no_price_without_open_interest(mirror):
     sim = mirror.sim
     oracle = sim.contracts["oracle"]
     mirror.wait(48 * 3600 + 1)  # the LP's cooldown over; no keeper price ever recorded
-    assert all(oracle.call("keeperPrice", pair_id) == (0, 0) for pair_id in range(4))
+    assert all(oracle.call("keeperPrice", pair_id) == (0, 0, 0) for pair_id in range(4))
     mirror.fund(6, 1_000)
     assert mirror.deposit(6, 1_000).alp_out_wad > 0
     assert mirror.withdraw(LP, 1_000).amount_out_units > 0

@@ -59,8 +59,9 @@ def test_example_regression_test_fails_on_a_4_bp_extreme_close_fee(tmp_path):
 
 def test_example_gas_check_fails_on_a_storage_write_added_to_execute_open(tmp_path):
     contracts = patched_contracts(
-        tmp_path, "_executeOpen(requestId, order, salt, feeTokens);\n",
-        "_executeOpen(requestId, order, salt, feeTokens);\n        assembly { sstore(0xa1b5, requestId) }\n")
+        tmp_path, "collateral.safeTransfer(msg.sender, _executeOpen(requestId, order, salt));\n",
+        "collateral.safeTransfer(msg.sender, _executeOpen(requestId, order, salt));\n"
+        "        assembly { sstore(0xa1b5, requestId) }\n")
     run = run_pytest(f"--alpsim-contracts={contracts}", "--gas-check=.gas-snapshot")
     assert run.returncode == 1, run.stdout + run.stderr
     assert "5 passed" in run.stdout  # behaviour unchanged: only gas

@@ -150,12 +150,12 @@ def test_withdrawal_may_not_leave_the_pool_below_reserve_over_80pct(sim):
     alp = sim.alp_balance_wad(LP)
 
     m.wait(COOLDOWN_S)
-    # with open interest, a withdrawal needs prices no older than 60 s
+    # with open interest, a withdrawal needs prices no older than 60 s, settled by the triggers
     with pytest.raises(errors.PriceStale) as stale:
         m.withdraw(LP, "all")
     assert stale.value.pairId == 0
     m.set_prices(PRICES)
-    m.push_prices()
+    m.keeper_round()
 
     # everything, then 40% of the ALP: the balance left would be below reserve / 80%
     for share in (1, Decimal("0.4")):

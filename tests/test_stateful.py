@@ -4,7 +4,28 @@ gap (hours to a week without the keeper, then its round: fresh prices for every 
 triggers of every open position in one transaction), a griefer's open requests the keeper
 cannot use (random bytes, a well-encrypted garbage plaintext, a real order under a wrong
 commitment: each rejected on chain with `rejectOpen`), an LP withdrawing right after a bare
-price push (no triggers). After every step:
+price push (no triggers: refused with PriceNotSettled exactly when the model refuses, i.e. when
+the push changed a price, nothing lost), and inputs past the types' limits (`extreme_inputs`:
+amounts and prices over 2^128, an unknown pair, settings past their storage types). LPs deposit and
+withdraw after the keeper's round (its triggers settle the prices, as LPs need). In the middle
+of a gap:
+
+- `reference_outage`: the reference feeds get no new round for 5 to 180 minutes while the
+  keeper pushes every minute, a bare `updatePrices` and its trigger round in turn (halfway an
+  LP tries to deposit, the other to withdraw and a trader to open: refused or rejected as the
+  model says); then the feeds return and the keeper's round runs,
+- `breaker_trip`: a reference feed moves 1.01% to 5% from the keeper's price and stays (fresh)
+  for 1 to 90 minutes of the same keeper pricing and attempts; then it comes back,
+- `fee_raise`: the admin changes the execution fee (0 to 20,000 USD: far above the pending
+  amounts) while open requests are pending; their executions, rejections and cancels charge
+  the fee each stored when made (the Mirror compares the fees paid and every pending
+  request's stored fee with the model's),
+- `settings_change`: after part of a keeper gap the admin changes the maximum price age, the
+  circuit breaker or the holding and funding rates, and sets it back after more of it (the
+  keeper's round in between or not): the model accrues every pair first, as the contracts
+  must, so a setting applied backwards shows as an index mismatch.
+
+After every step:
 
 - the chain equals the reference model (positions, balances, indexes, aggregates, NAV, ALP
   prices, ALP holdings: the Mirror compares after each action),
@@ -15,11 +36,15 @@ price push (no triggers). After every step:
 - no trader receives more than margin plus the capped profit,
 - a deposit or withdrawal moves the ALP price only up, and by no more than its fee; a
   withdrawal pays at most the ALP's worth at the redemption price less the fee,
-- a rejected hostile request costs its sender exactly the execution fee.
+- a rejected hostile request costs its sender exactly the execution fee its request stored,
+- every revert a rule meets is a custom error of the contracts' ABIs: never a Panic, an
+  `Error(string)` or undecodable data.
 
 A second machine (`EconomicMachine`: the same rules but `move_price` and `reference_gap`, so
-prices never move) also checks the economics after every step, with every open position
-valued at the keeper price as if settled now, its close fee left out:
+the keeper's prices never move; the reference may, in `breaker_trip`, as a tripped breaker is
+the point) also checks the economics after every step (and between two LP actions of one
+rule, so that E3 knows who held ALP when the others paid in), with every open position valued
+at the keeper price as if settled now, its close fee left out:
 
   value  = max(0, margin + pnl - holding - funding)     (the trader's; model.accrued_charges)
   claim  = margin - value = min(margin, holding + funding - pnl)   (the pool's)
@@ -38,6 +63,13 @@ valued at the keeper price as if settled now, its close fee left out:
   ALP x collectible price) never grows by more than its previous ALP x the rise of the
   collectible price (what the others paid into the pool since). Deposits price ALP at NAV
   (>= collectible), withdrawals at the redemption NAV: neither may take value from the others.
+- E4 an honest LP (LP-only: lp5, which deposits 2,000,000 at the start, and lp6) can at every
+  step redeem its ALP, at the chain's `redeemAlpPrice()` less the burn fee, for at least its
+  deposits x (1 - 0.25%) x (1 - 0.25%) less what it withdrew. Rounding: the first deposit's
+  locked minimum liquidity (1,000 wei), a wei of price per ALP, 4 wei a position and one token
+  unit per withdrawal. The redemption price dips between prices only by what lighter sides
+  receive in funding while their price is settled (at most the maximum age after the last
+  trigger round), which what the pool has earned covers.
 
 Every machine runs on the revm backend. `make test` runs a fixed, seeded budget (4 machines x 25
 examples x 30 steps, at least 2,000 steps); `make soak` a long one (ALPSIM_SOAK_EXAMPLES x ALPSIM_SOAK_STEPS per
@@ -48,7 +80,7 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
 
@@ -58,10 +90,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
 
 from alpsim.client import Alpsim, CloseRejected, OrderRejected
-from alpsim.errors import ContractRevert
+from alpsim.errors import ContractRevert, ErrorString, Panic, UnknownRevert
 from alpsim.keys import decrypt_with, encrypt_to_seeded
 from alpsim.mirror import Mirror
 from alpsim.model.math import pnl_usd_floor
+from alpsim.model.pool import MINIMUM_LIQUIDITY
 from alpsim.model.trading import ESCROW, POOL, TREASURY, ModelRefusal, Order, RejectReason
 from alpsim.orders import ORDER_ECIES, UndecryptableOrder, commitment, decode_order, seal
 
@@ -72,6 +105,7 @@ GRIEFER = 10
 """Sends open requests the keeper cannot use (accounts 8 and 9 are the treasury and keeper)."""
 ACCOUNTS = 11
 WAD = 10**18
+BPS = 10_000
 EXAMPLES = int(os.environ.get("ALPSIM_SOAK_EXAMPLES", "25"))
 STEPS = int(os.environ.get("ALPSIM_SOAK_STEPS", "30"))
 """The CI budget: 4 machines x 25 examples x up to 30 steps, about 2,800 steps (at least
@@ -83,6 +117,15 @@ STATS = {"steps": 0, "checks": 0, "economic_checks": 0, "by_machine": {}}
 _SIMS: dict[tuple[str, str], Alpsim] = {}
 NAMES = {1: "t1", 2: "t2", 3: "t3", 4: "t4", 5: "lp5", 6: "lp6", GRIEFER: "g10"}
 FAILURE_FILE = "build/stateful-failure.yaml"
+
+
+@dataclass
+class LpFlows:
+    """An LP's deposits and withdrawals, in token units (E4)."""
+
+    deposited: int = 0
+    withdrawn: int = 0
+    withdrawals: int = 0
 
 
 def _dump_on_failure(method):  # noqa: ANN001, ANN201
@@ -124,8 +167,28 @@ def keeper_verdict(sim: Alpsim, ciphertext: bytes, commitment_: bytes, trader: s
     return None
 
 
+_ABI_ERRORS: dict[int, frozenset[str]] = {}
+
+
+def abi_error_names(sim: Alpsim) -> frozenset[str]:
+    """The custom errors the deployed contracts' ABIs declare (OpenZeppelin's included)."""
+    if id(sim) not in _ABI_ERRORS:
+        _ABI_ERRORS[id(sim)] = frozenset(entry["name"] for contract in sim.session.bound.values()
+                                         for entry in contract.abi if entry.get("type") == "error")
+    return _ABI_ERRORS[id(sim)]
+
+
+def assert_custom_error(sim: Alpsim, revert: ContractRevert) -> None:
+    """No entry point reverts with a Panic, a string or undecodable data: every revert is one
+    of the ABIs' custom errors."""
+    assert not isinstance(revert, (Panic, ErrorString, UnknownRevert)), f"not a custom error: {revert!r}"
+    assert revert.error_name in abi_error_names(sim), f"{revert.error_name} is no error of the ABIs: {revert!r}"
+
+
 class ExchangeMachine(RuleBasedStateMachine):
     chain = "bnb"
+    prices_fixed = False
+    """The keeper's prices never move (EconomicMachine)."""
     backend = "revm"  # the same bytecode as eth-tester's (the scenario and throughput parity tests prove it), faster
     pendings = Bundle("pendings")
 
@@ -140,6 +203,8 @@ class ExchangeMachine(RuleBasedStateMachine):
         self.scenario_ids: dict[int, str] = {}  # position id -> scenario id
         self.request_ids: dict[int, str] = {}
         self.flags: dict[int, dict] = {}
+        self.lp_flows = {lp: LpFlows() for lp in LPS}
+        """Each LP's deposits and withdrawals (token units), for E4."""
 
     def step(self, line: str) -> None:
         self.script.append(line)
@@ -162,8 +227,9 @@ class ExchangeMachine(RuleBasedStateMachine):
         self.mirror.fund(who, amount)
         self.minted += self.sim.to_units(amount)
 
-    def _same_refusal(self, chain_action, model_action) -> None:  # noqa: ANN001
-        """The chain reverts exactly when the model refuses, with the same error."""
+    def _same_refusal(self, chain_action, model_action) -> str | None:  # noqa: ANN001
+        """The chain reverts exactly when the model refuses, with the same error (a custom
+        error of the ABIs); the error's name, None when both went through."""
         model = self.mirror.model.copy()
         try:
             model_action(model)
@@ -173,9 +239,29 @@ class ExchangeMachine(RuleBasedStateMachine):
         try:
             chain_action()
         except ContractRevert as revert:
+            assert_custom_error(self.sim, revert)
             assert revert.error_name == model_error, (revert, model_error)
-            return
+            return model_error
         assert model_error is None, f"the model refuses ({model_error}) what the chain did"
+        return None
+
+    def _revert(self, revert: ContractRevert, *expected: str) -> None:
+        """A revert the machine expects: a custom error, one of `expected`."""
+        assert_custom_error(self.sim, revert)
+        assert revert.error_name in expected, (revert, expected)
+
+    def _payouts_capped(self, closed: list) -> None:  # noqa: ANN001
+        for c in closed:
+            p = c.position
+            assert c.payout_wad <= p.margin_wad + p.max_profit_wad
+
+    def _checkpoint(self) -> None:
+        """Between two LP actions of one rule: the EconomicMachine evaluates its economics
+        here too, so that E3 sees which LP held what when the others paid into the pool."""
+
+    def _keeper_round(self) -> None:
+        """The keeper's round: its prices and every trigger in one transaction (settles them)."""
+        self._payouts_capped(self.mirror.keeper_round())
 
     # ----- set-up
     @initialize()
@@ -183,6 +269,7 @@ class ExchangeMachine(RuleBasedStateMachine):
         for lp in LPS:
             self._fund(lp, 2_000_000)
         self.mirror.deposit(LPS[0], 2_000_000)
+        self.lp_flows[LPS[0]].deposited += self.sim.to_units(2_000_000)
         for trader in TRADERS:
             self._fund(trader, 50_000)
         self._fund(GRIEFER, 1_000)
@@ -198,12 +285,9 @@ class ExchangeMachine(RuleBasedStateMachine):
         if self.sim.collateral_units(lp) < self.sim.to_units(amount):
             return
         self.step(f"- deposit: {{who: {NAMES[lp]}, amount: {amount}}}")
-        self._push_prices()
+        self._settle_prices()
         before = self.sim.pool().alp_price_wad
-        result = []
-        self._same_refusal(lambda: result.append(self.mirror.deposit(lp, amount)),
-                           lambda m: m.deposit(self.sim.address(lp), self.sim.to_units(amount),
-                                               self.sim.devnet.clock.next_timestamp))
+        result = self._deposit(lp, amount)
         if result:  # the depositor gets at most the amount less the fee, at the ALP price (which
             # only grows between the read and the deposit's block: fees accrue to the pool)
             value_in = self.sim.to_units(amount) * 10 ** (18 - self.sim.decimals)
@@ -219,11 +303,9 @@ class ExchangeMachine(RuleBasedStateMachine):
             return
         alp = max(held * share // 100, 1)
         self.step(f"- withdraw: {{who: {NAMES[lp]}, alp: {Decimal(alp) / 10**18}}}")
-        self._push_prices()
+        self._settle_prices()
         before = self.sim.pool().alp_price_wad
-        result = []
-        self._same_refusal(lambda: result.append(self.mirror.withdraw(lp, Decimal(alp) / 10**18)),
-                           lambda m: m.withdraw(self.sim.address(lp), alp, self.sim.devnet.clock.next_timestamp))
+        result = self._withdraw(lp, alp)
         pool_after = self.sim.pool()
         if result and pool_after.alp_supply_wad:
             # the LP gets at most its ALP's worth less the fee; priced after the withdrawal,
@@ -239,8 +321,40 @@ class ExchangeMachine(RuleBasedStateMachine):
         if before and self.sim.pool().alp_supply_wad:
             assert self.sim.pool().alp_price_wad >= before - 1
 
-    def _push_prices(self) -> None:
-        self.mirror.push_prices()
+    def _settle_prices(self) -> None:
+        """Deposits and withdrawals need settled prices: the keeper's round first (as the
+        scenario runner's deposit and withdraw steps)."""
+        self._keeper_round()
+
+    def _deposit(self, lp: int, amount: int) -> list:
+        """`lp` deposits `amount` (whole tokens), refused exactly when the model refuses;
+        refused, nothing moves. [the DepositResult] or []."""
+        sim = self.sim
+        before = (sim.collateral_units(lp), sim.alp_balance_wad(lp))
+        result = []
+        self._same_refusal(lambda: result.append(self.mirror.deposit(lp, amount)),
+                           lambda m: m.deposit(sim.address(lp), sim.to_units(amount), sim.devnet.clock.next_timestamp))
+        if result:
+            self.lp_flows[lp].deposited += sim.to_units(amount)
+        else:  # nothing lost
+            assert (sim.collateral_units(lp), sim.alp_balance_wad(lp)) == before
+        return result
+
+    def _withdraw(self, lp: int, alp: int) -> list:
+        """`lp` withdraws `alp` (wei), refused exactly when the model refuses; refused, nothing
+        moves. [the WithdrawResult] or []."""
+        sim = self.sim
+        before = (sim.collateral_units(lp), sim.alp_balance_wad(lp))
+        result = []
+        self._same_refusal(lambda: result.append(self.mirror.withdraw(lp, Decimal(alp) / 10**18)),
+                           lambda m: m.withdraw(sim.address(lp), alp, sim.devnet.clock.next_timestamp))
+        if result:
+            flows = self.lp_flows[lp]
+            flows.withdrawn += result[0].amount_out_units
+            flows.withdrawals += 1
+        else:  # nothing lost
+            assert (sim.collateral_units(lp), sim.alp_balance_wad(lp)) == before
+        return result
 
     # ----- traders
     @rule(trader=st.sampled_from(TRADERS), pair=st.sampled_from(sorted(PAIRS)), long=st.booleans(),
@@ -269,7 +383,7 @@ class ExchangeMachine(RuleBasedStateMachine):
         except OrderRejected:
             pass
         except ContractRevert as revert:  # a request the contract refuses outright
-            assert revert.error_name == "AmountBelowExecutionFee", revert
+            self._revert(revert, "AmountBelowExecutionFee")
 
     @rule(target=pendings, trader=st.sampled_from(TRADERS), pair=st.sampled_from(sorted(PAIRS)),
           long=st.booleans(), leverage=st.sampled_from([5, 50, 500, 1001]),
@@ -283,9 +397,21 @@ class ExchangeMachine(RuleBasedStateMachine):
         self.step(f"- open: {{id: {sid}, who: {NAMES[trader]}, pair: {pair}, side: {'long' if long else 'short'}, "
                   f"amount: {amount}, leverage: {leverage}}}")
         self.step("- keeper: {online: true}  # (the machine leaves it pending until keeper_back)")
-        pending = self.mirror.request_open(trader, pair, "long" if long else "short", amount, leverage)
-        self.request_ids[pending.request_id] = sid
-        return pending
+        return self._request_open(trader, pair, long, amount, leverage, sid)
+
+    def _request_open(self, trader: int, pair: str, long: bool, amount: int, leverage: int, sid: str):  # noqa: ANN202
+        """An open request left pending (None when refused: the execution fee may be raised
+        above `amount`, then chain and model both refuse it)."""
+        pending = []
+        self._same_refusal(
+            lambda: pending.append(self.mirror.request_open(trader, pair, "long" if long else "short", amount,
+                                                            leverage)),
+            lambda m: m.request_open(self.sim.address(trader), self.sim.to_units(amount), b"",
+                                     self.sim.devnet.block_number + 1))
+        if not pending:
+            return None
+        self.request_ids[pending[0].request_id] = sid
+        return pending[0]
 
     @rule(pending=pendings)
     @_dump_on_failure
@@ -297,7 +423,7 @@ class ExchangeMachine(RuleBasedStateMachine):
         if expired:
             with pytest.raises(ContractRevert) as info:
                 self.sim.keeper.execute_open(pending.request_id, pending.ciphertext)
-            assert info.value.error_name == "RequestNotExecutable"
+            self._revert(info.value, "RequestNotExecutable")
             return
         try:
             self.mirror.execute_open(pending)
@@ -368,9 +494,7 @@ class ExchangeMachine(RuleBasedStateMachine):
     @_dump_on_failure
     def keeper_runs_triggers(self) -> None:
         self.step("- keeper: {}")
-        for closed in self.mirror.run_triggers():
-            p = closed.position
-            assert closed.payout_wad <= p.margin_wad + p.max_profit_wad
+        self._payouts_capped(self.mirror.run_triggers())
 
     # ----- hostile actors
     @rule(seconds=st.sampled_from([3600, 6 * 3600, 86_400, 3 * 86_400, 7 * 86_400]))
@@ -381,9 +505,7 @@ class ExchangeMachine(RuleBasedStateMachine):
         self.step(f"- wait: {{seconds: {seconds}}}  # no keeper")
         self.step("- keeper: {}")
         self.mirror.wait(seconds)
-        for closed in self.mirror.keeper_round():
-            p = closed.position
-            assert closed.payout_wad <= p.margin_wad + p.max_profit_wad
+        self._keeper_round()
 
     @rule(kind=st.sampled_from(["random_bytes", "garbage_plaintext", "wrong_commitment"]),
           amount=st.integers(min_value=1, max_value=50), seed=st.integers(min_value=0, max_value=2**32 - 1))
@@ -411,21 +533,41 @@ class ExchangeMachine(RuleBasedStateMachine):
         self.step(f"# g10 sends an open request of {amount} with {kind.replace('_', ' ')}: the keeper rejects it "
                   "(no scenario step for it)")
         before = sim.collateral_units(griefer)
-        rid = self.mirror.request_open_raw(GRIEFER, amount, ciphertext, committed)
+        rid = self._griefer_request(amount, ciphertext, committed)
+        if rid is None:  # the execution fee was raised above the amount: refused, nothing moved
+            assert sim.collateral_units(griefer) == before
+            return
         verdict = keeper_verdict(sim, ciphertext, committed, griefer)
         expected = RejectReason.UNDECRYPTABLE_ORDER if kind == "random_bytes" else RejectReason.MALFORMED_ORDER
         assert verdict is expected, (kind, verdict)
+        self._reject(rid, verdict, before)
+
+    def _griefer_request(self, amount: int, ciphertext: bytes, committed: bytes) -> int | None:
+        """The griefer's raw open request; None when refused (chain and model alike)."""
+        rid = []
+        self._same_refusal(
+            lambda: rid.append(self.mirror.request_open_raw(GRIEFER, amount, ciphertext, committed)),
+            lambda m: m.request_open(self.sim.address(GRIEFER), self.sim.to_units(amount), committed,
+                                     self.sim.devnet.block_number + 1))
+        return rid[0] if rid else None
+
+    def _reject(self, rid: int, verdict: RejectReason, balance_before_request: int) -> None:
+        """The keeper rejects the griefer's request on chain: it costs the griefer exactly the
+        execution fee stored in the request, whatever the fee is now."""
+        fee = self.mirror.model.requests[rid].execution_fee_tokens
         event = self.mirror.reject_open(rid, verdict)
-        fee = self.mirror.model.execution_fee_tokens()
         assert event["reason"] == verdict and event["executionFeeTokens"] == fee
-        assert sim.collateral_units(griefer) == before - fee
+        assert self.sim.collateral_units(GRIEFER) == balance_before_request - fee
 
     @rule(lp=st.sampled_from(LPS), share=st.integers(min_value=1, max_value=100),
-          seconds=st.sampled_from([0, 61, 3600, 86_400]))
+          seconds=st.sampled_from([0, 61, 3600, 86_400]), move_bps=st.sampled_from([0, 3, -25]))
     @_dump_on_failure
-    def lp_withdraws_after_price_push(self, lp: int, share: int, seconds: int) -> None:
-        """After a while without the keeper, a bare price push (no triggers: positions may owe
-        more than their margin) and the LP withdraws at once, at the redemption price."""
+    def lp_withdraws_after_price_push(self, lp: int, share: int, seconds: int, move_bps: int) -> None:
+        """After a while without the keeper (and where prices move, a new price: keeper and
+        reference), a bare price push (no triggers: positions may owe more than their margin)
+        and at once the other LP deposits and this one withdraws: each refused exactly when the
+        model refuses (PriceNotSettled where the push changed the price of a pair with open
+        interest), nothing lost."""
         held = self.sim.alp_balance_wad(lp)
         if held == 0:
             return
@@ -433,18 +575,251 @@ class ExchangeMachine(RuleBasedStateMachine):
         if seconds:
             self.step(f"- wait: {{seconds: {seconds}}}  # no keeper")
             self.mirror.wait(seconds)
+        model = self.mirror.model
+        if move_bps and not self.prices_fixed:
+            traded = sorted({p.pair_id for p in model.positions.values()})
+            pair = self.sim.deployment.pairs[traded[0]] if traded else "BTC/USD"
+            self.prices[pair] = (self.prices[pair] * (10_000 + move_bps) / 10_000).quantize(Decimal("0.0001"))
+            self.step(f"- prices: {{{pair}: {self.prices[pair]}}}")
+            self.mirror.set_prices({pair: self.prices[pair]})
         self.step("# a bare price push, no triggers (no scenario step for it)")
-        self.step(f"- withdraw: {{who: {NAMES[lp]}, alp: {Decimal(alp) / 10**18}}}")
+        settled_before = dict(model.settled_until)
         self.mirror.push_prices()
-        result = []
-        self._same_refusal(lambda: result.append(self.mirror.withdraw(lp, Decimal(alp) / 10**18)),
-                           lambda m: m.withdraw(self.sim.address(lp), alp, self.sim.devnet.clock.next_timestamp))
+        # a pair with open interest whose price the push changed is no longer settled
+        unsettled = [pid for pid in range(len(model.pairs))
+                     if (model.side(pid, True).oi_usd or model.side(pid, False).oi_usd)
+                     and settled_before.get(pid, 0) and not model.settled_until.get(pid, 0)]
+        other = LPS[1] if lp == LPS[0] else LPS[0]
+        if self.sim.collateral_units(other) >= self.sim.to_units(1_000):
+            self.step(f"- deposit: {{who: {NAMES[other]}, amount: 1000}}  # (after the bare push)")
+            assert not (unsettled and self._deposit(other, 1_000)), f"deposited at the unsettled prices of {unsettled}"
+            self._checkpoint()
+        self.step(f"- withdraw: {{who: {NAMES[lp]}, alp: {Decimal(alp) / 10**18}}}")
+        result = self._withdraw(lp, alp)
+        assert not (unsettled and result), f"withdrew at the unsettled prices of pairs {unsettled}"
         if result and self.sim.pool().alp_supply_wad:
             # at most the ALP's worth at the redemption price of its own block (read after it:
             # the fee stayed), less the fee
             got = result[0].amount_out_units * 10 ** (18 - self.sim.decimals)
             worth = alp * self.sim.pool_contract.call("redeemAlpPrice") // WAD
             assert got <= worth * 9_975 // 10_000 + 1, (got, worth)
+
+    # ----- reference outages, breaker trips, fee raises, settings changes
+    def _keeper_minutes(self, minutes: int, mid=None) -> None:  # noqa: ANN001
+        """The keeper prices every minute for `minutes` minutes, alternating a bare
+        `updatePrices` and its trigger round (the whole state compared every 60 of them);
+        `mid()` runs halfway. Time is held (`Devnet.hold_time`): each minute is one empty block
+        stamped a minute later, then the keeper's transaction at that time, not the 32 blocks
+        of a free-running clock (a 180-minute run costs little). The scenario gets the waits."""
+        half = minutes // 2
+        self.step(f"- wait: {{seconds: {60 * half}}}")
+        with self.mirror.checks_every(60), self.sim.devnet.hold_time():
+            for minute in range(minutes):
+                if minute == half:
+                    self.step(f"- wait: {{seconds: {60 * (minutes - half)}}}")
+                    if mid is not None:
+                        mid()
+                self.sim.devnet.advance_time(60)
+                if minute % 2 == 0:
+                    self.mirror.push_prices()
+                else:
+                    self._keeper_round()
+
+    def _mid_gap_attempts(self, lp: int, trader: int, pair: str, long: bool) -> None:
+        """What tries its luck while the guard is failing: an LP's deposit and the other's
+        withdrawal (refused as the model refuses: ReferenceStale, CircuitBreakerTripped...) and
+        a trader's open (rejected when the pair's guard fails, at the fee the request stored)."""
+        other = LPS[1] if lp == LPS[0] else LPS[0]
+        if self.sim.collateral_units(other) >= self.sim.to_units(1_000):
+            self.step(f"- deposit: {{who: {NAMES[other]}, amount: 1000}}")
+            self._deposit(other, 1_000)
+            self._checkpoint()
+        held = self.sim.alp_balance_wad(lp)
+        if held:
+            alp = max(held // 2, 1)
+            self.step(f"- withdraw: {{who: {NAMES[lp]}, alp: {Decimal(alp) / 10**18}}}")
+            self._withdraw(lp, alp)
+            self._checkpoint()
+        if self.sim.collateral_units(trader) >= self.sim.to_units(20):
+            sid = f"p{len(self.script)}"
+            self.step(f"- open: {{id: {sid}, who: {NAMES[trader]}, pair: {pair}, side: {'long' if long else 'short'}, "
+                      "amount: 20, leverage: 5}")
+            pending = self._request_open(trader, pair, long, 20, 5, sid)
+            if pending is not None:
+                try:
+                    opened = self.mirror.execute_open(pending)
+                    self.scenario_ids[opened.position.id] = sid
+                except OrderRejected:
+                    pass
+
+    @rule(minutes=st.sampled_from([5, 10, 30, 60, 180]), lp=st.sampled_from(LPS),
+          trader=st.sampled_from(TRADERS), pair=st.sampled_from(sorted(PAIRS)), long=st.booleans())
+    @_dump_on_failure
+    def reference_outage(self, minutes: int, lp: int, trader: int, pair: str, long: bool) -> None:
+        """The reference feeds get no new round for `minutes` minutes while the keeper pushes
+        its prices every minute (a bare push and its trigger round in turn): past the maximum
+        age nothing is settled, LPs wait, opens are rejected, the lighter sides receive no
+        funding. Then the feeds return and the keeper's round runs."""
+        self.step(f"# the reference feeds get no new round for {minutes} minutes; the keeper prices every minute, "
+                  "a bare push and its trigger round in turn (no scenario step for it)")
+        with self.mirror.reference_outage():
+            self._keeper_minutes(minutes, lambda: self._mid_gap_attempts(lp, trader, pair, long))
+        self.step("- keeper: {}  # the reference feeds are back")
+        self.mirror.refresh_references()
+        self._keeper_round()
+
+    @rule(pair=st.sampled_from(sorted(PAIRS)), bps=st.integers(min_value=101, max_value=500), up=st.booleans(),
+          minutes=st.sampled_from([1, 5, 15, 30, 90]), lp=st.sampled_from(LPS), trader=st.sampled_from(TRADERS),
+          long=st.booleans())
+    @_dump_on_failure
+    def breaker_trip(self, pair: str, bps: int, up: bool, minutes: int, lp: int, trader: int, long: bool) -> None:
+        """The reference feed moves 1.01% to 5% away from the keeper's price and stays there
+        (fresh) while the keeper prices every minute with its triggers: the breaker is tripped,
+        nothing of the pair is settled. Then the feed comes back to the keeper's price and the
+        keeper's round runs."""
+        keeper_price = self.prices[pair]
+        factor = (10_000 + bps) if up else (10_000 - bps)
+        self.step(f"# the reference feed of {pair} moves {'+' if up else '-'}{bps} bp from the keeper's price for "
+                  f"{minutes} minutes; the keeper prices every minute (no scenario step for it)")
+        self.mirror.set_reference(pair, (keeper_price * factor / 10_000).quantize(Decimal("0.0001")))
+        self._keeper_minutes(minutes, lambda: self._mid_gap_attempts(lp, trader, pair, long))
+        self.step(f"- keeper: {{}}  # the reference feed of {pair} is back at the keeper's price")
+        self.mirror.set_reference(pair, keeper_price)
+        self._keeper_round()
+
+    @rule(target=pendings, fee=st.sampled_from(["0", "0.01", "0.2", "5", "100", "20000"]),
+          then=st.sampled_from(["execute", "cancel", "leave"]), restore=st.booleans(),
+          trader=st.sampled_from(TRADERS), pair=st.sampled_from(sorted(PAIRS)), long=st.booleans(),
+          amount=st.integers(min_value=10, max_value=5_000), griefer_amount=st.integers(min_value=1, max_value=50),
+          seed=st.integers(min_value=0, max_value=2**32 - 1))
+    @_dump_on_failure
+    def fee_raise(self, fee: str, then: str, restore: bool, trader: int, pair: str, long: bool, amount: int,
+                  griefer_amount: int, seed: int):  # noqa: ANN201
+        """The admin changes the execution fee (up to far above the pending amounts) while open
+        requests are pending: a trader's and a griefer's unusable one. Each is charged the fee
+        it stored when made: the trader's executed now, cancelled once expired, or left
+        pending for `keeper_back` and `cancel`; the griefer's rejected."""
+        sim, model = self.sim, self.mirror.model
+        pending = None
+        if sim.collateral_units(trader) >= sim.to_units(amount):
+            sid = f"r{len(self.script)}"
+            self.step("- keeper: {online: false}")
+            self.step(f"- open: {{id: {sid}, who: {NAMES[trader]}, pair: {pair}, side: {'long' if long else 'short'}, "
+                      f"amount: {amount}, leverage: 5}}")
+            pending = self._request_open(trader, pair, long, amount, 5, sid)
+        griefer_before, rid = sim.collateral_units(GRIEFER), None
+        if griefer_before >= sim.to_units(griefer_amount):
+            rnd = random.Random(seed)
+            self.step(f"# g10 sends an open request of {griefer_amount} with random bytes (no scenario step for it)")
+            rid = self._griefer_request(griefer_amount, rnd.randbytes(148), rnd.randbytes(32))
+        old_fee = Decimal(model.settings.execution_fee_usd) / WAD
+        self.step(f"# the admin sets the execution fee to {fee} USD (no scenario step for it)")
+        self.mirror.set_execution_fee(Decimal(fee))
+        if rid is not None:
+            self._reject(rid, RejectReason.UNDECRYPTABLE_ORDER, griefer_before)
+        if pending is not None and then == "execute":
+            self.step("- keeper: {online: true}")
+            try:
+                opened = self.mirror.execute_open(pending)
+                self.scenario_ids[opened.position.id] = self.request_ids[pending.request_id]
+            except OrderRejected:
+                pass
+            pending = None
+        elif pending is not None and then == "cancel":
+            before = sim.collateral_units(trader)
+            self.mirror.mine(model.settings.request_expiry_blocks + 1)
+            self.step(f"- cancel: {{id: {self.request_ids[pending.request_id]}}}")
+            assert self._same_refusal(
+                lambda: self.mirror.cancel(pending.trader, pending.request_id),
+                lambda m: m.cancel_request(pending.trader, pending.request_id, sim.devnet.block_number + 1)) is None
+            assert sim.collateral_units(trader) == before + pending.amount_units  # the whole escrow back
+            pending = None
+        if restore:
+            self.step(f"# the admin sets the execution fee back to {old_fee} USD (no scenario step for it)")
+            self.mirror.set_execution_fee(old_fee)
+        return pending
+
+    @rule(kind=st.sampled_from(["max_age", "breaker", "rates"]), level=st.integers(min_value=0, max_value=2),
+          before=st.sampled_from([30, 600, 3600, 86_400]), after=st.sampled_from([30, 600, 3600, 86_400]),
+          mid_round=st.booleans())
+    @_dump_on_failure
+    def settings_change(self, kind: str, level: int, before: int, after: int, mid_round: bool) -> None:
+        """In the middle of a keeper gap the admin changes a guard setting (the maximum price
+        age, the circuit breaker) or the holding and funding rates, then sets it back after
+        more of the gap (the keeper's round in between or not). Accrual never applies a
+        setting backwards: the model accrues every pair first, and the mirror compares the
+        indexes to the unit."""
+        mirror, model = self.mirror, self.mirror.model
+        self.step(f"- wait: {{seconds: {before}}}  # no keeper")
+        mirror.wait(before)
+        if kind == "rates":
+            old = (model.holding_rate_per_hour_wad, model.funding_rate_per_hour_wad)
+            new = [(0, 0), (old[0] * 10, old[1] * 10), (old[0], old[1] * 100)][level]
+            self.step(f"# the admin sets the holding and funding rates to {new} (no scenario step for it)")
+            mirror.set_rates(*new)
+        else:
+            old = (model.max_price_age_s, model.circuit_breaker_bps)
+            if kind == "max_age":
+                mirror.set_price_guards(max_age_s=[30, 600, 3600][level])
+            else:
+                mirror.set_price_guards(breaker_bps=[50, 300, 1000][level])
+            self.step(f"# the admin sets the price guard's maximum age and breaker to "
+                      f"{(model.max_price_age_s, model.circuit_breaker_bps)} (no scenario step for it)")
+        if mid_round:
+            self.step("- keeper: {}")
+            self._keeper_round()
+        self.step(f"- wait: {{seconds: {after}}}  # no keeper")
+        mirror.wait(after)
+        self.step("# the admin sets it back (no scenario step for it)")
+        if kind == "rates":
+            mirror.set_rates(*old)
+        else:
+            mirror.set_price_guards(max_age_s=old[0], breaker_bps=old[1])
+        self.step("- keeper: {}")
+        self._keeper_round()
+
+    @rule(kind=st.sampled_from(["request_amount", "request_max", "deposit_amount", "price_high", "price_zero",
+                                "price_pair", "withdraw_more", "guard_age", "rates"]))
+    @_dump_on_failure
+    def extreme_inputs(self, kind: str) -> None:
+        """Inputs at and past the types' limits: each entry point refuses with a custom error
+        (the model's where it has one), never a Panic."""
+        sim, model = self.sim, self.mirror.model
+        trading, keeper = sim.contracts["trading"], sim.keeper.address
+        griefer, lp = sim.address(GRIEFER), sim.address(LPS[1])
+        block, now = sim.devnet.block_number + 1, sim.devnet.clock.next_timestamp
+        self.step(f"# an extreme input ({kind.replace('_', ' ')}), refused (no scenario step for it)")
+        if kind in ("request_amount", "request_max"):
+            amount = 2**128 if kind == "request_amount" else 2**256 - 1
+            refused = self._same_refusal(
+                lambda: trading.transact("requestOpen", b"\0" * 32, b"", amount, sender=griefer),
+                lambda m: m.request_open(griefer, amount, b"\0" * 32, block))
+        elif kind == "deposit_amount":
+            amount = 2**256 - 1
+            refused = self._same_refusal(lambda: sim.pool_contract.transact("deposit", amount, 0, sender=lp),
+                                         lambda m: m.deposit(lp, amount, now))
+        elif kind == "withdraw_more":
+            alp = model.pool.alp.get(lp, 0) + 1
+            refused = self._same_refusal(lambda: sim.pool_contract.transact("withdraw", alp, 0, sender=lp),
+                                         lambda m: m.withdraw(lp, alp, now))
+        elif kind.startswith("price"):
+            pair_id, price = {"price_high": (0, 2**128), "price_zero": (1, 0), "price_pair": (len(PAIRS), 10**18)}[kind]
+            refused = self._same_refusal(
+                lambda: trading.transact("updatePrices", [(pair_id, price)], sender=keeper),
+                lambda m: m.apply_prices({pair_id: price}, now))
+        else:  # admin settings past their storage types
+            deployer = sim.deployment.deployer
+            try:
+                if kind == "guard_age":
+                    sim.contracts["oracle"].transact("setGuardSettings", 2**64, 100, 10, sender=deployer)
+                else:
+                    sim.contracts["market"].transact("setRates", 2**64, 0, sender=deployer)
+            except ContractRevert as revert:
+                assert_custom_error(sim, revert)
+                refused = revert.error_name
+            else:
+                refused = None
+        assert refused is not None, f"{kind} went through"
 
     # ----- invariants
     @invariant()
@@ -453,7 +828,7 @@ class ExchangeMachine(RuleBasedStateMachine):
         STATS["steps"] += 1
         by_machine = STATS["by_machine"]
         by_machine[type(self).__name__] = by_machine.get(type(self).__name__, 0) + 1
-        self.mirror.check()
+        self.mirror.check_if_moved()  # (after the rule's last action the Mirror compared already)
         sim, model = self.sim, self.mirror.model
         token = sim.contracts["collateral"]
         holders = {sim.address(a) for a in TRADERS + LPS + [GRIEFER]} | {sim.deployment.keeper, sim.deployment.treasury,
@@ -496,6 +871,11 @@ class Economics:
         self.alp = {lp: model.pool.alp.get(sim.address(lp), 0) for lp in LPS}
         self.lps = {lp: model.balances.get(sim.address(lp), 0) * scale + Fraction(self.alp[lp] * nav, self.supply or 1)
                     for lp in LPS}
+        # E4: what each LP's ALP redeems for now, at the chain's redemption price less the burn fee
+        redeem_price = sim.pool_contract.call("redeemAlpPrice")
+        burn = model.pool.burn_fee_bps
+        self.redeemable = {lp: sim.alp_balance_wad(lp) * redeem_price * (BPS - burn) // (WAD * BPS) for lp in LPS}
+        self.alp_chain = {lp: sim.alp_balance_wad(lp) for lp in LPS}
 
 
 class EconomicMachine(ExchangeMachine):
@@ -504,6 +884,7 @@ class EconomicMachine(ExchangeMachine):
 
     move_price = None
     reference_gap = None
+    prices_fixed = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -511,7 +892,7 @@ class EconomicMachine(ExchangeMachine):
 
     @rule(seconds=st.sampled_from([1, 30, 61, 600, 3600, 86_400, 172_800]))
     @_dump_on_failure
-    def time_passes(self, seconds: int) -> None:
+    def time_passes(self, seconds: int) -> None:  # noqa: D417
         """Time passes with a live keeper: its round (every priced pair and every trigger in one
         transaction) ends the wait, as SPEC 5.8's keeper runs before anything can use a fresh
         price. Without it, an open executed after a long wait records a fresh price while a
@@ -520,15 +901,34 @@ class EconomicMachine(ExchangeMachine):
         self.step(f"- wait: {{seconds: {seconds}}}")
         self.step("- keeper: {}")
         self.mirror.wait(seconds)
-        for closed in self.mirror.keeper_round():
-            p = closed.position
-            assert closed.payout_wad <= p.margin_wad + p.max_profit_wad
+        self._keeper_round()
 
     @invariant()
     @_dump_on_failure
     def nobody_gains_at_fixed_prices(self) -> None:
+        self._economics_hold()
+
+    def _checkpoint(self) -> None:
+        self._economics_hold()
+
+    def _economics_hold(self) -> None:
+        """E1-E4 between the previous evaluation and now."""
         now, before = Economics(self.sim, self.mirror.model), self.economics
         self.economics = now
+        # E4: an honest LP can always redeem for its deposits less both fees, less what it took
+        model = self.mirror.model
+        scale, mint, burn = model.scale, model.pool.mint_fee_bps, model.pool.burn_fee_bps
+        for lp in LPS:
+            flows = self.lp_flows[lp]
+            if not flows.deposited:
+                continue
+            owed = flows.deposited * scale * (BPS - mint) * (BPS - burn) // BPS**2 - flows.withdrawn * scale
+            # rounding: the locked minimum liquidity of the first deposit, a wei of price per
+            # ALP, 4 wei a position, one token unit per withdrawal
+            slack = (MINIMUM_LIQUIDITY + now.alp_chain[lp] // WAD + 4 * now.positions + 4
+                     + scale * (1 + flows.withdrawals))
+            assert now.redeemable[lp] >= owed - slack, \
+                (f"{NAMES[lp]} cannot redeem its deposits less fees", float(Fraction(now.redeemable[lp] - owed, WAD)))
         if before is None or before.price is None or now.price is None:
             return
         # rounding: each charge and pnl is one floor or ceil (4 wei a position), and the

@@ -570,11 +570,12 @@ def test_lp_withdraws_after_the_cooldown(page, system):
     w3.provider.make_request("evm_mine", [])
     jumped_to = w3.eth.get_block("latest")["timestamp"]
     assert jumped_to > unlocks_at
-    # the pool values its claims at fresh keeper prices: wait for the keeper's next round
+    # the pool values its claims at settled keeper prices: wait for the keeper's next round
+    # (its triggers settle the prices)
     oracle = c["oracle"]
     pairs = range(len(system["deployment"].pairs))
     deadline = time.monotonic() + WAIT_MS / 1000
-    while min(oracle.functions.freshUntil(p).call() for p in pairs) <= jumped_to:
+    while min(oracle.functions.settledUntil(p).call() for p in pairs) <= jumped_to:
         assert time.monotonic() < deadline, "the keeper did not price the pairs after the time jump"
         time.sleep(0.1)
     page.wait_for_function("document.querySelector('[data-key=cooldown]').textContent === 'unlocked'", timeout=WAIT_MS)

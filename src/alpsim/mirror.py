@@ -3,8 +3,9 @@ position field, balance, index, aggregate, NAV and ALP price, to the unit."""
 
 from __future__ import annotations
 
-from dataclasses import fields
-from typing import Any
+from contextlib import contextmanager
+from dataclasses import fields, replace
+from typing import Any, Iterator
 
 from .client import Account, Alpsim, ClosedPosition, OpenedPosition, OrderRejected
 from .errors import AlpsimError
@@ -29,14 +30,29 @@ class Mirror:
         self.accounts: set[str] = {sim.deployment.keeper, sim.deployment.treasury}
         self._role_of = {sim.contracts["trading"].address: ESCROW, sim.contracts["pool"].address: POOL,
                          sim.deployment.treasury: TREASURY}
+        self._checked_head: tuple[int, bytes] | None = None
+        """(number, hash) of the latest block when `check()` last passed."""
 
     # ----- helpers
     def _key(self, address: str) -> str:
         return self._role_of.get(address, address)
 
     def _stamp(self, receipt: dict) -> tuple[int, int]:
-        block = self.sim.devnet.w3.eth.get_block(receipt["blockNumber"])
+        """(timestamp, number) of the receipt's block."""
+        number = receipt["blockNumber"]
+        blocks = getattr(self.sim.devnet, "blocks", None)  # the revm devnet's, in process: no RPC
+        if blocks and blocks[-1].number == number:
+            return blocks[-1].timestamp, number
+        block = self.sim.devnet.w3.eth.get_block(number)
         return block["timestamp"], block["number"]
+
+    def _head(self) -> tuple[int, bytes]:
+        """(number, hash) of the latest block."""
+        blocks = getattr(self.sim.devnet, "blocks", None)  # the revm devnet's, in process: no RPC
+        if blocks:
+            return blocks[-1].number, bytes(blocks[-1].hash)
+        latest = self.sim.devnet.w3.eth.get_block("latest")
+        return latest["number"], bytes(latest["hash"])
 
     def _sync_references(self) -> None:
         oracle = self.sim.contracts["oracle"]
@@ -105,15 +121,82 @@ class Mirror:
         self.sim.keeper.set_reference(pair, price)
         self._sync_references()
 
+    def refresh_references(self, pairs: list[str | int] | None = None) -> None:
+        """A new round of each pair's reference feed (default: every pair the keeper prices)
+        at the feed's current answer: the reference is fresh again, unmoved."""
+        keeper, oracle = self.sim.keeper, self.sim.contracts["oracle"]
+        ids = sorted(keeper.prices) if pairs is None else sorted({self.sim.pair_id(p) for p in pairs})
+        answers = {pair_id: oracle.call("referencePrice", pair_id)[0] for pair_id in ids}
+        keeper._set_references({pair_id: price for pair_id, price in answers.items() if price})
+        self._sync_references()
+
+    @contextmanager
+    def reference_outage(self) -> Iterator[None]:
+        """Within: the reference feeds get no new round (the keeper's automatic refresh is
+        off), so they age while the keeper goes on pricing."""
+        keeper = self.sim.keeper
+        saved, keeper.auto_refresh_reference = keeper.auto_refresh_reference, False
+        try:
+            yield
+        finally:
+            keeper.auto_refresh_reference = saved
+
+    @contextmanager
+    def checks_every(self, actions: int) -> Iterator[None]:
+        """Within: the whole-state comparison runs after every `actions`-th action instead of
+        after each one (long runs of cheap actions), and once more on leaving."""
+        saved, counter = self.check_every_step, [0]
+        outer = self.__dict__.get("_after")  # an enclosing `checks_every`'s
+
+        def every() -> None:
+            counter[0] += 1
+            if saved and counter[0] % actions == 0:
+                self.check()
+
+        self.check_every_step = False
+        self._after = every  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            if outer is None:
+                del self._after
+            else:
+                self._after = outer  # type: ignore[method-assign]
+            self.check_every_step = saved
+            if saved:
+                self.check()
+
     def set_price_guards(self, *, max_age_s: int | None = None, breaker_bps: int | None = None,
                          worse_bps: int | None = None) -> None:
         """The oracle's guard settings (`setGuardSettings`, admin); None keeps a setting."""
         m = self.model
-        m.max_price_age_s = m.max_price_age_s if max_age_s is None else max_age_s
-        m.circuit_breaker_bps = m.circuit_breaker_bps if breaker_bps is None else breaker_bps
-        m.worse_price_bps = m.worse_price_bps if worse_bps is None else worse_bps
-        self.sim.contracts["oracle"].transact("setGuardSettings", m.max_price_age_s, m.circuit_breaker_bps,
-                                              m.worse_price_bps, sender=self.sim.deployment.deployer)
+        settings = (m.max_price_age_s if max_age_s is None else max_age_s,
+                    m.circuit_breaker_bps if breaker_bps is None else breaker_bps,
+                    m.worse_price_bps if worse_bps is None else worse_bps)
+        receipt = self.sim.contracts["oracle"].transact("setGuardSettings", *settings,
+                                                        sender=self.sim.deployment.deployer)
+        ts, _ = self._stamp(receipt)
+        m.set_guard_settings(*settings, ts)  # accrues first, as the contract
+        self._after()
+
+    def set_rates(self, holding_per_hour_wad: int, funding_per_hour_wad: int) -> None:
+        """The market's holding and funding rates (`setRates`, admin)."""
+        receipt = self.sim.contracts["market"].transact("setRates", holding_per_hour_wad, funding_per_hour_wad,
+                                                        sender=self.sim.deployment.deployer)
+        ts, _ = self._stamp(receipt)
+        self.model.set_rates(holding_per_hour_wad, funding_per_hour_wad, ts)
+        self._after()
+
+    def set_execution_fee(self, fee_usd: Number) -> None:
+        """The engine's execution fee (`setSettings`, admin): later requests pay it; pending
+        ones keep the fee they were made with."""
+        fee_wad = to_units(fee_usd, 18)
+        trading = self.sim.contracts["trading"]
+        current = {**dict(trading.call("settings")), "executionFeeUsd": fee_wad}
+        (setter,) = [e for e in trading.abi if e.get("type") == "function" and e["name"] == "setSettings"]
+        struct = tuple(current[c["name"]] for c in setter["inputs"][0]["components"])  # in the ABI's order
+        trading.transact("setSettings", struct, sender=self.sim.deployment.deployer)
+        self.model.settings = replace(self.model.settings, execution_fee_usd=fee_wad)
         self._after()
 
     def push_prices(self) -> None:
@@ -155,6 +238,7 @@ class Mirror:
                                                          sender=self.sim.keeper.address)
         _, block = self._stamp(receipt)
         self.model.reject_open(request_id, reason, block, self.sim.keeper.address)
+        self._compare_fee_paid(request_id, receipt)
         self._after()
         return self.sim.session.events(receipt, "OpenRejected")[0]
 
@@ -170,6 +254,7 @@ class Mirror:
         chain_reason = RejectReason(chain_rejected[0]["reason"]) if chain_rejected else RejectReason.NONE
         if chain_reason is not result.reason:
             raise MirrorMismatch(f"request {pending.request_id}: chain {chain_reason.label}, model {result.reason.label}")
+        self._compare_fee_paid(pending.request_id, receipt)
         self._after()
         return self.sim.opened_from(pending, before, receipt)
 
@@ -233,6 +318,20 @@ class Mirror:
         self.sim.devnet.mine(blocks)
 
     # ----- comparison
+    def _compare_fee_paid(self, request_id: int, receipt: dict) -> None:
+        """The execution fee an execution or rejection charged (its events') is the one the
+        request stored when it was made, as in the model."""
+        stored = self.model.requests[request_id].execution_fee_tokens
+        paid = [e["amountTokens"] for e in self.sim.session.events(receipt, "ExecutionFeePaid")
+                if e["requestId"] == request_id]
+        charged = [e["executionFeeTokens"] for e in self.sim.session.events(receipt, "OpenRejected")
+                   if e["requestId"] == request_id]
+        charged += [e["charges"]["executionFeeTokens"] for e in self.sim.session.events(receipt, "PositionOpened")
+                    if e["positionId"] == request_id]
+        if paid != [stored] or any(c != stored for c in charged):
+            raise MirrorMismatch(f"request {request_id}: execution fee paid {paid}, charged {charged}, "
+                                 f"stored in the model {stored}")
+
     def _compare_settlement(self, chain: ClosedPosition, model: Any) -> None:
         pairs = {
             "exit_price": (chain.exit_price_wad, model.exit_price), "pnl": (chain.pnl_wad, model.pnl_usd),
@@ -246,11 +345,21 @@ class Mirror:
         if bad:
             raise MirrorMismatch(f"settlement of position {chain.position.id} (chain, model): {bad}")
 
+    def check_if_moved(self) -> bool:
+        """`check()`, unless the chain has not moved since the last comparison passed (the
+        same latest block; the model moves only with the chain's actions, so there is nothing
+        new to compare). Whether it compared."""
+        if self._checked_head is not None and self._head() == self._checked_head:
+            return False
+        self.check()
+        return True
+
     def check(self) -> None:
         """Compares the chain with the model; raises MirrorMismatch listing every difference."""
         sim, model, diffs = self.sim, self.model, []
         latest = sim.devnet.w3.eth.get_block("latest")
         now = latest["timestamp"]
+        head = (latest["number"], bytes(latest["hash"]))
 
         def eq(what: str, chain: Any, expected: Any) -> None:
             if chain != expected:
@@ -271,7 +380,7 @@ class Mirror:
         for holder in sorted(model.pool.alp):
             eq(f"ALP of {holder}", sim.contracts["alp"].call("balanceOf", holder), model.pool.alp[holder])
         eq("redemption ALP price", sim.pool_contract.call("redeemAlpPrice"), model.pool.redeem_alp_price)
-        market = sim.contracts["market"]
+        market, oracle = sim.contracts["market"], sim.contracts["oracle"]
         for pair_id in range(len(model.pairs)):
             for is_long in (True, False):
                 side = market.call("side", pair_id, is_long)
@@ -283,6 +392,13 @@ class Mirror:
             mi = model.indexes_now(pair_id, now)
             eq(f"indexes {pair_id}", (idx["holding"], idx["fundingLong"], idx["fundingShort"]),
                (mi.holding, mi.funding_long, mi.funding_short))
+            eq(f"settled until {pair_id}", oracle.call("settledUntil", pair_id), model.settled_until.get(pair_id, 0))
+        trading = sim.contracts["trading"]
+        for rid, r in sorted(model.requests.items()):
+            if r.kind == "open" and r.status == "pending":
+                raw = trading.call("request", rid)
+                eq(f"request {rid}", (raw["trader"], raw["amountIn"], raw["executionFeeTokens"]),
+                   (r.trader, r.amount_in, r.execution_fee_tokens))
         ids = sorted(set(model.positions) | set(sim.keeper.open_positions))
         if ids:
             raws = sim.contracts["trading"].call("positionsOf", ids)
@@ -302,7 +418,9 @@ class Mirror:
         for addr in sorted(set(model.token_balances) - {POOL, TREASURY}):
             eq(f"platform token of {addr}", plat.call("balanceOf", addr), model.token_balances[addr])
         if diffs:
+            self._checked_head = None
             raise MirrorMismatch("chain and model disagree:\n  " + "\n  ".join(diffs))
+        self._checked_head = head
 
 
 __all__ = ["Mirror", "MirrorMismatch", "OrderRejected", "Order"]
