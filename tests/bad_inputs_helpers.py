@@ -84,12 +84,15 @@ def reference_stale(sim) -> None:
 
 def breaker(sim) -> None:
     """Settled, then BTC's reference round moves 1.67% away from the keeper's 60,000 (past the
-    1% circuit breaker); the keeper price stays fresh and settled."""
+    1% circuit breaker) and the keeper's next round finds the breaker tripped: the keeper price
+    stays fresh, and is no longer settled (until then the window granted stands: see
+    test_pool_books)."""
     settle(sim)
-    until = settled_until(BTC)(sim)
     assert keeper_price(BTC)(sim) == 60_000 * WAD
     sim.keeper.set_reference("BTC/USD", 61_000)
-    assert settled_until(BTC)(sim) == until >= sim.devnet.timestamp
+    receipt = sim.keeper.run_triggers(sorted(sim.keeper.open_positions))
+    assert sim.session.events(receipt, "PositionClosed") == []
+    assert settled_until(BTC)(sim) == 0 and price_at(BTC)(sim) == sim.devnet.timestamp
 
 
 def new_price_unsettled(sim) -> None:

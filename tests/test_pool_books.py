@@ -214,7 +214,8 @@ def test_lighter_side_receives_funding_only_while_the_price_is_settled(mirror):
 
 def test_lps_are_priced_only_at_settled_prices(mirror):
     """With open interest on BTC (a 10x long of 10,000 notional), a deposit or a withdrawal
-    reverts unless BTC's price is fresh, guarded and settled, in this order:
+    reverts unless BTC's price is fresh and settled; when it is not settled, the error says what
+    the guard finds now:
     - an open records 60,000 without triggers: PriceNotSettled(0, t0, settledUntil 0); the
       keeper's round (`runTriggers`) settles it until the reference round's time + 60 s: the
       deposit and the withdrawal go through;
@@ -226,7 +227,10 @@ def test_lps_are_priced_only_at_settled_prices(mirror):
     - the reference not refreshed for 61 s (the keeper's price pushed at t0+132):
       ReferenceStale(0, t0+71, 60); a round then does not settle;
     - a fresh reference 2% away (61,812): CircuitBreakerTripped(0, 60,600, 61,812);
-    - the reference back at 60,600 and a keeper round: deposits work again."""
+    - the reference back at 60,600 and a keeper round: deposits work again;
+    - a reference round 2% away inside that settled window: the window stands (the deposit goes
+      through) until the keeper's next round, which finds the breaker tripped and does not
+      settle: CircuitBreakerTripped."""
     sim = mirror.sim
     mirror.wait(COOLDOWN_S + 1)  # the fixture LP's ALP unlocked: it may withdraw
     mirror.fund(NEW_LP, 10_000)
@@ -283,20 +287,30 @@ def test_lps_are_priced_only_at_settled_prices(mirror):
         assert mirror.deposit(NEW_LP, 1_000).alp_out_wad > 0
         assert mirror.withdraw(LP, 1_000).amount_out_units > 0
 
+        # a window granted stands: a reference round past the breaker inside it stops LPs
+        # from the keeper's next round on, not before (docs/mechanics.md section 8)
+        until = _settled_until(sim)
+        mirror.set_reference(PAIR, 61_812)
+        assert _settled_until(sim) == until >= _now(sim)
+        assert mirror.deposit(NEW_LP, 1_000).alp_out_wad > 0
+        mirror.keeper_round()
+        assert _settled_until(sim) == 0
+        refused(errors.CircuitBreakerTripped, PAIR_ID, 60_600 * WAD, 61_812 * WAD)
+
 
 # ----------------------------------------------------------------------- c. NAV
 
 def test_deposits_price_at_fees_now_withdrawals_at_fees_as_of_the_last_price(sim):
     """A pool of 1,000,000; on BTC a long of 300,000 and a short of 100,000 notional (10x),
     the price fixed. Deposits price ALP at NAV with every side's holding and funding owed as of
-    now (`alpPrice`); withdrawals with each side's fees as of the pair's last price where that
-    is lower (`redeemAlpPrice`: redeemClaim = sum over sides of min(fees at the last accrual,
-    fees now) - pnl).
+    now (`alpPrice`); withdrawals leave out what a side came to owe since the pair's last price
+    (`redeemAlpPrice`: redeemClaim = sum over sides of fees now - max(owed since, 0) - pnl,
+    "owed since" its open interest times the indexes' steps since the last accrual).
     - Right after the keeper's trigger run the two prices are equal.
     - 54 s later the longs (the heavier side) owe 300,000 x 0.001%/h x 54/3600 = 0.045 holding
       and 300,000 x 0.01%/h x 2/3 x 54/3600 = 0.30 funding more: NAV - redemption NAV = 0.345
       USD exactly. The shorts' fees fell (they received 0.10 and owe 0.015 holding), so they
-      count as of now in both.
+      count as of now in both (a side that came to owe less gives nothing back).
     - The next trigger run makes the prices equal again; 54 s on the gap is 0.345 again. A
       deposit and a withdrawal then are priced at NAV and at the redemption NAV.
     (Before, a withdrawal left out all the holding and funding owed to the pool since each

@@ -8,8 +8,8 @@ pragma solidity 0.8.28;
 ///         pool's NAV is its balance alone.
 /// @dev Two claims price LPs conservatively (docs/mechanics.md section 10): deposits at
 ///      `claimUsd`, with every side's holding and funding owed as of now; withdrawals at
-///      `redeemClaimUsd`, with each side's fees as of the pair's last price where that is lower
-///      (what accrued since, no trigger has checked against the margins yet). So
+///      `redeemClaimUsd`, which leaves out what a side came to owe the pool since the pair's
+///      last accrual (no trigger has checked it against the margins yet). So
 ///      redeemClaimUsd <= claimUsd.
 interface INavSource {
     /// @notice The pool's claim on open positions in USD (negative when traders are winning).

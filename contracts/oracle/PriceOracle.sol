@@ -186,9 +186,13 @@ contract PriceOracle is AccessControl {
         return keeperPrice[pairId].price;
     }
 
-    /// @notice The last keeper price (the mark for NAV) when LPs may be priced at it: fresh,
-    ///         guarded now (reference fresh, within the circuit breaker), and settled (the
-    ///         triggers ran at it). Reverts with the first condition that fails.
+    /// @notice The last keeper price (the mark for NAV) when LPs may be priced at it: fresh and
+    ///         settled (the triggers ran at it with the guard passing, and the reference round
+    ///         they saw is still within the maximum age). Reverts `PriceStale`, else, when not
+    ///         settled, with what the guard finds now: `ReferenceStale`, `CircuitBreakerTripped`,
+    ///         or `PriceNotSettled` (the triggers have not run at this price).
+    /// @dev The settled window stands for its length, as it does for funding: the success path
+    ///      reads no feed (docs/mechanics.md section 8 bounds what a window can miss).
     function settledMarkPrice(uint256 pairId) external view returns (uint256) {
         KeeperPrice memory kp = keeperPrice[pairId];
         uint256 maxAge = maxPriceAgeSeconds;
@@ -197,12 +201,14 @@ contract PriceOracle is AccessControl {
         if (kp.price == 0 || block.timestamp > uint256(kp.updatedAt) + maxAge) {
             revert Errors.PriceStale(pairId, kp.updatedAt, maxAge);
         }
-        (uint256 ref, uint256 refAt) = referencePrice(pairId);
-        if (ref == 0 || block.timestamp > refAt + maxAge) revert Errors.ReferenceStale(pairId, refAt, maxAge);
-        if (_gap(kp.price, ref) * BPS > circuitBreakerBps * ref) {
-            revert Errors.CircuitBreakerTripped(pairId, kp.price, ref);
+        if (block.timestamp > kp.settledUntil) {
+            (uint256 ref, uint256 refAt) = referencePrice(pairId);
+            if (ref == 0 || block.timestamp > refAt + maxAge) revert Errors.ReferenceStale(pairId, refAt, maxAge);
+            if (_gap(kp.price, ref) * BPS > circuitBreakerBps * ref) {
+                revert Errors.CircuitBreakerTripped(pairId, kp.price, ref);
+            }
+            revert Errors.PriceNotSettled(pairId, kp.updatedAt, kp.settledUntil);
         }
-        if (block.timestamp > kp.settledUntil) revert Errors.PriceNotSettled(pairId, kp.updatedAt, kp.settledUntil);
         return kp.price;
     }
 

@@ -306,10 +306,9 @@ contract Market is INavSource, IFundingAccrual, AccessControl {
 
     /// @dev One pass over the pairs with open interest; with `settled`, a price LPs may not be
     ///      priced at reverts (`PriceOracle.settledMarkPrice`). Both claims count what the
-    ///      sides owe the pool; `redeemClaimUsd` counts each side's fees as of the pair's last
-    ///      accrual (the last price) or now, whichever is lower: fees accrued since the last
-    ///      price, which no trigger has yet checked against the margins, stay out of a
-    ///      withdrawal (docs/mechanics.md section 10).
+    ///      sides owe the pool; `redeemClaimUsd` leaves out what a side came to owe since the
+    ///      pair's last accrual (its last price), which no trigger has yet checked against the
+    ///      margins (docs/mechanics.md section 10).
     function _poolClaimsUsd(bool settled) private view returns (int256 claimUsd, int256 redeemClaimUsd) {
         uint256 withOi = _pairsWithOi;
         for (uint256 pairId = 0; withOi >> pairId != 0; pairId++) {
@@ -319,7 +318,7 @@ contract Market is INavSource, IFundingAccrual, AccessControl {
             if (settled) price = oracle.settledMarkPrice(pairId);
             else price = oracle.markPrice(pairId);
             Indexes memory last = _storedIndexes(pairId);
-            Indexes memory idx = _accrued(pairId, _storedIndexes(pairId));
+            Indexes memory idx = _accrued(pairId, Indexes(last.holding, last.fundingLong, last.fundingShort, last.updatedAt));
             (int256 claim, int256 redeemClaim) = _sideClaims(_longs[pairId], true, price, last, idx);
             claimUsd += claim;
             redeemClaimUsd += redeemClaim;
@@ -329,30 +328,50 @@ contract Market is INavSource, IFundingAccrual, AccessControl {
         }
     }
 
-    /// @dev A side's contribution to the two claims: fees now (deposits) or the lower of the
-    ///      fees at the last accrual and now (withdrawals), less its traders' unrealized pnl.
-    function _sideClaims(StoredSide storage stored, bool isLong, uint256 price, Indexes memory last, Indexes memory idx)
+    /// @dev A side's contribution to the two claims: fees now (deposits), or fees now less what
+    ///      the side came to owe the pool since the last accrual, when it came to owe more
+    ///      (withdrawals); less its traders' unrealized pnl in both.
+    function _sideClaims(StoredSide storage s, bool isLong, uint256 price, Indexes memory last, Indexes memory idx)
         private
         view
         returns (int256 claimUsd, int256 redeemClaimUsd)
     {
-        Side memory s = _load(stored);
+        uint256 oiUsd = _dec(s.oiUsd);
         // an empty side adds nothing: an exact test of a sum, on purpose
         // slither-disable-next-line incorrect-equality
-        if (s.oiUsd == 0) return (0, 0);
-        int256 value = int256(Math.mulDiv(s.qty, price, WAD));
-        int256 pnlUsd = isLong ? value - int256(s.costUsd) : int256(s.costUsd) - value;
-        int256 feesNow = _sideFees(s, idx.holding, isLong ? idx.fundingLong : idx.fundingShort);
-        int256 feesLast = _sideFees(s, last.holding, isLong ? last.fundingLong : last.fundingShort);
-        claimUsd = feesNow - pnlUsd;
-        redeemClaimUsd = (feesLast < feesNow ? feesLast : feesNow) - pnlUsd;
+        if (oiUsd == 0) return (0, 0);
+        int256 fundingIndex = isLong ? idx.fundingLong : idx.fundingShort;
+        claimUsd = _sideFees(s, oiUsd, idx.holding, fundingIndex) - _sidePnl(s, oiUsd, isLong, price);
+        // what the side came to owe since the last accrual, from the indexes' steps since
+        int256 fundingStep = fundingIndex - (isLong ? last.fundingLong : last.fundingShort);
+        int256 sinceUsd;
+        // unchecked: open interest fits 128 bits and the indexes 72 (Side and StoredIndexes),
+        // so each product fits 201 bits; the holding index never falls (idx >= last)
+        unchecked {
+            int256 fundingSince = int256(oiUsd) * fundingStep;
+            // floor division (toward minus infinity), as `_floorDiv`
+            fundingSince = fundingSince >= 0 ? fundingSince / int256(WAD) : -((-fundingSince + int256(WAD) - 1) / int256(WAD));
+            sinceUsd = int256(oiUsd * (idx.holding - last.holding) / WAD) + fundingSince;
+        }
+        redeemClaimUsd = sinceUsd > 0 ? claimUsd - sinceUsd : claimUsd;
+    }
+
+    /// @dev A side's unrealized pnl at `price`: qty x price - cost for longs, the reverse for shorts.
+    function _sidePnl(StoredSide storage s, uint256 oiUsd, bool isLong, uint256 price) private view returns (int256) {
+        int256 value = int256(Math.mulDiv(_dec(s.qty), price, WAD));
+        int256 cost = int256(oiUsd - _dec(s.costGapUsd));
+        return isLong ? value - cost : cost - value;
     }
 
     /// @dev What a side owes the pool in holding and funding at the given indexes (negative:
     ///      the pool owes), rounded down.
-    function _sideFees(Side memory s, uint256 holdingIndex, int256 fundingIndex) private pure returns (int256) {
-        int256 holding = int256((s.oiUsd * holdingIndex - s.holdingWeight) / WAD);
-        int256 funding = _floorDiv(int256(s.oiUsd) * fundingIndex - s.fundingWeight, int256(WAD));
+    function _sideFees(StoredSide storage s, uint256 oiUsd, uint256 holdingIndex, int256 fundingIndex)
+        private
+        view
+        returns (int256)
+    {
+        int256 holding = int256((oiUsd * holdingIndex - _dec(s.holdingWeight)) / WAD);
+        int256 funding = _floorDiv(int256(oiUsd) * fundingIndex - _decInt(s.fundingWeight), int256(WAD));
         return holding + funding;
     }
 

@@ -363,7 +363,7 @@ class ExchangeModel:
     def pool_claims_usd(self, now: int) -> tuple[int, int]:
         """The pool's claims on open positions (deposits', withdrawals'), as
         `Market.poolClaimsUsd`: deposits count each side's holding and funding owed now;
-        withdrawals the lower of that and what it owed at the pair's last accrual."""
+        withdrawals leave out what a side came to owe since the pair's last accrual."""
         claim = redeem = 0
         for pair_id in range(len(self.pairs)):
             longs, shorts = self.side(pair_id, True), self.side(pair_id, False)
@@ -377,10 +377,14 @@ class ExchangeModel:
                     continue
                 value = mul_div_down(side.qty, price, WAD)
                 pnl = value - side.cost_usd if is_long else side.cost_usd - value
-                fees_now = self._side_fees(side, idx.holding, idx.funding_long if is_long else idx.funding_short)
-                fees_last = self._side_fees(side, last.holding, last.funding_long if is_long else last.funding_short)
+                funding_now, funding_last = ((idx.funding_long, last.funding_long) if is_long
+                                             else (idx.funding_short, last.funding_short))
+                fees_now = self._side_fees(side, idx.holding, funding_now)
+                # what the side came to owe since the last accrual, from the indexes' steps
+                since = (side.oi_usd * (idx.holding - last.holding) // WAD
+                         + side.oi_usd * (funding_now - funding_last) // WAD)
                 claim += fees_now - pnl
-                redeem += min(fees_last, fees_now) - pnl
+                redeem += fees_now - max(since, 0) - pnl
         return claim, redeem
 
     @staticmethod
@@ -403,20 +407,21 @@ class ExchangeModel:
 
     def require_settled_prices(self, now: int) -> None:
         """As `PriceOracle.settledMarkPrice` for every pair with open interest: LPs are priced
-        only at a fresh, guarded price the triggers have run at."""
+        only at a fresh price the triggers have run at with the guard passing (settled)."""
         age = self.max_price_age_s
         for pair_id in range(len(self.pairs)):
             if self.side(pair_id, True).oi_usd or self.side(pair_id, False).oi_usd:
                 price, at = self.keeper_prices.get(pair_id, (0, 0))
                 if price == 0 or now > at + age:
                     raise ModelRefusal("PriceStale", pairId=pair_id, updatedAt=at, maxAge=age)
-                ref, ref_at = self.reference_prices.get(pair_id, (0, 0))
-                if ref == 0 or now > ref_at + age:
-                    raise ModelRefusal("ReferenceStale", pairId=pair_id, updatedAt=ref_at, maxAge=age)
-                if abs(price - ref) * BPS > self.circuit_breaker_bps * ref:
-                    raise ModelRefusal("CircuitBreakerTripped", pairId=pair_id, keeperPrice=price, referencePrice=ref)
                 until = self.settled_until.get(pair_id, 0)
-                if now > until:
+                if now > until:  # not settled: why, from the guard as it stands now
+                    ref, ref_at = self.reference_prices.get(pair_id, (0, 0))
+                    if ref == 0 or now > ref_at + age:
+                        raise ModelRefusal("ReferenceStale", pairId=pair_id, updatedAt=ref_at, maxAge=age)
+                    if abs(price - ref) * BPS > self.circuit_breaker_bps * ref:
+                        raise ModelRefusal("CircuitBreakerTripped", pairId=pair_id, keeperPrice=price,
+                                           referencePrice=ref)
                     raise ModelRefusal("PriceNotSettled", pairId=pair_id, updatedAt=at, settledUntil=until)
 
     def leverage_cap(self, pair_id: int, notional_usd: int) -> tuple[int, bool]:
