@@ -46,6 +46,22 @@ def test_shipped_scenario_passes(path, build):
     assert run.steps_done == len(run.scenario.steps)
 
 
+RECORDED = find_project().root / "tests" / "recorded_reports"
+"""Each shipped scenario's report as recorded by scripts/record_reports.py, gas aside: the
+baseline a restructuring of the code must keep byte for byte."""
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_shipped_scenario_report_is_the_recorded_one(path, build):
+    """The report (positions, pool, accounts, expectations; gas aside) is the one recorded. A
+    change of the mechanics that is meant to change it re-records it
+    (`.venv/bin/python scripts/record_reports.py`) and says so."""
+    report = {k: v for k, v in _embedded_run(path, build).report.items() if k not in ("gas", "gas_note")}
+    recorded = RECORDED / f"{path.stem}.json"
+    assert recorded.exists(), f"{recorded} missing: run scripts/record_reports.py"
+    assert dumps_exact(report) + "\n" == recorded.read_text(), f"{path.stem}: the report differs from {recorded}"
+
+
 def test_same_file_and_seed_same_report_byte_for_byte(build, tmp_path):
     path = find_project().root / "scenarios" / "profit_cap.yaml"
     first = ScenarioRunner(load_scenario(path), build=build).run()
