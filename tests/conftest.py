@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -127,3 +128,39 @@ def lp_mirror(sim) -> Mirror:  # noqa: ANN001
 def mirror(sim):
     """`lp_mirror` on the deployed system, reverted after the test."""
     return lp_mirror(sim)
+
+
+@dataclass(frozen=True)
+class FundedPool:
+    """`funded_pool`'s state: the reference model and the mirrored accounts matching the chain
+    snapshot the `sim` fixture reverts to."""
+
+    model: Any
+    accounts: frozenset[str]
+
+
+@pytest.fixture(scope="module")
+def funded_pool(request, deployed):
+    """Once per module and profile: `lp_mirror`'s set-up (10,000,000 USD from LP, PRICES) and
+    the module's `TRADERS` each funded with its `TRADER_FUNDS` and approved to the trading
+    engine (`approve_collateral`), kept as a chain snapshot plus the matching model. The `sim`
+    fixture (taken after this one) reverts to it after every test. A module takes it through
+    `funded_mirror`: `mirror = pytest.fixture(name="mirror")(funded_mirror)`."""
+    traders, funds = request.module.TRADERS, request.module.TRADER_FUNDS
+    snap = deployed.snapshot()
+    m = lp_mirror(deployed)
+    for trader in traders:
+        m.fund(trader, funds)
+    deployed.approve_collateral(*traders)
+    yield FundedPool(m.model.copy(), frozenset(m.accounts))
+    deployed.revert(snap)
+
+
+def funded_mirror(funded_pool, sim) -> Mirror:  # noqa: ANN001
+    """A Mirror on `funded_pool`'s state; the whole chain state is compared with the model when
+    a test calls `check()` rather than after every step (the chain's reject reasons still on
+    every execution). A module that needs it makes it its `mirror`:
+    `mirror = pytest.fixture(name="mirror")(funded_mirror)`."""
+    m = Mirror(sim, check_every_step=False)
+    m.model, m.accounts = funded_pool.model.copy(), set(funded_pool.accounts)
+    return m

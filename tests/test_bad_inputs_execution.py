@@ -165,7 +165,7 @@ def world(deployed):
     sim.keeper.set_prices(PRICES)
     for who in (TRADER, OTHER):
         sim.fund(who, TRADER_FUNDS)
-        sim._approve("collateral", sim.address(who), sim.contracts["trading"].address)
+    sim.approve_collateral(TRADER, OTHER)
     position = sim.open(TRADER, "BTC/USD", "long", 1000, 10, stop_loss=59_000).position.id
     yield {"position": position}
     sim.revert(snap)

@@ -94,8 +94,7 @@ def world(deployed):
     sim.keeper.set_prices(PRICES)
     for who in (TRADER, OTHER, NO_ALLOWANCE):
         sim.fund(who, TRADER_FUNDS)
-    for who in (TRADER, OTHER):
-        sim._approve("collateral", sim.address(who), sim.contracts["trading"].address)
+    sim.approve_collateral(TRADER, OTHER)
     closed = sim.open(TRADER, "BTC/USD", "long", 1000, 10).position.id
     sim.close(TRADER, closed)
     still_open = sim.open(TRADER, "ETH/USD", "short", 1000, 20).position.id

@@ -7,6 +7,7 @@ import pytest
 
 from alpsim import errors
 from alpsim.client import REQUEST_GAS
+from alpsim.keeper import REFERENCE_REFRESH_S
 from conftest import LP, POOL_LIQUIDITY, PRICES, PROFILES, embedded_system
 
 # request gas is asserted here: the exact (embedded) backend
@@ -103,9 +104,14 @@ def test_open_batch_with_a_wrong_reveal_reverts_as_a_whole(market):
                p.order.acceptable_price) for p in pending]
     salts = [p.salt for p in pending]
     salts[2] = bytes(32)
+    pairs = sorted({o[0] for o in orders})
+    # the keeper's price inputs as `execute_open_batch` sends them: the reference feeds `market` set are
+    # fresh, so the keeper would not refresh them first
+    assert all(sim.devnet.clock.next_timestamp - keeper.reference_updated_at[p] <= REFERENCE_REFRESH_S for p in pairs)
+    price_inputs = [(pair_id, keeper.prices[pair_id]) for pair_id in pairs]
     with pytest.raises(errors.CommitmentMismatch) as err:
         sim.contracts["trading"].transact("executeOpenBatch", [p.request_id for p in pending], orders, salts,
-                                          keeper._price_inputs({o[0] for o in orders}), sender=keeper.address)
+                                          price_inputs, sender=keeper.address)
     assert err.value.requestId == pending[2].request_id
     assert _balances(sim) == balances
     assert sim.positions() == []

@@ -14,43 +14,20 @@ from alpsim.client import OrderRejected, PendingOpen
 from alpsim.mirror import Mirror
 from alpsim.model.trading import Order
 from alpsim.orders import commitment, seal
+from conftest import PRICES, funded_mirror
 
 
 TRADER, OTHER = 1, 2
-LP = 7
-POOL_LIQUIDITY = 10_000_000
+TRADERS = (TRADER, OTHER)
 TRADER_FUNDS = 10_000
-PRICES = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
 WAD = 10**18
 BTC = 0
 EXPIRY_BLOCKS = 10
 PENDING, EXECUTED, REJECTED, CANCELLED = 1, 2, 3, 4  # RequestStatus in Types.sol
 
 
-@pytest.fixture(scope="module")
-def pool_state(deployed):
-    """Once per profile for this module: the conftest `mirror` set-up (10,000,000 USD from LP,
-    prices) and funded, approved traders, as a chain snapshot plus the matching model; the
-    `sim` fixture (taken after this one) reverts to it after every test."""
-    snap = deployed.snapshot()
-    m = Mirror(deployed)
-    m.fund(LP, POOL_LIQUIDITY)
-    m.deposit(LP, POOL_LIQUIDITY)
-    m.set_prices(PRICES)
-    for trader in (TRADER, OTHER):
-        m.fund(trader, TRADER_FUNDS)
-        deployed._approve("collateral", deployed.address(trader), deployed.contracts["trading"].address)
-    yield m.model.copy(), set(m.accounts)
-    deployed.revert(snap)
-
-
-@pytest.fixture
-def mirror(pool_state, sim):
-    """A Mirror on the funded pool; each test ends with a full chain/model comparison."""
-    model, accounts = pool_state
-    m = Mirror(sim, check_every_step=False)
-    m.model, m.accounts = model.copy(), set(accounts)
-    return m
+mirror = pytest.fixture(name="mirror")(funded_mirror)
+"""conftest's `funded_pool` (TRADERS funded and approved); each test ends with a full chain/model comparison."""
 
 
 def _order_tuple(order: Order) -> tuple:

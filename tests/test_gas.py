@@ -84,7 +84,10 @@ def _open_on_both_sides(sim, rounds: int) -> None:
     requests = [{"who": 1 + (r + i) % 5, "pair": pair, "side": side, "amount": 200, "leverage": 10}
                 for r in range(rounds) for i, pair in enumerate(("BTC/USD", "ETH/USD", "SOL/USD", "AAPL/USD"))
                 for side in ("long", "short")]
-    assert len(bench._open_together(sim, requests)) == 8 * rounds
+    pending = sim.request_opens(requests)
+    receipt = sim.keeper.execute_open_batch([p.request_id for p in pending], [p.ciphertext for p in pending])
+    opened = [e["requestId"] for e in sim.session.events(receipt, "PositionOpened")]
+    assert sorted(opened) == sorted(p.request_id for p in pending) and len(opened) == 8 * rounds
 
 
 def test_every_operation_costs_the_same_with_eight_positions_or_forty(liquid):

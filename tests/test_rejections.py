@@ -17,46 +17,22 @@ from alpsim.client import OrderRejected, PendingOpen
 from alpsim.mirror import Mirror
 from alpsim.model.trading import Order
 from alpsim.orders import commitment, seal
+from conftest import funded_mirror
 
 TRADER = 1
 OTHER = 2
-LP = 7
-POOL_LIQUIDITY = 10_000_000
+TRADERS = (TRADER, OTHER)
 TRADER_FUNDS = 1_000_000
-PRICES = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
 EXECUTION_FEE_USD = {"bnb": Decimal("0.50"), "arbitrum": Decimal("0.20")}  # docs/mechanics.md section 4 / 12
 WAD = 10**18
 BTC = 0
 PENDING, EXECUTED, REJECTED = 1, 2, 3  # RequestStatus in Types.sol
 
 
-@pytest.fixture(scope="module")
-def pool_state(deployed):
-    """Once per profile for this module: the conftest `mirror` set-up (10,000,000 USD from LP,
-    keeper and reference prices), kept as a chain snapshot plus the model it corresponds to.
-    The `sim` fixture (taken after this one) reverts to it after every test."""
-    snap = deployed.snapshot()
-    m = Mirror(deployed)
-    m.fund(LP, POOL_LIQUIDITY)
-    m.deposit(LP, POOL_LIQUIDITY)
-    m.set_prices(PRICES)
-    # traders funded and approved once (the client's approvals are part of its snapshot)
-    for trader in (TRADER, OTHER):
-        m.fund(trader, TRADER_FUNDS)
-        deployed._approve("collateral", deployed.address(trader), deployed.contracts["trading"].address)
-    yield m.model.copy(), set(m.accounts)
-    deployed.revert(snap)
-
-
-@pytest.fixture
-def mirror(pool_state, sim):
-    """A Mirror on the funded pool. The whole chain state is compared with the model at the end
-    of each test (`check()`) rather than after every step, to keep the table fast; the chain's
-    reject reason is compared with the model's on every execution."""
-    model, accounts = pool_state
-    m = Mirror(sim, check_every_step=False)
-    m.model, m.accounts = model.copy(), set(accounts)
-    return m
+mirror = pytest.fixture(name="mirror")(funded_mirror)
+"""conftest's `funded_pool` (TRADERS funded and approved). The whole chain state is compared with the model
+at the end of each test (`check()`) rather than after every step, to keep the table fast; the chain's
+reject reason is compared with the model's on every execution."""
 
 
 def _fee_usd(sim) -> Decimal:

@@ -11,42 +11,17 @@ from decimal import Decimal
 
 import pytest
 
-from alpsim.mirror import Mirror
+from conftest import funded_mirror
 
-LP = 7
-POOL_LIQUIDITY = 10_000_000
 TRADER_FUNDS = 10_000
 TRADERS = (1, 2, 3, 4, 5, 6)
-PRICES = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
 DEPTH_USD = {"BTC/USD": 100_000_000, "ETH/USD": 50_000_000}
 SPREAD_BPS = {"BTC/USD": 1, "ETH/USD": 1}
 WAD = 10**18
 
 
-@pytest.fixture(scope="module")
-def pool_state(deployed):
-    """Once per profile for this module: the conftest `mirror` set-up (10,000,000 USD from LP,
-    prices) and funded, approved traders, as a chain snapshot plus the matching model; the
-    `sim` fixture (taken after this one) reverts to it after every test."""
-    snap = deployed.snapshot()
-    m = Mirror(deployed)
-    m.fund(LP, POOL_LIQUIDITY)
-    m.deposit(LP, POOL_LIQUIDITY)
-    m.set_prices(PRICES)
-    for trader in TRADERS:
-        m.fund(trader, TRADER_FUNDS)
-        deployed._approve("collateral", deployed.address(trader), deployed.contracts["trading"].address)
-    yield m.model.copy(), set(m.accounts)
-    deployed.revert(snap)
-
-
-@pytest.fixture
-def mirror(pool_state, sim):
-    """A Mirror on the funded pool; each test ends with a full chain/model comparison."""
-    model, accounts = pool_state
-    m = Mirror(sim, check_every_step=False)
-    m.model, m.accounts = model.copy(), set(accounts)
-    return m
+mirror = pytest.fixture(name="mirror")(funded_mirror)
+"""conftest's `funded_pool` (TRADERS funded and approved); each test ends with a full chain/model comparison."""
 
 
 def _ceil_div(a: int, b: int) -> int:

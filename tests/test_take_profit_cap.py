@@ -16,14 +16,12 @@ from decimal import Decimal
 import pytest
 
 from alpsim.client import OrderRejected
-from alpsim.mirror import Mirror
 from alpsim.testing import reverts
+from conftest import PRICES, funded_mirror
 
 TRADER, OTHER, THIRD = 1, 2, 3
-LP = 7
-POOL_LIQUIDITY = 10_000_000
+TRADERS = (TRADER, OTHER, THIRD)
 TRADER_FUNDS = 100_000
-PRICES = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
 EXECUTION_FEE_USD = {"bnb": Decimal("0.50"), "arbitrum": Decimal("0.20")}
 SPEC_PAIRS = {"BTC/USD": (1, 100_000_000), "ETH/USD": (1, 50_000_000), "SOL/USD": (2, 10_000_000),
               "AAPL/USD": (3, 5_000_000)}  # spread bps, 1% depth USD (docs/mechanics.md section 3)
@@ -35,30 +33,19 @@ pytestmark = pytest.mark.alpsim(chains=["bnb", "arbitrum"], backend="revm")
 
 
 @pytest.fixture(scope="module")
-def pool_state(alpsim_system):
-    """Once per profile for this module: the conftest `mirror` set-up (10,000,000 USD from LP,
-    prices) and funded, approved traders, as a chain snapshot plus the matching model; the
-    plugin's `alpsim` fixture (taken after this one) reverts to it after every test."""
-    deployed = alpsim_system
-    snap = deployed.snapshot()
-    m = Mirror(deployed)
-    m.fund(LP, POOL_LIQUIDITY)
-    m.deposit(LP, POOL_LIQUIDITY)
-    m.set_prices(PRICES)
-    for trader in (TRADER, OTHER, THIRD):
-        m.fund(trader, TRADER_FUNDS)
-        deployed._approve("collateral", deployed.address(trader), deployed.contracts["trading"].address)
-    yield m.model.copy(), set(m.accounts)
-    deployed.revert(snap)
+def deployed(alpsim_system):
+    """The plugin's system (one per chain profile of the marker), for conftest's `funded_pool`."""
+    return alpsim_system
 
 
 @pytest.fixture
-def mirror(pool_state, alpsim):
-    """A Mirror on the funded pool; each test ends with a full chain/model comparison."""
-    model, accounts = pool_state
-    m = Mirror(alpsim, check_every_step=False)
-    m.model, m.accounts = model.copy(), set(accounts)
-    return m
+def sim(alpsim):
+    """The plugin's `alpsim` (taken after `funded_pool`): reverted to its state after every test."""
+    return alpsim
+
+
+mirror = pytest.fixture(name="mirror")(funded_mirror)
+"""conftest's `funded_pool` (TRADERS funded and approved); each test ends with a full chain/model comparison."""
 
 
 def roi_cap_bps(leverage: int) -> int:

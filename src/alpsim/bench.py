@@ -14,8 +14,8 @@ from rich.table import Table
 
 from .client import Alpsim
 from .compiler import compile_contracts
-from .model.trading import RejectReason
 from .paths import find_project
+from .protocol import RejectReason
 from .service import DEFAULT_START_PRICES
 from .throughput import run_throughput
 

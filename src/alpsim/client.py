@@ -20,10 +20,10 @@ from .errors import AlpsimError, ConfigError, UnknownNameError
 from .keeper import Keeper
 from .profiles import ChainProfile, get_profile
 from .model.quote import fresh_liquidation_price
-from .model.trading import Order, RejectReason, Settings
+from .model.trading import Settings
 from .orders import commitment, seal
 from .positions import CLOSE_REASONS, ClosedPosition, OpenedPosition, PositionInfo, position_from_chain
-from .model.trading import CloseReason
+from .protocol import CloseReason, Order, RejectReason
 from .units import Number, from_units, to_units, wad_to_decimal
 
 ZERO_ADDRESS = "0x" + "00" * 20

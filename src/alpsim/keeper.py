@@ -21,8 +21,8 @@ from .deployment import KEEPER_ACCOUNT, feed_role
 from .devnet.base import MAX_FEE_PER_GAS, TX_GAS_LIMIT
 from .errors import AlpsimError, NodeError, _abi_type
 from .keys import decrypt_with, dev_private_key
-from .model.trading import Order, RejectReason
 from .orders import ORDER_ECIES, UndecryptableOrder, commitment, decode_order, unseal
+from .protocol import Order, RejectReason
 from .units import Number, to_units
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from eth_utils import keccak
 
 from .errors import AlpsimError, ConfigError
 from .keys import decrypt_with, encrypt_to, encrypt_to_seeded
-from .model.trading import Order
+from .protocol import Order
 
 ORDER_ECIES = Config(is_ephemeral_key_compressed=True, symmetric_nonce_length=12)
 """The ECIES frame of an order: 33-byte ephemeral key, 12-byte nonce, 16-byte tag."""

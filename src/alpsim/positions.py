@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .model.trading import CloseReason, Position, RejectReason
+from .protocol import CloseReason, Position, RejectReason
 from .units import wad_to_decimal
 
 

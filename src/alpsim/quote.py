@@ -8,8 +8,9 @@ from typing import Any
 
 from .errors import ConfigError, UnknownNameError
 from .model.quote import QuoteRefused, quote
-from .model.trading import ExchangeModel, RejectReason, Settings, default_pairs
+from .model.trading import ExchangeModel, Settings, default_pairs
 from .profiles import ChainProfile
+from .protocol import RejectReason
 from .units import Number, to_decimal, to_units, wad_to_decimal
 
 QUOTE_KEYS = ["chain", "pair", "side", "leverage", "amount_in_usd", "oracle_price", "tier", "execution_fee_usd",

@@ -18,7 +18,7 @@ from .client import Alpsim
 from .deployment import Deployment
 from .errors import ConfigError
 from .keeper import RoundReport
-from .model.trading import RejectReason
+from .protocol import RejectReason
 
 DEFAULT_START_PRICES = {"BTC/USD": Decimal(60_000), "ETH/USD": Decimal(3_000), "SOL/USD": Decimal(150),
                         "AAPL/USD": Decimal(200)}

@@ -27,8 +27,8 @@ from web3.logs import DISCARD as _DISCARD
 from .client import ZERO_ADDRESS, Alpsim
 from .deployment import KEEPER_ACCOUNT, feed_role
 from .keys import dev_private_key
-from .model.trading import CloseReason, Order
 from .orders import commitment, seal, unseal
+from .protocol import CloseReason, Order
 from .service import DEFAULT_START_PRICES
 from .units import to_units
 

@@ -9,7 +9,9 @@ from decimal import Decimal, InvalidOperation
 
 from .errors import ConfigError
 
-USD = 10**18
+WAD = 10**18
+"""1.0 in 18-decimal fixed point, the contracts' scale for USD, prices and rates."""
+USD = WAD
 """1 USD, and the scale of every price (18-decimal fixed point)."""
 BPS = 10_000
 """100% in basis points."""

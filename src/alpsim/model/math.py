@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-WAD = 10**18
-BPS = 10_000
+from ..units import BPS, WAD
+
 BP_WAD = 10**14
 
 

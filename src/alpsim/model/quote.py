@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ..protocol import Order, Position, RejectReason
 from .math import WAD
-from .trading import ExchangeModel, ModelRefusal, Order, Position, RejectReason, Settings
+from .trading import ExchangeModel, ModelRefusal, Settings
 
 QUOTE_TRADER = "trader"
 QUOTE_KEEPER = "keeper"

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, replace
-from enum import IntEnum
 
+from ..protocol import (  # the mirror of Types.sol; re-exported here for existing importers
+    CloseReason,
+    OpenCharges,
+    Order,
+    Position,
+    RejectReason,
+    Request,
+    Settlement,
+)
+from ..units import BPS, WAD
 from .math import (
-    BPS,
-    WAD,
     ceil_div,
     close_fee_usd_up,
     discounted_rate_wad,
@@ -33,45 +40,9 @@ HOUR = 3600
 ESCROW, POOL, TREASURY = "escrow", "pool", "treasury"
 
 
-class RejectReason(IntEnum):
-    """Mirrors `RejectReason` in contracts/trading/Types.sol (same order)."""
-
-    NONE = 0
-    PAIR_NOT_LISTED = 1
-    PAIR_PAUSED = 2
-    LEVERAGE_OUT_OF_RANGE = 3
-    EXTREME_LEVERAGE_NOT_OFFERED = 4
-    LEVERAGE_ABOVE_NOTIONAL_TIER = 5
-    NOTIONAL_TOO_LARGE = 6
-    NOTIONAL_TOO_SMALL = 7
-    OPEN_INTEREST_CAP_EXCEEDED = 8
-    RESERVE_EXCEEDED = 9
-    SLIPPAGE_EXCEEDED = 10
-    TAKE_PROFIT_BEYOND_CAP = 11
-    TAKE_PROFIT_WRONG_SIDE = 12
-    STOP_LOSS_WRONG_SIDE = 13
-    OPEN_LOSS_TOO_HIGH = 14
-    PRICE_STALE = 15
-    CIRCUIT_BREAKER = 16
-    TOO_MANY_EXECUTIONS = 17
-    UNDECRYPTABLE_ORDER = 18
-    MALFORMED_ORDER = 19
-
-    @property
-    def label(self) -> str:
-        return "".join(w.capitalize() for w in self.name.split("_"))
-
-
-class CloseReason(IntEnum):
-    TRADER_CLOSE = 0
-    TAKE_PROFIT = 1
-    STOP_LOSS = 2
-    LIQUIDATION = 3
-
-
 @dataclass(frozen=True)
 class Settings:
-    """Mirrors `TradingEngine.Settings` (docs/mechanics.md defaults)."""
+    """Mirrors `EngineStorage.Settings` (docs/mechanics.md defaults)."""
 
     execution_fee_usd: int
     min_notional_usd: int = 100 * WAD
@@ -122,65 +93,6 @@ def default_pairs() -> list[PairParams]:
     ]
 
 
-@dataclass(frozen=True)
-class Order:
-    pair_id: int
-    is_long: bool
-    leverage: int
-    take_profit: int = 0
-    stop_loss: int = 0
-    acceptable_price: int = 0
-
-
-@dataclass
-class Position:
-    """Mirrors `Position` in Types.sol (derived fields included)."""
-
-    id: int
-    trader: str
-    pair_id: int
-    is_long: bool
-    fee_in_token: bool
-    leverage: int
-    opened_at: int
-    margin_tokens: int
-    margin_usd: int
-    notional_usd: int
-    qty: int
-    entry_price: int
-    cost_usd: int
-    take_profit: int
-    stop_loss: int
-    max_profit_usd: int
-    holding_index: int
-    funding_index: int
-
-
-@dataclass(frozen=True)
-class OpenCharges:
-    oracle_price: int
-    slippage_wad: int
-    execution_fee_tokens: int
-    open_fee_usd: int
-    open_fee_tokens: int
-    fee_discount_bps: int
-
-
-@dataclass(frozen=True)
-class Settlement:
-    reason: CloseReason
-    oracle_price: int
-    exit_price: int
-    pnl_usd: int
-    close_fee_usd: int
-    holding_usd: int
-    funding_usd: int
-    payout_usd: int
-    payout_tokens: int
-    pool_delta_tokens: int
-    fee_in_token: bool
-
-
 @dataclass
 class Side:
     oi_usd: int = 0
@@ -196,18 +108,6 @@ class Indexes:
     funding_long: int = 0
     funding_short: int = 0
     updated_at: int = 0
-
-
-@dataclass
-class Request:
-    id: int
-    trader: str
-    kind: str  # "open" | "close"
-    block: int
-    amount_in: int  # open: tokens; close: position id
-    commitment: bytes = b""
-    status: str = "pending"  # pending | executed | rejected | cancelled
-    execution_fee_tokens: int = 0  # open: fixed when requested
 
 
 @dataclass

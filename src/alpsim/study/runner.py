@@ -13,13 +13,13 @@ from typing import Any
 from ..client import Alpsim, OrderRejected
 from ..compiler import BuildResult
 from ..service import DEFAULT_START_PRICES
-from ..model.trading import RejectReason
+from ..protocol import RejectReason
 from ..errors import ContractRevert
+from ..units import WAD
 from .crowd import Crowd, CrowdOrder, LpFlow, crowd_rng, lp_rng
 from .prices import Gbm, Jump, Replay, load_price_csv, path_rng, price_paths
 from .spec import GbmPrices, JumpPrices, Study
 
-WAD = 10**18
 LP = 7
 """The dev account that provides the pool's liquidity (0 deploys, 8 is the treasury, 9 the keeper)."""
 RESERVED = {0, LP, 8, 9}

@@ -30,6 +30,7 @@ from ..errors import AlpsimError, ConfigError
 from ..model.trading import DEFAULT_TIERS, default_pairs
 from ..profiles import get_profile
 from ..quote import dumps_exact, quote_order
+from ..units import WAD
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_QUERY_CHARS = 2_000
@@ -37,7 +38,6 @@ MAX_QUERY_CHARS = 2_000
 MAX_PARAM_CHARS = 80
 REQUEST_TIMEOUT_S = 10
 """A client that sends nothing for this long is dropped (no worker hangs on it)."""
-WAD = 10**18
 
 
 class BadRequest(Exception):
