@@ -123,15 +123,13 @@ class WithdrawResult(BaseModel):
     """None on a backend that cannot measure gas exactly (revm)."""
 
 
-class Alpsim:
-    """A deployed alpsim system on a devnet, driven as trader, LP and keeper."""
+class AlpsimReader:
+    """A read-only view of a deployed alpsim system on a devnet: the contract handles, unit
+    conversions and every read of chain state (pool, balances, positions, settings) and the
+    decoding of receipts. It sends no transaction and changes nothing on chain."""
 
-    def __init__(self, devnet: Devnet, deployment: Deployment, session: Session | None = None,
-                 seed: int | None = None):
+    def __init__(self, devnet: Devnet, deployment: Deployment, session: Session | None = None):
         self.devnet = devnet
-        self.rng = random.Random(seed) if seed is not None else random.SystemRandom()
-        self._seeded = seed is not None
-        self._approved: set[tuple[str, str]] = set()
         self.closed: dict[int, ClosedPosition] = {}
         self.deployment = deployment
         self.session = session or Session(devnet)
@@ -140,6 +138,146 @@ class Alpsim:
             for role, entry in deployment.contracts.items()
         }
         self.decimals: int = self.contracts["collateral"].call("decimals")
+
+    @property
+    def profile(self) -> ChainProfile:
+        return self.devnet.profile
+
+    @property
+    def pool_contract(self) -> BoundContract:
+        return self.contracts["pool"]
+
+    def address(self, who: Account) -> str:
+        if isinstance(who, int):
+            accounts = self.devnet.accounts
+            if not 0 <= who < len(accounts):
+                raise UnknownNameError("account index", str(who), [str(i) for i in range(len(accounts))])
+            return accounts[who]
+        return who
+
+    # ----- collateral
+    def to_units(self, amount: Number) -> int:
+        return to_units(amount, self.decimals, "collateral amount")
+
+    def collateral_units(self, who: Account) -> int:
+        return self.contracts["collateral"].call("balanceOf", self.address(who))
+
+    def collateral_balance(self, who: Account) -> Decimal:
+        return from_units(self.collateral_units(who), self.decimals)
+
+    def alp_balance_wad(self, who: Account) -> int:
+        return self.contracts["alp"].call("balanceOf", self.address(who))
+
+    # ----- pairs and settings
+    def pair_id(self, pair: str | int) -> int:
+        names = self.deployment.pairs
+        if isinstance(pair, int):
+            if 0 <= pair < len(names):
+                return pair
+            raise UnknownNameError("pair id", str(pair), [str(i) for i in range(len(names))])
+        if pair not in names:
+            raise UnknownNameError("pair", pair, names)
+        return names.index(pair)
+
+    @cached_property
+    def settings(self) -> Settings:
+        """The trading engine's settings, as the reference model's."""
+        raw = self.contracts["trading"].call("settings")
+        snake = {"".join("_" + ch.lower() if ch.isupper() else ch for ch in k): v for k, v in raw.items()}
+        return Settings(**snake)
+
+    @cached_property
+    def keeper_public_key(self) -> bytes:
+        return bytes(self.contracts["trading"].call("keeperPublicKey"))
+
+    # ----- referrals and platform token
+    def has_referral(self, who: Account) -> bool:
+        return self.contracts["referrals"].call("hasReferral", self.address(who))
+
+    def platform_token_units(self, who: Account) -> int:
+        return self.contracts["platform_token"].call("balanceOf", self.address(who))
+
+    # ----- receipts
+    def _request_id(self, receipt: dict, event: str) -> int:
+        return self.session.events(receipt, event)[0]["requestId"]
+
+    def opened_from(self, pending: PendingOpen, balance_before: int, receipt: dict) -> OpenedPosition:
+        """The position an execution opened, or OrderRejected (refund checked on chain)."""
+        request_id, trader, request_receipt = pending.request_id, pending.trader, pending.receipt
+        events = {e["event"]: e for e in self.session.events(receipt)}
+        if "OpenRejected" in events:
+            event = events["OpenRejected"]
+            reason = RejectReason(event["reason"]).label
+            spent = balance_before - self.collateral_units(trader)
+            if spent != event["executionFeeTokens"]:
+                raise AlpsimError(f"order {request_id} rejected ({reason}) but the refund is not on chain: "
+                                  f"{spent} token units gone, {event['executionFeeTokens']} expected")
+            raise OrderRejected(request_id, reason, event["refundTokens"], event["executionFeeTokens"])
+        event = events["PositionOpened"]
+        charges = event["charges"]
+        return OpenedPosition(
+            request_id=request_id, position=self.position_info(event["positionId"], event["position"]),
+            oracle_price_wad=charges["oraclePrice"], slippage_wad=charges["slippageWad"],
+            execution_fee_tokens=charges["executionFeeTokens"], open_fee_wad=charges["openFeeUsd"],
+            open_fee_tokens=charges["openFeeTokens"], fee_in_token=event["position"]["feeInToken"],
+            fee_discount_bps=charges["feeDiscountBps"], gas_request=request_receipt["gasUsed"],
+            gas_execute=receipt["gasUsed"],
+        )
+
+    def closed_from(self, receipt: dict) -> list[ClosedPosition]:
+        """The settlements in a receipt (closes, triggers, liquidations), also kept in `closed`."""
+        out = []
+        for event in self.session.events(receipt, "PositionClosed"):
+            st = event["settlement"]
+            closed = ClosedPosition(
+                position=self.position_info(event["positionId"], event["position"]),
+                reason=CLOSE_REASONS[CloseReason(st["reason"])], oracle_price_wad=st["oraclePrice"],
+                exit_price_wad=st["exitPrice"], pnl_wad=st["pnlUsd"], close_fee_wad=st["closeFeeUsd"],
+                holding_wad=st["holdingUsd"], funding_wad=st["fundingUsd"], payout_wad=st["payoutUsd"],
+                payout_tokens=st["payoutTokens"], pool_delta_tokens=st["poolDeltaTokens"],
+                fee_in_token=st["feeInToken"], block=receipt["blockNumber"], gas=receipt["gasUsed"],
+            )
+            self.closed[closed.position.id] = closed
+            out.append(closed)
+        return out
+
+    # ----- positions
+    def position_info(self, position_id: int, raw: dict) -> PositionInfo:
+        """A position from the engine's raw struct (a `position` call's result, or an event's
+        `position`), with its liquidation price at the current settings."""
+        bare = position_from_chain(position_id, raw, self.deployment.pairs, 0)
+        liq = fresh_liquidation_price(self.settings, self.decimals, bare.to_model(), self.has_referral(raw["trader"]))
+        return bare.model_copy(update={"liquidation_price_wad": liq})
+
+    def position(self, position_id: int) -> PositionInfo | None:
+        raw = self.contracts["trading"].call("position", position_id)
+        return None if raw["trader"] == ZERO_ADDRESS else self.position_info(position_id, raw)
+
+    # ----- reads
+    def pool(self) -> PoolState:
+        pool = self.pool_contract
+        return PoolState(
+            nav_wad=pool.call("nav"),
+            alp_price_wad=pool.call("alpPrice"),
+            alp_supply_wad=self.contracts["alp"].call("totalSupply"),
+            reserve_wad=pool.call("reserveUsd"),
+            balance_units=pool.call("poolBalance"),
+            collateral_decimals=self.decimals,
+        )
+
+
+class Alpsim(AlpsimReader):
+    """A deployed alpsim system on a devnet, driven as trader, LP and keeper: every read of
+    `AlpsimReader` plus every action that sends a transaction (funding, deposits, withdrawals,
+    open and close requests, cancels, approvals, referrals, fee settings) and the keeper
+    (`self.keeper`) that executes them."""
+
+    def __init__(self, devnet: Devnet, deployment: Deployment, session: Session | None = None,
+                 seed: int | None = None):
+        self.rng = random.Random(seed) if seed is not None else random.SystemRandom()
+        self._seeded = seed is not None
+        self._approved: set[tuple[str, str]] = set()
+        super().__init__(devnet, deployment, session)
         self.keeper = Keeper(self)
 
     # ----- set-up
@@ -188,26 +326,7 @@ class Alpsim:
         if rng_state is not None:
             self.rng.setstate(rng_state)
 
-    @property
-    def profile(self) -> ChainProfile:
-        return self.devnet.profile
-
-    @property
-    def pool_contract(self) -> BoundContract:
-        return self.contracts["pool"]
-
-    def address(self, who: Account) -> str:
-        if isinstance(who, int):
-            accounts = self.devnet.accounts
-            if not 0 <= who < len(accounts):
-                raise UnknownNameError("account index", str(who), [str(i) for i in range(len(accounts))])
-            return accounts[who]
-        return who
-
     # ----- collateral
-    def to_units(self, amount: Number) -> int:
-        return to_units(amount, self.decimals, "collateral amount")
-
     def fund(self, who: Account, amount: Number) -> None:
         """Gives `who` `amount` (whole tokens, e.g. "1000.5") of collateral: minted on the
         devnet's mock; on a fork of a real chain, written into the token's balance storage
@@ -235,15 +354,6 @@ class Alpsim:
             rpc("anvil_setStorageAt", [token.address, key, old])
         raise ConfigError(f"could not find the balance storage of {token.address} to fund {holder}")
 
-    def collateral_units(self, who: Account) -> int:
-        return self.contracts["collateral"].call("balanceOf", self.address(who))
-
-    def collateral_balance(self, who: Account) -> Decimal:
-        return from_units(self.collateral_units(who), self.decimals)
-
-    def alp_balance_wad(self, who: Account) -> int:
-        return self.contracts["alp"].call("balanceOf", self.address(who))
-
     # ----- LP
     def deposit(self, who: Account, amount: Number, *, min_alp_out: Number = 0) -> DepositResult:
         """Approves and deposits `amount` collateral (whole tokens) for ALP."""
@@ -269,24 +379,6 @@ class Alpsim:
         event = self.session.events(receipt, "Withdraw")[0]
         return WithdrawResult(lp=lp, alp_in_wad=alp_wad, amount_out_units=event["amountOut"], fee_wad=event["feeUsd"],
                               gas_used=receipt["gasUsed"])
-
-    # ----- pairs and settings
-    def pair_id(self, pair: str | int) -> int:
-        names = self.deployment.pairs
-        if isinstance(pair, int):
-            if 0 <= pair < len(names):
-                return pair
-            raise UnknownNameError("pair id", str(pair), [str(i) for i in range(len(names))])
-        if pair not in names:
-            raise UnknownNameError("pair", pair, names)
-        return names.index(pair)
-
-    @cached_property
-    def settings(self) -> Settings:
-        """The trading engine's settings, as the reference model's."""
-        raw = self.contracts["trading"].call("settings")
-        snake = {"".join("_" + ch.lower() if ch.isupper() else ch for ch in k): v for k, v in raw.items()}
-        return Settings(**snake)
 
     # ----- trader
     def _approve(self, token: str, owner: str, spender: str) -> None:
@@ -343,9 +435,6 @@ class Alpsim:
                                  "gas": REQUEST_GAS} for o in owners])
         self._approved.update(("collateral", o) for o in owners)
 
-    def _request_id(self, receipt: dict, event: str) -> int:
-        return self.session.events(receipt, event)[0]["requestId"]
-
     def open(self, who: Account, pair: str | int, side: str, amount: Number, leverage: int, *,
              take_profit: Number = 0, stop_loss: Number = 0, acceptable_price: Number = 0) -> OpenedPosition:
         """One click: encrypts and sends the order, has the keeper execute it, and returns the
@@ -356,29 +445,6 @@ class Alpsim:
                                     stop_loss=stop_loss, acceptable_price=acceptable_price)
         receipt = self.keeper.execute_open(pending.request_id, pending.ciphertext)
         return self.opened_from(pending, before, receipt)
-
-    def opened_from(self, pending: PendingOpen, balance_before: int, receipt: dict) -> OpenedPosition:
-        """The position an execution opened, or OrderRejected (refund checked on chain)."""
-        request_id, trader, request_receipt = pending.request_id, pending.trader, pending.receipt
-        events = {e["event"]: e for e in self.session.events(receipt)}
-        if "OpenRejected" in events:
-            event = events["OpenRejected"]
-            reason = RejectReason(event["reason"]).label
-            spent = balance_before - self.collateral_units(trader)
-            if spent != event["executionFeeTokens"]:
-                raise AlpsimError(f"order {request_id} rejected ({reason}) but the refund is not on chain: "
-                                  f"{spent} token units gone, {event['executionFeeTokens']} expected")
-            raise OrderRejected(request_id, reason, event["refundTokens"], event["executionFeeTokens"])
-        event = events["PositionOpened"]
-        charges = event["charges"]
-        return OpenedPosition(
-            request_id=request_id, position=self.position_info(event["positionId"], event["position"]),
-            oracle_price_wad=charges["oraclePrice"], slippage_wad=charges["slippageWad"],
-            execution_fee_tokens=charges["executionFeeTokens"], open_fee_wad=charges["openFeeUsd"],
-            open_fee_tokens=charges["openFeeTokens"], fee_in_token=event["position"]["feeInToken"],
-            fee_discount_bps=charges["feeDiscountBps"], gas_request=request_receipt["gasUsed"],
-            gas_execute=receipt["gasUsed"],
-        )
 
     def request_close(self, who: Account, position_id: int) -> tuple[int, dict]:
         receipt = self.contracts["trading"].transact("requestClose", position_id, sender=self.address(who))
@@ -402,23 +468,6 @@ class Alpsim:
             raise CloseRejected(request_id, position_id, RejectReason(rejected[0]["reason"]).label)
         return self.closed_from(receipt)[0]
 
-    def closed_from(self, receipt: dict) -> list[ClosedPosition]:
-        """The settlements in a receipt (closes, triggers, liquidations), also kept in `closed`."""
-        out = []
-        for event in self.session.events(receipt, "PositionClosed"):
-            st = event["settlement"]
-            closed = ClosedPosition(
-                position=self.position_info(event["positionId"], event["position"]),
-                reason=CLOSE_REASONS[CloseReason(st["reason"])], oracle_price_wad=st["oraclePrice"],
-                exit_price_wad=st["exitPrice"], pnl_wad=st["pnlUsd"], close_fee_wad=st["closeFeeUsd"],
-                holding_wad=st["holdingUsd"], funding_wad=st["fundingUsd"], payout_wad=st["payoutUsd"],
-                payout_tokens=st["payoutTokens"], pool_delta_tokens=st["poolDeltaTokens"],
-                fee_in_token=st["feeInToken"], block=receipt["blockNumber"], gas=receipt["gasUsed"],
-            )
-            self.closed[closed.position.id] = closed
-            out.append(closed)
-        return out
-
     def cancel(self, who: Account, request_id: int) -> dict:
         return self.contracts["trading"].transact("cancelRequest", request_id, sender=self.address(who))
 
@@ -427,9 +476,6 @@ class Alpsim:
 
     def bind_referral(self, who: Account, code: str) -> None:
         self.contracts["referrals"].transact("bindReferral", _code(code), sender=self.address(who))
-
-    def has_referral(self, who: Account) -> bool:
-        return self.contracts["referrals"].call("hasReferral", self.address(who))
 
     def fund_platform_token(self, who: Account, amount: Number) -> None:
         """Mints platform tokens to `who` and approves the trading engine to take fees in them."""
@@ -440,25 +486,7 @@ class Alpsim:
     def set_fee_in_token(self, who: Account, enabled: bool = True) -> None:
         self.contracts["trading"].transact("setFeeInToken", enabled, sender=self.address(who))
 
-    def platform_token_units(self, who: Account) -> int:
-        return self.contracts["platform_token"].call("balanceOf", self.address(who))
-
-    @cached_property
-    def keeper_public_key(self) -> bytes:
-        return bytes(self.contracts["trading"].call("keeperPublicKey"))
-
     # ----- positions
-    def position_info(self, position_id: int, raw: dict) -> PositionInfo:
-        """A position from the engine's raw struct (a `position` call's result, or an event's
-        `position`), with its liquidation price at the current settings."""
-        bare = position_from_chain(position_id, raw, self.deployment.pairs, 0)
-        liq = fresh_liquidation_price(self.settings, self.decimals, bare.to_model(), self.has_referral(raw["trader"]))
-        return bare.model_copy(update={"liquidation_price_wad": liq})
-
-    def position(self, position_id: int) -> PositionInfo | None:
-        raw = self.contracts["trading"].call("position", position_id)
-        return None if raw["trader"] == ZERO_ADDRESS else self.position_info(position_id, raw)
-
     def positions(self, who: Account | None = None) -> list[PositionInfo]:
         """Open positions (of `who`, or all), read in one call."""
         ids = sorted(self.keeper.open_positions)
@@ -468,19 +496,6 @@ class Alpsim:
         trader = self.address(who) if who is not None else None
         return [self.position_info(i, r) for i, r in zip(ids, raws)
                 if r["trader"] != ZERO_ADDRESS and (trader is None or r["trader"] == trader)]
-
-    # ----- reads
-    def pool(self) -> PoolState:
-        pool = self.pool_contract
-        return PoolState(
-            nav_wad=pool.call("nav"),
-            alp_price_wad=pool.call("alpPrice"),
-            alp_supply_wad=self.contracts["alp"].call("totalSupply"),
-            reserve_wad=pool.call("reserveUsd"),
-            balance_units=pool.call("poolBalance"),
-            collateral_decimals=self.decimals,
-        )
-
 
 def _code(code: str) -> bytes:
     raw = code.encode()
