@@ -348,10 +348,8 @@ contract Market is INavSource, IFundingAccrual, AccessControl {
         // unchecked: open interest fits 128 bits and the indexes 72 (Side and StoredIndexes),
         // so each product fits 201 bits; the holding index never falls (idx >= last)
         unchecked {
-            int256 fundingSince = int256(oiUsd) * fundingStep;
-            // floor division (toward minus infinity), as `_floorDiv`
-            fundingSince = fundingSince >= 0 ? fundingSince / int256(WAD) : -((-fundingSince + int256(WAD) - 1) / int256(WAD));
-            sinceUsd = int256(oiUsd * (idx.holding - last.holding) / WAD) + fundingSince;
+            sinceUsd = int256(oiUsd * (idx.holding - last.holding) / WAD)
+                + _floorDiv(int256(oiUsd) * fundingStep, int256(WAD));
         }
         redeemClaimUsd = sinceUsd > 0 ? claimUsd - sinceUsd : claimUsd;
     }
@@ -416,7 +414,11 @@ contract Market is INavSource, IFundingAccrual, AccessControl {
     }
 
     /// @dev a / b rounded toward negative infinity for b > 0 (Solidity's `/` rounds toward zero).
+    ///      Unchecked: every caller passes |a| below 2^202 (a notional of 128 bits times an
+    ///      index of 72, less a weight of the same size) and b = WAD.
     function _floorDiv(int256 a, int256 b) private pure returns (int256) {
-        return a >= 0 ? a / b : -((-a + b - 1) / b);
+        unchecked {
+            return a >= 0 ? a / b : -((-a + b - 1) / b);
+        }
     }
 }
