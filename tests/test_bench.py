@@ -57,7 +57,7 @@ def test_the_gas_table_shows_each_operation_fresh_and_with_positions_open():
     fresh = {op: 100_000 for op in bench.OPS}
     loaded = {**fresh, "deposit": 110_000}
     console = Console(record=True, width=200)
-    bench._print(console, {"gas": {"bnb": {"fresh": fresh, "with_7_positions": loaded}}, "test_suite_s": None,
+    bench.print_result(console, {"gas": {"bnb": {"fresh": fresh, "with_7_positions": loaded}}, "test_suite_s": None,
                            "bench_s": 1.0, "peak_rss_mb": 1.0}, 7)
     text = console.export_text()
     assert "with 7 positions open" in text

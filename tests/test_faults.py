@@ -61,10 +61,8 @@ def test_keeper_stops_requests_expire_and_a_new_keeper_picks_up(mirror):
 def test_node_killed_mid_scenario_is_a_clear_error_and_a_partial_report(build):
     """The node dies between a trader's request and the keeper's execution."""
     scenario = load_scenario(find_project().root / "scenarios" / "profit_cap.yaml")
-    runner = ScenarioRunner(scenario, backend="anvil", build=build)
-    original_run = runner._run
 
-    def run_with_a_dying_node(sim):  # noqa: ANN001
+    def dying_node(sim):  # noqa: ANN001
         execute = sim.keeper.execute_open
 
         def kill_then_execute(*args, **kwargs):  # noqa: ANN002, ANN003
@@ -72,9 +70,8 @@ def test_node_killed_mid_scenario_is_a_clear_error_and_a_partial_report(build):
             return execute(*args, **kwargs)
 
         sim.keeper.execute_open = kill_then_execute
-        return original_run(sim)
 
-    runner._run = run_with_a_dying_node
+    runner = ScenarioRunner(scenario, backend="anvil", build=build, on_launch=dying_node)
     run = runner.run()
     assert run.steps_done == 2  # prices and deposit; the open (step 2) failed
     assert run.error is not None and "step 2 (open) failed: NodeError" in run.error and "does not answer" in run.error

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from alpsim import bench
-from alpsim.bench import TARGETS, _measure
+from alpsim.bench import TARGETS, measure_gas
 from conftest import PROFILES, embedded_system
 
 # gas budgets: the exact (embedded) backend, not revm
@@ -52,7 +52,7 @@ def fresh_gas(deployed):
     module's tests that read it (gas is deterministic: the same state gives the same figures)."""
     snap = deployed.snapshot()
     bench.prepare_fresh(deployed)
-    gas = _measure(deployed)
+    gas = measure_gas(deployed)
     deployed.revert(snap)
     return gas
 
@@ -94,9 +94,9 @@ def test_every_operation_costs_the_same_with_eight_positions_or_forty(liquid):
     """Every measured operation works on per-pair, per-side aggregates (NAV too, docs/mechanics.md §10): its
     gas depends on the pairs with open interest, never on the number of positions."""
     _open_on_both_sides(liquid, 1)
-    few = _measure(liquid)
+    few = measure_gas(liquid)
     _open_on_both_sides(liquid, 4)
-    many = _measure(liquid)
+    many = measure_gas(liquid)
     # within the issue's 5% (the bench measures each operation in a new second, so each pays
     # its accrual); a loop over positions would add thousands of gas per position
     for op in bench.OPS:  # every operation the bench measures

@@ -134,8 +134,7 @@ def _engines_here() -> dict:  # runs on a worker
     import gc
 
     from alpsim.study import distributed
-    return {"inherited": [sorted(engines) for engines in distributed._INHERITED], "own": sorted(distributed._ENGINES),
-            "frozen": gc.get_freeze_count()}
+    return {**distributed.engines_in_process(), "frozen": gc.get_freeze_count()}
 
 
 def test_forked_workers_deploy_their_own_engine_and_leave_the_parents_alone(small, build):
@@ -148,7 +147,7 @@ def test_forked_workers_deploy_their_own_engine_and_leave_the_parents_alone(smal
     study, _ = small
     assert distributed.START_METHOD == "fork"  # Linux
     here = [distributed.run_path(study, Path("."), build, "revm", i) for i in range(4)]
-    parents = sorted(distributed._ENGINES)
+    parents = distributed.engines_in_process()["own"]
     with distributed.local_cluster(2) as cluster, Client(cluster) as client:
         addresses = sorted(client.scheduler_info()["workers"]) * 2  # two paths on each worker
         futures = [client.submit(distributed.run_chunk, study, Path("."), build, "revm", [i], pure=False,
@@ -380,22 +379,22 @@ def test_a_setting_the_contracts_refuse_stops_the_study_with_their_error(tmp_pat
 def test_the_crowds_survival_censors_positions_their_traders_closed():
     """Kaplan-Meier by hand: liquidated after 60, 180 and 240 s, closed by its trader after
     120 s (censored): 4 at risk at 60 s, 2 at 180 s, 1 at 240 s."""
-    from alpsim.study.report import _kaplan_meier
+    from alpsim.study.report import kaplan_meier
 
     rows = [{"opened_s": 0, "closed_s": d, "closed_by": how}
             for d, how in ((60, "liquidation"), (120, "close"), (180, "liquidation"), (240, "liquidation"))]
-    km = _kaplan_meier(rows, [0, 60, 120, 180, 240, 300])
+    km = kaplan_meier(rows, [0, 60, 120, 180, 240, 300])
     assert km["survival"] == [1.0, 0.75, 0.75, 0.375, 0.0, 0.0]
     assert km["median_time_to_liquidation_s"] == 180
-    assert _kaplan_meier([{"opened_s": 0, "closed_s": 60, "closed_by": "close"}], [0, 60])["survival"] == [1.0, 1.0]
+    assert kaplan_meier([{"opened_s": 0, "closed_s": 60, "closed_by": "close"}], [0, 60])["survival"] == [1.0, 1.0]
 
 
 def test_survival_quantiles_are_read_off_the_curve():
     """p10/p50/p90: the first step by which 10%, 50%, 90% were liquidated; None when fewer
     were within the horizon (a median past p90 of the liquidated alone cannot happen)."""
-    from alpsim.study.report import _survival_quantiles
+    from alpsim.study.report import survival_quantiles
 
     times = [0, 60, 120, 180, 240]
-    assert _survival_quantiles(times, [1.0, 0.9, 0.6, 0.5, 0.5]) == {"p10": 60, "p50": 180, "p90": None}
-    assert _survival_quantiles(times, [1.0, 1.0, 0.95, 0.95, 0.95]) == {"p10": None, "p50": None, "p90": None}
-    assert _survival_quantiles(times, [1.0, 0.0, 0.0, 0.0, 0.0]) == {"p10": 60, "p50": 60, "p90": 60}
+    assert survival_quantiles(times, [1.0, 0.9, 0.6, 0.5, 0.5]) == {"p10": 60, "p50": 180, "p90": None}
+    assert survival_quantiles(times, [1.0, 1.0, 0.95, 0.95, 0.95]) == {"p10": None, "p50": None, "p90": None}
+    assert survival_quantiles(times, [1.0, 0.0, 0.0, 0.0, 0.0]) == {"p10": 60, "p50": 60, "p90": 60}

@@ -68,7 +68,7 @@ def _next_second(sim: Alpsim) -> None:
     sim.devnet.advance_time(1)
 
 
-def _measure(sim: Alpsim) -> dict[str, int | None]:
+def measure_gas(sim: Alpsim) -> dict[str, int | None]:
     """Each operation once, in the state `sim` is in (snapshotted and restored)."""
     snap = sim.snapshot()
     gas: dict[str, int | None] = {}
@@ -157,7 +157,7 @@ def _open_together(sim: Alpsim, requests: list[dict]) -> list[int]:
     return [opened[p.request_id] for p in pending]
 
 
-def _open_many(sim: Alpsim, count: int) -> None:
+def open_many(sim: Alpsim, count: int) -> None:
     pairs = ["BTC/USD", "ETH/USD", "SOL/USD", "AAPL/USD"]
     traders = (1, 2, 3, 4, 5)
     for account in traders:
@@ -245,10 +245,10 @@ def run_bench(console: Console | None = None, positions: int = 1_000, *, round_t
     for chain in dict.fromkeys(chains):
         with Alpsim.launch(chain, build=build, seed=1) as sim:
             prepare_fresh(sim)
-            result["gas"][chain] = {"fresh": _measure(sim)}
+            result["gas"][chain] = {"fresh": measure_gas(sim)}
             if positions:  # 0: the fresh devnet only
-                _open_many(sim, positions)
-                result["gas"][chain][f"with_{positions}_positions"] = _measure(sim)
+                open_many(sim, positions)
+                result["gas"][chain][f"with_{positions}_positions"] = measure_gas(sim)
     # throughput: the seeded round-trip workload, fast and naive paths, on the bnb profile
     result["throughput"] = {}
     for backend in dict.fromkeys(backends):
@@ -264,7 +264,7 @@ def run_bench(console: Console | None = None, positions: int = 1_000, *, round_t
     result["test_suite_s"] = _test_suite_s()
     result["bench_s"] = round(time.perf_counter() - started, 1)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    _print(console, result, positions)
+    print_result(console, result, positions)
     out = out or find_project().build / "bench.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
@@ -272,7 +272,7 @@ def run_bench(console: Console | None = None, positions: int = 1_000, *, round_t
     return result
 
 
-def _print(console: Console, result: dict[str, Any], positions: int) -> None:
+def print_result(console: Console, result: dict[str, Any], positions: int) -> None:
     for chain, runs in result["gas"].items():
         fresh, loaded = runs["fresh"], runs.get(f"with_{positions}_positions")  # no loaded run: --positions 0
         table = Table(title=f"gas on {chain}: fresh devnet" + (f" and with {positions:,} positions open" if loaded else ""))

@@ -88,12 +88,16 @@ class ScenarioRunner:
     """Executes `scenario` on a fresh deployment (`backend`: embedded or anvil)."""
 
     def __init__(self, scenario: Scenario, *, backend: str = "embedded", chain: str | None = None,
-                 build: Any = None, on_step: Callable[[int, int, int], None] | None = None):
+                 build: Any = None, on_step: Callable[[int, int, int], None] | None = None,
+                 on_launch: Callable[[Alpsim], None] | None = None):
+        """`on_step` hears each step's progress; `on_launch` is handed the launched simulator
+        before the first step (to instrument it, or to inject a fault)."""
         self.scenario = scenario
         self.backend = backend
         self.chain = chain or scenario.chain
         self.build = build
         self.on_step = on_step
+        self.on_launch = on_launch
         self.keeper_online = True
         self._referrer_ready = False
 
@@ -101,6 +105,8 @@ class ScenarioRunner:
     def run(self) -> ScenarioRun:
         sim = Alpsim.launch(self.chain, self.backend, build=self.build, seed=self.scenario.seed)
         try:
+            if self.on_launch is not None:
+                self.on_launch(sim)
             run = self._run(sim)
             try:
                 run.report = build_report(run, self.chain)

@@ -62,6 +62,12 @@ def _engines() -> dict[str, StudyEngine]:
     return _ENGINES
 
 
+def engines_in_process() -> dict[str, list]:
+    """What this process holds: {"own": its engines' keys (study fingerprint and backend),
+    "inherited": the keys of each set put aside from a parent it was forked from}, sorted."""
+    return {"own": sorted(_ENGINES), "inherited": [sorted(engines) for engines in _INHERITED]}
+
+
 @contextmanager
 def heap_frozen() -> Iterator[None]:
     """Runs paths with the objects that exist before them out of the garbage collector's reach

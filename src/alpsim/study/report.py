@@ -30,7 +30,7 @@ def _pcts(values: np.ndarray) -> dict[str, float | None]:
     return {f"p{p}": _r(float(np.percentile(values, p))) for p in PERCENTILES}
 
 
-def _survival_quantiles(times_s: list[float], survival: list[float | None]) -> dict[str, float | None]:
+def survival_quantiles(times_s: list[float], survival: list[float | None]) -> dict[str, float | None]:
     """Read off the survival curve: `pX` is the first time by which X% of the positions were
     liquidated (None: fewer than that within the horizon). Closes before then count as alive."""
     return {f"p{q}": next((t for t, alive in zip(times_s, survival) if alive is not None and alive <= 1 - q / 100),
@@ -59,7 +59,7 @@ def build_report(study: Study, results: list[dict[str, Any]], *, paths_requested
         p = liq_s.size / n if n else None
         survival = [_r(float(np.mean([r["liquidated_s"] is None or r["liquidated_s"] > t for r in opened])))
                     if n else None for t in times_s]
-        quantiles = _survival_quantiles(times_s, survival)
+        quantiles = survival_quantiles(times_s, survival)
         median_s = quantiles["p50"]
         returns = np.array([r["payout"] / r["amount"] - 1 for r in opened], dtype=float)
         refused: dict[str, int] = {}
@@ -134,7 +134,7 @@ def _lp_flows(results: list[dict[str, Any]]) -> dict[str, Any] | None:
     return out
 
 
-def _kaplan_meier(opened: list[dict[str, Any]], times_s: list[int]) -> dict[str, Any]:
+def kaplan_meier(opened: list[dict[str, Any]], times_s: list[int]) -> dict[str, Any]:
     """Survival against liquidation by time since open, for positions their traders also close:
     a close before liquidation censors the position (Kaplan-Meier), so a short holding time does
     not read as survival. The curve at `times_s`, and where it reaches one half (None: not
@@ -169,7 +169,7 @@ def _crowd(results: list[dict[str, Any]], liquidity_usd: float, times_s: list[in
             "liquidation_share": _r(sum(r["closed_by"] == "liquidation" for r in opened) / len(opened)) if opened else None,
             "time_to_liquidation_s": _pcts(np.array([r["liquidated_s"] - r["opened_s"] for r in opened
                                                      if r["liquidated_s"] is not None], dtype=float)),
-            **_kaplan_meier(opened, times_s),
+            **kaplan_meier(opened, times_s),
             "trader_return": {"mean": _r(float(returns.mean())) if returns.size else None, **_pcts(returns)},
             "fees_usd": {kind: _r(float(sum(r["fees"].get(kind, 0.0) for r in group))) for kind in FEE_KINDS},
         }
