@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from alpsim import errors
-from alpsim.client import REQUEST_GAS
+from alpsim.client import REQUEST_GAS, OpenRequest
 from alpsim.keeper import REFERENCE_REFRESH_S
 from conftest import LP, POOL_LIQUIDITY, PRICES, PROFILES, embedded_system
 
@@ -34,8 +34,7 @@ def market(sim):
 
 
 def _request(sim, orders=ORDERS):
-    return sim.request_opens([{"who": w, "pair": p, "side": s, "amount": a, "leverage": lev}
-                              for w, p, s, a, lev in orders])
+    return sim.request_opens([OpenRequest(w, p, s, a, lev) for w, p, s, a, lev in orders])
 
 
 def _position_facts(sim):
@@ -53,6 +52,15 @@ def test_requests_of_many_traders_share_one_block(market):
     assert len({p.receipt["blockNumber"] for p in pending}) == 1
     assert [p.request_id for p in pending] == sorted(p.request_id for p in pending)
     assert all(p.receipt["gasUsed"] < REQUEST_GAS for p in pending)
+
+
+def test_a_batch_takes_typed_requests_and_refuses_dicts_before_sending_any(market):
+    sim = market
+    block, balance = sim.devnet.block_number, sim.collateral_units(1)
+    with pytest.raises(errors.ConfigError, match="OpenRequest"):
+        sim.request_opens([OpenRequest(1, "BTC/USD", "long", 100, 50),
+                           {"who": 2, "pair": "ETH/USD", "side": "short", "amount": 250, "leverage": 10}])
+    assert (sim.devnet.block_number, sim.collateral_units(1)) == (block, balance)  # nothing was sent
 
 
 def test_open_batch_matches_single_opens(market):

@@ -12,6 +12,7 @@ import pytest
 
 from alpsim import bench
 from alpsim.bench import TARGETS, measure_gas
+from alpsim.client import OpenRequest
 from conftest import PROFILES, embedded_system
 
 # gas budgets: the exact (embedded) backend, not revm
@@ -81,7 +82,7 @@ def _open_on_both_sides(sim, rounds: int) -> None:
     for account in (1, 2, 3, 4, 5):
         sim.fund(account, 1_000_000)
     sim.approve_collateral(1, 2, 3, 4, 5)
-    requests = [{"who": 1 + (r + i) % 5, "pair": pair, "side": side, "amount": 200, "leverage": 10}
+    requests = [OpenRequest(1 + (r + i) % 5, pair, side, 200, 10)
                 for r in range(rounds) for i, pair in enumerate(("BTC/USD", "ETH/USD", "SOL/USD", "AAPL/USD"))
                 for side in ("long", "short")]
     pending = sim.request_opens(requests)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 
+from alpsim.client import OpenRequest
 from alpsim.keeper import Keeper
 from alpsim.keys import encrypt_to
 from alpsim.model.trading import Order, RejectReason
@@ -75,12 +76,11 @@ def test_one_round_executes_the_good_rejects_the_bad_and_runs_triggers_first(mir
     fee = _fee(sim)
 
     # between good requests (one block), the griefer's (one block), and two closes
-    good = sim.request_opens([{"who": 1, "pair": "BTC/USD", "side": "long", "amount": 100, "leverage": 50},
-                              {"who": 2, "pair": "ETH/USD", "side": "short", "amount": 200, "leverage": 10}])
+    good = sim.request_opens([OpenRequest(1, "BTC/USD", "long", 100, 50), OpenRequest(2, "ETH/USD", "short", 200, 10)])
     bad = _bad_ciphertexts(sim, rng)
     griefer_before = sim.collateral_units(GRIEFER)
     bad_ids = _send_raw_opens(sim, GRIEFER, 20, [(ct, c) for ct, c, _ in bad])
-    good += sim.request_opens([{"who": 3, "pair": "SOL/USD", "side": "long", "amount": 150, "leverage": 5}])
+    good += sim.request_opens([OpenRequest(3, "SOL/USD", "long", 150, 5)])
     close_held, close_doomed = sim.request_closes([(CLOSER, held.id), (DOOMED, doomed.id)])
     assert sim.collateral_units(GRIEFER) == griefer_before - len(bad) * sim.to_units(20)
     # the round's prices cross the doomed short's liquidation price
@@ -146,9 +146,8 @@ def test_a_failed_phase_or_batch_does_not_block_the_rest(mirror):
     sim.approve_collateral(*GOOD)
     keeper = sim.keeper
     keeper.sync()
-    pending = sim.request_opens([{"who": 1, "pair": "BTC/USD", "side": "long", "amount": 100, "leverage": 50},
-                                 {"who": 2, "pair": "SOL/USD", "side": "short", "amount": 100, "leverage": 10},
-                                 {"who": 3, "pair": "ETH/USD", "side": "long", "amount": 100, "leverage": 20}])
+    pending = sim.request_opens([OpenRequest(1, "BTC/USD", "long", 100, 50), OpenRequest(2, "SOL/USD", "short", 100, 10),
+                                 OpenRequest(3, "ETH/USD", "long", 100, 20)])
     btc, sol, eth = (p.request_id for p in pending)
     keeper.prices[2] = 0
     logged: list[str] = []
@@ -181,8 +180,7 @@ def test_a_batch_reverted_by_one_named_request_is_retried_without_it(mirror, mon
     sim.approve_collateral(*GOOD)
     keeper = sim.keeper
     keeper.sync()
-    pending = sim.request_opens([{"who": w, "pair": "BTC/USD", "side": "long", "amount": 100, "leverage": 10}
-                                 for w in GOOD])
+    pending = sim.request_opens([OpenRequest(w, "BTC/USD", "long", 100, 10) for w in GOOD])
     a, b, c = (p.request_id for p in pending)
     keeper.poll()
     other = Keeper(sim)

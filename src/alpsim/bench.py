@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .client import Alpsim
+from .client import Alpsim, OpenRequest
 from .compiler import compile_contracts
 from .paths import find_project
 from .protocol import RejectReason
@@ -111,8 +111,7 @@ def measure_gas(sim: Alpsim) -> dict[str, int | None]:
         _next_second(sim)
         gas["liquidate"] = sim.keeper.run_triggers([one])["gasUsed"]
         sim.keeper.set_prices({"BTC/USD": 60_000})
-        ids = _open_together(sim, [{"who": TRADER, "pair": "BTC/USD", "side": "long", "amount": 100,
-                                    "leverage": 1001}] * 50)
+        ids = _open_together(sim, [OpenRequest(TRADER, "BTC/USD", "long", 100, 1001)] * 50)
         sim.keeper.set_prices({"BTC/USD": 59_900})
         _next_second(sim)
         receipt = sim.keeper.run_triggers(ids)
@@ -124,8 +123,8 @@ def measure_gas(sim: Alpsim) -> dict[str, int | None]:
             sim.fund(account, 10_000)
         sim.approve_collateral(*BATCH_TRADERS)
         pending = sim.request_opens([
-            {"who": BATCH_TRADERS[i % len(BATCH_TRADERS)], "pair": "BTC/USD" if i % 2 else "ETH/USD",
-             "side": "long" if i % 3 else "short", "amount": 200, "leverage": 10} for i in range(50)])
+            OpenRequest(BATCH_TRADERS[i % len(BATCH_TRADERS)], "BTC/USD" if i % 2 else "ETH/USD",
+                        "long" if i % 3 else "short", 200, 10) for i in range(50)])
         _next_second(sim)
         receipt = sim.keeper.execute_open_batch([p.request_id for p in pending], [p.ciphertext for p in pending])
         opened = sim.session.events(receipt, "PositionOpened")
@@ -144,8 +143,8 @@ def measure_gas(sim: Alpsim) -> dict[str, int | None]:
     return gas
 
 
-def _open_together(sim: Alpsim, requests: list[dict]) -> list[int]:
-    """Opens `requests` (dicts of `request_open`'s arguments) by one block of requests and one
+def _open_together(sim: Alpsim, requests: list[OpenRequest]) -> list[int]:
+    """Opens `requests` by one block of requests and one
     keeper batch: the ids of the positions, in the requests' order. A setup step, not a
     measured one: a fraction of the blocks of one open after another, the same positions."""
     pending = sim.request_opens(requests)
@@ -163,8 +162,8 @@ def open_many(sim: Alpsim, count: int) -> None:
     for account in traders:
         sim.fund(account, 1_000_000)
     sim.approve_collateral(*traders)
-    requests = [{"who": traders[i % 5], "pair": pairs[i % 4], "side": "long" if i % 3 else "short", "amount": 200,
-                 "leverage": 10} for i in range(count)]
+    requests = [OpenRequest(traders[i % 5], pairs[i % 4], "long" if i % 3 else "short", 200, 10)
+                for i in range(count)]
     for start in range(0, count, OPEN_BATCH):
         _open_together(sim, requests[start:start + OPEN_BATCH])
 

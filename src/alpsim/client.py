@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
-
 import random
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cached_property
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict
 
 from .compiler import BuildResult
 from .contracts import BoundContract, Session
@@ -31,6 +30,32 @@ MAX_UINT = 2**256 - 1
 REQUEST_GAS = 500_000
 """Explicit gas of a trader's request (an open request uses about 130,000): many of them fit
 in one block, which a 15,000,000 limit each would not allow."""
+
+
+Account = str | int
+"""An account: its address, or its index among the devnet's funded accounts."""
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    """One trader's open request in a batch (`Alpsim.request_opens`): `request_open`'s
+    arguments, with the same units (collateral tokens, prices in USD, 0 for "none")."""
+
+    who: Account
+    pair: str | int
+    side: Literal["long", "short"]
+    amount: Number
+    leverage: int
+    take_profit: Number = 0
+    stop_loss: Number = 0
+    acceptable_price: Number = 0
+
+
+class CloseRequest(NamedTuple):
+    """One trader's close request in a batch (`Alpsim.request_closes`)."""
+
+    who: Account
+    position_id: int
 
 
 @dataclass(frozen=True)
@@ -62,9 +87,6 @@ class CloseRejected(AlpsimError):
     def __init__(self, request_id: int, position_id: int, reason: str):
         self.request_id, self.position_id, self.reason = request_id, position_id, reason
         super().__init__(f"close of position {position_id} (request {request_id}) rejected: {reason}")
-
-Account = str | int
-"""An account: its address, or its index among the devnet's funded accounts."""
 
 
 class PoolState(BaseModel):
@@ -397,13 +419,15 @@ class Alpsim(AlpsimReader):
         return PendingOpen(self._request_id(receipt, "OpenRequested"), trader, order, salt, ciphertext, amount_units,
                            receipt)
 
-    def request_opens(self, requests: list[dict], *, gas: int = REQUEST_GAS) -> list[PendingOpen]:
-        """Many open requests (dicts of `request_open`'s arguments: who, pair, side, amount,
-        leverage, ...), each the trader's own transaction, in as few blocks as their explicit
-        `gas` limits allow, as many traders' requests share a block on a real chain. The
-        traders must have approved the trading engine (`approve_collateral`)."""
-        built = [self._open_request(r["who"], r["pair"], r["side"], r["amount"], r["leverage"],
-                                    r.get("take_profit", 0), r.get("stop_loss", 0), r.get("acceptable_price", 0))
+    def request_opens(self, requests: list[OpenRequest], *, gas: int = REQUEST_GAS) -> list[PendingOpen]:
+        """Many open requests, each the trader's own transaction, in as few blocks as their
+        explicit `gas` limits allow, as many traders' requests share a block on a real chain.
+        The traders must have approved the trading engine (`approve_collateral`)."""
+        for r in requests:
+            if not isinstance(r, OpenRequest):
+                raise ConfigError(f"request_opens takes OpenRequest objects (alpsim.client.OpenRequest), got {r!r}")
+        built = [self._open_request(r.who, r.pair, r.side, r.amount, r.leverage, r.take_profit, r.stop_loss,
+                                    r.acceptable_price)
                  for r in requests]
         receipts = self.session.send_many([{**b[1], "gas": gas} for b in built])
         return [PendingOpen(self._request_id(receipt, "OpenRequested"), trader, order, salt, ciphertext, units, receipt)
@@ -450,9 +474,10 @@ class Alpsim(AlpsimReader):
         receipt = self.contracts["trading"].transact("requestClose", position_id, sender=self.address(who))
         return self._request_id(receipt, "CloseRequested"), receipt
 
-    def request_closes(self, closes: list[tuple[Account, int]], *, gas: int = REQUEST_GAS) -> list[int]:
-        """Many close requests ((trader, position id) each, the trader's own transaction) in as
-        few blocks as their explicit `gas` limits allow; their request ids."""
+    def request_closes(self, closes: list[CloseRequest], *, gas: int = REQUEST_GAS) -> list[int]:
+        """Many close requests (each the trader's own transaction) in as few blocks as their
+        explicit `gas` limits allow; their request ids. A plain (trader, position id) tuple is
+        a `CloseRequest` too."""
         trading = self.contracts["trading"]
         receipts = self.session.send_many([
             {"from": self.address(who), "to": trading.address, "data": trading.encode("requestClose", pid), "gas": gas}

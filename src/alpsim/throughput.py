@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from web3.logs import DISCARD as _DISCARD
 
-from .client import ZERO_ADDRESS, Alpsim
+from .client import ZERO_ADDRESS, Alpsim, OpenRequest
 from .deployment import KEEPER_ACCOUNT, feed_role
 from .keys import dev_private_key
 from .orders import commitment, seal, unseal
@@ -181,8 +181,8 @@ def run_fast(sim: Alpsim, workload: Workload) -> Outcome:
                 out.transactions += len(closes) + 1
             last = []
             if rnd.trips:
-                pending = sim.request_opens([{"who": _trader(sim, t), "pair": t.pair, "side": t.side,
-                                              "amount": t.amount, "leverage": t.leverage} for t in rnd.trips])
+                pending = sim.request_opens([OpenRequest(_trader(sim, t), t.pair, t.side, t.amount, t.leverage)
+                                             for t in rnd.trips])
                 receipt = keeper.execute_open_batch([p.request_id for p in pending], [p.ciphertext for p in pending])
                 out.transactions += len(pending) + 1
                 by_trader = {p.request_id: p.trader for p in pending}

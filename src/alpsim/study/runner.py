@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ..client import Alpsim, OrderRejected
+from ..client import Alpsim, OpenRequest, OrderRejected
 from ..compiler import BuildResult
 from ..service import DEFAULT_START_PRICES
 from ..protocol import RejectReason
@@ -245,8 +245,8 @@ class _Book:
             tp = prices[o.pair] * (1 + sign * o.take_profit_move) if o.take_profit_move else 0
             sl = prices[o.pair] * (1 - sign * o.stop_loss_move) if o.stop_loss_move else 0
             account = accounts[(len(self.crowd_rows) + i) % len(accounts)]
-            requests.append({"who": account, "pair": o.pair, "side": o.side, "amount": o.amount,
-                             "leverage": o.leverage, "take_profit": _cut(tp), "stop_loss": _cut(sl)})
+            requests.append(OpenRequest(account, o.pair, o.side, o.amount, o.leverage, take_profit=_cut(tp),
+                                        stop_loss=_cut(sl)))
             rows.append((row, account, o.holding_s))
         for pending, (row, account, holding_s) in zip(self.sim.request_opens(requests), rows):
             self.crowd_rows.append(row)
