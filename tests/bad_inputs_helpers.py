@@ -1,19 +1,130 @@
-"""Preparations shared by the bad-input tables of the oracle (tests/test_bad_inputs_oracle_market.py)
-and the pool (tests/test_bad_inputs_pool.py): a pair's keeper price made *settled* by the
-keeper's trigger run, and each way a settled price can then be unusable for LPs
-(docs/mechanics.md sections 8 and 10). `PriceOracle.settledMarkPrice` checks, in this order:
-PriceStale (keeper price missing or older than the maximum age), ReferenceStale, CircuitBreakerTripped,
-PriceNotSettled (now past `settledUntil`). Each preparation makes exactly one of them fail first,
-for BTC (pair 0, the first pair checked), and ends with a transaction: a view called next runs on
-its block, a transaction sent next on a later one."""
+"""What the bad-input tables (tests/test_bad_inputs_*.py) share.
+
+- `RefusalTable`: runs a table's rows. A row names a prepared state (`conftest.PreparedStates`),
+  an optional preparation, the caller, the contract, the call and its arguments, the expected
+  error and its fields; arguments and fields may be functions of the deployed system, read just
+  before the call. `refused` checks that the call reverts with exactly that error and those
+  fields, and that nothing a refusal must leave alone moved: every balance of the ten dev
+  accounts, the pool and the engine, the supplies, and what the table adds.
+- Values read from the chain for rows (`addr`, `role_of`, `unauthorized`, ...).
+- The oracle's and the pool's preparations: a pair's keeper price made *settled* by the
+  keeper's trigger run, and each way a settled price can then be unusable for LPs
+  (docs/mechanics.md sections 8 and 10). `PriceOracle.settledMarkPrice` checks, in this order:
+  PriceStale (keeper price missing or older than the maximum age), ReferenceStale,
+  CircuitBreakerTripped, PriceNotSettled (now past `settledUntil`). Each preparation makes exactly
+  one of them fail first, for BTC (pair 0, the first pair checked), and ends with a transaction:
+  a view called next runs on its block, a transaction sent next on a later one."""
 
 from __future__ import annotations
 
-from typing import Callable
+import weakref
+from typing import Any, Callable
+
+import pytest
+
+from alpsim import errors
+from alpsim.units import WAD
+from conftest import PreparedStates
+
+MAX_UINT = 2**256 - 1
+ZERO_ADDRESS = "0x" + "00" * 20
+PRICES = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
+ROW_ARGS = "state, prep, caller, contract, function, args, error, fields"
+
+
+def head_hash(sim) -> bytes:
+    """The latest block's hash: the same hash is the same state."""
+    return bytes(sim.devnet.w3.eth.get_block("latest")["hash"])
+
+
+def balances_snapshot(sim) -> dict:
+    """Every balance a refusal must leave alone: collateral and platform tokens of the ten dev
+    accounts, the pool and the engine; ALP of the accounts and its supply; the pool's books."""
+    c = sim.contracts
+    eoas = [sim.address(i) for i in range(10)]
+    holders = eoas + [c["pool"].address, c["trading"].address]
+    return {
+        "collateral": [c["collateral"].call("balanceOf", a) for a in holders],
+        "alp": [c["alp"].call("balanceOf", a) for a in eoas],
+        "alp_supply": c["alp"].call("totalSupply"),
+        "pool_balance_units": c["pool"].call("poolBalance"),  # sim.pool().balance_units
+        "reserve_wad": c["pool"].call("reserveUsd"),
+        "platform": [c["platform_token"].call("balanceOf", a) for a in holders],
+    }
+
+
+class RefusalTable:
+    """A table of refusals over the prepared states `builders` makes; `extra(sim)` is what this
+    table's refusals must also leave alone (settings, registries, prices ...)."""
+
+    def __init__(self, builders: dict[str, Callable[[Any], None]], extra: Callable[[Any], dict] | None = None):
+        self.enter = PreparedStates(builders).enter
+        self.extra = extra
+        self._snapshots: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+    def snapshot(self, sim) -> dict:
+        """`balances_snapshot` and the table's extra state, memoized by the head block's hash."""
+        memo = self._snapshots.setdefault(sim.devnet, {})
+        head = head_hash(sim)
+        if head not in memo:
+            memo[head] = {**balances_snapshot(sim), **(self.extra(sim) if self.extra else {})}
+        return memo[head]
+
+    def refused(self, sim, error_class: type, action: Callable[[], Any], **fields: Any) -> errors.ContractRevert:
+        """`action` reverts with exactly `error_class`, exactly these `fields`, and changes nothing."""
+        before = self.snapshot(sim)
+        with pytest.raises(errors.ContractRevert) as info:
+            action()
+        assert type(info.value) is error_class, f"expected {error_class.__name__}, got {info.value!r}"
+        assert info.value.error_args == fields
+        assert self.snapshot(sim) == before
+        return info.value
+
+    def run_row(self, sim, state, prep, caller, contract, function, args, error, fields, *,
+                view: bool = False) -> None:
+        """One row: enter its state, run its preparation, resolve its arguments and fields, and
+        check the call (a transaction, or a view when `view`) is refused as the row says."""
+        self.enter(sim, state)
+        if prep:
+            prep(sim)
+        args = args(sim) if callable(args) else tuple(resolve(a, sim) for a in args)
+        fields = {k: resolve(v, sim) for k, v in resolve(fields, sim).items()}
+        target = sim.contracts[contract]
+        who = sim.address(caller)
+        if view:
+            action = lambda: target.call(function, *args, sender=who)  # noqa: E731
+        else:
+            action = lambda: target.transact(function, *args, sender=who)  # noqa: E731
+        self.refused(sim, getattr(errors, error), action, **fields)
+
+
+def params(rows: list[tuple]) -> dict:
+    """pytest.mark.parametrize's arguments for `rows` (each row's first item is its id)."""
+    return {"argvalues": [r[1:] for r in rows], "ids": [r[0] for r in rows]}
+
+
+# ------------------------------------------------------------------ values read from the chain
+
+def resolve(value: Any, sim) -> Any:
+    return value(sim) if callable(value) else value
+
+
+def addr(i: int) -> Callable:
+    return lambda s: s.address(i)
+
+
+def role_of(contract: str, name: str) -> Callable:
+    return lambda s: s.contracts[contract].call(name)
+
+
+def unauthorized(who: int, contract: str, role: str) -> dict:
+    return {"account": addr(who), "neededRole": role_of(contract, role)}
+
+
+# ------------------------------------------------------------------ the clock and settled prices
 
 MAX_AGE_S = 60  # docs/mechanics.md §8
 BTC = 0
-WAD = 10**18
 
 
 def wait_until_next_block_at(sim, timestamp: int) -> None:

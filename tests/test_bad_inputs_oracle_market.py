@@ -14,24 +14,18 @@ the call."""
 
 from __future__ import annotations
 
-import weakref
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 
 from alpsim import errors
 from alpsim.deployment import feed_role
-from bad_inputs_helpers import (breaker, new_price_unsettled, reference_at, reference_price, reference_stale,
-                                settle, settled_until, settlement_aged)
-from conftest import PreparedStates
+from bad_inputs_helpers import (MAX_AGE_S, MAX_UINT, PRICES, ROW_ARGS, WAD, ZERO_ADDRESS, addr, breaker,
+                                new_price_unsettled, params, reference_at, reference_price, reference_stale,
+                                RefusalTable, role_of, settle, settled_until, settlement_aged, unauthorized)
 
 
-WAD = 10**18
-MAX = 2**256 - 1
 MAX_PRICE = 2**128 - 1  # the largest keeper price (PriceOracle.KeeperPrice.price is a uint128)
-ZERO_ADDRESS = "0x" + "00" * 20
-PRICES = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
-MAX_AGE_S = 60  # docs/mechanics.md §8
 
 ADMIN, TRADER, UPDATER, LP, TREASURY, KEEPER = 0, 1, 5, 7, 8, 9
 EOA_ROLES = {"admin": ADMIN, "trader": TRADER, "lp": LP, "treasury": TREASURY, "keeper": KEEPER}
@@ -41,56 +35,6 @@ oracle and ENGINE on the market; account UPDATER is granted UPDATER by the admin
 NON_ADMINS = {k: v for k, v in EOA_ROLES.items() if k != "admin"}
 NON_KEEPERS = {k: v for k, v in EOA_ROLES.items() if k != "keeper"}
 NON_FEEDERS = {k: v for k, v in EOA_ROLES.items() if k not in ("admin", "keeper")}
-
-
-# ------------------------------------------------------------------ snapshot and refused()
-
-_SNAPSHOTS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
-
-
-def snapshot(sim) -> dict:
-    """Every balance a refusal must leave alone, and the oracle's, the feeds' and the market's
-    state. Memoized by the head block's hash (the same hash is the same state)."""
-    memo = _SNAPSHOTS.setdefault(sim.devnet, {})
-    head = bytes(sim.devnet.w3.eth.get_block("latest")["hash"])
-    if head in memo:
-        return memo[head]
-    c = sim.contracts
-    eoas = [sim.address(i) for i in range(10)]
-    holders = eoas + [c["pool"].address, c["trading"].address]
-    oracle, market = c["oracle"], c["market"]
-    pair_ids = range(len(sim.deployment.pairs))
-    snap = {
-        "collateral": [c["collateral"].call("balanceOf", a) for a in holders],
-        "alp": [c["alp"].call("balanceOf", a) for a in eoas],
-        "alp_supply": c["alp"].call("totalSupply"),
-        "pool_balance_units": c["pool"].call("poolBalance"),  # sim.pool().balance_units
-        "reserve_wad": c["pool"].call("reserveUsd"),
-        "platform": [c["platform_token"].call("balanceOf", a) for a in holders],
-        # keeperPrice: (price, updatedAt, settledUntil)
-        "oracle": ([oracle.call("keeperPrice", i) for i in pair_ids]
-                   + [oracle.call("referenceFeed", i) for i in pair_ids]
-                   + [oracle.call(f) for f in ("platformTokenPriceUsd", "maxPriceAgeSeconds", "circuitBreakerBps",
-                                               "worsePriceBps", "fundingAccrual")]),
-        "feeds": [c[feed_role(name)].call("latestRoundData") for name in sim.deployment.pairs],
-        # storedIndexes: an accrual (accrue, accrueAll) writes them
-        "market": ([market.call(f) for f in ("holdingRatePerHourWad", "fundingRatePerHourWad")]
-                   + [market.call("side", 0, is_long) for is_long in (True, False)]
-                   + [market.call("storedIndexes", i) for i in pair_ids]),
-    }
-    memo[head] = snap
-    return snap
-
-
-def refused(sim, error_class: type, action: Callable[[], Any], **fields: Any) -> errors.ContractRevert:
-    """`action` reverts with exactly `error_class`, exactly these `fields`, and changes nothing."""
-    before = snapshot(sim)
-    with pytest.raises(errors.ContractRevert) as info:
-        action()
-    assert type(info.value) is error_class, f"expected {error_class.__name__}, got {info.value!r}"
-    assert info.value.error_args == fields
-    assert snapshot(sim) == before
-    return info.value
 
 
 # ------------------------------------------------------------------ prepared states
@@ -125,46 +69,29 @@ def _build_updater(sim) -> None:
 
 
 BUILDERS = {"market": _build_market, "updater": _build_updater}
-enter = PreparedStates(BUILDERS).enter
-"""Brings the chain to a named state (conftest.PreparedStates)."""
 
 
-def resolve(value: Any, sim) -> Any:
-    return value(sim) if callable(value) else value
+def _prices_and_aggregates(sim) -> dict:
+    """The oracle's, the feeds' and the market's state."""
+    c = sim.contracts
+    oracle, market = c["oracle"], c["market"]
+    pair_ids = range(len(sim.deployment.pairs))
+    return {
+        # keeperPrice: (price, updatedAt, settledUntil)
+        "oracle": ([oracle.call("keeperPrice", i) for i in pair_ids]
+                   + [oracle.call("referenceFeed", i) for i in pair_ids]
+                   + [oracle.call(f) for f in ("platformTokenPriceUsd", "maxPriceAgeSeconds", "circuitBreakerBps",
+                                               "worsePriceBps", "fundingAccrual")]),
+        "feeds": [c[feed_role(name)].call("latestRoundData") for name in sim.deployment.pairs],
+        # storedIndexes: an accrual (accrue, accrueAll) writes them
+        "market": ([market.call(f) for f in ("holdingRatePerHourWad", "fundingRatePerHourWad")]
+                   + [market.call("side", 0, is_long) for is_long in (True, False)]
+                   + [market.call("storedIndexes", i) for i in pair_ids]),
+    }
 
 
-def run_row(sim, state, prep, caller, contract, function, args, error, fields, *, view: bool = False) -> None:
-    enter(sim, state)
-    if prep:
-        prep(sim)
-    args = args(sim) if callable(args) else tuple(resolve(a, sim) for a in args)
-    fields = {k: resolve(v, sim) for k, v in resolve(fields, sim).items()}
-    target = sim.contracts[contract]
-    who = sim.address(caller)
-    if view:
-        action = lambda: target.call(function, *args, sender=who)  # noqa: E731
-    else:
-        action = lambda: target.transact(function, *args, sender=who)  # noqa: E731
-    refused(sim, getattr(errors, error), action, **fields)
-
-
-ROW_ARGS = "state, prep, caller, contract, function, args, error, fields"
-
-
-def params(rows: list[tuple]) -> dict:
-    return {"argvalues": [r[1:] for r in rows], "ids": [r[0] for r in rows]}
-
-
-def addr(i: int) -> Callable:
-    return lambda s: s.address(i)
-
-
-def role_of(contract: str, name: str) -> Callable:
-    return lambda s: s.contracts[contract].call(name)
-
-
-def unauthorized(who: int, contract: str, role: str) -> dict:
-    return {"account": addr(who), "neededRole": role_of(contract, role)}
+TABLE = RefusalTable(BUILDERS, extra=_prices_and_aggregates)
+enter, refused, run_row, snapshot = TABLE.enter, TABLE.refused, TABLE.run_row, TABLE.snapshot
 
 
 def price_at(pair_id: int) -> Callable:
@@ -219,22 +146,22 @@ ORACLE_ROWS = [
          "InvalidPriceInput", {"pairId": 1}),
         (f"{fn}-uint192-max-plus-one", "updater", None, UPDATER, "oracle", fn, (1, 2**192),
          "InvalidPriceInput", {"pairId": 1}),
-        (f"{fn}-max-uint", "updater", None, UPDATER, "oracle", fn, (2, MAX), "InvalidPriceInput", {"pairId": 2}),
+        (f"{fn}-max-uint", "updater", None, UPDATER, "oracle", fn, (2, MAX_UINT), "InvalidPriceInput", {"pairId": 2}),
         (f"{fn}-zero-unknown-pair", "updater", None, UPDATER, "oracle", fn, (99, 0),
          "InvalidPriceInput", {"pairId": 99}),
-        (f"{fn}-max-uint-pair-and-price", "updater", None, UPDATER, "oracle", fn, (MAX, MAX),
-         "InvalidPriceInput", {"pairId": MAX}),
+        (f"{fn}-max-uint-pair-and-price", "updater", None, UPDATER, "oracle", fn, (MAX_UINT, MAX_UINT),
+         "InvalidPriceInput", {"pairId": MAX_UINT}),
         # a pair takes keeper prices once it has a reference feed: a valid price for one without
         (f"{fn}-pair-without-feed", "updater", None, UPDATER, "oracle", fn, (4, 61_000 * WAD),
          "InvalidPriceInput", {"pairId": 4}),
-        (f"{fn}-max-pair-without-feed", "updater", None, UPDATER, "oracle", fn, (MAX, 61_000 * WAD),
-         "InvalidPriceInput", {"pairId": MAX}),
+        (f"{fn}-max-pair-without-feed", "updater", None, UPDATER, "oracle", fn, (MAX_UINT, 61_000 * WAD),
+         "InvalidPriceInput", {"pairId": MAX_UINT}),
     ]],
     # --- settings: ADMIN only
     *[(f"setReferenceFeed-by-{name}", "market", None, who, "oracle", "setReferenceFeed", (0, ZERO_ADDRESS),
        "AccessControlUnauthorizedAccount", unauthorized(who, "oracle", "ADMIN_ROLE"))
       for name, who in NON_ADMINS.items()],
-    *[(f"setGuardSettings-by-{name}", "market", None, who, "oracle", "setGuardSettings", (MAX, MAX, MAX),
+    *[(f"setGuardSettings-by-{name}", "market", None, who, "oracle", "setGuardSettings", (MAX_UINT, MAX_UINT, MAX_UINT),
        "AccessControlUnauthorizedAccount", unauthorized(who, "oracle", "ADMIN_ROLE"))
       for name, who in NON_ADMINS.items()],
     *[(f"setFundingAccrual-by-{name}", "market", None, who, "oracle", "setFundingAccrual", (addr(who),),
@@ -430,7 +357,7 @@ MARKET_ROWS = [
     *[(f"{fn}-by-{name}", "market", None, who, "market", fn, args,
        "AccessControlUnauthorizedAccount", unauthorized(who, "market", "ENGINE_ROLE"))
       for fn, args in ENGINE_CALLS for name, who in EOA_ROLES.items()],
-    *[(f"setRates-by-{name}", "market", None, who, "market", "setRates", (MAX, MAX),
+    *[(f"setRates-by-{name}", "market", None, who, "market", "setRates", (MAX_UINT, MAX_UINT),
        "AccessControlUnauthorizedAccount", unauthorized(who, "market", "ADMIN_ROLE"))
       for name, who in NON_ADMINS.items()],
     *[(f"grant-engine-to-self-by-{name}", "market", None, who, "market", "grantRole",

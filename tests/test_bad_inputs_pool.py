@@ -8,25 +8,20 @@ may be functions of the deployed system, read just before the call."""
 
 from __future__ import annotations
 
-import weakref
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 
 from alpsim import errors
-from bad_inputs_helpers import (breaker, new_price_unsettled, reference_at, reference_stale, settle, settled_until,
-                                settlement_aged)
-from conftest import PreparedStates
+from bad_inputs_helpers import (MAX_UINT, PRICES, WAD, ZERO_ADDRESS, addr, breaker, new_price_unsettled,
+                                reference_at, reference_stale, RefusalTable, resolve, settle, settled_until,
+                                settlement_aged, wait_until_next_block_at)
 
 
-WAD = 10**18
 BPS = 10_000
-MAX = 2**256 - 1
-ZERO_ADDRESS = "0x" + "00" * 20
 COOLDOWN_S = 48 * 3600
 FEE_BPS = 25  # docs/mechanics.md §10: 0.25% on deposit and on withdrawal
 MAX_RESERVE_BPS = 8_000  # docs/mechanics.md §10: the reserve may use at most 80% of the pool balance
-PRICES = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
 
 ADMIN, TRADER, HOLDER, TRADER3, LP, TREASURY, KEEPER = 0, 1, 2, 3, 7, 8, 9
 EOA_ROLES = {"admin": ADMIN, "trader": TRADER, "lp": LP, "treasury": TREASURY, "keeper": KEEPER}
@@ -34,60 +29,10 @@ EOA_ROLES = {"admin": ADMIN, "trader": TRADER, "lp": LP, "treasury": TREASURY, "
 NON_ADMINS = {k: v for k, v in EOA_ROLES.items() if k != "admin"}
 
 
-# ------------------------------------------------------------------ snapshot and refused()
-
-_SNAPSHOTS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
-
-
-def snapshot(sim) -> dict:
-    """Every balance a refusal must leave alone, plus the pool's settings. Memoized by the head
-    block's hash (the same hash is the same state)."""
-    memo = _SNAPSHOTS.setdefault(sim.devnet, {})
-    head = bytes(sim.devnet.w3.eth.get_block("latest")["hash"])
-    if head in memo:
-        return memo[head]
-    c = sim.contracts
-    eoas = [sim.address(i) for i in range(10)]
-    holders = eoas + [c["pool"].address, c["trading"].address]
-    pool = c["pool"]
-    snap = {
-        "collateral": [c["collateral"].call("balanceOf", a) for a in holders],
-        "alp": [c["alp"].call("balanceOf", a) for a in eoas],
-        "alp_supply": c["alp"].call("totalSupply"),
-        "pool_balance_units": pool.call("poolBalance"),  # sim.pool().balance_units
-        "reserve_wad": pool.call("reserveUsd"),
-        "platform": [c["platform_token"].call("balanceOf", a) for a in holders],
-        "pool_settings": [pool.call(f) for f in ("paused", "mintFeeBps", "burnFeeBps", "cooldownSeconds",
-                                                 "maxReserveBps", "navSource")],
-    }
-    memo[head] = snap
-    return snap
-
-
-def refused(sim, error_class: type, action: Callable[[], Any], **fields: Any) -> errors.ContractRevert:
-    """`action` reverts with exactly `error_class`, exactly these `fields`, and changes nothing."""
-    before = snapshot(sim)
-    with pytest.raises(errors.ContractRevert) as info:
-        action()
-    assert type(info.value) is error_class, f"expected {error_class.__name__}, got {info.value!r}"
-    assert info.value.error_args == fields
-    assert snapshot(sim) == before
-    return info.value
-
-
 # ------------------------------------------------------------------ prepared states
 
 def _units(sim, whole: int) -> int:
     return whole * 10**sim.decimals
-
-
-def _wait_until_next_block_at(sim, timestamp: int) -> None:
-    """Moves the clock so that the next transaction's block is stamped `timestamp`."""
-    clock = sim.devnet.clock
-    target_ms = timestamp * 1000 - clock.block_time_ms
-    assert target_ms > clock.head_ms, (timestamp, clock.head_ms)
-    sim.devnet.advance_time((target_ms - clock.head_ms) / 1000)
-    assert clock.next_timestamp == timestamp
 
 
 def _build_funded(sim) -> None:
@@ -101,7 +46,7 @@ def _build_funded(sim) -> None:
     sim.deposit(LP, 10_000)
     sim.devnet.advance_time(COOLDOWN_S + 1)
     sim.deposit(HOLDER, 100)
-    sim.contracts["collateral"].transact("approve", sim.pool_contract.address, MAX, sender=sim.address(LP))
+    sim.contracts["collateral"].transact("approve", sim.pool_contract.address, MAX_UINT, sender=sim.address(LP))
 
 
 def _build_position(sim) -> None:
@@ -135,23 +80,25 @@ def _build_drained(sim) -> None:
     sim.deposit(LP, 1_000)
     sim.devnet.advance_time(COOLDOWN_S + 1)
     sim.withdraw_wad(LP, sim.alp_balance_wad(LP) - 1)
-    sim.contracts["collateral"].transact("approve", sim.pool_contract.address, MAX, sender=sim.address(TRADER))
+    sim.contracts["collateral"].transact("approve", sim.pool_contract.address, MAX_UINT, sender=sim.address(TRADER))
 
 
 BUILDERS = {"funded": _build_funded, "position": _build_position, "loss": _build_loss,
             "paused": _build_paused, "drained": _build_drained}
-enter = PreparedStates(BUILDERS).enter
-"""Brings the chain to a named state (conftest.PreparedStates)."""
 
 
-def resolve(value: Any, sim) -> Any:
-    return value(sim) if callable(value) else value
+def _pool_settings(sim) -> dict:
+    """The pool's settings."""
+    pool = sim.contracts["pool"]
+    return {"pool_settings": [pool.call(f) for f in ("paused", "mintFeeBps", "burnFeeBps", "cooldownSeconds",
+                                                     "maxReserveBps", "navSource")]}
+
+
+TABLE = RefusalTable(BUILDERS, extra=_pool_settings)
+enter, refused, run_row, snapshot = TABLE.enter, TABLE.refused, TABLE.run_row, TABLE.snapshot
 
 
 # ------------------------------------------------------------------ values read from the chain
-
-def addr(i: int) -> Callable:
-    return lambda s: s.address(i)
 
 
 def pool_addr(s) -> str:
@@ -263,7 +210,7 @@ def approve_pool(who: int, amount: int | Callable) -> Callable:
 
 def stale_by(pair_id: int, seconds: int) -> Callable:
     """The next block is `seconds` after the pair's keeper price."""
-    return lambda s: _wait_until_next_block_at(s, price_at(pair_id)(s) + seconds)
+    return lambda s: wait_until_next_block_at(s, price_at(pair_id)(s) + seconds)
 
 
 def only_btc_fresh(s) -> None:
@@ -281,7 +228,7 @@ def tightened_max_age(s) -> None:
 
 
 def last_second_of_cooldown(who: int) -> Callable:
-    return lambda s: _wait_until_next_block_at(s, unlocks_at(who)(s) - 1)
+    return lambda s: wait_until_next_block_at(s, unlocks_at(who)(s) - 1)
 
 
 def push_prices(s) -> None:
@@ -310,15 +257,15 @@ LP_ROWS = [
     # --- over balance and overflow-sized
     ("deposit-balance-plus-one", "funded", None, LP, D, (coll_of(LP, 1), 0),
      "ERC20InsufficientBalance", {"sender": addr(LP), "balance": coll_of(LP), "needed": coll_of(LP, 1)}),
-    ("deposit-huge-fits-the-math", "funded", None, LP, D, (lambda s: MAX // (10 ** (18 - s.decimals) * BPS), 0),
+    ("deposit-huge-fits-the-math", "funded", None, LP, D, (lambda s: MAX_UINT // (10 ** (18 - s.decimals) * BPS), 0),
      "ERC20InsufficientBalance",
-     {"sender": addr(LP), "balance": coll_of(LP), "needed": lambda s: MAX // (10 ** (18 - s.decimals) * BPS)}),
-    ("deposit-max-uint", "funded", None, LP, D, (MAX, 0), "AmountTooLarge",
-     {"amount": MAX, "max": lambda s: MAX // (10 ** (18 - s.decimals) * BPS)}),
+     {"sender": addr(LP), "balance": coll_of(LP), "needed": lambda s: MAX_UINT // (10 ** (18 - s.decimals) * BPS)}),
+    ("deposit-max-uint", "funded", None, LP, D, (MAX_UINT, 0), "AmountTooLarge",
+     {"amount": MAX_UINT, "max": lambda s: MAX_UINT // (10 ** (18 - s.decimals) * BPS)}),
     ("withdraw-balance-plus-one", "funded", None, LP, W, (alp_of(LP, 1), 0),
      "InsufficientAlpBalance", {"holder": addr(LP), "balance": alp_of(LP), "requested": alp_of(LP, 1)}),
-    ("withdraw-max-uint", "funded", None, LP, W, (MAX, 0),
-     "InsufficientAlpBalance", {"holder": addr(LP), "balance": alp_of(LP), "requested": MAX}),
+    ("withdraw-max-uint", "funded", None, LP, W, (MAX_UINT, 0),
+     "InsufficientAlpBalance", {"holder": addr(LP), "balance": alp_of(LP), "requested": MAX_UINT}),
     # --- allowance
     ("deposit-allowance-one-short", "funded", approve_pool(TRADER, lambda s: _units(s, 100) - 1),
      TRADER, D, (units(100), 0),
@@ -329,12 +276,12 @@ LP_ROWS = [
     # --- minimum out not met
     ("deposit-min-out-plus-one", "funded", None, LP, D, (units(1_000), lambda s: alp_out(units(1_000))(s) + 1),
      "InsufficientAlpOut", {"alpOut": alp_out(units(1_000)), "minAlpOut": lambda s: alp_out(units(1_000))(s) + 1}),
-    ("deposit-min-out-max-uint", "funded", None, LP, D, (units(1_000), MAX),
-     "InsufficientAlpOut", {"alpOut": alp_out(units(1_000)), "minAlpOut": MAX}),
+    ("deposit-min-out-max-uint", "funded", None, LP, D, (units(1_000), MAX_UINT),
+     "InsufficientAlpOut", {"alpOut": alp_out(units(1_000)), "minAlpOut": MAX_UINT}),
     ("withdraw-min-out-plus-one", "funded", None, LP, W, (5_000 * WAD, lambda s: withdraw_out(s, 5_000 * WAD) + 1),
      "InsufficientOutput", {"amountOut": out_of(5_000 * WAD), "minOut": lambda s: withdraw_out(s, 5_000 * WAD) + 1}),
-    ("withdraw-min-out-max-uint", "funded", None, LP, W, (alp_of(LP), MAX),
-     "InsufficientOutput", {"amountOut": out_of(alp_of(LP)), "minOut": MAX}),
+    ("withdraw-min-out-max-uint", "funded", None, LP, W, (alp_of(LP), MAX_UINT),
+     "InsufficientOutput", {"amountOut": out_of(alp_of(LP)), "minOut": MAX_UINT}),
     # --- cooldown
     ("withdraw-in-cooldown", "funded", None, HOLDER, W, (alp_of(HOLDER), 0),
      "CooldownActive", {"holder": addr(HOLDER), "unlocksAt": unlocks_at(HOLDER)}),
@@ -461,11 +408,11 @@ def test_the_trading_engine_holds_the_pool_roles_no_eoa_does(sim):
 SETTINGS_ROWS = [
     # id, (mintFeeBps, burnFeeBps, cooldownSeconds, maxReserveBps), bps reported
     ("mint-fee-100pct", (BPS, 25, COOLDOWN_S, 8_000), BPS),
-    ("mint-fee-max-uint", (MAX, 25, COOLDOWN_S, 8_000), MAX),
+    ("mint-fee-max-uint", (MAX_UINT, 25, COOLDOWN_S, 8_000), MAX_UINT),
     ("burn-fee-100pct", (25, BPS, COOLDOWN_S, 8_000), BPS),
-    ("burn-fee-max-uint", (25, MAX, COOLDOWN_S, 8_000), MAX),
+    ("burn-fee-max-uint", (25, MAX_UINT, COOLDOWN_S, 8_000), MAX_UINT),
     ("max-reserve-over-100pct", (25, 25, COOLDOWN_S, BPS + 1), BPS + 1),
-    ("max-reserve-max-uint", (25, 25, COOLDOWN_S, MAX), MAX),
+    ("max-reserve-max-uint", (25, 25, COOLDOWN_S, MAX_UINT), MAX_UINT),
     ("all-out-of-range-first-reported", (BPS + 7, BPS + 8, 0, BPS + 9), BPS + 7),
     ("burn-before-reserve", (9_999, BPS + 8, 0, BPS + 9), BPS + 8),
 ]

@@ -11,17 +11,13 @@ the call."""
 
 from __future__ import annotations
 
-import weakref
-from typing import Any, Callable
 
 import pytest
 
-from alpsim import errors
-from conftest import pair_config, PreparedStates
+from bad_inputs_helpers import (MAX_UINT, ROW_ARGS, WAD, addr, params, RefusalTable, role_of, unauthorized)
+from conftest import pair_config
 
 
-WAD = 10**18
-MAX = 2**256 - 1
 U16_MAX = 2**16 - 1
 PAIR_COUNT = 4  # docs/mechanics.md §3: BTC, ETH, SOL, AAPL; a new pair gets id 4
 
@@ -40,51 +36,6 @@ ONE_BIT_CODE = b"\0" * 31 + b"\x01"  # not the zero code: one bit set, in the la
 SECOND_CODE = code("second")
 
 
-# ------------------------------------------------------------------ snapshot and refused()
-
-_SNAPSHOTS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
-
-
-def snapshot(sim) -> dict:
-    """Every balance a refusal must leave alone, every pair, the tiers and the referral codes
-    and bindings the table touches. Memoized by the head block's hash."""
-    memo = _SNAPSHOTS.setdefault(sim.devnet, {})
-    head = bytes(sim.devnet.w3.eth.get_block("latest")["hash"])
-    if head in memo:
-        return memo[head]
-    c = sim.contracts
-    eoas = [sim.address(i) for i in range(10)]
-    holders = eoas + [c["pool"].address, c["trading"].address]
-    pairs, referrals = c["pairs"], c["referrals"]
-    count = pairs.call("pairCount")
-    snap = {
-        "collateral": [c["collateral"].call("balanceOf", a) for a in holders],
-        "alp": [c["alp"].call("balanceOf", a) for a in eoas],
-        "alp_supply": c["alp"].call("totalSupply"),
-        "pool_balance_units": c["pool"].call("poolBalance"),  # sim.pool().balance_units
-        "reserve_wad": c["pool"].call("reserveUsd"),
-        "platform": [c["platform_token"].call("balanceOf", a) for a in holders],
-        "pairs": [count] + [pairs.call("pair", i) for i in range(count + 1)],
-        "tiers": pairs.call("tiers"),
-        "codes": [referrals.call("referrerOfCode", k) for k in (ZERO_CODE, REF_CODE, BOUND_OWN_CODE, UNKNOWN_CODE,
-                                                                   SECOND_CODE, ONE_BIT_CODE)],
-        "bindings": [referrals.call("codeOf", sim.address(i)) for i in (TRADER, REFERRER, BOUND)],
-    }
-    memo[head] = snap
-    return snap
-
-
-def refused(sim, error_class: type, action: Callable[[], Any], **fields: Any) -> errors.ContractRevert:
-    """`action` reverts with exactly `error_class`, exactly these `fields`, and changes nothing."""
-    before = snapshot(sim)
-    with pytest.raises(errors.ContractRevert) as info:
-        action()
-    assert type(info.value) is error_class, f"expected {error_class.__name__}, got {info.value!r}"
-    assert info.value.error_args == fields
-    assert snapshot(sim) == before
-    return info.value
-
-
 # ------------------------------------------------------------------ prepared states
 
 def _build_registries(sim) -> None:
@@ -101,42 +52,23 @@ def _build_registries(sim) -> None:
 
 
 BUILDERS = {"registries": _build_registries}
-enter = PreparedStates(BUILDERS).enter
-"""Brings the chain to a named state (conftest.PreparedStates)."""
 
 
-def resolve(value: Any, sim) -> Any:
-    return value(sim) if callable(value) else value
+def _registries(sim) -> dict:
+    """Every pair, the tiers, and the referral codes and bindings the table touches."""
+    pairs, referrals = sim.contracts["pairs"], sim.contracts["referrals"]
+    count = pairs.call("pairCount")
+    return {
+        "pairs": [count] + [pairs.call("pair", i) for i in range(count + 1)],
+        "tiers": pairs.call("tiers"),
+        "codes": [referrals.call("referrerOfCode", k) for k in (ZERO_CODE, REF_CODE, BOUND_OWN_CODE, UNKNOWN_CODE,
+                                                                   SECOND_CODE, ONE_BIT_CODE)],
+        "bindings": [referrals.call("codeOf", sim.address(i)) for i in (TRADER, REFERRER, BOUND)],
+    }
 
 
-def run_row(sim, state, prep, caller, contract, function, args, error, fields) -> None:
-    enter(sim, state)
-    if prep:
-        prep(sim)
-    args = tuple(resolve(a, sim) for a in args)
-    fields = {k: resolve(v, sim) for k, v in resolve(fields, sim).items()}
-    target = sim.contracts[contract]
-    refused(sim, getattr(errors, error), lambda: target.transact(function, *args, sender=sim.address(caller)),
-            **fields)
-
-
-ROW_ARGS = "state, prep, caller, contract, function, args, error, fields"
-
-
-def params(rows: list[tuple]) -> dict:
-    return {"argvalues": [r[1:] for r in rows], "ids": [r[0] for r in rows]}
-
-
-def addr(i: int) -> Callable:
-    return lambda s: s.address(i)
-
-
-def role_of(contract: str, name: str) -> Callable:
-    return lambda s: s.contracts[contract].call(name)
-
-
-def unauthorized(who: int, contract: str, role: str) -> dict:
-    return {"account": addr(who), "neededRole": role_of(contract, role)}
+TABLE = RefusalTable(BUILDERS, extra=_registries)
+enter, refused, run_row, snapshot = TABLE.enter, TABLE.refused, TABLE.run_row, TABLE.snapshot
 
 
 # ------------------------------------------------------------------ pair registry
@@ -178,7 +110,7 @@ PAIR_SETTINGS_ROWS = [
     # a pair is one storage slot: its USD amounts fit 96 bits (79 billion USD)
     ("list-depth-above-96-bits", "listPair", (pair_config(depth=2**96),), "InvalidPairSettings", NEW),
     ("list-max-oi-above-96-bits", "listPair", (pair_config(max_oi=2**96),), "InvalidPairSettings", NEW),
-    ("update-btc-max-oi-max-uint", "updatePair", (0, pair_config("BTC/USD", max_oi=MAX)),
+    ("update-btc-max-oi-max-uint", "updatePair", (0, pair_config("BTC/USD", max_oi=MAX_UINT)),
      "InvalidPairSettings", {"pairId": 0}),
     # --- a listed pair updated out of range
     ("update-btc-max-leverage-0", "updatePair", (0, pair_config("BTC/USD", max_leverage=0)),
@@ -188,12 +120,12 @@ PAIR_SETTINGS_ROWS = [
     ("update-aapl-depth-0", "updatePair", (3, pair_config("AAPL/USD", depth=0)), "InvalidPairSettings", {"pairId": 3}),
     # --- unknown pair ids
     ("update-unknown-next-id", "updatePair", (PAIR_COUNT, VALID), "UnknownPair", {"pairId": PAIR_COUNT}),
-    ("update-unknown-max-uint", "updatePair", (MAX, VALID), "UnknownPair", {"pairId": MAX}),
+    ("update-unknown-max-uint", "updatePair", (MAX_UINT, VALID), "UnknownPair", {"pairId": MAX_UINT}),
     ("update-unknown-and-invalid", "updatePair", (PAIR_COUNT, pair_config(max_leverage=0, depth=0)),
      "UnknownPair", {"pairId": PAIR_COUNT}),
     ("pause-unknown-next-id", "setPaused", (PAIR_COUNT, True), "UnknownPair", {"pairId": PAIR_COUNT}),
     ("unpause-unknown-1000", "setPaused", (1000, False), "UnknownPair", {"pairId": 1000}),
-    ("pause-unknown-max-uint", "setPaused", (MAX, True), "UnknownPair", {"pairId": MAX}),
+    ("pause-unknown-max-uint", "setPaused", (MAX_UINT, True), "UnknownPair", {"pairId": MAX_UINT}),
 ]
 
 

@@ -11,18 +11,14 @@ the call."""
 
 from __future__ import annotations
 
-import weakref
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 
-from alpsim import errors
-from conftest import PreparedStates
+from bad_inputs_helpers import (MAX_UINT, ROW_ARGS, WAD, ZERO_ADDRESS, addr, params, RefusalTable, role_of,
+                                wait_until_next_block_at)
 
 
-WAD = 10**18
-MAX = 2**256 - 1
-ZERO_ADDRESS = "0x" + "00" * 20
 COOLDOWN_S = 48 * 3600
 
 ADMIN, TRADER, HOLDER, TRADER3, LP, TREASURY, KEEPER = 0, 1, 2, 3, 7, 8, 9
@@ -30,55 +26,7 @@ EOA_ROLES = {"admin": ADMIN, "trader": TRADER, "lp": LP, "treasury": TREASURY, "
 NON_ADMINS = {k: v for k, v in EOA_ROLES.items() if k != "admin"}
 
 
-# ------------------------------------------------------------------ snapshot and refused()
-
-_SNAPSHOTS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
-
-
-def snapshot(sim) -> dict:
-    """Every balance a refusal must leave alone, the supplies and who owns ALP. Memoized by
-    the head block's hash (the same hash is the same state)."""
-    memo = _SNAPSHOTS.setdefault(sim.devnet, {})
-    head = bytes(sim.devnet.w3.eth.get_block("latest")["hash"])
-    if head in memo:
-        return memo[head]
-    c = sim.contracts
-    eoas = [sim.address(i) for i in range(10)]
-    holders = eoas + [c["pool"].address, c["trading"].address]
-    snap = {
-        "collateral": [c["collateral"].call("balanceOf", a) for a in holders],
-        "alp": [c["alp"].call("balanceOf", a) for a in eoas],
-        "alp_supply": c["alp"].call("totalSupply"),
-        "pool_balance_units": c["pool"].call("poolBalance"),  # sim.pool().balance_units
-        "reserve_wad": c["pool"].call("reserveUsd"),
-        "platform": [c["platform_token"].call("balanceOf", a) for a in holders],
-        "supplies": [c[t].call("totalSupply") for t in ("collateral", "platform_token")],
-        "alp_owner": c["alp"].call("owner"),
-    }
-    memo[head] = snap
-    return snap
-
-
-def refused(sim, error_class: type, action: Callable[[], Any], **fields: Any) -> errors.ContractRevert:
-    """`action` reverts with exactly `error_class`, exactly these `fields`, and changes nothing."""
-    before = snapshot(sim)
-    with pytest.raises(errors.ContractRevert) as info:
-        action()
-    assert type(info.value) is error_class, f"expected {error_class.__name__}, got {info.value!r}"
-    assert info.value.error_args == fields
-    assert snapshot(sim) == before
-    return info.value
-
-
 # ------------------------------------------------------------------ prepared states
-
-def _wait_until_next_block_at(sim, timestamp: int) -> None:
-    """Moves the clock so that the next transaction's block is stamped `timestamp`."""
-    clock = sim.devnet.clock
-    target_ms = timestamp * 1000 - clock.block_time_ms
-    assert target_ms > clock.head_ms, (timestamp, clock.head_ms)
-    sim.devnet.advance_time((target_ms - clock.head_ms) / 1000)
-    assert clock.next_timestamp == timestamp
 
 
 def _build_funded(sim) -> None:
@@ -92,40 +40,24 @@ def _build_funded(sim) -> None:
     sim.deposit(LP, 10_000)
     sim.devnet.advance_time(COOLDOWN_S + 1)
     sim.deposit(HOLDER, 100)
-    sim.contracts["collateral"].transact("approve", sim.pool_contract.address, MAX, sender=sim.address(LP))
+    sim.contracts["collateral"].transact("approve", sim.pool_contract.address, MAX_UINT, sender=sim.address(LP))
 
 
 BUILDERS = {"funded": _build_funded}
-enter = PreparedStates(BUILDERS).enter
-"""Brings the chain to a named state (conftest.PreparedStates)."""
 
 
-def resolve(value: Any, sim) -> Any:
-    return value(sim) if callable(value) else value
+def _tokens(sim) -> dict:
+    """The supplies and who owns ALP."""
+    c = sim.contracts
+    return {"supplies": [c[t].call("totalSupply") for t in ("collateral", "platform_token")],
+            "alp_owner": c["alp"].call("owner")}
 
 
-def run_row(sim, state, prep, caller, contract, function, args, error, fields) -> None:
-    enter(sim, state)
-    if prep:
-        prep(sim)
-    args = tuple(resolve(a, sim) for a in args)
-    fields = {k: resolve(v, sim) for k, v in resolve(fields, sim).items()}
-    target = sim.contracts[contract]
-    refused(sim, getattr(errors, error), lambda: target.transact(function, *args, sender=sim.address(caller)),
-            **fields)
-
-
-ROW_ARGS = "state, prep, caller, contract, function, args, error, fields"
-
-
-def params(rows: list[tuple]) -> dict:
-    return {"argvalues": [r[1:] for r in rows], "ids": [r[0] for r in rows]}
+TABLE = RefusalTable(BUILDERS, extra=_tokens)
+enter, refused, run_row, snapshot = TABLE.enter, TABLE.refused, TABLE.run_row, TABLE.snapshot
 
 
 # ------------------------------------------------------------------ values read from the chain
-
-def addr(i: int) -> Callable:
-    return lambda s: s.address(i)
 
 
 def contract_addr(role: str) -> Callable:
@@ -144,16 +76,12 @@ def units(whole: int) -> Callable:
     return lambda s: whole * 10**s.decimals
 
 
-def role_of(contract: str, name: str) -> Callable:
-    return lambda s: s.contracts[contract].call(name)
-
-
 def approve(token: str, owner: int, spender: int, amount: int) -> Callable:
     return lambda s: s.contracts[token].transact("approve", s.address(spender), amount, sender=s.address(owner))
 
 
 def last_second_of_cooldown(i: int) -> Callable:
-    return lambda s: _wait_until_next_block_at(s, unlocks_at(i)(s) - 1)
+    return lambda s: wait_until_next_block_at(s, unlocks_at(i)(s) - 1)
 
 
 def top_up_deposit(i: int) -> Callable:
@@ -197,7 +125,7 @@ ALP_TRANSFER_ROWS = [
      (contract_addr("pool"), balance("alp", HOLDER)), "CooldownActive", HOLDER_LOCKED),
     ("transfer-over-balance-in-cooldown", "funded", None, HOLDER, "alp", "transfer",
      (addr(TRADER), balance("alp", HOLDER, 1)), "CooldownActive", HOLDER_LOCKED),
-    ("transfer-from-by-approved-spender-in-cooldown", "funded", approve("alp", HOLDER, TRADER3, MAX), TRADER3, "alp",
+    ("transfer-from-by-approved-spender-in-cooldown", "funded", approve("alp", HOLDER, TRADER3, MAX_UINT), TRADER3, "alp",
      "transferFrom", (addr(HOLDER), addr(TRADER3), balance("alp", HOLDER)), "CooldownActive", HOLDER_LOCKED),
     ("transfer-last-second-of-cooldown", "funded", last_second_of_cooldown(HOLDER), HOLDER, "alp", "transfer",
      (addr(TRADER), 1), "CooldownActive", HOLDER_LOCKED),
@@ -206,8 +134,8 @@ ALP_TRANSFER_ROWS = [
     # --- past the cooldown: ERC20 rules
     ("transfer-balance-plus-one", "funded", None, LP, "alp", "transfer", (addr(TRADER), balance("alp", LP, 1)),
      "ERC20InsufficientBalance", {"sender": addr(LP), "balance": balance("alp", LP), "needed": balance("alp", LP, 1)}),
-    ("transfer-max-uint", "funded", None, LP, "alp", "transfer", (addr(TRADER), MAX),
-     "ERC20InsufficientBalance", {"sender": addr(LP), "balance": balance("alp", LP), "needed": MAX}),
+    ("transfer-max-uint", "funded", None, LP, "alp", "transfer", (addr(TRADER), MAX_UINT),
+     "ERC20InsufficientBalance", {"sender": addr(LP), "balance": balance("alp", LP), "needed": MAX_UINT}),
     ("transfer-without-alp", "funded", None, TRADER, "alp", "transfer", (addr(LP), 1),
      "ERC20InsufficientBalance", {"sender": addr(TRADER), "balance": 0, "needed": 1}),
     ("transfer-from-someone-elses-alp", "funded", None, TRADER, "alp", "transferFrom", (addr(LP), addr(TRADER), 1),
@@ -242,20 +170,20 @@ def minter_rows(token: str) -> list[tuple]:
 def erc20_rows(token: str) -> list[tuple]:
     bal = lambda i, plus=0: balance(token, i, plus)  # noqa: E731
     return [
-        (f"{token}-minter-mints-max-uint", "funded", None, ADMIN, token, "mint", (addr(TRADER), MAX),
+        (f"{token}-minter-mints-max-uint", "funded", None, ADMIN, token, "mint", (addr(TRADER), MAX_UINT),
          "Panic", {"code": 0x11}),
         (f"{token}-minter-mints-to-zero-address", "funded", None, ADMIN, token, "mint", (ZERO_ADDRESS, 1),
          "ERC20InvalidReceiver", {"receiver": ZERO_ADDRESS}),
         (f"{token}-transfer-balance-plus-one", "funded", None, TRADER, token, "transfer", (addr(LP), bal(TRADER, 1)),
          "ERC20InsufficientBalance", {"sender": addr(TRADER), "balance": bal(TRADER), "needed": bal(TRADER, 1)}),
-        (f"{token}-transfer-max-uint", "funded", None, TRADER, token, "transfer", (addr(LP), MAX),
-         "ERC20InsufficientBalance", {"sender": addr(TRADER), "balance": bal(TRADER), "needed": MAX}),
+        (f"{token}-transfer-max-uint", "funded", None, TRADER, token, "transfer", (addr(LP), MAX_UINT),
+         "ERC20InsufficientBalance", {"sender": addr(TRADER), "balance": bal(TRADER), "needed": MAX_UINT}),
         (f"{token}-transfer-by-keeper-with-nothing", "funded", None, KEEPER, token, "transfer", (addr(LP), 1),
          "ERC20InsufficientBalance", {"sender": addr(KEEPER), "balance": 0, "needed": 1}),
         (f"{token}-transfer-from-without-allowance", "funded", None, TRADER3, token, "transferFrom",
          (addr(TRADER), addr(TRADER3), 1),
          "ERC20InsufficientAllowance", {"spender": addr(TRADER3), "allowance": 0, "needed": 1}),
-        (f"{token}-transfer-from-over-balance-unlimited-allowance", "funded", approve(token, TRADER, TRADER3, MAX),
+        (f"{token}-transfer-from-over-balance-unlimited-allowance", "funded", approve(token, TRADER, TRADER3, MAX_UINT),
          TRADER3, token, "transferFrom", (addr(TRADER), addr(TRADER3), bal(TRADER, 1)),
          "ERC20InsufficientBalance", {"sender": addr(TRADER), "balance": bal(TRADER), "needed": bal(TRADER, 1)}),
         (f"{token}-transfer-to-zero-address", "funded", None, TRADER, token, "transfer", (ZERO_ADDRESS, 1),
