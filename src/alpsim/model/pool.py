@@ -4,6 +4,10 @@ Mirrors `contracts/pool/AlpPool.sol`: ALP out and collateral out are one floor e
 exact NAV / supply fraction; fees stay in the pool. Deposits are priced at the NAV with the
 holding and funding owed to the pool, withdrawals at the NAV without them; the first deposit
 locks MINIMUM_LIQUIDITY of ALP at the dead address.
+
+`PoolModel` is the pool's own books; `AlpPool` (a part of `ExchangeModel`) is the pool wired to
+the market and the oracle: LPs deposit and withdraw only at settled prices, at the NAV with the
+market's claims on open positions.
 """
 
 from __future__ import annotations
@@ -11,14 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..units import BPS, USD
-
-
-class ModelRefusal(Exception):
-    """The model refuses what the contract reverts; `name` is the Solidity error."""
-
-    def __init__(self, name: str, **fields: object):
-        self.name, self.fields = name, fields
-        super().__init__(f"{name}({fields})")
+from .errors import ModelRefusal
+from .tokens import POOL
 
 
 PoolRefusal = ModelRefusal
@@ -78,12 +76,16 @@ class PoolModel:
             raise PoolRefusal("PoolInsolvent", navUsd=nav, alpSupply=self.alp_supply)
         return nav
 
-    def deposit(self, lp: str, amount: int, now: int, min_alp_out: int = 0) -> int:
+    def check_deposit_amount(self, amount: int) -> None:
+        """`AlpPool.deposit`'s first checks, before it reads any price."""
         if amount == 0:
             raise PoolRefusal("ZeroAmount")
         max_amount = (2**256 - 1) // (self.scale * BPS)
         if amount > max_amount:
             raise PoolRefusal("AmountTooLarge", amount=amount, max=max_amount)
+
+    def deposit(self, lp: str, amount: int, now: int, min_alp_out: int = 0) -> int:
+        self.check_deposit_amount(amount)
         net_usd_bps = amount * self.scale * (BPS - self.mint_fee_bps)
         locked = 0
         if self.alp_supply == 0:
@@ -126,3 +128,47 @@ class PoolModel:
         self.alp_supply -= alp_amount
         self.pool_balance = balance_after
         return amount_out
+
+
+class AlpPool:
+    """The LP side of `ExchangeModel` (trading_engine.py holds `pool` and the balances): `PoolModel`
+    priced by the market's claims, as `AlpPool` reads them from its NAV source."""
+
+    def nav_usd(self, now: int) -> int:
+        self.refresh_pool_claim(now)
+        return self.pool.nav_usd
+
+    def redeem_nav_usd(self, now: int) -> int:
+        self.refresh_pool_claim(now)
+        return self.pool.redeem_nav_usd
+
+    def refresh_pool_claim(self, now: int) -> None:
+        self.pool.pool_claim_usd, self.pool.redeem_claim_usd = self.pool_claims_usd(now)
+
+    def deposit(self, lp: str, amount: int, now: int, min_alp_out: int = 0) -> int:
+        self.pool.check_deposit_amount(amount)
+        self.require_settled_prices(now)
+        self.refresh_pool_claim(now)
+        alp = self.pool.deposit(lp, amount, now, min_alp_out)
+        self.balances[lp] = self.balances.get(lp, 0) - amount
+        self.balances[POOL] = self.balances.get(POOL, 0) + amount
+        return alp
+
+    def withdraw(self, lp: str, alp: int, now: int, min_out: int = 0) -> int:
+        self.refresh_pool_claim(now)
+        out = self._checked_withdraw(lp, alp, now, min_out)
+        self.balances[POOL] = self.balances.get(POOL, 0) - out
+        self.balances[lp] = self.balances.get(lp, 0) + out
+        return out
+
+    def _checked_withdraw(self, lp: str, alp: int, now: int, min_out: int) -> int:
+        # the contract checks amount, balance and cooldown before the prices
+        if alp == 0:
+            raise ModelRefusal("ZeroAmount")
+        held = self.pool.alp.get(lp, 0)
+        if held < alp:
+            raise ModelRefusal("InsufficientAlpBalance", holder=lp, balance=held, requested=alp)
+        if now < self.pool.unlocks_at.get(lp, 0):
+            raise ModelRefusal("CooldownActive", holder=lp, unlocksAt=self.pool.unlocks_at[lp])
+        self.require_settled_prices(now)
+        return self.pool.withdraw(lp, alp, now, min_out)

@@ -1,12 +1,15 @@
-"""Quotes and liquidation prices from the reference model: what the chain will do, offline."""
+"""Quotes and liquidation prices from the reference model: what the chain will do, offline. No
+contract mirrors this: it runs the model (docs/mechanics.md sections 5, 6 and 11)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 from ..protocol import Order, Position, RejectReason
+from .engine_settings import Settings
+from .errors import ModelRefusal
 from .math import WAD
-from .trading import ExchangeModel, ModelRefusal, Settings
+from .trading_engine import ExchangeModel
 
 QUOTE_TRADER = "trader"
 QUOTE_KEEPER = "keeper"
