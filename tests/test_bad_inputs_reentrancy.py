@@ -15,7 +15,7 @@ import pytest
 
 from alpsim import errors
 from alpsim.deployment import contract_abi
-from alpsim.model.trading import Order
+from alpsim.protocol import Order
 from alpsim.orders import commitment
 
 TRADER, LP = 1, 7

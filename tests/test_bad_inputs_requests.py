@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 
 from alpsim import errors
-from alpsim.model.trading import Order
+from alpsim.protocol import Order
 from alpsim.orders import commitment
 
 TRADER, OTHER, NO_ALLOWANCE = 1, 2, 3

@@ -13,7 +13,7 @@ from eth_abi import decode as abi_decode
 from eth_utils import keccak
 
 from alpsim.client import Alpsim
-from alpsim.model.trading import Order
+from alpsim.protocol import Order
 from alpsim.orders import (ORDER_ECIES, ORDER_PAYLOAD_BYTES, OrderOutOfRange, UndecryptableOrder, commitment,
                            encode_order, seal, unseal)
 from alpsim.keys import dev_private_key, encrypt_to, public_key_bytes

@@ -15,7 +15,7 @@ import pytest
 from alpsim import errors
 from alpsim.client import OrderRejected, PendingOpen
 from alpsim.mirror import Mirror
-from alpsim.model.trading import Order
+from alpsim.protocol import Order
 from alpsim.orders import commitment, seal
 from conftest import funded_mirror
 

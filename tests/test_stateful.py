@@ -95,7 +95,9 @@ from alpsim.keys import decrypt_with, encrypt_to_seeded
 from alpsim.mirror import Mirror
 from alpsim.model.math import pnl_usd_floor
 from alpsim.model.pool import MINIMUM_LIQUIDITY
-from alpsim.model.trading import ESCROW, POOL, TREASURY, ModelRefusal, Order, RejectReason
+from alpsim.model.errors import ModelRefusal
+from alpsim.model.tokens import ESCROW, POOL, TREASURY
+from alpsim.protocol import Order, RejectReason
 from alpsim.orders import ORDER_ECIES, UndecryptableOrder, commitment, decode_order, seal
 
 PAIRS = {"BTC/USD": (60_000, 1001), "ETH/USD": (3_000, 1001), "SOL/USD": (150, 100), "AAPL/USD": (200, 50)}

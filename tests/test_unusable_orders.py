@@ -11,7 +11,7 @@ import pytest
 
 from alpsim import errors
 from alpsim.keys import encrypt_to
-from alpsim.model.trading import Order, RejectReason
+from alpsim.protocol import Order, RejectReason
 from alpsim.orders import ORDER_ECIES, ORDER_PAYLOAD_BYTES, commitment, seal
 
 GRIEFER = 5

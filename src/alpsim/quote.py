@@ -8,7 +8,9 @@ from typing import Any
 
 from .errors import ConfigError, UnknownNameError
 from .model.quote import QuoteRefused, quote
-from .model.trading import ExchangeModel, Settings, default_pairs
+from .model.engine_settings import Settings
+from .model.pair_registry import default_pairs
+from .model.trading_engine import ExchangeModel
 from .profiles import ChainProfile
 from .protocol import RejectReason
 from .units import Number, to_decimal, to_units, wad_to_decimal

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..model.trading import default_pairs
+from ..model.pair_registry import default_pairs
 from ..yamlfile import YamlFileError, compose, line_for, read, validation_problems
 
 PAIR_NAMES = [p.name for p in default_pairs()]

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
-from ..model.trading import default_pairs
+from ..model.pair_registry import default_pairs
 from ..yamlfile import YamlFileError, compose, line_for, read, validation_problems
 
 PAIRS = {p.name: p for p in default_pairs()}

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..deployment import Deployment
 from ..errors import AlpsimError, ConfigError
-from ..model.trading import DEFAULT_TIERS, default_pairs
+from ..model.pair_registry import DEFAULT_TIERS, default_pairs
 from ..profiles import get_profile
 from ..quote import dumps_exact, quote_order
 from ..units import WAD
