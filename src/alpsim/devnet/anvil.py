@@ -258,8 +258,7 @@ class RpcDevnet(Devnet):
         delays_s = iter(SEND_RETRY_DELAYS_S)
         while True:
             if sender not in nonces:
-                nonces[sender] = max(self._next_nonces.get(sender, 0),
-                                     self.w3.eth.get_transaction_count(sender, "pending"))
+                nonces[sender] = max(self._next_nonces.get(sender, 0), self._node_nonce(sender))
             try:
                 tx_hash = self.w3.eth.send_transaction({**tx, "nonce": nonces[sender]})
             except NodeError:
@@ -274,6 +273,10 @@ class RpcDevnet(Devnet):
             nonces[sender] += 1
             self._next_nonces[sender] = nonces[sender]
             return tx_hash
+
+    def _node_nonce(self, sender: str) -> int:
+        """The sender's next nonce as the node counts it (its pending block included)."""
+        return self.w3.eth.get_transaction_count(sender, "pending")
 
     def _revert_data(self, tx_hash: Any) -> bytes:
         trace = self.rpc("debug_traceTransaction", [Web3.to_hex(tx_hash), {"tracer": "callTracer"}])

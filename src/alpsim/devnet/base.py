@@ -217,10 +217,11 @@ class Devnet(ABC):
         return self._revert_data(tx_hash)
 
     def send_pipelined(self, txs: list[dict]) -> list[dict]:
-        """Sends `txs` in order, each without waiting for the one before it to be mined, and
-        returns their receipts, reverted ones included (status 0; `revert_data` gives their
-        data; a revert is never retried). On a node that keeps its own time and mines on a timer
-        they share a block. Backends that mine at once give each its own block, as `send` does."""
+        """Sends `txs` in order and returns their receipts, reverted ones included (status 0;
+        `revert_data` gives their data; a revert is never retried). On a node that keeps its
+        own time (`RpcDevnet` not stamping blocks) all are sent before any receipt is awaited,
+        so a chain that mines on a timer puts them in one block; where this client stamps the
+        blocks, each gets its own block, mined before the next is sent, as `send` does."""
         receipts = []
         for tx in txs:
             self._before_block()

@@ -42,6 +42,18 @@ def order_tuple(order: Order) -> tuple:
     return (order.pair_id, order.is_long, order.leverage, order.take_profit, order.stop_loss, order.acceptable_price)
 
 
+def named_request(exc: AlpsimError, requests: list[PendingRequest]) -> PendingRequest | None:
+    """The request of a batch's `requests` its revert names (by request id, or by position
+    for a close): the one to leave out of the batch."""
+    args = getattr(exc, "error_args", {})
+    for request in requests:
+        if args.get("requestId") == request.request_id:
+            return request
+        if request.kind == "close" and "requestId" not in args and args.get("positionId") == request.position_id:
+            return request
+    return None
+
+
 class Executions:
     """The keeper's engine transactions, sent from `address`; each one's events applied to the
     request book."""

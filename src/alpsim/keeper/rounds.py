@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Literal
 from ..errors import AlpsimError, NodeError
 from ..protocol import RejectReason
 from .book import PendingRequest
-from .executions import MAX_BATCH_REQUESTS, REJECTED_STATUS, REJECT_GAS, Revealed
+from .executions import MAX_BATCH_REQUESTS, REJECTED_STATUS, REJECT_GAS, Revealed, named_request
 
 if TYPE_CHECKING:
     from ..contracts import Session
@@ -60,17 +60,6 @@ class RoundReport:
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def _named_request(exc: AlpsimError, requests: list[PendingRequest]) -> PendingRequest | None:
-    """The request of `requests` a revert names (by request id, or by position for a close)."""
-    args = getattr(exc, "error_args", {})
-    for request in requests:
-        if args.get("requestId") == request.request_id:
-            return request
-        if request.kind == "close" and "requestId" not in args and args.get("positionId") == request.position_id:
-            return request
-    return None
 
 
 def _describe(exc: BaseException) -> str:
@@ -304,7 +293,7 @@ class Round:
                     self._executed(receipt, ids)
                     return
             ids = [item[0].request_id for item in chunk]
-            culprit = _named_request(error, [item[0] for item in chunk])
+            culprit = named_request(error, [item[0] for item in chunk])
             if culprit is None:
                 self.log(f"keeper: {kind} batch {ids} failed ({_describe(error)}): executing them one by one")
                 break
