@@ -36,7 +36,7 @@ def test_keeper_stops_requests_expire_and_a_new_keeper_picks_up(mirror):
     mirror.cancel(3, expired.request_id)
     assert sim.collateral_units(3) == sim.to_units(1_000)
     # a new keeper, with nothing but the chain's logs, takes over
-    new = Keeper(sim)
+    new = Keeper(sim.session, sim.deployment, sim.devnet.chain_clock)
     new.prices = dict(sim.keeper.prices)
     new.reference_updated_at = dict(sim.keeper.reference_updated_at)
     new.sync()

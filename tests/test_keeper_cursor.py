@@ -32,15 +32,15 @@ def market(mirror):
 
 @pytest.fixture
 def log_reads(market, monkeypatch):
-    """Every eth_getLogs filter the client sends (the real call runs)."""
-    eth = market.devnet.w3.eth
-    real, reads = eth.get_logs, []
+    """Every eth_getLogs filter the client sends through its session (the real read runs)."""
+    session = market.session
+    real, reads = session.logs, []
 
-    def spy(params):  # noqa: ANN001, ANN202
-        reads.append(dict(params))
-        return real(params)
+    def spy(address, topics, from_block, to_block="latest"):  # noqa: ANN001, ANN202
+        reads.append({"address": address, "topics": topics, "fromBlock": from_block, "toBlock": to_block})
+        return real(address, topics, from_block, to_block)
 
-    monkeypatch.setattr(eth, "get_logs", spy)
+    monkeypatch.setattr(session, "logs", spy)
     return reads
 
 
@@ -133,7 +133,7 @@ def test_sync_rebuilds_the_books_of_a_keeper_that_followed_the_chain(market):
     in_flight = _open(sim, 1, "ETH/USD")
     close_id, _ = sim.request_close(3, first[2].request_id)
     keeper.poll()
-    fresh = Keeper(sim)
+    fresh = Keeper(sim.session, sim.deployment, sim.devnet.chain_clock)
     fresh.sync()
     assert fresh.cursor == keeper.cursor == sim.devnet.block_number
     assert fresh.open_positions == keeper.open_positions == {first[1].request_id: 1, first[2].request_id: 2}

@@ -194,6 +194,5 @@ def _events(sim, name: str) -> list[dict]:
     """Every `name` event of the trading engine since deployment."""
     trading = sim.contracts["trading"]
     topic = event_topics(sim.deployment.contracts["trading"].abi, (name,))[name]
-    logs = sim.devnet.w3.eth.get_logs({"address": trading.address, "fromBlock": sim.deployment.block,
-                                       "topics": [topic]})
+    logs = sim.session.logs(trading.address, [topic], sim.deployment.block)
     return [sim.session.decode_log(log) for log in logs]

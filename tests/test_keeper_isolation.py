@@ -183,7 +183,7 @@ def test_a_batch_reverted_by_one_named_request_is_retried_without_it(mirror, mon
     pending = sim.request_opens([OpenRequest(w, "BTC/USD", "long", 100, 10) for w in GOOD])
     a, b, c = (p.request_id for p in pending)
     keeper.poll()
-    other = Keeper(sim)
+    other = Keeper(sim.session, sim.deployment, sim.devnet.chain_clock)
     other.prices = dict(keeper.prices)
     other.execute_open(b, pending[1].ciphertext)
     monkeypatch.setattr(keeper, "poll", lambda to_block=None: [])

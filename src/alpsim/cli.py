@@ -407,13 +407,13 @@ def keeper_cmd(
     """Run the keeper alone against any node: prices, triggers, pending requests."""
     import time
 
-    from .service import GbmPrices, KeeperLoop, connect, file_prices
+    from .service import GbmPrices, KeeperLoop, connect_keeper, file_prices
 
-    sim = connect(rpc, deployment)
+    keeper = connect_keeper(rpc, deployment)
     price_source = iter(file_prices(prices)) if prices else iter(GbmPrices(seed=seed, step_s=interval))
-    loop = KeeperLoop(sim, price_source, interval, log=_log_line)
-    sim.keeper.sync()
-    console.print(f"keeper {sim.keeper.address} on {rpc} (chain id {sim.devnet.chain_id})", soft_wrap=True)
+    loop = KeeperLoop(keeper, price_source, interval, log=_log_line)
+    keeper.sync()
+    console.print(f"keeper {keeper.address} on {rpc} (chain id {keeper.deployment.chain_id})", soft_wrap=True)
     try:
         if ticks is None:
             loop.run()

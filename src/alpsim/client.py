@@ -300,7 +300,7 @@ class Alpsim(AlpsimReader):
         self._seeded = seed is not None
         self._approved: set[tuple[str, str]] = set()
         super().__init__(devnet, deployment, session)
-        self.keeper = Keeper(self)
+        self.keeper = Keeper(self.session, self.deployment, self.devnet.chain_clock)
 
     # ----- set-up
     @classmethod

@@ -1,5 +1,6 @@
 """Contracts bound to a devnet: encode calls, send transactions, decode results, events and
-reverts (into the exceptions of `alpsim.errors`)."""
+reverts (into the exceptions of `alpsim.errors`). The Session is the package's one seam to a
+backend: sends (one, many per block, or pipelined), calls, logs, blocks, code."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
 from .devnet import Devnet, TransactionReverted
+from .devnet.base import Block
 from .errors import ConfigError, ContractRevert, ErrorDecoder, _abi_type
 
 
@@ -138,7 +140,8 @@ class BoundContract:
 
 
 class Session:
-    """A devnet plus the error decoder and event ABIs of every contract bound to it."""
+    """A devnet plus the error decoder and event ABIs of every contract bound to it: what the
+    package reads and sends through (no web3 outside `alpsim.devnet`)."""
 
     def __init__(self, devnet: Devnet):
         self.devnet = devnet
@@ -159,6 +162,33 @@ class Session:
         self.bound[contract.address.lower()] = contract
         return contract
 
+    def contract(self, name: str, address: str, abi: list[dict]) -> BoundContract:
+        """The contract bound at `address`, bound now if it is not yet."""
+        return self.bound.get(address.lower()) or self.bind(name, address, abi)
+
+    # ----- the chain
+    @property
+    def pipelined(self) -> bool:
+        """Whether `send_each` sends back to back: on a node that keeps its own time (not
+        stamped block by block by this client)."""
+        return not self.devnet.stamp_blocks
+
+    @property
+    def block_gas_limit(self) -> int:
+        return self.devnet.block_gas_limit
+
+    def block(self, number: int | str = "latest") -> Block:
+        """Block `number` (or "latest"): its number, timestamp and hash."""
+        return self.devnet.block(number)
+
+    def code_at(self, address: str) -> bytes:
+        return self.devnet.code_at(address)
+
+    def logs(self, address: str, topics: list, from_block: int, to_block: int | str = "latest") -> list[Any]:
+        """The raw logs of `address` matching `topics` in blocks `from_block` to `to_block`
+        (one eth_getLogs); `decode_log` decodes one."""
+        return self.devnet.get_logs(address, topics, from_block, to_block)
+
     def send(self, tx: dict) -> dict:
         try:
             receipt = self.devnet.send(tx)
@@ -172,17 +202,33 @@ class Session:
         try:
             receipts = self.devnet.send_many(txs)
         except TransactionReverted as exc:
-            tx = self._mined_tx(exc.tx_hash)
+            tx = self.mined_transaction(exc.tx_hash)
             raise self.located(self.decoder.decode(exc.data, exc.tx_hash), tx) from None
         for tx, receipt in zip(txs, receipts):
             self._heard(tx, receipt)
         return receipts
 
-    def _mined_tx(self, tx_hash: str | None) -> dict:
+    def send_each(self, txs: list[dict]) -> list[dict | ContractRevert]:
+        """Each transaction's receipt, or its revert decoded (a revert is not retried, and does
+        not stop the others). On a node that keeps its own time all are sent before any receipt
+        is awaited (`Devnet.send_pipelined`: a chain that mines on a timer puts them in one
+        block, in this order); elsewhere each is sent when the one before it is mined. A node
+        that fails (NodeError) raises."""
+        out: list[dict | ContractRevert] = []
+        for tx, receipt in zip(txs, self.devnet.send_pipelined(txs)):
+            if receipt["status"] == 1:
+                self._heard(tx, receipt)
+                out.append(receipt)
+                continue
+            tx_hash = receipt["transactionHash"]
+            hex_hash = tx_hash if isinstance(tx_hash, str) else "0x" + bytes(tx_hash).hex()
+            out.append(self.located(self.decoder.decode(self.devnet.revert_data(tx_hash), hex_hash), tx))
+        return out
+
+    def mined_transaction(self, tx_hash: str | None) -> dict:
         """{"to", "data"} of a mined transaction (empty when the node does not say)."""
         try:
-            mined = self.devnet.w3.eth.get_transaction(tx_hash)
-            return {"to": mined["to"], "data": bytes(mined["input"])}
+            return self.devnet.mined_transaction(tx_hash)
         except Exception:  # noqa: BLE001 - only a description is at stake
             return {}
 

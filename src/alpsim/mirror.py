@@ -40,20 +40,13 @@ class Mirror:
 
     def _stamp(self, receipt: dict) -> tuple[int, int]:
         """(timestamp, number) of the receipt's block."""
-        number = receipt["blockNumber"]
-        blocks = getattr(self.sim.devnet, "blocks", None)  # the revm devnet's, in process: no RPC
-        if blocks and blocks[-1].number == number:
-            return blocks[-1].timestamp, number
-        block = self.sim.devnet.w3.eth.get_block(number)
-        return block["timestamp"], block["number"]
+        block = self.sim.session.block(receipt["blockNumber"])
+        return block.timestamp, block.number
 
     def _head(self) -> tuple[int, bytes]:
         """(number, hash) of the latest block."""
-        blocks = getattr(self.sim.devnet, "blocks", None)  # the revm devnet's, in process: no RPC
-        if blocks:
-            return blocks[-1].number, bytes(blocks[-1].hash)
-        latest = self.sim.devnet.w3.eth.get_block("latest")
-        return latest["number"], bytes(latest["hash"])
+        latest = self.sim.session.block("latest")
+        return latest.number, latest.hash
 
     def _sync_references(self) -> None:
         oracle = self.sim.contracts["oracle"]
@@ -128,7 +121,7 @@ class Mirror:
         keeper, oracle = self.sim.keeper, self.sim.contracts["oracle"]
         ids = sorted(keeper.prices) if pairs is None else sorted({self.sim.pair_id(p) for p in pairs})
         answers = {pair_id: oracle.call("referencePrice", pair_id)[0] for pair_id in ids}
-        keeper._set_references({pair_id: price for pair_id, price in answers.items() if price})
+        keeper.set_references({pair_id: price for pair_id, price in answers.items() if price})
         self._sync_references()
 
     @contextmanager
@@ -358,9 +351,9 @@ class Mirror:
     def check(self) -> None:
         """Compares the chain with the model; raises MirrorMismatch listing every difference."""
         sim, model, diffs = self.sim, self.model, []
-        latest = sim.devnet.w3.eth.get_block("latest")
-        now = latest["timestamp"]
-        head = (latest["number"], bytes(latest["hash"]))
+        latest = sim.session.block("latest")
+        now = latest.timestamp
+        head = (latest.number, latest.hash)
 
         def eq(what: str, chain: Any, expected: Any) -> None:
             if chain != expected:

@@ -15,10 +15,14 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .client import Alpsim
+from .contracts import Session
 from .deployment import Deployment
+from .devnet import RpcDevnet
 from .errors import ConfigError
-from .keeper import RoundReport
-from .protocol import RejectReason
+from .keeper import Keeper, RoundReport
+from .positions import CLOSE_REASONS
+from .protocol import CloseReason, RejectReason
+from .units import wad_to_decimal
 
 DEFAULT_START_PRICES = {"BTC/USD": Decimal(60_000), "ETH/USD": Decimal(3_000), "SOL/USD": Decimal(150),
                         "AAPL/USD": Decimal(200)}
@@ -72,11 +76,12 @@ ROUND_HISTORY = 1_000
 class KeeperLoop:
     """Follows the chain: polls the head every `poll_s` and runs a round (`tick`) as soon as a
     block brings new requests, and at least every `interval_s`, moving prices to the source's
-    next. Errors are logged and the loop goes on; `stop()` ends it."""
+    next. Errors are logged and the loop goes on; `stop()` ends it. `keeper`: the Keeper to
+    run, or a client (`Alpsim`) whose `keeper` it runs."""
 
-    def __init__(self, sim: Alpsim, prices: Iterator[dict[str, Decimal]], interval_s: float = 1.0,
+    def __init__(self, keeper: Keeper | Alpsim, prices: Iterator[dict[str, Decimal]], interval_s: float = 1.0,
                  log: Callable[[str], None] = print, *, poll_s: float = 0.05):
-        self.sim, self.prices, self.interval_s, self.log, self.poll_s = sim, prices, interval_s, log, poll_s
+        self._runs, self.prices, self.interval_s, self.log, self.poll_s = keeper, prices, interval_s, log, poll_s
         self._stop = threading.Event()
         self.thread: threading.Thread | None = None
         self.ticks = 0
@@ -86,10 +91,15 @@ class KeeperLoop:
         """Reports of the latest rounds (receipts left out)."""
         self._next_prices_at_s = 0.0
 
+    @property
+    def keeper(self) -> Keeper:
+        """The keeper it runs (a client's current one)."""
+        return self._runs if isinstance(self._runs, Keeper) else self._runs.keeper
+
     def tick(self, move_prices: bool = True) -> RoundReport:
         """One round; with `move_prices`, first moves prices to the source's next (and the
         reference feeds that drifted from them)."""
-        keeper = self.sim.keeper
+        keeper = self.keeper
         if move_prices:
             self._next_prices_at_s = time.monotonic() + self.interval_s
             try:
@@ -110,8 +120,11 @@ class KeeperLoop:
                      + (f" ({RejectReason(event['reason']).label})" if "reason" in event else ""))
         if report.trigger_receipt is not None and report.triggered:
             try:
-                for c in self.sim.closed_from(report.trigger_receipt):
-                    self.log(f"keeper: position {c.position.id} {c.reason} at {c.exit_price:.2f}")
+                for event in keeper.session.events(report.trigger_receipt, "PositionClosed"):
+                    settlement = event["settlement"]
+                    self.log(f"keeper: position {event['positionId']} "
+                             f"{CLOSE_REASONS[CloseReason(settlement['reason'])]} "
+                             f"at {wad_to_decimal(settlement['exitPrice']):.2f}")
             except Exception as exc:  # noqa: BLE001 - only the log line is lost
                 self.log(f"keeper: positions {report.triggered} closed by triggers ({type(exc).__name__}: {exc})")
         return report
@@ -123,8 +136,8 @@ class KeeperLoop:
                 if time.monotonic() >= self._next_prices_at_s:
                     self.tick()
                     continue
-                keeper = self.sim.keeper
-                head = self.sim.devnet.block_number
+                keeper = self.keeper
+                head = keeper.clock.block_number
                 if keeper.cursor is None or head > keeper.cursor:
                     if keeper.poll(head):  # new requests: a round now, at the same prices
                         self.tick(move_prices=False)
@@ -135,8 +148,8 @@ class KeeperLoop:
             self._stop.wait(wait_s)
 
     def start(self) -> None:
-        if self.sim.keeper.cursor is None:
-            self.sim.keeper.sync()
+        if self.keeper.cursor is None:
+            self.keeper.sync()
         self.thread = threading.Thread(target=self.run, name="alpsim-keeper", daemon=True)
         self.thread.start()
 
@@ -149,14 +162,26 @@ class KeeperLoop:
 def connect(rpc_url: str, deployment_file: str | Path) -> Alpsim:
     """An Alpsim client for a system already deployed on a running node (no block stamping:
     the node keeps its own time)."""
-    from .devnet import RpcDevnet
+    devnet, deployment = _node(rpc_url, deployment_file)
+    return Alpsim(devnet, deployment)
+
+
+def connect_keeper(rpc_url: str, deployment_file: str | Path, private_key: bytes | None = None) -> Keeper:
+    """The keeper of a system already deployed on a running node, on its own session (no
+    trader's client); `private_key` decrypts the orders (default: dev account 9's)."""
+    devnet, deployment = _node(rpc_url, deployment_file)
+    return Keeper(Session(devnet), deployment, devnet.chain_clock, private_key)
+
+
+def _node(rpc_url: str, deployment_file: str | Path) -> tuple[RpcDevnet, Deployment]:
+    """The running node (its own time kept) and the deployment there, checked to match."""
     from .profiles import get_profile
 
     deployment = Deployment.read(deployment_file)
     devnet = RpcDevnet(get_profile(deployment.chain), rpc_url, stamp_blocks=False)
     if devnet.chain_id != deployment.chain_id:
         raise ConfigError(f"{deployment_file} is for chain id {deployment.chain_id}; {rpc_url} is {devnet.chain_id}")
-    return Alpsim(devnet, deployment)
+    return devnet, deployment
 
 
 def wait_forever(stop: threading.Event | None = None) -> None:

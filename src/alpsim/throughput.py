@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
 
+from web3 import Web3
 from web3.logs import DISCARD as _DISCARD
 
 from .client import ZERO_ADDRESS, Alpsim, OpenRequest
@@ -197,9 +198,10 @@ def run_fast(sim: Alpsim, workload: Workload) -> Outcome:
 
 
 def run_naive(sim: Alpsim, workload: Workload) -> Outcome:
-    """The workload as a plain web3.py script would run it."""
+    """The workload as a plain web3.py script would run it, connected as an outside script
+    connects (`Web3(provider)`: the node's URL on anvil, the in-process provider otherwise)."""
     out, devnet = Outcome(), sim.devnet
-    w3 = devnet.w3
+    w3 = Web3(devnet.web3_provider())
     entries = sim.deployment.contracts
     trading = w3.eth.contract(address=entries["trading"].address, abi=entries["trading"].abi)
     feeds = {pair: w3.eth.contract(address=entries[feed_role(pair)].address, abi=entries[feed_role(pair)].abi)

@@ -27,9 +27,17 @@ from web3.exceptions import Web3RPCError
 from ..errors import ConfigError, NodeError
 from ..paths import ProjectPaths, find_project
 from ..profiles import ChainProfile
-from .base import DEV_MNEMONIC, GENESIS_TIMESTAMP, Devnet, TransactionReverted
+from .base import DEV_MNEMONIC, GENESIS_TIMESTAMP, Devnet, TransactionReverted, _complete
 
 START_TIMEOUT_S = 20.0
+RECEIPT_TIMEOUT_S = 60
+SEND_RETRY_DELAYS_S = (0.05, 0.1, 0.2, 0.4, 0.8)
+"""Waits before each new try of a pipelined transaction the node refused for a transient
+reason (1.55 s in all)."""
+TRANSIENT_REFUSALS = ("nonce too low", "already known", "replacement transaction underpriced")
+"""What a node answers to a transaction whose nonce it has not caught up with: right after a
+receipt, anvil's pending nonce (eth_getTransactionCount "pending") can lag the transaction just
+mined for some 100 ms. Any other refusal, and any revert, is final."""
 
 
 def anvil_binary(paths: ProjectPaths | None = None) -> Path:
@@ -166,6 +174,9 @@ class RpcDevnet(Devnet):
         self.stamp_blocks = stamp_blocks
         """False on a live node that others also send to: the node keeps its own time."""
         self._mine_on_send = False
+        self._next_nonces: dict[str, int] = {}
+        """Per sender, the nonce after the last one `send_pipelined` used (the node's count
+        can lag it)."""
         self.w3 = Web3(_NodeProvider(url, request_kwargs={"timeout": 60}))
         try:
             self._chain_id = self.w3.eth.chain_id
@@ -191,6 +202,9 @@ class RpcDevnet(Devnet):
     @property
     def rpc_url(self) -> str:
         return self.url
+
+    def web3_provider(self) -> HTTPProvider:
+        return HTTPProvider(self.url, request_kwargs={"timeout": RECEIPT_TIMEOUT_S})
 
     def rpc(self, method: str, params: list | None = None) -> Any:
         response = self.w3.provider.make_request(method, params or [])
@@ -225,7 +239,44 @@ class RpcDevnet(Devnet):
 
     def _receipt(self, tx_hash: Any) -> Any:
         # a node may answer the send before the block with the receipt is in
-        return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.01)
+        return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=0.01)
+
+    def send_pipelined(self, txs: list[dict]) -> list[dict]:
+        """On a node that keeps its own time: every transaction sent (numbered by this client,
+        consecutive nonces per sender) before any receipt is awaited, so a chain that mines on a
+        timer puts them in one block, in this order. A send the node refuses for a transient
+        reason (TRANSIENT_REFUSALS) is tried again after a backoff; any other refusal raises."""
+        if self.stamp_blocks:
+            return super().send_pipelined(txs)
+        nonces: dict[str, int] = {}
+        hashes = [self._send_numbered(_complete(tx), nonces) for tx in txs]
+        return [self._receipt(tx_hash) for tx_hash in hashes]
+
+    def _send_numbered(self, tx: dict, nonces: dict[str, int]) -> Any:
+        """eth_sendTransaction of `tx` with the sender's next nonce (`nonces`: this batch's)."""
+        sender = to_checksum_address(tx["from"])
+        delays_s = iter(SEND_RETRY_DELAYS_S)
+        while True:
+            if sender not in nonces:
+                nonces[sender] = max(self._next_nonces.get(sender, 0), self._node_nonce(sender))
+            try:
+                tx_hash = self.w3.eth.send_transaction({**tx, "nonce": nonces[sender]})
+            except NodeError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - web3 raises ValueError subclasses for a refusal
+                delay_s = next(delays_s, None)
+                if delay_s is None or not any(r in str(exc).lower() for r in TRANSIENT_REFUSALS):
+                    raise
+                time.sleep(delay_s)
+                del nonces[sender]  # asked again: the node has caught up
+                continue
+            nonces[sender] += 1
+            self._next_nonces[sender] = nonces[sender]
+            return tx_hash
+
+    def _node_nonce(self, sender: str) -> int:
+        """The sender's next nonce as the node counts it (its pending block included)."""
+        return self.w3.eth.get_transaction_count(sender, "pending")
 
     def _revert_data(self, tx_hash: Any) -> bytes:
         trace = self.rpc("debug_traceTransaction", [Web3.to_hex(tx_hash), {"tracer": "callTracer"}])
@@ -280,6 +331,9 @@ class RpcDevnet(Devnet):
     def _revert(self, snap: Any) -> None:
         if not self.rpc("evm_revert", [snap]):
             raise NodeError(f"evm_revert({snap}) refused by the node")
+
+    def _after_revert(self) -> None:
+        self._next_nonces.clear()  # the chain went back, and its nonces with it
 
 
 def _hex_bytes(data: Any) -> bytes:

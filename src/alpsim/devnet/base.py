@@ -1,5 +1,7 @@
 """What every devnet backend offers: a web3 connection presenting a chain profile, funded
-accounts, transactions with decoded-ready revert data, snapshots, and a controlled clock."""
+accounts, transactions with decoded-ready revert data, snapshots, and a controlled clock; and
+the reads the package makes of a chain (logs, blocks, code, mined transactions), so that nothing
+outside `alpsim.devnet` talks web3."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from web3 import Web3
+from web3.providers.base import BaseProvider
 
 from ..errors import AlpsimError
 from ..profiles import ChainProfile
@@ -67,6 +70,41 @@ class BlockClock:
         return stamps + [max(target_ms, self.head_ms)]
 
 
+@dataclass(frozen=True)
+class Block:
+    """A mined block, as far as the package reads one."""
+
+    number: int
+    timestamp: int
+    hash: bytes
+
+
+class ChainClock:
+    """What a follower of the chain (the keeper) needs of time: the head block's number and
+    timestamp, and the timestamp the next block will carry. A devnet's `chain_clock`."""
+
+    def __init__(self, devnet: "Devnet"):
+        self._devnet = devnet
+
+    @property
+    def block_number(self) -> int:
+        return self._devnet.block_number
+
+    @property
+    def timestamp(self) -> int:
+        """The head block's timestamp."""
+        return self._devnet.timestamp
+
+    @property
+    def next_timestamp(self) -> int:
+        """The next block's timestamp: the devnet clock's, or on a node that keeps its own
+        time (not stamped by this client, whose clock then runs apart) its head's plus one."""
+        devnet = self._devnet
+        if devnet.stamp_blocks:
+            return devnet.clock.next_timestamp
+        return devnet.timestamp + 1
+
+
 class Devnet(ABC):
     """A running chain for one profile. Use as a context manager; `close()` stops what it
     started."""
@@ -80,10 +118,15 @@ class Devnet(ABC):
     snapshots_outlive_revert: bool = True
     """Whether a snapshot can be reverted to again after a revert to it or to an older one
     (eth-tester, anvil); on revm a revert consumes its snapshot and every newer one."""
+    stamp_blocks: bool = True
+    """Whether this client stamps every block with its clock's time; False on a live node that
+    keeps its own time (and that others also send to)."""
 
     def __init__(self, profile: ChainProfile):
         self.profile = profile
         self.clock = BlockClock(profile.block_time_ms)
+        self.chain_clock = ChainClock(self)
+        """Head block number and timestamp and the next block's timestamp, for a follower."""
         self.w3: Web3
         self._snapshot_clocks: dict[Any, int] = {}
 
@@ -110,6 +153,37 @@ class Devnet(ABC):
     @property
     def rpc_url(self) -> str | None:
         return None
+
+    def web3_provider(self) -> BaseProvider:
+        """A web3 provider for an outside script (`Web3(devnet.web3_provider())`), as a
+        third-party script connects: an HTTP provider of the node's URL on an RPC devnet; the
+        in-process provider on the embedded and revm backends, which have no URL."""
+        return self.w3.provider
+
+    # ----- reads
+    def get_logs(self, address: str | list[str] | None, topics: list, from_block: int,
+                 to_block: int | str = "latest") -> list[Any]:
+        """The logs of `address` (one, several or None: any) matching `topics` (a list per
+        position: None matches anything, a list any of its values) in blocks `from_block` to
+        `to_block`, as eth_getLogs gives them (topics and data as bytes, blockNumber an int)."""
+        query: dict[str, Any] = {"fromBlock": from_block, "toBlock": to_block, "topics": topics}
+        if address is not None:
+            query["address"] = address
+        return self.w3.eth.get_logs(query)
+
+    def block(self, number: int | str = "latest") -> Block:
+        """Block `number` (or "latest")."""
+        block = self.w3.eth.get_block(number)
+        return Block(block["number"], block["timestamp"], bytes(block["hash"]))
+
+    def code_at(self, address: str) -> bytes:
+        """The code deployed at `address` (b"" for none)."""
+        return bytes(self.w3.eth.get_code(address))
+
+    def mined_transaction(self, tx_hash: Any) -> dict:
+        """{"to", "data"} of a mined transaction."""
+        mined = self.w3.eth.get_transaction(tx_hash)
+        return {"to": mined["to"], "data": bytes(mined["input"])}
 
     # ----- many transactions in one block
     def send_many(self, txs: list[dict]) -> list[dict]:
@@ -141,6 +215,20 @@ class Devnet(ABC):
     def revert_data(self, tx_hash: Any) -> bytes:
         """The revert data of a mined transaction that reverted (b"" for one that did not)."""
         return self._revert_data(tx_hash)
+
+    def send_pipelined(self, txs: list[dict]) -> list[dict]:
+        """Sends `txs` in order and returns their receipts, reverted ones included (status 0;
+        `revert_data` gives their data; a revert is never retried). On a node that keeps its
+        own time (`RpcDevnet` not stamping blocks) all are sent before any receipt is awaited,
+        so a chain that mines on a timer puts them in one block; where this client stamps the
+        blocks, each gets its own block, mined before the next is sent, as `send` does."""
+        receipts = []
+        for tx in txs:
+            self._before_block()
+            tx_hash = self._send(_complete(tx))
+            self._after_block()
+            receipts.append(self._receipt(tx_hash))
+        return receipts
 
     def _send_block(self, txs: list[dict]) -> list[dict]:
         """One block holding `txs` (complete transactions); their receipts, reverted or not.

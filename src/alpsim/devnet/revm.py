@@ -34,7 +34,7 @@ from web3.providers.base import BaseProvider
 
 from ..errors import AlpsimError
 from ..profiles import ChainProfile
-from .base import DEV_HD_PATH, DEV_MNEMONIC, GENESIS_TIMESTAMP, TX_GAS_LIMIT, Devnet, TransactionReverted
+from .base import DEV_HD_PATH, DEV_MNEMONIC, GENESIS_TIMESTAMP, TX_GAS_LIMIT, Block, Devnet, TransactionReverted
 
 _SPECS = {"cancun": "Cancun", "prague": "Prague"}
 """pyrevm's spec names are case-sensitive: an upper-case name silently becomes LATEST."""
@@ -118,6 +118,48 @@ class RevmDevnet(Devnet):
     @property
     def timestamp(self) -> int:
         return self.blocks[-1].timestamp
+
+    # ----- reads, in process (no JSON-RPC round trip)
+    def block(self, number: int | str = "latest") -> Block:
+        block = self._block_at(number)
+        return Block(block.number, block.timestamp, block.hash)
+
+    def _block_at(self, tag: Any) -> _Block:
+        if tag in ("latest", "pending", "safe", "finalized", None):
+            return self.blocks[-1]
+        if tag == "earliest":
+            return self.blocks[0]
+        number = int(tag, 16) if isinstance(tag, str) else int(tag)
+        if not 0 <= number < len(self.blocks):
+            raise ValueError(f"no block {number}")
+        return self.blocks[number]
+
+    def get_logs(self, address: str | list[str] | None, topics: list, from_block: Any,
+                 to_block: Any = "latest") -> list[AttributeDict]:
+        head = self.block_number
+        start, end = _tag_number(from_block, head), _tag_number(to_block, head)
+        addresses = [address] if isinstance(address, str) else address
+        wanted_addresses = {a.lower() for a in addresses} if addresses else None
+        out = []
+        logs = self.logs  # in block order: skip to the first log of `start`
+        for i in range(bisect.bisect_left(logs, start, key=operator.itemgetter("blockNumber")), len(logs)):
+            log = logs[i]
+            if log["blockNumber"] > end:
+                break
+            if wanted_addresses is not None and log["address"].lower() not in wanted_addresses:
+                continue
+            if _topics_match(log["topics"], topics or []):
+                out.append(log)
+        return out
+
+    def code_at(self, address: str) -> bytes:
+        code = self.evm.get_code(_checksum(address))
+        return bytes(code) if code else b""
+
+    def mined_transaction(self, tx_hash: Any) -> dict:
+        """{"to", "data"}: the data of a transaction is not kept here (b"")."""
+        receipt = self.receipts[_bytes(tx_hash)]
+        return {"to": receipt["to"], "data": b""}
 
     # ----- blocks and transactions
     def _block_env(self, number: int, timestamp: int) -> BlockEnv:
@@ -320,20 +362,9 @@ class RevmProvider(BaseProvider):
     def _eth_maxPriorityFeePerGas(self) -> str:  # noqa: N802
         return "0x0"
 
-    def _block(self, tag: Any) -> _Block:
-        blocks = self.devnet.blocks
-        if tag in ("latest", "pending", "safe", "finalized", None):
-            return blocks[-1]
-        if tag == "earliest":
-            return blocks[0]
-        number = int(tag, 16) if isinstance(tag, str) else int(tag)
-        if not 0 <= number < len(blocks):
-            raise ValueError(f"no block {number}")
-        return blocks[number]
-
     def _eth_getBlockByNumber(self, tag: Any, full: bool = False) -> dict | None:  # noqa: N802
         try:
-            block = self._block(tag)
+            block = self.devnet._block_at(tag)
         except ValueError:
             return None
         return self._block_json(block, full)
@@ -418,8 +449,7 @@ class RevmProvider(BaseProvider):
         return hex(self.devnet.evm.get_balance(_checksum(address)))
 
     def _eth_getCode(self, address: str, block: Any = "latest") -> str:  # noqa: N802
-        code = self.devnet.evm.get_code(_checksum(address))
-        return "0x" + (bytes(code).hex() if code else "")
+        return "0x" + self.devnet.code_at(address).hex()
 
     def _eth_getStorageAt(self, address: str, slot: str, block: Any = "latest") -> str:  # noqa: N802
         return "0x" + self.devnet.evm.storage(_checksum(address), _int(slot)).to_bytes(32, "big").hex()
@@ -429,33 +459,9 @@ class RevmProvider(BaseProvider):
 
     # ----- logs
     def _eth_getLogs(self, flt: dict) -> list[dict]:  # noqa: N802
-        head = self.devnet.block_number
-        start = self._tag_number(flt.get("fromBlock", "latest"), head)
-        end = self._tag_number(flt.get("toBlock", "latest"), head)
-        addresses = flt.get("address")
-        if isinstance(addresses, str):
-            addresses = [addresses]
-        wanted_addresses = {a.lower() for a in addresses} if addresses else None
-        topics = flt.get("topics") or []
-        out = []
-        logs = self.devnet.logs  # in block order: skip to the first log of `start`
-        for i in range(bisect.bisect_left(logs, start, key=operator.itemgetter("blockNumber")), len(logs)):
-            log = logs[i]
-            if log["blockNumber"] > end:
-                break
-            if wanted_addresses is not None and log["address"].lower() not in wanted_addresses:
-                continue
-            if _topics_match(log["topics"], topics):
-                out.append(_log_json(log))
-        return out
-
-    @staticmethod
-    def _tag_number(tag: Any, head: int) -> int:
-        if tag in ("latest", "pending", "safe", "finalized", None):
-            return head
-        if tag == "earliest":
-            return 0
-        return int(tag, 16) if isinstance(tag, str) else int(tag)
+        logs = self.devnet.get_logs(flt.get("address"), flt.get("topics") or [], flt.get("fromBlock", "latest"),
+                                    flt.get("toBlock", "latest"))
+        return [_log_json(log) for log in logs]
 
     # ----- snapshots and mining (anvil's names)
     def _evm_snapshot(self) -> str:
@@ -468,6 +474,14 @@ class RevmProvider(BaseProvider):
     def _evm_mine(self, *_: Any) -> str:
         self.devnet.mine(1)
         return "0x0"
+
+
+def _tag_number(tag: Any, head: int) -> int:
+    if tag in ("latest", "pending", "safe", "finalized", None):
+        return head
+    if tag == "earliest":
+        return 0
+    return int(tag, 16) if isinstance(tag, str) else int(tag)
 
 
 def _int(value: Any) -> int:

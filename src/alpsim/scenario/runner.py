@@ -227,7 +227,7 @@ class ScenarioRunner:
             record = self._by_position_id(run, closed.position.id)
             if record is not None:
                 record.closed = closed
-                record.exit_t = run.sim.devnet.w3.eth.get_block(closed.block)["timestamp"] - run.start_time
+                record.exit_t = run.sim.session.block(closed.block).timestamp - run.start_time
                 record.status = "liquidated" if closed.reason == "liquidation" else "closed"
 
     def _step_close(self, run: ScenarioRun, index: int, body: Any) -> None:
