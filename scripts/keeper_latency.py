@@ -173,8 +173,7 @@ def _measure(sim, waits: dict[int, float], expired: list[int], one_tx_per_block:
     trading = sim.contracts["trading"]
     names = ("OpenRequested", "CloseRequested", "PositionOpened", "OpenRejected", "PositionClosed", "CloseRejected")
     topics = event_topics(sim.deployment.contracts["trading"].abi, names)
-    logs = sim.devnet.w3.eth.get_logs({"address": trading.address, "fromBlock": sim.deployment.block,
-                                       "topics": [list(topics.values())]})
+    logs = sim.session.logs(trading.address, [list(topics.values())], sim.deployment.block)
     requested: dict[int, tuple[str, int, int]] = {}  # request id -> (kind, block, position id)
     request_blocks: set[int] = set()
     done: dict[int, int] = {}

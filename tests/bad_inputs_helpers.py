@@ -34,7 +34,7 @@ ROW_ARGS = "state, prep, caller, contract, function, args, error, fields"
 
 def head_hash(sim) -> bytes:
     """The latest block's hash: the same hash is the same state."""
-    return bytes(sim.devnet.w3.eth.get_block("latest")["hash"])
+    return bytes(sim.session.block().hash)
 
 
 def balances_snapshot(sim) -> dict:

@@ -27,7 +27,7 @@ def _tolerance(notional_wad: int, accruals: int = 20) -> int:
 
 
 def _ts(sim, block: int | str = "latest") -> int:
-    return sim.devnet.w3.eth.get_block(block)["timestamp"]
+    return sim.session.block(block).timestamp
 
 
 def _indexes(sim) -> dict:

@@ -11,7 +11,7 @@ import random
 from alpsim.client import OpenRequest
 from alpsim.keeper import Keeper
 from alpsim.keys import encrypt_to
-from alpsim.model.trading import Order, RejectReason
+from alpsim.protocol import Order, RejectReason
 from alpsim.orders import ORDER_ECIES, ORDER_PAYLOAD_BYTES, commitment, seal
 
 GOOD = (1, 2, 3)

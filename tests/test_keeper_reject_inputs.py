@@ -11,7 +11,7 @@ import pytest
 from eth_utils import keccak
 
 from alpsim import errors
-from alpsim.model.trading import RejectReason
+from alpsim.protocol import RejectReason
 
 ADMIN, TRADER, LP, TREASURY, KEEPER = 0, 1, 7, 8, 9
 TRADER_FUNDS = 10_000

@@ -101,7 +101,7 @@ def test_liquidation_price_is_the_threshold_to_the_wad_and_the_spec_closed_form(
     mirror.fund(TRADER, amount)
     p = mirror.open(TRADER, pair, side, amount, leverage).position
     trading = mirror.sim.contracts["trading"]
-    assert mirror.sim.devnet.w3.eth.get_block("latest")["timestamp"] == p.opened_at
+    assert mirror.sim.session.block().timestamp == p.opened_at
     liq = p.liquidation_price_wad
     assert trading.call("isLiquidatable", p.id, liq)
     assert trading.call("isLiquidatable", p.id, _better(p, liq, -1000))  # worse for the trader
@@ -139,7 +139,7 @@ def test_liquidation_price_carries_the_referral_discount_only(mirror, leverage, 
     assert abs(p.liquidation_price_wad - _closed_form(p)) > 1000
     # and the chain's rule agrees to the wad (the position is marked as paying fees in token)
     trading = mirror.sim.contracts["trading"]
-    assert mirror.sim.devnet.w3.eth.get_block("latest")["timestamp"] == p.opened_at
+    assert mirror.sim.session.block().timestamp == p.opened_at
     assert trading.call("isLiquidatable", p.id, p.liquidation_price_wad)
     assert not trading.call("isLiquidatable", p.id, _better(p, p.liquidation_price_wad, 1))
 
@@ -157,7 +157,7 @@ def test_keeper_liquidates_at_the_liquidation_price_not_one_wad_better(mirror, p
     # one wad better for the trader, in the same second as the open (no holding accrued): kept
     mirror.set_prices({pair: _wad_str(_better(p, liq, 1))}, reference=False)
     assert mirror.run_triggers() == []
-    assert sim.devnet.w3.eth.get_block("latest")["timestamp"] == p.opened_at
+    assert sim.session.block().timestamp == p.opened_at
     assert sim.position(p.id) is not None
 
     # 0.0001% better, a little later: still kept

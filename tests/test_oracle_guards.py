@@ -232,7 +232,7 @@ def test_reference_is_fresh_for_60_seconds_and_stale_after(mirror, manual_refere
     with pytest.raises(OrderRejected) as rejected:
         _open_at(mirror, ref_at + 61, OTHER)  # 61 s: stale
     assert rejected.value.reason == "PriceStale"
-    assert sim.devnet.w3.eth.get_block("latest")["timestamp"] == ref_at + 61
+    assert sim.session.block().timestamp == ref_at + 61
     assert oracle.call("referencePrice", PAIR_ID)[1] == ref_at  # the keeper did not refresh it
 
 
@@ -267,14 +267,14 @@ def test_deposit_needs_a_keeper_price_at_most_60_seconds_old_with_open_interest(
     _wait_until(mirror, (kp_at + 60) * 1000 - 2 * bt)
     result = mirror.deposit(4, 1_000)
     assert result.alp_out_wad > 0
-    assert sim.devnet.w3.eth.get_block("latest")["timestamp"] == kp_at + 60
+    assert sim.session.block().timestamp == kp_at + 60
 
     mirror.keeper_round()  # a new keeper price round
     kp_at = oracle.call("keeperPrice", PAIR_ID)[1]
     _wait_until(mirror, (kp_at + 61) * 1000 - 2 * bt)
     with pytest.raises(errors.PriceStale) as stale:
         mirror.deposit(5, 1_000)  # 61 s: stale
-    assert sim.devnet.w3.eth.get_block("latest")["timestamp"] == kp_at + 61
+    assert sim.session.block().timestamp == kp_at + 61
     assert stale.value.pairId == PAIR_ID and stale.value.updatedAt == kp_at and stale.value.maxAge == 60
     assert sim.alp_balance_wad(5) == 0
 

@@ -19,7 +19,7 @@ from .errors import AlpsimError, ConfigError, UnknownNameError
 from .keeper import Keeper
 from .profiles import ChainProfile, get_profile
 from .model.quote import fresh_liquidation_price
-from .model.trading import Settings
+from .model.engine_settings import Settings
 from .orders import commitment, seal
 from .positions import CLOSE_REASONS, ClosedPosition, OpenedPosition, PositionInfo, position_from_chain
 from .protocol import CloseReason, Order, RejectReason

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 from .client import Account, Alpsim, ClosedPosition, OpenedPosition, OrderRejected
 from .errors import AlpsimError
-from .model.trading import ESCROW, POOL, TREASURY, ExchangeModel
+from .model.trading_engine import ESCROW, POOL, TREASURY, ExchangeModel
 from .protocol import Order, RejectReason
 from .units import Number, to_units
 
