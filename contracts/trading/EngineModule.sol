@@ -4,7 +4,9 @@ pragma solidity 0.8.28;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 
-import {EngineStorage} from "./EngineStorage.sol";
+import {EngineBase, EngineStorage, EngineState, StoredSettings, StoredRequest, StoredPosition, StoredLimits, BlockCount} from "./EngineStorage.sol";
+import {ITradingEngine} from "../interfaces/ITradingEngine.sol";
+import {WAD, BPS} from "../libraries/Units.sol";
 import {PairRegistry} from "./PairRegistry.sol";
 import {Errors} from "../errors/Errors.sol";
 import {Request, RequestKind, RequestStatus} from "./Types.sol";
@@ -16,7 +18,7 @@ import {Request, RequestKind, RequestStatus} from "./Types.sol";
 ///         delegatecall, so these run in the engine's storage, as the engine.
 /// @dev Split out to keep `TradingEngine` within EIP-170's 24,576 bytes. Called directly
 ///      (not through the engine) it sees its own empty storage: no roles, no requests.
-contract EngineModule is EngineStorage {
+contract EngineModule is EngineBase {
     using SafeERC20 for IERC20;
 
     IERC20 private immutable _collateral;
@@ -32,9 +34,9 @@ contract EngineModule is EngineStorage {
     /// @notice After the request window (10 blocks), the trader takes back an unexecuted
     ///         request: an open's whole amount is refunded.
     function cancelRequest(uint256 requestId) external nonReentrant {
-        StoredRequest storage r = _pendingRequest(requestId);
+        StoredRequest storage r = EngineStorage.pendingRequest(_state(), requestId);
         if (r.trader != msg.sender) revert Errors.NotOwner(msg.sender, r.trader);
-        uint256 expiresAfter = r.blockNumber + _settings.requestExpiryBlocks;
+        uint256 expiresAfter = r.blockNumber + _state().settings.requestExpiryBlocks;
         if (block.number <= expiresAfter) revert Errors.RequestNotExpired(requestId, expiresAfter);
         r.status = RequestStatus.Cancelled;
         uint256 refund = 0;
@@ -44,7 +46,7 @@ contract EngineModule is EngineStorage {
         } else {
             // only this request's own mark: a newer close request stays pending (a closed
             // position's mark is already zero)
-            StoredPosition storage p = _position(r.positionRef);
+            StoredPosition storage p = EngineStorage.position(_state(), r.positionRef);
             if (p.closeRequestId == requestId) p.closeRequestId = 0;
         }
         emit RequestCancelled(requestId, r.trader, r.kind, refund);
@@ -53,7 +55,7 @@ contract EngineModule is EngineStorage {
     /// @notice Pay trading fees in the platform token (5% off) when its balance and allowance
     ///         allow; otherwise they are charged in collateral without that discount.
     function setFeeInToken(bool enabled) external {
-        feeInToken[msg.sender] = enabled;
+        _state().feeInToken[msg.sender] = enabled;
         emit FeeTokenPreferenceSet(msg.sender, enabled);
     }
 
@@ -62,12 +64,12 @@ contract EngineModule is EngineStorage {
     /// @notice The keeper's secp256k1 public key (64 bytes, uncompressed without prefix) that
     ///         orders are encrypted to (ECIES).
     function keeperPublicKey() external view returns (bytes memory) {
-        return _keeperPublicKey;
+        return _state().keeperPublicKey;
     }
 
-    function settings() external view returns (Settings memory) {
-        StoredSettings storage t = _settings;
-        return Settings({
+    function settings() external view returns (ITradingEngine.Settings memory) {
+        StoredSettings storage t = _state().settings;
+        return ITradingEngine.Settings({
             executionFeeUsd: t.executionFeeUsd,
             minNotionalUsd: t.minNotionalUsd,
             extremeLeverage: t.extremeLeverage,
@@ -93,7 +95,7 @@ contract EngineModule is EngineStorage {
     /// @notice A request. An executed open's position has taken its amount and commitment
     ///         slots: they read as zero here, and stay in its `OpenRequested` event.
     function request(uint256 requestId) external view returns (Request memory r) {
-        StoredRequest storage sr = _requests[requestId];
+        StoredRequest storage sr = _state().requests[requestId];
         r.trader = sr.trader;
         r.kind = sr.kind;
         r.status = sr.status;
@@ -110,17 +112,17 @@ contract EngineModule is EngineStorage {
     /// @notice The latest close request of an open position; 0 when it has none, or once it
     ///         was executed, rejected or cancelled, or the position closed.
     function pendingClose(uint256 positionId) external view returns (uint256) {
-        StoredPosition storage sp = _position(positionId);
-        return _isOpen(sp) ? sp.closeRequestId : 0;
+        StoredPosition storage sp = EngineStorage.position(_state(), positionId);
+        return EngineStorage.isOpen(sp) ? sp.closeRequestId : 0;
     }
 
     // ================================================================== admin
 
-    function setSettings(Settings calldata s) external onlyRole(ADMIN_ROLE) {
+    function setSettings(ITradingEngine.Settings calldata s) external onlyRole(ADMIN_ROLE) {
         if (s.poolFeeShareBps > BPS) revert Errors.InvalidBps(s.poolFeeShareBps);
         uint256 discounts = s.referralDiscountBps + s.tokenDiscountBps;
         if (discounts > BPS) revert Errors.InvalidBps(discounts);
-        _storeSettings(s);
+        EngineStorage.storeSettings(_state(), s);
         emit SettingsUpdated(s);
     }
 
@@ -130,18 +132,18 @@ contract EngineModule is EngineStorage {
     ///         idempotent, as `Market.initPair`.
     function initPair(uint256 pairId) external onlyRole(ADMIN_ROLE) {
         if (pairId >= _pairs.pairCount()) revert Errors.UnknownPair(pairId);
-        BlockCount storage counter = _executions[pairId];
+        BlockCount storage counter = _state().executions[pairId];
         if (counter.blockNumber == 0 && counter.count == 0) counter.count = 1;
     }
 
     function setKeeperPublicKey(bytes calldata publicKey) external onlyRole(ADMIN_ROLE) {
-        _keeperPublicKey = publicKey;
+        _state().keeperPublicKey = publicKey;
         emit KeeperPublicKeySet(publicKey);
     }
 
     function setTreasury(address treasury_) external onlyRole(ADMIN_ROLE) {
         if (treasury_ == address(0)) revert Errors.ZeroAddress();
-        _settings.treasury = treasury_;
+        _state().settings.treasury = treasury_;
         emit TreasurySet(treasury_);
     }
 

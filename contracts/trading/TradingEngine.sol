@@ -13,7 +13,9 @@ import {PriceOracle} from "../oracle/PriceOracle.sol";
 import {ReferralRegistry} from "../referral/ReferralRegistry.sol";
 import {PairRegistry} from "./PairRegistry.sol";
 import {Market} from "./Market.sol";
-import {EngineStorage} from "./EngineStorage.sol";
+import {EngineBase, EngineStorage, EngineState, StoredSettings, StoredRequest, StoredPosition, StoredLimits, BlockCount} from "./EngineStorage.sol";
+import {ITradingEngine} from "../interfaces/ITradingEngine.sol";
+import {WAD, BPS} from "../libraries/Units.sol";
 import {EngineModule} from "./EngineModule.sol";
 import {TradeMath} from "../libraries/TradeMath.sol";
 import {Units} from "../libraries/Units.sol";
@@ -39,7 +41,7 @@ import {
 // Proxy's fallback is payable, but it only forwards to the module, which has no payable
 // function, receive or fallback: a call with value reverts (tests/test_engine_module.py).
 // slither-disable-next-line locked-ether
-contract TradingEngine is EngineStorage, Proxy {
+contract TradingEngine is EngineBase, Proxy {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
     using SafeCast for int256;
@@ -103,9 +105,10 @@ contract TradingEngine is EngineStorage, Proxy {
         market = market_;
         referrals = referrals_;
         platformToken = platformToken_;
-        _settings.treasury = treasury_;
+        _state().nextRequestId = 1;
+        _state().settings.treasury = treasury_;
         module = new EngineModule(collateral_, pairs_);
-        _storeSettings(Settings({
+        EngineStorage.storeSettings(_state(), ITradingEngine.Settings({
             executionFeeUsd: executionFeeUsd,
             minNotionalUsd: 100e18,
             extremeLeverage: 500,
@@ -157,8 +160,8 @@ contract TradingEngine is EngineStorage, Proxy {
         if (amountIn <= feeTokens) revert Errors.AmountBelowExecutionFee(amountIn, feeTokens);
         if (amountIn > type(uint128).max) revert Errors.AmountTooLarge(amountIn, type(uint128).max);
         collateral.safeTransferFrom(msg.sender, address(this), amountIn);
-        requestId = nextRequestId++;
-        _requests[requestId] = StoredRequest({
+        requestId = _state().nextRequestId++;
+        _state().requests[requestId] = StoredRequest({
             trader: msg.sender,
             kind: RequestKind.Open,
             status: RequestStatus.Pending,
@@ -176,12 +179,12 @@ contract TradingEngine is EngineStorage, Proxy {
         StoredPosition storage p = _openPosition(positionId);
         if (p.trader != msg.sender) revert Errors.NotOwner(msg.sender, p.trader);
         uint256 pending = p.closeRequestId;
-        if (pending != 0 && block.number <= _requests[pending].blockNumber + _settings.requestExpiryBlocks) {
+        if (pending != 0 && block.number <= _state().requests[pending].blockNumber + _state().settings.requestExpiryBlocks) {
             revert Errors.CloseAlreadyPending(positionId, pending);
         }
-        requestId = nextRequestId++;
+        requestId = _state().nextRequestId++;
         // one slot, the head: the position id rides in it
-        StoredRequest storage r = _requests[requestId];
+        StoredRequest storage r = _state().requests[requestId];
         r.trader = msg.sender;
         r.kind = RequestKind.Close;
         r.status = RequestStatus.Pending;
@@ -341,7 +344,7 @@ contract TradingEngine is EngineStorage, Proxy {
     // ================================================================== views
 
     function executionFeeTokens() public view returns (uint256) {
-        return Units.usdToTokenUp(_settings.executionFeeUsd, tokenToUsdScale);
+        return Units.usdToTokenUp(_state().settings.executionFeeUsd, tokenToUsdScale);
     }
 
     /// @notice An open position (a closed one reads as trader zero).
@@ -396,7 +399,7 @@ contract TradingEngine is EngineStorage, Proxy {
     {
         OpenCache memory c = _emptyCache();
         c.executionFeeTokens = feeTokens;
-        StoredSettings storage s = _settings;
+        StoredSettings storage s = _state().settings;
         // 1. pair and leverage
         c.pair = pairs.tradeConfig(order.pairId);
         if (!c.pair.listed) return RejectReason.PairNotListed;
@@ -428,7 +431,7 @@ contract TradingEngine is EngineStorage, Proxy {
         }
         // 5. quantity, profit cap, take-profit and stop-loss
         c.roiCapBps = _roiCapBps(s, order.leverage);
-        (c.qty, c.maxProfitUsd) = _qtyAndMaxProfit(c.notionalUsd, c.fill, c.marginUsd, c.roiCapBps);
+        (c.qty, c.maxProfitUsd) = EngineStorage.qtyAndMaxProfit(c.notionalUsd, c.fill, c.marginUsd, c.roiCapBps);
         uint256 capPrice = TradeMath.takeProfitCapPrice(order.isLong, c.fill, c.qty, c.maxProfitUsd);
         reason = _checkLimits(c, order, capPrice);
         if (reason != RejectReason.None) return reason;
@@ -457,7 +460,7 @@ contract TradingEngine is EngineStorage, Proxy {
             _setMargin(c, netTokens, leverage);
             return;
         }
-        if (feeInToken[trader]) {
+        if (_state().feeInToken[trader]) {
             _setMargin(c, netTokens, leverage);
             c.feeRateWad = TradeMath.discountedRateWad(s.openFeeBps, c.discountBps + s.tokenDiscountBps);
             c.openFeeUsd = Math.mulDiv(c.notionalUsd, c.feeRateWad, WAD, Math.Rounding.Ceil);
@@ -522,7 +525,7 @@ contract TradingEngine is EngineStorage, Proxy {
 
         bool hasLimits = order.takeProfit != 0 || order.stopLoss != 0;
         // over the request's own slots: its head keeps trader, kind and block
-        StoredPosition storage sp = _position(positionId);
+        StoredPosition storage sp = EngineStorage.position(_state(), positionId);
         sp.status = RequestStatus.Executed;
         sp.pairId = uint8(order.pairId);
         sp.isLong = order.isLong;
@@ -536,7 +539,7 @@ contract TradingEngine is EngineStorage, Proxy {
         sp.roiCapBps = c.roiCapBps.toUint32();
         sp.openedAt = uint32(block.timestamp);
         sp.closeRequestId = 0; // the last bits of the commitment
-        if (hasLimits) _limits[positionId] = StoredLimits(c.takeProfit.toUint128(), order.stopLoss.toUint128());
+        if (hasLimits) _state().limits[positionId] = StoredLimits(c.takeProfit.toUint128(), order.stopLoss.toUint128());
         netTokens; // the margin stays in escrow here; the fee left above
         emit PositionOpened(
             positionId,
@@ -549,7 +552,7 @@ contract TradingEngine is EngineStorage, Proxy {
                 executionFeeTokens: c.executionFeeTokens,
                 openFeeUsd: c.openFeeUsd,
                 openFeeTokens: c.openFeeTokens,
-                feeDiscountBps: c.discountBps + (c.payInToken ? _settings.tokenDiscountBps : 0)
+                feeDiscountBps: c.discountBps + (c.payInToken ? _state().settings.tokenDiscountBps : 0)
             })
         );
     }
@@ -609,7 +612,7 @@ contract TradingEngine is EngineStorage, Proxy {
         view
         returns (bool)
     {
-        StoredSettings storage s = _settings;
+        StoredSettings storage s = _state().settings;
         int256 pnl = TradeMath.pnlUsdFloor(p.isLong, p.qty, p.entryPrice, price);
         uint256 fee = _closeFeeUsd(s, p, pnl, price, _referralDiscount(s, p.trader));
         int256 loss = int256(fee) + _holding(p, holdingIndex) + _funding(p, fundingIndex) - pnl;
@@ -621,7 +624,7 @@ contract TradingEngine is EngineStorage, Proxy {
     function _settle(uint256 positionId, Position memory p, uint256 oraclePrice, uint256 exitPrice, CloseReason reason)
         private
     {
-        StoredSettings storage s = _settings;
+        StoredSettings storage s = _state().settings;
         Settlement memory st = _emptySettlement();
         // effects first: the position (held in memory) leaves storage before any call
         _removePosition(positionId);
@@ -638,7 +641,7 @@ contract TradingEngine is EngineStorage, Proxy {
         // 2. close fee: in platform token when preferred and payable (never on liquidation)
         uint256 discount = _referralDiscount(s, p.trader);
         uint256 feeTokens = 0;
-        if (reason != CloseReason.Liquidation && feeInToken[p.trader]) {
+        if (reason != CloseReason.Liquidation && _state().feeInToken[p.trader]) {
             uint256 feeUsd = _closeFeeUsd(s, p, st.pnlUsd, exitPrice, discount + s.tokenDiscountBps);
             feeTokens = _platformTokens(feeUsd);
             if (feeTokens != 0 && _canPull(p.trader, feeTokens)) {
@@ -679,8 +682,8 @@ contract TradingEngine is EngineStorage, Proxy {
     /// @dev Closed: the position's two slots are zeroed (margin zero). The head stays: it is
     ///      the request's record.
     function _removePosition(uint256 positionId) private {
-        StoredRequest storage r = _requests[positionId];
-        if (_position(positionId).hasLimits) delete _limits[positionId];
+        StoredRequest storage r = _state().requests[positionId];
+        if (EngineStorage.position(_state(), positionId).hasLimits) delete _state().limits[positionId];
         // slot 1 whole (margin and entry price, over the request's amount and fee), one write
         assembly ("memory-safe") {
             sstore(add(r.slot, 1), 0)
@@ -697,7 +700,7 @@ contract TradingEngine is EngineStorage, Proxy {
     function _payOut(Position memory p, Settlement memory st, uint256 treasuryTokens) private returns (uint256 poolTokensIn) {
         if (st.poolDeltaTokens >= 0) {
             if (st.payoutTokens != 0) collateral.safeTransfer(p.trader, st.payoutTokens);
-            if (treasuryTokens != 0) collateral.safeTransfer(_settings.treasury, treasuryTokens);
+            if (treasuryTokens != 0) collateral.safeTransfer(_state().settings.treasury, treasuryTokens);
             poolTokensIn = uint256(st.poolDeltaTokens);
             if (poolTokensIn != 0) collateral.safeTransfer(address(pool), poolTokensIn);
             return poolTokensIn;
@@ -705,8 +708,8 @@ contract TradingEngine is EngineStorage, Proxy {
         // the pool pays: the escrowed margin covers the treasury first, then the trader
         uint256 fromEscrowToTreasury = Math.min(treasuryTokens, p.marginTokens);
         uint256 fromEscrowToTrader = p.marginTokens - fromEscrowToTreasury;
-        if (fromEscrowToTreasury != 0) collateral.safeTransfer(_settings.treasury, fromEscrowToTreasury);
-        if (treasuryTokens > fromEscrowToTreasury) pool.payTokens(_settings.treasury, treasuryTokens - fromEscrowToTreasury);
+        if (fromEscrowToTreasury != 0) collateral.safeTransfer(_state().settings.treasury, fromEscrowToTreasury);
+        if (treasuryTokens > fromEscrowToTreasury) pool.payTokens(_state().settings.treasury, treasuryTokens - fromEscrowToTreasury);
         if (fromEscrowToTrader != 0) collateral.safeTransfer(p.trader, fromEscrowToTrader);
         pool.payTokens(p.trader, st.payoutTokens - fromEscrowToTrader);
     }
@@ -762,11 +765,11 @@ contract TradingEngine is EngineStorage, Proxy {
         private
         returns (uint256 poolTokensIn)
     {
-        uint256 treasuryAmount = amount * (BPS - _settings.poolFeeShareBps) / BPS;
+        uint256 treasuryAmount = amount * (BPS - _state().settings.poolFeeShareBps) / BPS;
         uint256 poolAmount = amount - treasuryAmount;
         IERC20 token = inToken ? platformToken : collateral;
         if (poolAmount != 0) token.safeTransfer(address(pool), poolAmount);
-        if (treasuryAmount != 0) token.safeTransfer(_settings.treasury, treasuryAmount);
+        if (treasuryAmount != 0) token.safeTransfer(_state().settings.treasury, treasuryAmount);
         emit FeeSplit(positionId, isOpen, inToken, amount, poolAmount, treasuryAmount);
         return inToken ? 0 : poolAmount;
     }
@@ -791,61 +794,30 @@ contract TradingEngine is EngineStorage, Proxy {
     }
 
     function _countExecution(uint256 pairId) private returns (bool) {
-        BlockCount storage bc = _executions[pairId];
+        BlockCount storage bc = _state().executions[pairId];
         if (bc.blockNumber != block.number) {
             bc.blockNumber = uint64(block.number);
             bc.count = 0;
         }
         bc.count += 1;
-        return bc.count <= _settings.maxExecutionsPerPairPerBlock;
+        return bc.count <= _state().settings.maxExecutionsPerPairPerBlock;
     }
 
     function _executableRequest(uint256 requestId, RequestKind kind) private view returns (StoredRequest storage r) {
-        r = _pendingRequest(requestId);
+        r = EngineStorage.pendingRequest(_state(), requestId);
         if (r.kind != kind) revert Errors.UnknownRequest(requestId);
-        if (block.number <= r.blockNumber || block.number > r.blockNumber + _settings.requestExpiryBlocks) {
+        if (block.number <= r.blockNumber || block.number > r.blockNumber + _state().settings.requestExpiryBlocks) {
             revert Errors.RequestNotExecutable(requestId, r.blockNumber, block.number);
         }
     }
 
     function _openPosition(uint256 positionId) private view returns (StoredPosition storage sp) {
-        sp = _position(positionId);
-        if (!_isOpen(sp)) revert Errors.PositionNotOpen(positionId);
+        sp = EngineStorage.position(_state(), positionId);
+        if (!EngineStorage.isOpen(sp)) revert Errors.PositionNotOpen(positionId);
     }
 
-    function _load(uint256 positionId) private view returns (Position memory p) {
-        StoredPosition storage sp = _position(positionId);
-        if (!_isOpen(sp)) return p;
-        p.trader = sp.trader;
-        p.pairId = sp.pairId;
-        p.isLong = sp.isLong;
-        p.feeInToken = sp.feeInToken;
-        p.leverage = sp.leverage;
-        p.openedAt = sp.openedAt;
-        p.marginTokens = sp.marginTokens;
-        p.marginUsd = Units.tokenToUsd(sp.marginTokens, tokenToUsdScale);
-        p.notionalUsd = p.marginUsd * sp.leverage;
-        p.entryPrice = sp.entryPrice;
-        (p.qty, p.maxProfitUsd) = _qtyAndMaxProfit(p.notionalUsd, p.entryPrice, p.marginUsd, sp.roiCapBps);
-        p.costUsd = Math.mulDiv(p.qty, p.entryPrice, WAD);
-        p.holdingIndex = sp.holdingIndex;
-        p.fundingIndex = sp.fundingIndex;
-        if (sp.hasLimits) {
-            StoredLimits storage lim = _limits[positionId];
-            p.takeProfit = lim.takeProfit;
-            p.stopLoss = lim.stopLoss;
-        }
-        if (p.takeProfit == 0) p.takeProfit = TradeMath.takeProfitCapPrice(p.isLong, p.entryPrice, p.qty, p.maxProfitUsd);
-    }
-
-    /// @dev qty = notional / fill and the reserved maximum profit = ROI cap x margin: computed
-    ///      at open and recomputed from storage, so one formula for both.
-    function _qtyAndMaxProfit(uint256 notionalUsd, uint256 fill, uint256 marginUsd, uint256 roiCapBps)
-        private
-        pure
-        returns (uint256 qty, uint256 maxProfitUsd)
-    {
-        return (Math.mulDiv(notionalUsd, WAD, fill), marginUsd * roiCapBps / BPS);
+    function _load(uint256 positionId) private view returns (Position memory) {
+        return EngineStorage.load(_state(), positionId, tokenToUsdScale);
     }
 
     function _absDiff(uint256 a, uint256 b) private pure returns (uint256) {
