@@ -4,10 +4,16 @@ pragma solidity 0.8.28;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {ITradingEngine} from "../interfaces/ITradingEngine.sol";
+import {AlpPool} from "../pool/AlpPool.sol";
+import {PriceOracle} from "../oracle/PriceOracle.sol";
+import {ReferralRegistry} from "../referral/ReferralRegistry.sol";
+import {PairRegistry} from "./PairRegistry.sol";
+import {Market} from "./Market.sol";
 import {TradeMath} from "../libraries/TradeMath.sol";
 import {Units, WAD, BPS} from "../libraries/Units.sol";
 import {Errors} from "../errors/Errors.sol";
@@ -117,7 +123,8 @@ struct EngineState {
 /// @title EngineStorage
 /// @notice Where the trading engine's state is, and the small reads every part of the engine
 ///         shares (a request that must be pending or executable, a position as stored or
-///         as a whole). Internal: compiled into each part that uses it.
+///         as a whole). Internal: compiled into each part that uses it. Parts take the state
+///         as an `EngineState storage $` parameter; only the entry contract calls `state()`.
 library EngineStorage {
     using SafeCast for uint256;
 
@@ -131,30 +138,28 @@ library EngineStorage {
     }
 
     /// @dev Stores `s` packed, the treasury unchanged; a value wider than its field reverts
-    ///      (SafeCast).
-    function storeSettings(EngineState storage $, ITradingEngine.Settings memory s) internal {
-        $.settings = StoredSettings({
-            executionFeeUsd: s.executionFeeUsd.toUint96(),
-            minNotionalUsd: s.minNotionalUsd.toUint96(),
-            requestExpiryBlocks: s.requestExpiryBlocks.toUint32(),
-            maxExecutionsPerPairPerBlock: s.maxExecutionsPerPairPerBlock.toUint16(),
-            maxRoiLeverage: s.maxRoiLeverage.toUint16(),
-            extremeLeverage: s.extremeLeverage.toUint16(),
-            openFeeBps: s.openFeeBps.toUint16(),
-            closeFeeBps: s.closeFeeBps.toUint16(),
-            extremeMinCloseFeeBps: s.extremeMinCloseFeeBps.toUint16(),
-            extremeProfitFeeBps: s.extremeProfitFeeBps.toUint16(),
-            referralDiscountBps: s.referralDiscountBps.toUint16(),
-            tokenDiscountBps: s.tokenDiscountBps.toUint16(),
-            poolFeeShareBps: s.poolFeeShareBps.toUint16(),
-            openLossGuardBps: s.openLossGuardBps.toUint16(),
-            liquidationThresholdStandardBps: s.liquidationThresholdStandardBps.toUint16(),
-            liquidationThresholdExtremeBps: s.liquidationThresholdExtremeBps.toUint16(),
-            roiCapStandardBps: s.roiCapStandardBps.toUint24(),
-            roiCapExtremeBps: s.roiCapExtremeBps.toUint24(),
-            roiCapMaxLeverageBps: s.roiCapMaxLeverageBps.toUint24(),
-            treasury: $.settings.treasury
-        });
+    ///      with SafeCast's error. Field by field: less code than a struct assignment.
+    function storeSettings(EngineState storage $, ITradingEngine.Settings calldata s) internal {
+        StoredSettings storage st = $.settings;
+        st.executionFeeUsd = s.executionFeeUsd.toUint96();
+        st.minNotionalUsd = s.minNotionalUsd.toUint96();
+        st.requestExpiryBlocks = s.requestExpiryBlocks.toUint32();
+        st.maxExecutionsPerPairPerBlock = s.maxExecutionsPerPairPerBlock.toUint16();
+        st.maxRoiLeverage = s.maxRoiLeverage.toUint16();
+        st.extremeLeverage = s.extremeLeverage.toUint16();
+        st.openFeeBps = s.openFeeBps.toUint16();
+        st.closeFeeBps = s.closeFeeBps.toUint16();
+        st.extremeMinCloseFeeBps = s.extremeMinCloseFeeBps.toUint16();
+        st.extremeProfitFeeBps = s.extremeProfitFeeBps.toUint16();
+        st.referralDiscountBps = s.referralDiscountBps.toUint16();
+        st.tokenDiscountBps = s.tokenDiscountBps.toUint16();
+        st.poolFeeShareBps = s.poolFeeShareBps.toUint16();
+        st.openLossGuardBps = s.openLossGuardBps.toUint16();
+        st.liquidationThresholdStandardBps = s.liquidationThresholdStandardBps.toUint16();
+        st.liquidationThresholdExtremeBps = s.liquidationThresholdExtremeBps.toUint16();
+        st.roiCapStandardBps = s.roiCapStandardBps.toUint24();
+        st.roiCapExtremeBps = s.roiCapExtremeBps.toUint24();
+        st.roiCapMaxLeverageBps = s.roiCapMaxLeverageBps.toUint24();
     }
 
     function pendingRequest(EngineState storage $, uint256 requestId) internal view returns (StoredRequest storage r) {
@@ -235,32 +240,53 @@ library EngineStorage {
     }
 }
 
+/// @dev The engine's immutables (code, not storage), handed to its libraries in one memory
+///      struct: the contracts it works with and the collateral's USD scale.
+struct EngineContext {
+    IERC20 collateral;
+    uint256 tokenToUsdScale;
+    AlpPool pool;
+    PairRegistry pairs;
+    PriceOracle oracle;
+    Market market;
+    ReferralRegistry referrals;
+    IERC20 platformToken; // zero: fees are paid in collateral only
+}
+
 /// @title EngineBase
-/// @notice The trading engine's roles, reentrancy guard and pause flag (OpenZeppelin's).
-abstract contract EngineBase is AccessControl, Pausable, ReentrancyGuardTransient {
+/// @notice What every part of the trading engine stands on: its interface, OpenZeppelin's
+///         roles, pause flag and reentrancy guard, the two roles, and the immutables the
+///         entry contract holds (`TradingEngine` gives them).
+abstract contract EngineBase is ITradingEngine, AccessControl, Pausable, ReentrancyGuardTransient {
     bytes32 public constant ADMIN_ROLE = keccak256("ADMIN");
     bytes32 public constant KEEPER_ROLE = keccak256("KEEPER");
 
-    event RequestCancelled(uint256 indexed requestId, address indexed trader, RequestKind kind, uint256 refundTokens);
-    event FeeTokenPreferenceSet(address indexed trader, bool enabled);
-    event SettingsUpdated(ITradingEngine.Settings settings);
-    event KeeperPublicKeySet(bytes publicKey);
-    event TreasurySet(address treasury);
-
-    function _state() internal pure returns (EngineState storage) {
-        return EngineStorage.state();
+    /// @dev `onlyRole(ADMIN_ROLE)`, one copy of the check for every admin function.
+    modifier onlyAdmin() {
+        _checkAdmin();
+        _;
     }
 
-    function nextRequestId() public view returns (uint256) {
-        return _state().nextRequestId;
+    /// @dev `onlyRole(KEEPER_ROLE)`, one copy of the check for every keeper function.
+    modifier onlyKeeper() {
+        _checkKeeper();
+        _;
     }
 
-    function feeInToken(address trader) public view returns (bool) {
-        return _state().feeInToken[trader];
+    function _checkAdmin() private view {
+        _checkRole(ADMIN_ROLE);
     }
 
-    /// @notice Where the fees' share not for the pool goes.
-    function treasury() public view returns (address) {
-        return _state().settings.treasury;
+    function _checkKeeper() private view {
+        _checkRole(KEEPER_ROLE);
     }
+
+    /// @dev `collateral()`, an immutable of the entry contract.
+    function _collateralToken() internal view virtual returns (IERC20);
+
+    /// @dev `tokenToUsdScale()`, an immutable of the entry contract.
+    function _usdScale() internal view virtual returns (uint256);
+
+    /// @dev `pairs()`, an immutable of the entry contract.
+    function _pairRegistry() internal view virtual returns (PairRegistry);
 }
