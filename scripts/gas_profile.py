@@ -101,7 +101,7 @@ def main() -> None:
     with Alpsim.launch(args.chain, "anvil", seed=1) as sim:
         bench.prepare_fresh(sim)
         names = {e.address.lower(): role for role, e in sim.deployment.contracts.items()}
-        names[sim.contracts["trading"].call("module").lower()] = "module"
+        names.update({address.lower(): name for name, address in sim.deployment.libraries.items()})
         sim.fund(1, 100_000)
         if args.positions:
             bench._open_many(sim, args.positions)

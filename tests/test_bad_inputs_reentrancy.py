@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from alpsim import errors
+from alpsim.compiler import linked
 from alpsim.deployment import contract_abi
 from alpsim.protocol import Order
 from alpsim.orders import commitment
@@ -39,7 +40,7 @@ def alt(deployed, build):
     withdrawals follow deposits at once) and a trading engine on it that shares the first
     system's pairs, oracle, market, referrals and platform token, with the roles wired as
     deployment.py wires them. The pool gets no NAV source: the shared market's open interest
-    belongs to the first pool. The LP has deposited 100,000; the token contract itself holds
+    belongs to the first pool. The engine links the first system's libraries. The LP has deposited 100,000; the token contract itself holds
     tokens, allowances, ALP and an open request of its own (so each call it re-enters with
     would succeed on its own); TRADER has an expired request. The `sim` fixture (taken after
     this one) reverts to this state after every test."""
@@ -48,7 +49,9 @@ def alt(deployed, build):
     admin, art, session = sim.deployment.deployer, build.artifacts, sim.session
 
     def deploy(name, types, args, label):
-        return session.bind(label, session.deploy(art[name], types, args, admin), contract_abi(art, name))
+        # the engine's pipelines are the first system's libraries (they hold no state)
+        artifact = linked(art[name], sim.deployment.libraries)
+        return session.bind(label, session.deploy(artifact, types, args, admin), contract_abi(art, name))
 
     c = sim.contracts
     token = deploy("ReentrantCollateral", ["string", "string", "uint8"], ["Reentrant USD", "rUSD", sim.decimals],

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import alpsim.compiler as compiler
-from alpsim.errors import CompileError
+from alpsim.errors import CompileError, ConfigError
 from alpsim.paths import ProjectPaths, find_project
 
 ROOT = find_project().root
@@ -113,3 +113,43 @@ def test_project_contracts_compile_with_pinned_settings(build):
     assert build.solc_version == "0.8.28"
     assert {"AlpPool", "AlpToken", "MockCollateral", "ChainIdProbe"} <= set(build.artifacts)
     assert build.settings == {"optimizer": {"enabled": True, "runs": 200}, "evmVersion": "cancun"}
+
+
+LINKED = """// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+library Doubler {
+    function twice(uint256 x) external pure returns (uint256) {
+        return 2 * x;
+    }
+}
+
+contract UsesDoubler {
+    function f(uint256 x) external pure returns (uint256) {
+        return Doubler.twice(x) + Doubler.twice(1);
+    }
+}
+"""
+
+
+def test_link_references_survive_the_cache_and_linking_fills_every_placeholder(project, monkeypatch):
+    (project.contracts / "Linked.sol").write_text(LINKED)
+    first = compiler.compile_contracts(project)
+    user = first.artifacts["UsesDoubler"]
+    assert user.libraries == ["Doubler"] and first.artifacts["Doubler"].libraries == []
+    spots = user.link_references["contracts/Linked.sol"]["Doubler"]
+    assert len(spots) == 2 and all(s["length"] == 20 for s in spots)
+    assert user.bytecode.count("__$") == 2  # the placeholders solc left
+
+    monkeypatch.setattr(compiler.subprocess, "run", lambda *a, **k: pytest.fail("node started on a cache hit"))
+    cached = compiler.compile_contracts(project).artifacts["UsesDoubler"]
+    assert cached.link_references == user.link_references
+
+    address = "0x" + "ab" * 20
+    done = compiler.linked(user, {"Doubler": address})
+    assert "__$" not in done.bytecode and done.libraries == []
+    assert len(done.bytecode) == len(user.bytecode)
+    for spot in spots:
+        assert done.bytecode[2 + 2 * spot["start"]:2 + 2 * (spot["start"] + 20)] == "ab" * 20
+    with pytest.raises(ConfigError, match="links library Doubler"):
+        compiler.linked(user, {})

@@ -51,7 +51,9 @@ def test_deploy_writes_a_file_a_third_party_can_use(backend, chain, build, tmp_p
         path = deployment.write(tmp_path / f"{chain}.json")
         data = json.loads(path.read_text())
         assert list(data) == ["chain", "chain_id", "block", "deployer", "compiler", "source_hash", "contracts",
-                              "keeper", "treasury", "pairs", "enums", "ecies"]
+                              "libraries", "keeper", "treasury", "pairs", "enums", "ecies"]
+        # the libraries linked into the engine, by name (tests/test_engine_split.py calls them)
+        assert list(data["libraries"]) == ["ClosePipeline", "OpenPipeline", "Triggers"]
         assert data["pairs"] == ["BTC/USD", "ETH/USD", "SOL/USD", "AAPL/USD"]
         assert (data["keeper"], data["treasury"]) == (devnet.accounts[9], devnet.accounts[8])
         assert (data["chain"], data["chain_id"], data["deployer"]) == (chain, profile.chain_id, devnet.accounts[0])

@@ -27,10 +27,10 @@ BUDGETS = {
     # targets not met yet by a lone execution: today's figure + ~1% (targets: open 300,000 in
     # all, close 200,000 in all, liquidation 120,000); batched, open and close meet theirs
     "request_open": 126_500,
-    "execute_open": 237_500,
+    "execute_open": 243_600,  # 241,239 since the engine calls OpenPipeline (issue 27; was 235,254)
     "request_close": 63_000,
-    "execute_close": 213_600,  # 211,525 since the settled prices of issue 26 (was 211,500)
-    "liquidate": 187_200,  # 185,332 since runTriggers settles its prices (issue 26; was 182,000)
+    "execute_close": 219_100,  # 216,993 since the engine calls ClosePipeline (issue 27; was 211,541)
+    "liquidate": 191_700,  # 189,832 since the engine calls Triggers (issue 27; was 185,152)
     "execute_open_batch_per_request": 88_500,
     "execute_close_batch_per_request": 74_500,
     "price_update": 67_000,

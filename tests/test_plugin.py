@@ -229,14 +229,23 @@ def test_the_plugin_is_inert_until_a_fixture_is_requested(tmp_path):
     assert "1 passed" in run.stdout
 
 
+LIBRARY_REVERT_TEST = (
+    "def test_execute_an_open_twice(alpsim, trader, lp, prices):\n"
+    "    pending = trader.request_open('BTC/USD', 'long', 500, 50)\n"
+    "    alpsim.keeper.execute_open(pending.request_id)\n"
+    "    alpsim.keeper.execute_open(pending.request_id)\n")
+"""A user's test whose second execution reverts inside the engine's OpenPipeline library."""
+
+
 @pytest.mark.anvil
 def test_an_unexpected_revert_on_anvil_shows_the_call_tree(tmp_path):
-    """On anvil the trace is the node's own (debug_traceTransaction): the engine's call and the
-    delegatecall to its module, each with the decoded error."""
-    (tmp_path / "test_user.py").write_text(UNEXPECTED_REVERT_TEST)
+    """On anvil the trace is the node's own (debug_traceTransaction): the engine's call, its
+    calls to the market and the oracle, and the delegatecall to its OpenPipeline library that
+    reverted, each with the decoded error."""
+    (tmp_path / "test_user.py").write_text(LIBRARY_REVERT_TEST)
     run = run_pytest("--alpsim-backend", "anvil", "--rootdir", str(tmp_path), str(tmp_path))
     assert run.returncode == 1, run.stdout + run.stderr
     trace = run.stdout.split("alpsim: the transaction reverted")[1].split("call trace:\n")[1].splitlines()
-    assert trace[0].startswith("  CALL TradingEngine.cancelRequest -> execution reverted: NotOwner(caller=")
-    assert trace[1].startswith("    DELEGATECALL TradingEngine's module at 0x")
-    assert ".cancelRequest -> execution reverted: NotOwner(" in trace[1]
+    assert trace[0].startswith("  CALL TradingEngine.executeOpen -> execution reverted: RequestNotPending(requestId=1")
+    library = [line for line in trace if line.startswith("    DELEGATECALL OpenPipeline")]
+    assert len(library) == 1 and "-> execution reverted: RequestNotPending(requestId=1" in library[0]

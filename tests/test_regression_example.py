@@ -28,14 +28,14 @@ def run_pytest(*args: str, cwd: Path = EXAMPLE) -> subprocess.CompletedProcess:
                           cwd=cwd, capture_output=True, text=True, env=dict(os.environ), timeout=300)
 
 
-def patched_contracts(tmp: Path, old: str, new: str) -> Path:
-    """A copy of contracts/ with `old` replaced by `new` in TradingEngine.sol (exactly once)."""
+def patched_contracts(tmp: Path, old: str, new: str, source: str = "trading/TradingEngine.sol") -> Path:
+    """A copy of contracts/ with `old` replaced by `new` in `source` (exactly once)."""
     folder = tmp / "contracts"
     shutil.copytree(ROOT / "contracts", folder)
-    engine = folder / "trading" / "TradingEngine.sol"
-    text = engine.read_text()
-    assert text.count(old) == 1, f"the patch target {old!r} is not in TradingEngine.sol exactly once"
-    engine.write_text(text.replace(old, new))
+    path = folder / source
+    text = path.read_text()
+    assert text.count(old) == 1, f"the patch target {old!r} is not in {source} exactly once"
+    path.write_text(text.replace(old, new))
     return folder
 
 
@@ -48,7 +48,9 @@ def test_example_passes_on_the_shipped_contracts_with_its_gas_check_and_report()
 
 
 def test_example_regression_test_fails_on_a_4_bp_extreme_close_fee(tmp_path):
-    contracts = patched_contracts(tmp_path, "extremeMinCloseFeeBps: 3,", "extremeMinCloseFeeBps: 4,")
+    # the default setting, written by the engine's constructor (EngineSettings)
+    contracts = patched_contracts(tmp_path, "s.extremeMinCloseFeeBps = 3;", "s.extremeMinCloseFeeBps = 4;",
+                                  "trading/EngineSettings.sol")
     run = run_pytest("--alpsim-backend", "revm", f"--alpsim-contracts={contracts}")
     assert run.returncode == 1, run.stdout + run.stderr
     assert "1 failed, 4 passed" in run.stdout
@@ -59,8 +61,8 @@ def test_example_regression_test_fails_on_a_4_bp_extreme_close_fee(tmp_path):
 
 def test_example_gas_check_fails_on_a_storage_write_added_to_execute_open(tmp_path):
     contracts = patched_contracts(
-        tmp_path, "collateral.safeTransfer(msg.sender, _executeOpen(requestId, order, salt));\n",
-        "collateral.safeTransfer(msg.sender, _executeOpen(requestId, order, salt));\n"
+        tmp_path, "ctx.collateral.safeTransfer(msg.sender, feeTokens);\n",
+        "ctx.collateral.safeTransfer(msg.sender, feeTokens);\n"
         "        assembly { sstore(0xa1b5, requestId) }\n")
     run = run_pytest(f"--alpsim-contracts={contracts}", "--gas-check=.gas-snapshot")
     assert run.returncode == 1, run.stdout + run.stderr

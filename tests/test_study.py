@@ -364,7 +364,7 @@ def test_a_sweep_stopped_by_ctrl_c_on_two_workers_keeps_the_cells_done_and_the_p
 def test_the_engine_settings_a_study_may_change_are_the_engines(build):
     from alpsim.study.spec import ENGINE_SETTINGS
 
-    abi = next(f for f in build.artifacts["EngineModule"].abi if f.get("name") == "settings")
+    abi = next(f for f in build.artifacts["TradingEngine"].abi if f.get("name") == "settings")
     assert tuple(c["name"] for c in abi["outputs"][0]["components"]) == ENGINE_SETTINGS
 
 

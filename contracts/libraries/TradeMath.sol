@@ -3,13 +3,13 @@ pragma solidity 0.8.28;
 
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
+import {WAD, BPS} from "./Units.sol";
+
 /// @title TradeMath
 /// @notice The formulas of docs/mechanics.md sections 3 to 11, pure, in 18-decimal fixed point. Rounding is
 ///         always in the pool's favour; the direction is in each function's name. The Python
 ///         reference model (`alpsim.model.trading`) mirrors every line.
 library TradeMath {
-    uint256 internal constant WAD = 1e18;
-    uint256 internal constant BPS = 10_000;
     /// @dev 1 bp as a WAD fraction.
     uint256 internal constant BP_WAD = 1e14;
 

@@ -3,16 +3,18 @@ pragma solidity 0.8.28;
 
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
+/// @dev 1 in 18-decimal fixed point: 1 USD, and the scale of every price, quantity and rate
+///      of the system.
+uint256 constant WAD = 1e18;
+/// @dev 100% in basis points.
+uint256 constant BPS = 10_000;
+
 /// @title Units
 /// @notice The one USD scale of the system and the one place where collateral amounts
 ///         (token decimals) convert to USD (18 decimals). The collateral is a stablecoin
 ///         valued at exactly 1 USD.
+///         WAD and BPS, the system's two constants, are declared here, once.
 library Units {
-    /// @dev 1 USD, and the scale of every price: 18-decimal fixed point.
-    uint256 internal constant USD = 1e18;
-    /// @dev 100% in basis points.
-    uint256 internal constant BPS = 10_000;
-
     /// @notice Token amount -> USD (exact: the scale is a power of ten >= 1).
     function tokenToUsd(uint256 amount, uint256 tokenToUsdScale) internal pure returns (uint256) {
         return amount * tokenToUsdScale;

@@ -7,6 +7,7 @@ import {AggregatorV3Interface} from "../interfaces/AggregatorV3Interface.sol";
 import {IFundingAccrual} from "../interfaces/IFundingAccrual.sol";
 import {RejectReason} from "../trading/Types.sol";
 import {Errors} from "../errors/Errors.sol";
+import {BPS} from "../libraries/Units.sol";
 
 /// @title PriceOracle
 /// @notice Keeper prices guarded by Chainlink reference feeds (docs/mechanics.md section 8): a price older
@@ -22,7 +23,6 @@ contract PriceOracle is AccessControl {
     /// @notice The keeper: sets the platform token's price.
     bytes32 public constant KEEPER_ROLE = keccak256("KEEPER");
 
-    uint256 private constant BPS = 10_000;
 
     /// @dev One slot, written by every `setPrice`.
     struct KeeperPrice {

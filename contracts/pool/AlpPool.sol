@@ -14,7 +14,7 @@ import {IAlpPool} from "../interfaces/IAlpPool.sol";
 import {INavSource} from "../interfaces/INavSource.sol";
 import {AlpToken} from "../tokens/AlpToken.sol";
 import {Errors} from "../errors/Errors.sol";
-import {Units} from "../libraries/Units.sol";
+import {Units, WAD, BPS} from "../libraries/Units.sol";
 
 /// @title AlpPool
 /// @notice The ALP liquidity pool (docs/mechanics.md section 10). Holds the LPs' collateral, mints and burns
@@ -80,7 +80,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
         returns (uint256 alpOut)
     {
         if (amount == 0) revert Errors.ZeroAmount();
-        uint256 maxAmount = type(uint256).max / (tokenToUsdScale * Units.BPS);
+        uint256 maxAmount = type(uint256).max / (tokenToUsdScale * BPS);
         if (amount > maxAmount) revert Errors.AmountTooLarge(amount, maxAmount);
         (int256 claimUsd,) = _settledClaimsUsd();
         uint256 amountUsd = Units.tokenToUsd(amount, tokenToUsdScale);
@@ -88,15 +88,15 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
 
         // 1. ALP out at NAV per ALP (1 USD while the supply is zero), less the mint fee; the
         //    first deposit leaves MINIMUM_LIQUIDITY of it locked at the dead address
-        uint256 netUsdTimesBps = amountUsd * (Units.BPS - mintFeeBps);
+        uint256 netUsdTimesBps = amountUsd * (BPS - mintFeeBps);
         uint256 locked = 0;
         if (supply == 0) {
-            alpOut = netUsdTimesBps / Units.BPS;
+            alpOut = netUsdTimesBps / BPS;
             locked = MINIMUM_LIQUIDITY;
             alpOut = alpOut > locked ? alpOut - locked : 0;
         } else {
             uint256 navUsd = _solventNavUsd(claimUsd, supply);
-            alpOut = Math.mulDiv(netUsdTimesBps, supply, navUsd * Units.BPS);
+            alpOut = Math.mulDiv(netUsdTimesBps, supply, navUsd * BPS);
         }
         if (alpOut == 0) revert Errors.AmountTooSmall(amount);
         if (alpOut < minAlpOut) revert Errors.InsufficientAlpOut(alpOut, minAlpOut);
@@ -114,7 +114,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
             msg.sender,
             amount,
             alpOut,
-            amountUsd * mintFeeBps / Units.BPS,
+            amountUsd * mintFeeBps / BPS,
             unlocksAt,
             poolBalance,
             _navFloorZero(claimUsd),
@@ -140,7 +140,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
         //    price), less the burn fee (rounded down)
         uint256 supply = alp.totalSupply();
         uint256 navUsd = _solventNavUsd(claimUsd, supply);
-        uint256 outUsd = Math.mulDiv(alpAmount * (Units.BPS - burnFeeBps), navUsd, supply * Units.BPS);
+        uint256 outUsd = Math.mulDiv(alpAmount * (BPS - burnFeeBps), navUsd, supply * BPS);
         amountOut = Units.usdToTokenDown(outUsd, tokenToUsdScale);
         if (amountOut == 0) revert Errors.AmountTooSmall(alpAmount);
         if (amountOut < minOut) revert Errors.InsufficientOutput(amountOut, minOut);
@@ -154,7 +154,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
             msg.sender,
             alpAmount,
             amountOut,
-            Math.mulDiv(alpAmount * burnFeeBps, navUsd, supply * Units.BPS),
+            Math.mulDiv(alpAmount * burnFeeBps, navUsd, supply * BPS),
             poolBalance,
             _navFloorZero(claimUsd),
             supply - alpAmount
@@ -167,7 +167,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
         uint256 balance = poolBalance;
         balanceAfter = balance > amountOut ? balance - amountOut : 0;
         uint256 balanceAfterUsd = Units.tokenToUsd(balanceAfter, tokenToUsdScale);
-        if (amountOut > balance || balanceAfterUsd * maxReserveBps < reserveUsd * Units.BPS) {
+        if (amountOut > balance || balanceAfterUsd * maxReserveBps < reserveUsd * BPS) {
             revert Errors.ReserveNotCovered(balanceAfterUsd, reserveUsd);
         }
     }
@@ -198,13 +198,13 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
 
     function _perAlp(uint256 navUsd) private view returns (uint256) {
         uint256 supply = alp.totalSupply();
-        if (supply == 0) return Units.USD;
-        return Math.mulDiv(navUsd, Units.USD, supply);
+        if (supply == 0) return WAD;
+        return Math.mulDiv(navUsd, WAD, supply);
     }
 
     /// @notice Reserve the pool can still take on: 80% of its balance less the reserve.
     function reserveCapacityUsd() external view returns (uint256) {
-        uint256 maxReserve = Units.tokenToUsd(poolBalance, tokenToUsdScale) * maxReserveBps / Units.BPS;
+        uint256 maxReserve = Units.tokenToUsd(poolBalance, tokenToUsdScale) * maxReserveBps / BPS;
         return maxReserve > reserveUsd ? maxReserve - reserveUsd : 0;
     }
 
@@ -244,9 +244,9 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
         external
         onlyRole(ADMIN_ROLE)
     {
-        if (mintFeeBps_ >= Units.BPS) revert Errors.InvalidBps(mintFeeBps_);
-        if (burnFeeBps_ >= Units.BPS) revert Errors.InvalidBps(burnFeeBps_);
-        if (maxReserveBps_ > Units.BPS) revert Errors.InvalidBps(maxReserveBps_);
+        if (mintFeeBps_ >= BPS) revert Errors.InvalidBps(mintFeeBps_);
+        if (burnFeeBps_ >= BPS) revert Errors.InvalidBps(burnFeeBps_);
+        if (maxReserveBps_ > BPS) revert Errors.InvalidBps(maxReserveBps_);
         mintFeeBps = uint16(mintFeeBps_);
         burnFeeBps = uint16(burnFeeBps_);
         cooldownSeconds = cooldownSeconds_.toUint64();

@@ -10,6 +10,7 @@ import {IFundingAccrual} from "../interfaces/IFundingAccrual.sol";
 import {PairRegistry} from "./PairRegistry.sol";
 import {PriceOracle} from "../oracle/PriceOracle.sol";
 import {TradeMath} from "../libraries/TradeMath.sol";
+import {WAD} from "../libraries/Units.sol";
 import {Errors} from "../errors/Errors.sol";
 
 /// @title Market
@@ -23,7 +24,6 @@ contract Market is INavSource, IFundingAccrual, AccessControl {
     /// @notice The trading engine: adds and removes positions.
     bytes32 public constant ENGINE_ROLE = keccak256("ENGINE");
 
-    uint256 private constant WAD = 1e18;
     uint256 private constant HOUR = 3600;
 
     /// @dev Invariants, per pair and side: oiUsd = sum(notional), qty = sum(qty),

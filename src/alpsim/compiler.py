@@ -1,6 +1,7 @@
 """Compiles `contracts/` with solc-js (npm `solc`) and caches the result under `build/`.
 
-- Artifacts: `build/contracts/<Name>.json` (abi, bytecode, deployed bytecode, source).
+- Artifacts: `build/contracts/<Name>.json` (abi, bytecode, deployed bytecode, source, and the
+  external libraries the bytecode links: `linked` fills in their addresses).
 - Build-info: `build/build-info/<id>.json`, the complete standard-JSON input (imports included)
   and output (AST included) in Hardhat's layout, for analyzers such as Slither.
 - Cache key: hash of every source under `contracts/`, the compiler version (read from
@@ -14,7 +15,7 @@ import hashlib
 import json
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ SETTINGS: dict[str, Any] = {
                 "abi",
                 "evm.bytecode.object",
                 "evm.bytecode.sourceMap",
+                "evm.bytecode.linkReferences",
                 "evm.deployedBytecode.object",
                 "evm.deployedBytecode.sourceMap",
                 "evm.methodIdentifiers",
@@ -53,14 +55,40 @@ class Artifact:
     abi: list[dict]
     bytecode: str
     deployed_bytecode: str
+    link_references: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
+    """solc's `evm.bytecode.linkReferences`: {source: {library: [{start, length}]}}, byte offsets
+    in `bytecode` of the placeholders (`__$<34 hex>$__`) an external library's address fills."""
+
+    @property
+    def libraries(self) -> list[str]:
+        """The external libraries this contract's bytecode links, by name."""
+        return sorted({name for names in self.link_references.values() for name in names})
 
     @classmethod
     def from_json(cls, data: dict) -> "Artifact":
-        return cls(data["contractName"], data["sourceName"], data["abi"], data["bytecode"], data["deployedBytecode"])
+        return cls(data["contractName"], data["sourceName"], data["abi"], data["bytecode"], data["deployedBytecode"],
+                   data.get("linkReferences", {}))
 
     def to_json(self) -> dict:
         return {"contractName": self.name, "sourceName": self.source, "abi": self.abi,
-                "bytecode": self.bytecode, "deployedBytecode": self.deployed_bytecode}
+                "bytecode": self.bytecode, "deployedBytecode": self.deployed_bytecode,
+                "linkReferences": self.link_references}
+
+
+def linked(artifact: Artifact, addresses: dict[str, str]) -> Artifact:
+    """`artifact` with its libraries' addresses (by library name) written over their
+    placeholders in `bytecode`, ready to deploy. Raises ConfigError for a library missing
+    from `addresses`."""
+    code = artifact.bytecode[2:]  # hex: byte i is characters 2i and 2i + 1
+    for names in artifact.link_references.values():
+        for name, spots in names.items():
+            if name not in addresses:
+                raise ConfigError(f"{artifact.name} links library {name}: no address given for it")
+            address = addresses[name][2:].lower()
+            for spot in spots:
+                start, end = 2 * spot["start"], 2 * (spot["start"] + spot["length"])
+                code = code[:start] + address + code[end:]
+    return replace(artifact, bytecode="0x" + code, link_references={})
 
 
 @dataclass(frozen=True)
@@ -206,6 +234,7 @@ def _artifacts_from_output(output: dict) -> dict[str, Artifact]:
                 data["abi"],
                 "0x" + data["evm"]["bytecode"]["object"],
                 "0x" + data["evm"]["deployedBytecode"]["object"],
+                data["evm"]["bytecode"].get("linkReferences", {}),
             )
     return artifacts
 

@@ -9,10 +9,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from eth_utils import to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from .compiler import BuildResult, compile_contracts, source_files, source_hash
+from .compiler import BuildResult, compile_contracts, linked, source_files, source_hash
 from .contracts import Session
 from .devnet import Devnet
 from .paths import find_project
@@ -79,6 +80,11 @@ class Deployment(BaseModel):
     contracts: dict[str, ContractEntry]
     """One entry per role: collateral, alp, pool, pairs, oracle, market, referrals,
     platform_token, trading, and one reference feed per pair (feed_BTC_USD, ...)."""
+    libraries: dict[str, str] = {}
+    """The external libraries linked into the contracts' code, name to address: OpenPipeline,
+    ClosePipeline and Triggers, which the trading engine runs by delegatecall. For a reader:
+    a client never calls them (their errors and events are in `contracts.trading.abi`). A
+    file from before them reads with none."""
     keeper: str
     """The keeper account (KEEPER role; its public key encrypts orders)."""
     treasury: str
@@ -181,20 +187,39 @@ def _real_collateral(devnet: Devnet, session: Session, abi: list[dict], collater
     return token
 TREASURY_ACCOUNT = 8
 
+LIBRARY_DEPLOY_GAS = 6_000_000
+"""Gas limit of a library's deployment: enough for EIP-170's largest code (24,576 bytes at 200
+gas a byte, plus its init code); the engine's three fit one block."""
 
-MODULES = {"TradingEngine": "EngineModule"}
-"""Contracts that forward the functions they do not define to a module they deploy
-(delegatecall): their address answers both ABIs."""
+
+def linked_libraries(artifacts: dict[str, Any], name: str) -> list[str]:
+    """The external libraries contract `name` runs (by delegatecall), directly or through
+    another library, each once, every library after the ones it links."""
+    order: list[str] = []
+
+    def visit(contract: str) -> None:
+        for library in artifacts[contract].libraries:
+            if library not in order:
+                visit(library)
+                order.append(library)
+
+    visit(name)
+    return order
 
 
 def contract_abi(artifacts: dict[str, Any], name: str) -> list[dict]:
-    """The ABI of contract `name` as deployed: with its module's functions, events and errors
-    for a contract in MODULES (each entry once)."""
+    """The ABI of contract `name` as a client sees it at its address: its own, with the
+    errors and events of the external libraries it links (each entry once). A library runs
+    in the contract's frame, so its reverts and logs come from the contract's address; its
+    functions are not the contract's and are left out (a library's ABI lists none that take
+    storage anyway)."""
     abi = list(artifacts[name].abi)
-    module = MODULES.get(name)
-    if module is not None:
-        seen = {_abi_key(e) for e in abi}
-        abi += [e for e in artifacts[module].abi if e["type"] != "constructor" and _abi_key(e) not in seen]
+    seen = {_abi_key(e) for e in abi}
+    for library in linked_libraries(artifacts, name):
+        for entry in artifacts[library].abi:
+            if entry["type"] in ("error", "event") and _abi_key(entry) not in seen:
+                seen.add(_abi_key(entry))
+                abi.append(entry)
     return abi
 
 
@@ -229,8 +254,28 @@ def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: st
     entries: dict[str, ContractEntry] = {}
     bound = {}
 
+    libraries: dict[str, str] = {}
+
+    def link(name: str) -> Any:
+        """`name`'s artifact with its libraries' addresses, deploying the ones not deployed
+        yet, together in one block that takes no simulated time: every later block has the
+        timestamp it would have without them."""
+        missing = [lib for lib in linked_libraries(art, name) if lib not in libraries]
+        if not missing:
+            return linked(art[name], libraries)
+        with devnet.hold_time():
+            while missing:  # a block of the libraries whose own libraries are deployed
+                ready = [lib for lib in missing if all(dep in libraries for dep in art[lib].libraries)]
+                receipts = session.send_many([{"from": deployer, "data": linked(art[lib], libraries).bytecode,
+                                               "gas": LIBRARY_DEPLOY_GAS} for lib in ready])
+                for lib, receipt in zip(ready, receipts):
+                    libraries[lib] = to_checksum_address(receipt["contractAddress"])
+                    session.bind(lib, libraries[lib], art[lib].abi)
+                missing = [lib for lib in missing if lib not in libraries]
+        return linked(art[name], libraries)
+
     def deploy(role: str, name: str, types: list[str], args: list[Any]) -> Any:
-        address = session.deploy(art[name], types, args, deployer)
+        address = session.deploy(link(name), types, args, deployer)
         abi = contract_abi(art, name)
         entries[role] = ContractEntry(name=name, address=address, abi=abi)
         bound[role] = session.bind(name, address, abi)
@@ -295,6 +340,7 @@ def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: st
         compiler=CompilerInfo(version=build.solc_version, settings=build.settings),
         source_hash=source_hash(sources),
         contracts=entries,
+        libraries=libraries,
         keeper=keeper,
         treasury=treasury,
         pairs=pair_names,

@@ -15,7 +15,7 @@ from ..errors import _abi_type
 
 DEPLOYED_CONTRACTS = ("MockCollateral", "AlpToken", "AlpPool", "PairRegistry", "PriceOracle", "MockAggregator",
                       "Market", "ReferralRegistry", "PlatformToken", "TradingEngine")
-"""The contracts `alpsim.deployment.deploy_system` deploys (TradingEngine with its module)."""
+"""The contracts `alpsim.deployment.deploy_system` deploys (TradingEngine with the libraries it links)."""
 
 
 @lru_cache(maxsize=1)
