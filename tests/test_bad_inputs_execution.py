@@ -15,7 +15,7 @@ import pytest
 from eth_utils import keccak
 
 from alpsim import errors
-from alpsim.model.trading import Order, RejectReason
+from alpsim.protocol import Order, RejectReason
 from alpsim.orders import commitment
 
 

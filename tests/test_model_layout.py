@@ -20,22 +20,11 @@ MAX_LINES = 350
 NOT_MIRRORS = {
     "__init__.py": "the package's public names",
     "quote.py": "runs the model; no contract computes quotes",
-    "trading.py": "compatibility re-exports, to be deleted once no importer is left",
 }
 NAMED_OTHERWISE = {  # model module -> the contract file it mirrors, where the names differ
     "math.py": "TradeMath.sol",
     "pool.py": "AlpPool.sol",
     "tokens.py": "MockCollateral.sol",
-}
-AWAITING_ENGINE_SPLIT = {
-    # contract files the engine's split by job brings (issue 27): their model modules exist
-    # already. Once a file lands, remove it from this set (the test below says which).
-    "contracts/trading/RequestBook.sol",
-    "contracts/trading/EngineSettings.sol",
-    "contracts/trading/OpenPipeline.sol",
-    "contracts/trading/ClosePipeline.sol",
-    "contracts/trading/Triggers.sol",
-    "contracts/trading/Settlement.sol",
 }
 CONTRACT_PATH = re.compile(r"contracts/[\w/]+\.sol")
 
@@ -64,10 +53,7 @@ def test_each_model_module_names_the_contract_file_it_mirrors(module):
     else:
         expected = _snake(Path(mirrored).stem) + ".py"
         assert module.name == expected, f"{module.name} mirrors {mirrored}: name it {expected}"
-    if mirrored in AWAITING_ENGINE_SPLIT:
-        assert not (ROOT / mirrored).exists(), f"{mirrored} exists now: remove it from AWAITING_ENGINE_SPLIT"
-    else:
-        assert (ROOT / mirrored).is_file(), f"{module.name} names {mirrored}, which does not exist"
+    assert (ROOT / mirrored).is_file(), f"{module.name} names {mirrored}, which does not exist"
 
 
 def test_every_engine_pool_and_oracle_contract_has_its_model_module():

@@ -157,8 +157,7 @@ def test_any_other_refusal_is_raised_at_once(live, monkeypatch):
 
 
 def test_no_web3_outside_the_devnet_backends():
-    """Every read and send goes through the Session (deployment.py's fork check aside: it is to
-    move to `Devnet.code_at`)."""
+    """Every read and send goes through the Session: no `.w3` in the package outside its devnets."""
     uses = []
     for path in sorted(SRC.rglob("*.py")):
         if "devnet" in path.relative_to(SRC).parts:
@@ -166,4 +165,4 @@ def test_no_web3_outside_the_devnet_backends():
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if re.search(r"\.w3\b", line):
                 uses.append(f"{path.relative_to(SRC)}:{number}")
-    assert [u for u in uses if not u.startswith("deployment.py:")] == [] and len(uses) <= 1, uses
+    assert uses == []

@@ -275,7 +275,8 @@ class Session:
         kind = frame.get("type", "CALL")
         to = frame.get("to")
         if kind == "DELEGATECALL" and (to or "").lower() not in self.bound and caller:
-            # a module the caller forwards to (deployment.MODULES): the caller's ABI holds its functions
+            # code the caller runs in its own storage that this session does not know (a user's
+            # proxy or module): the caller's ABI names the function. alpsim's own libraries are bound.
             contract, function, _ = self.describe_call(caller, frame.get("input"))
             contract = f"{contract}'s module at {to}"
         else:

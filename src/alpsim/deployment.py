@@ -173,7 +173,7 @@ def _real_collateral(devnet: Devnet, session: Session, abi: list[dict], collater
     """The profile's real token on a forked chain, checked to be what the profile says."""
     from .errors import ConfigError
 
-    if not devnet.w3.eth.get_code(collateral.address):
+    if not devnet.code_at(collateral.address):
         raise ConfigError(f"no contract at {collateral.address}, the real {collateral.symbol}: fork mode needs a "
                           "node forking the profile's chain")
     erc20 = [e for e in abi if e.get("type") in ("function", "event", "error") and
@@ -239,7 +239,7 @@ def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: st
     dev account 8) receives the protocol's fee share. `real_collateral` (fork mode) uses the
     profile's real collateral token instead of deploying a mock."""
     from .keys import dev_private_key, public_key_bytes
-    from .model.trading import default_pairs
+    from .model.pair_registry import default_pairs
 
     build = build or compile_contracts()
     profile = devnet.profile

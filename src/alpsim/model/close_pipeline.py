@@ -6,9 +6,8 @@ stays open.
 
 from __future__ import annotations
 
-from ..protocol import CloseReason, Position, RejectReason, Settlement
+from ..protocol import CloseReason, RejectReason, Settlement
 from .errors import ModelRefusal
-from .math import fill_price, slippage_wad_up
 
 
 class ClosePipeline:
@@ -28,9 +27,3 @@ class ClosePipeline:
         fill = self.close_fill(p, price)
         exit_price = min(fill, p.take_profit) if p.is_long else max(fill, p.take_profit)
         return self._settle(p, price, exit_price, CloseReason.TRADER_CLOSE, now)
-
-    def close_fill(self, p: Position, price: int) -> int:
-        pair = self.pairs[p.pair_id]
-        side_oi = self.side(p.pair_id, p.is_long).oi_usd
-        slip = slippage_wad_up(pair.spread_bps, side_oi - p.notional_usd, p.notional_usd, pair.depth_1pct_usd)
-        return fill_price(price, slip, not p.is_long)

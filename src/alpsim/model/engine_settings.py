@@ -14,7 +14,7 @@ from ..units import WAD
 
 @dataclass(frozen=True)
 class Settings:
-    """Mirrors `EngineStorage.Settings` (docs/mechanics.md defaults)."""
+    """Mirrors `ITradingEngine.Settings` (docs/mechanics.md defaults)."""
 
     execution_fee_usd: int
     min_notional_usd: int = 100 * WAD

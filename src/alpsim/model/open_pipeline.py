@@ -60,14 +60,6 @@ class OpenPipeline:
             return s.roi_cap_extreme_bps
         return s.roi_cap_standard_bps
 
-    def platform_tokens(self, fee_usd: int) -> int:
-        if self.platform_token_price == 0:
-            return 0
-        return mul_div_up(fee_usd, WAD, self.platform_token_price)
-
-    def can_pull_token(self, trader: str, amount: int) -> bool:
-        return self.token_balances.get(trader, 0) >= amount and self.token_allowance_ok.get(trader, False)
-
     def size_open(self, trader: str, net: int, leverage: int) -> dict:
         """Margin, notional and open fee (docs/mechanics.md §5.3), as `_sizeOpen`."""
         s = self.settings
@@ -179,3 +171,9 @@ class OpenPipeline:
             fee_discount_bps=size["discount_bps"] + (s.token_discount_bps if size["pay_in_token"] else 0),
         )
         return RejectReason.NONE, position, charges
+
+    def _count_execution(self, pair_id: int, block: int) -> bool:
+        last_block, count = self.executions.get(pair_id, (0, 0))
+        count = count + 1 if last_block == block else 1
+        self.executions[pair_id] = (block, count)
+        return count <= self.settings.max_executions_per_pair_per_block

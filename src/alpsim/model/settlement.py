@@ -2,14 +2,25 @@
 9 and 11): out of the market's aggregates at indexes accrued to now, its holding and funding
 charges, pnl, the close fee (in the platform token when preferred and payable, with the referral
 discount), the waterfall capped at margin plus the reserved maximum profit, and the token flows:
-trader + treasury + pool = margin, to the unit. Also the fees' split between pool and treasury.
+trader + treasury + pool = margin, to the unit. Also the fees' split between pool and treasury, the
+close fill (slippage on the way out), and the platform-token fee helpers the open pipeline shares.
 """
 
 from __future__ import annotations
 
 from ..protocol import CloseReason, Position, Settlement
 from ..units import BPS, WAD
-from .math import ceil_div, close_fee_usd_up, discounted_rate_wad, index_charge_usd_up, mul_div_down, pnl_usd_floor
+from .math import (
+    ceil_div,
+    close_fee_usd_up,
+    discounted_rate_wad,
+    fill_price,
+    index_charge_usd_up,
+    mul_div_down,
+    mul_div_up,
+    pnl_usd_floor,
+    slippage_wad_up,
+)
 from .tokens import ESCROW, POOL, TREASURY
 
 
@@ -102,3 +113,17 @@ class Settler:
         del self.positions[p.id]
         return Settlement(reason, oracle_price, exit_price, pnl, close_fee, holding, funding, payout, payout_tokens,
                           pool_delta, fee_in_token)
+
+    def close_fill(self, p: Position, price: int) -> int:
+        pair = self.pairs[p.pair_id]
+        side_oi = self.side(p.pair_id, p.is_long).oi_usd
+        slip = slippage_wad_up(pair.spread_bps, side_oi - p.notional_usd, p.notional_usd, pair.depth_1pct_usd)
+        return fill_price(price, slip, not p.is_long)
+
+    def platform_tokens(self, fee_usd: int) -> int:
+        if self.platform_token_price == 0:
+            return 0
+        return mul_div_up(fee_usd, WAD, self.platform_token_price)
+
+    def can_pull_token(self, trader: str, amount: int) -> bool:
+        return self.token_balances.get(trader, 0) >= amount and self.token_allowance_ok.get(trader, False)

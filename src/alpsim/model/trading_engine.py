@@ -1,7 +1,6 @@
 """The reference model of the exchange (docs/mechanics.md sections 3 to 11), mirroring
 `contracts/trading/TradingEngine.sol`, the entry that composes the engine's parts, with the
-engine's state (`contracts/trading/EngineStorage.sol`; its cold functions run in
-`contracts/trading/EngineModule.sol`). `ExchangeModel` holds the whole system's state as
+engine's state (`contracts/trading/EngineStorage.sol`). `ExchangeModel` holds the whole system's state as
 integers in the contracts' units; its methods come from one mixin per contract file:
 
     request_book.py    RequestBook.sol      requests, cancel, rejectOpen, execution fee
@@ -18,8 +17,8 @@ integers in the contracts' units; its methods come from one mixin per contract f
 and the rest of the model: engine_settings.py (EngineSettings.sol: `Settings`), math.py
 (TradeMath.sol), errors.py (Errors.sol: `ModelRefusal`), quote.py (no contract: it runs the
 model). This module keeps what the engine itself does: applying the keeper's prices before an
-execution, and counting executions per pair and block. Time and block numbers come from outside
-(the chain, or a caller simulating one); the model does not mine.
+execution. Time and block numbers come from outside (the chain, or a caller simulating one);
+the model does not mine.
 """
 
 from __future__ import annotations
@@ -100,9 +99,3 @@ class ExchangeModel(RequestBook, OpenPipeline, ClosePipeline, Triggers, Settler,
                 self.set_settled_price(pair_id, price, now)
             else:
                 self.set_price(pair_id, price, now)
-
-    def _count_execution(self, pair_id: int, block: int) -> bool:
-        last_block, count = self.executions.get(pair_id, (0, 0))
-        count = count + 1 if last_block == block else 1
-        self.executions[pair_id] = (block, count)
-        return count <= self.settings.max_executions_per_pair_per_block
