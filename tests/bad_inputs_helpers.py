@@ -121,6 +121,29 @@ def unauthorized(who: int, contract: str, role: str) -> dict:
     return {"account": addr(who), "neededRole": role_of(contract, role)}
 
 
+# ------------------------------------------------------------------ the pool's and tokens' funded state
+
+COOLDOWN_S = 48 * 3600  # docs/mechanics.md section 10
+FUNDED_ACCOUNTS = {"admin": 0, "trader": 1, "holder": 2, "trader3": 3, "lp": 7, "treasury": 8, "keeper": 9}
+"""The dev accounts of `build_funded`, by role (the pool's and the tokens' tables)."""
+
+
+def build_funded(sim) -> None:
+    """LP holds 10,000 USD of ALP past its cooldown and tokens approved to the pool; HOLDER holds
+    ALP still in its cooldown; TRADER, HOLDER and TREASURY hold platform tokens; TRADER has
+    tokens and no allowance; the keeper holds nothing."""
+    a = FUNDED_ACCOUNTS
+    platform = sim.contracts["platform_token"]
+    for who, amount in ((a["trader"], 5_000), (a["holder"], 1_000), (a["trader3"], 1_000), (a["lp"], 20_000)):
+        sim.fund(who, amount)
+    for who in (a["trader"], a["holder"], a["treasury"]):
+        platform.transact("mint", sim.address(who), 1_000 * WAD, sender=sim.address(a["admin"]))
+    sim.deposit(a["lp"], 10_000)
+    sim.devnet.advance_time(COOLDOWN_S + 1)
+    sim.deposit(a["holder"], 100)
+    sim.contracts["collateral"].transact("approve", sim.pool_contract.address, MAX_UINT, sender=sim.address(a["lp"]))
+
+
 # ------------------------------------------------------------------ the clock and settled prices
 
 MAX_AGE_S = 60  # docs/mechanics.md §8

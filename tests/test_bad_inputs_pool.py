@@ -13,17 +13,17 @@ from typing import Callable
 import pytest
 
 from alpsim import errors
-from bad_inputs_helpers import (MAX_UINT, PRICES, WAD, ZERO_ADDRESS, addr, breaker, new_price_unsettled,
-                                reference_at, reference_stale, RefusalTable, resolve, settle, settled_until,
-                                settlement_aged, wait_until_next_block_at)
+from bad_inputs_helpers import (COOLDOWN_S, FUNDED_ACCOUNTS, MAX_UINT, PRICES, WAD, ZERO_ADDRESS, addr, breaker,
+                                build_funded, new_price_unsettled, reference_at, reference_stale, RefusalTable,
+                                resolve, settle, settled_until, settlement_aged, wait_until_next_block_at)
 
 
 BPS = 10_000
-COOLDOWN_S = 48 * 3600
 FEE_BPS = 25  # docs/mechanics.md §10: 0.25% on deposit and on withdrawal
 MAX_RESERVE_BPS = 8_000  # docs/mechanics.md §10: the reserve may use at most 80% of the pool balance
 
-ADMIN, TRADER, HOLDER, TRADER3, LP, TREASURY, KEEPER = 0, 1, 2, 3, 7, 8, 9
+ADMIN, TRADER, HOLDER, TRADER3, LP, TREASURY, KEEPER = (FUNDED_ACCOUNTS[k] for k in (
+    "admin", "trader", "holder", "trader3", "lp", "treasury", "keeper"))
 EOA_ROLES = {"admin": ADMIN, "trader": TRADER, "lp": LP, "treasury": TREASURY, "keeper": KEEPER}
 """One account per EOA role (docs/mechanics.md §1). The trading engine, a contract, holds TRADING_ROLE."""
 NON_ADMINS = {k: v for k, v in EOA_ROLES.items() if k != "admin"}
@@ -35,24 +35,10 @@ def _units(sim, whole: int) -> int:
     return whole * 10**sim.decimals
 
 
-def _build_funded(sim) -> None:
-    """LP holds 10,000 USD of ALP past its cooldown and 10,000 tokens approved to the pool;
-    HOLDER holds ALP still in cooldown; TRADER has tokens and no allowance."""
-    platform = sim.contracts["platform_token"]
-    for who, amount in ((TRADER, 5_000), (HOLDER, 1_000), (TRADER3, 1_000), (LP, 20_000)):
-        sim.fund(who, amount)
-    for who in (TRADER, HOLDER, TREASURY):
-        platform.transact("mint", sim.address(who), 1_000 * WAD, sender=sim.address(ADMIN))
-    sim.deposit(LP, 10_000)
-    sim.devnet.advance_time(COOLDOWN_S + 1)
-    sim.deposit(HOLDER, 100)
-    sim.contracts["collateral"].transact("approve", sim.pool_contract.address, MAX_UINT, sender=sim.address(LP))
-
-
 def _build_position(sim) -> None:
     """funded, holding and funding rates at zero (NAV then moves with the price only), and
     open interest on BTC (long) and ETH (short): the pool holds a reserve."""
-    _build_funded(sim)
+    build_funded(sim)
     sim.contracts["market"].transact("setRates", 0, 0, sender=sim.address(ADMIN))
     sim.keeper.set_prices(PRICES)
     sim.open(TRADER, "BTC/USD", "long", 600, 10)
@@ -68,7 +54,7 @@ def _build_loss(sim) -> None:
 
 
 def _build_paused(sim) -> None:
-    _build_funded(sim)
+    build_funded(sim)
     sim.pool_contract.transact("pause", sender=sim.address(ADMIN))
 
 
@@ -83,7 +69,7 @@ def _build_drained(sim) -> None:
     sim.contracts["collateral"].transact("approve", sim.pool_contract.address, MAX_UINT, sender=sim.address(TRADER))
 
 
-BUILDERS = {"funded": _build_funded, "position": _build_position, "loss": _build_loss,
+BUILDERS = {"funded": build_funded, "position": _build_position, "loss": _build_loss,
             "paused": _build_paused, "drained": _build_drained}
 
 

@@ -15,13 +15,13 @@ from typing import Callable
 
 import pytest
 
-from bad_inputs_helpers import (MAX_UINT, ROW_ARGS, WAD, ZERO_ADDRESS, addr, params, RefusalTable, role_of,
-                                wait_until_next_block_at)
+from bad_inputs_helpers import (FUNDED_ACCOUNTS, MAX_UINT, ROW_ARGS, WAD, ZERO_ADDRESS, addr, build_funded,
+                                params, RefusalTable, role_of, wait_until_next_block_at)
 
 
-COOLDOWN_S = 48 * 3600
 
-ADMIN, TRADER, HOLDER, TRADER3, LP, TREASURY, KEEPER = 0, 1, 2, 3, 7, 8, 9
+ADMIN, TRADER, HOLDER, TRADER3, LP, TREASURY, KEEPER = (FUNDED_ACCOUNTS[k] for k in (
+    "admin", "trader", "holder", "trader3", "lp", "treasury", "keeper"))
 EOA_ROLES = {"admin": ADMIN, "trader": TRADER, "lp": LP, "treasury": TREASURY, "keeper": KEEPER}
 NON_ADMINS = {k: v for k, v in EOA_ROLES.items() if k != "admin"}
 
@@ -29,21 +29,7 @@ NON_ADMINS = {k: v for k, v in EOA_ROLES.items() if k != "admin"}
 # ------------------------------------------------------------------ prepared states
 
 
-def _build_funded(sim) -> None:
-    """LP holds ALP past its cooldown (and tokens approved to the pool); HOLDER holds ALP in
-    its cooldown; TRADER, HOLDER and TREASURY hold platform tokens; the keeper holds nothing."""
-    platform = sim.contracts["platform_token"]
-    for who, amount in ((TRADER, 5_000), (HOLDER, 1_000), (TRADER3, 1_000), (LP, 20_000)):
-        sim.fund(who, amount)
-    for who in (TRADER, HOLDER, TREASURY):
-        platform.transact("mint", sim.address(who), 1_000 * WAD, sender=sim.address(ADMIN))
-    sim.deposit(LP, 10_000)
-    sim.devnet.advance_time(COOLDOWN_S + 1)
-    sim.deposit(HOLDER, 100)
-    sim.contracts["collateral"].transact("approve", sim.pool_contract.address, MAX_UINT, sender=sim.address(LP))
-
-
-BUILDERS = {"funded": _build_funded}
+BUILDERS = {"funded": build_funded}
 
 
 def _tokens(sim) -> dict:

@@ -192,14 +192,8 @@ class AlpsimReader:
 
     # ----- pairs and settings
     def pair_id(self, pair: str | int) -> int:
-        names = self.deployment.pairs
-        if isinstance(pair, int):
-            if 0 <= pair < len(names):
-                return pair
-            raise UnknownNameError("pair id", str(pair), [str(i) for i in range(len(names))])
-        if pair not in names:
-            raise UnknownNameError("pair", pair, names)
-        return names.index(pair)
+        """The id of `pair`: its name, or an id checked to exist."""
+        return self.deployment.pair_id(pair)
 
     @cached_property
     def settings(self) -> Settings:

@@ -97,6 +97,18 @@ class Deployment(BaseModel):
     ecies: EciesInfo | None = None
     """How to encrypt an order to the keeper for `requestOpen`."""
 
+    def pair_id(self, pair: str | int) -> int:
+        """The id of `pair`: its name, or an id checked to exist."""
+        from .errors import UnknownNameError
+
+        if isinstance(pair, int):
+            if 0 <= pair < len(self.pairs):
+                return pair
+            raise UnknownNameError("pair id", str(pair), [str(i) for i in range(len(self.pairs))])
+        if pair not in self.pairs:
+            raise UnknownNameError("pair", pair, self.pairs)
+        return self.pairs.index(pair)
+
     def write(self, path: Path) -> Path:
         missing = [name for name in ("enums", "ecies") if getattr(self, name) is None]
         if missing:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..deployment import feed_role
-from ..errors import AlpsimError, UnknownNameError
+from ..errors import AlpsimError
 from ..units import Number, to_units
 
 if TYPE_CHECKING:
@@ -41,15 +41,8 @@ class PriceFeeder:
         """Whether `refresh_stale_references` refreshes (off: the feeds age, an outage)."""
 
     def pair_id(self, pair: str | int) -> int:
-        """The id of `pair` (its name, or an id checked to exist)."""
-        names = self.deployment.pairs
-        if isinstance(pair, int):
-            if 0 <= pair < len(names):
-                return pair
-            raise UnknownNameError("pair id", str(pair), [str(i) for i in range(len(names))])
-        if pair not in names:
-            raise UnknownNameError("pair", pair, names)
-        return names.index(pair)
+        """The id of `pair`: its name, or an id checked to exist."""
+        return self.deployment.pair_id(pair)
 
     # ----- the keeper's prices
     def set_prices(self, prices: dict[str | int, Number], *, reference: bool = True) -> None:
