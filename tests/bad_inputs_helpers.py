@@ -103,6 +103,25 @@ def params(rows: list[tuple]) -> dict:
     return {"argvalues": [r[1:] for r in rows], "ids": [r[0] for r in rows]}
 
 
+def engine_books(sim, lp: int, requests=(), positions=()) -> dict:
+    """What a refused call to the engine must leave as it was (the request and execution tables):
+    collateral and platform tokens of the dev accounts, the engine and the pool; the pool's books
+    (booked balance, reserve, ALP supply, `lp`'s ALP); the request counter; the requests and
+    positions involved."""
+    trading, pool = sim.contracts["trading"], sim.contracts["pool"]
+    holders = [sim.address(i) for i in range(10)] + [trading.address, pool.address]
+    collateral, platform = sim.contracts["collateral"], sim.contracts["platform_token"]
+    return {
+        "collateral": {a: collateral.call("balanceOf", a) for a in holders},
+        "platform_token": {a: platform.call("balanceOf", a) for a in holders},
+        "pool": (pool.call("poolBalance"), pool.call("reserveUsd"), sim.contracts["alp"].call("totalSupply"),
+                 sim.alp_balance_wad(lp)),
+        "counters": trading.call("nextRequestId"),
+        "requests": {r: trading.call("request", r) for r in requests},
+        "positions": {p: (trading.call("position", p), trading.call("pendingClose", p)) for p in positions},
+    }
+
+
 # ------------------------------------------------------------------ values read from the chain
 
 def resolve(value: Any, sim) -> Any:

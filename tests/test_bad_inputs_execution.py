@@ -15,8 +15,9 @@ import pytest
 from eth_utils import keccak
 
 from alpsim import errors
-from alpsim.protocol import Order, RejectReason
 from alpsim.orders import commitment
+from alpsim.protocol import Order, RejectReason
+from bad_inputs_helpers import engine_books
 
 
 ADMIN, TRADER, OTHER, LP, TREASURY, KEEPER = 0, 1, 2, 7, 8, 9
@@ -48,22 +49,9 @@ NON_ADMINS = {"trader": TRADER, "lp": LP, "treasury": TREASURY, "keeper": KEEPER
 def balances(sim, requests=(), positions=()) -> dict:
     """Everything a refused call must leave as it was: balances, the pool's books, counters,
     the engine's settings and roles, the requests and positions involved, the keeper prices."""
-    trading, pool = sim.contracts["trading"], sim.contracts["pool"]
-    holders = [sim.address(i) for i in range(10)] + [trading.address, pool.address]
-    collateral, platform = sim.contracts["collateral"], sim.contracts["platform_token"]
     oracle = sim.contracts["oracle"]
-    return {
-        "collateral": {a: collateral.call("balanceOf", a) for a in holders},
-        "platform_token": {a: platform.call("balanceOf", a) for a in holders},
-        # the pool's books: booked balance (PoolState.balance_units), reserve, ALP supply, LP's ALP
-        "pool": (pool.call("poolBalance"), pool.call("reserveUsd"), sim.contracts["alp"].call("totalSupply"),
-                 sim.alp_balance_wad(LP)),
-        "counters": trading.call("nextRequestId"),
-        "config": config(sim),
-        "keeper_prices": [oracle.call("keeperPrice", i) for i in (BTC, ETH)],
-        "requests": {r: trading.call("request", r) for r in requests},
-        "positions": {p: (trading.call("position", p), trading.call("pendingClose", p)) for p in positions},
-    }
+    return {**engine_books(sim, LP, requests, positions), "config": config(sim),
+            "keeper_prices": [oracle.call("keeperPrice", i) for i in (BTC, ETH)]}
 
 
 def config(sim) -> tuple:

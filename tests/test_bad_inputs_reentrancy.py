@@ -16,8 +16,8 @@ import pytest
 from alpsim import errors
 from alpsim.compiler import linked
 from alpsim.deployment import contract_abi
-from alpsim.protocol import Order
 from alpsim.orders import commitment
+from alpsim.protocol import Order
 
 TRADER, LP = 1, 7
 WAD = 10**18

@@ -14,8 +14,9 @@ from decimal import Decimal
 import pytest
 
 from alpsim import errors
-from alpsim.protocol import Order
 from alpsim.orders import commitment
+from alpsim.protocol import Order
+from bad_inputs_helpers import engine_books
 
 TRADER, OTHER, NO_ALLOWANCE = 1, 2, 3
 ADMIN, LP, TREASURY, KEEPER = 0, 7, 8, 9
@@ -34,19 +35,7 @@ NONE, PENDING, EXECUTED, REJECTED, CANCELLED = 0, 1, 2, 3, 4  # RequestStatus in
 
 def balances(sim, requests=(), positions=()) -> dict:
     """Everything a refused call must leave as it was."""
-    trading, pool = sim.contracts["trading"], sim.contracts["pool"]
-    holders = [sim.address(i) for i in range(10)] + [trading.address, pool.address]
-    collateral, platform = sim.contracts["collateral"], sim.contracts["platform_token"]
-    return {
-        "collateral": {a: collateral.call("balanceOf", a) for a in holders},
-        "platform_token": {a: platform.call("balanceOf", a) for a in holders},
-        # the pool's books: booked balance (PoolState.balance_units), reserve, ALP supply, LP's ALP
-        "pool": (pool.call("poolBalance"), pool.call("reserveUsd"), sim.contracts["alp"].call("totalSupply"),
-                 sim.alp_balance_wad(LP)),
-        "counters": trading.call("nextRequestId"),
-        "requests": {r: trading.call("request", r) for r in requests},
-        "positions": {p: (trading.call("position", p), trading.call("pendingClose", p)) for p in positions},
-    }
+    return engine_books(sim, LP, requests, positions)
 
 
 def refused(sim, error_class, action, *, requests=(), positions=(), **fields):

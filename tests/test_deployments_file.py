@@ -12,8 +12,8 @@ from alpsim.deployment import TYPES_SOURCE, Deployment, deploy_system, solidity_
 from alpsim.devnet import EmbeddedDevnet
 from alpsim.errors import ConfigError
 from alpsim.keys import dev_private_key, public_key_bytes
-from alpsim.protocol import CloseReason, Order, RejectReason
 from alpsim.orders import ORDER_PAYLOAD_BYTES, encode_order, seal, unseal
+from alpsim.protocol import CloseReason, Order, RejectReason
 from alpsim.profiles import get_profile
 
 KEEPER = 9

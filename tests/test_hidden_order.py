@@ -13,10 +13,10 @@ from eth_abi import decode as abi_decode
 from eth_utils import keccak
 
 from alpsim.client import Alpsim
-from alpsim.protocol import Order
+from alpsim.keys import dev_private_key, encrypt_to, public_key_bytes
 from alpsim.orders import (ORDER_ECIES, ORDER_PAYLOAD_BYTES, OrderOutOfRange, UndecryptableOrder, commitment,
                            encode_order, seal, unseal)
-from alpsim.keys import dev_private_key, encrypt_to, public_key_bytes
+from alpsim.protocol import Order
 
 TRADER = 1
 ORDERS = [("BTC/USD", "long", 1001), ("ETH/USD", "short", 20), ("SOL/USD", "long", 5)]

@@ -22,8 +22,8 @@ from alpsim.deployment import deploy_system
 from alpsim.devnet import AnvilProcess, RpcDevnet
 from alpsim.keeper import event_topics
 from alpsim.keys import encrypt_to
-from alpsim.protocol import Order, RejectReason
 from alpsim.orders import ORDER_ECIES, ORDER_PAYLOAD_BYTES, commitment, seal
+from alpsim.protocol import Order, RejectReason
 from alpsim.profiles import get_profile
 from alpsim.service import GbmPrices, KeeperLoop, connect
 

@@ -11,8 +11,8 @@ import random
 from alpsim.client import OpenRequest
 from alpsim.keeper import Keeper
 from alpsim.keys import encrypt_to
-from alpsim.protocol import Order, RejectReason
 from alpsim.orders import ORDER_ECIES, ORDER_PAYLOAD_BYTES, commitment, seal
+from alpsim.protocol import Order, RejectReason
 
 GOOD = (1, 2, 3)
 CLOSER, DOOMED, GRIEFER = 4, 5, 6

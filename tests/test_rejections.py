@@ -15,8 +15,8 @@ import pytest
 from alpsim import errors
 from alpsim.client import OrderRejected, PendingOpen
 from alpsim.mirror import Mirror
-from alpsim.protocol import Order
 from alpsim.orders import commitment, seal
+from alpsim.protocol import Order
 from conftest import funded_mirror
 
 TRADER = 1

@@ -97,8 +97,8 @@ from alpsim.model.math import pnl_usd_floor
 from alpsim.model.pool import MINIMUM_LIQUIDITY
 from alpsim.model.errors import ModelRefusal
 from alpsim.model.tokens import ESCROW, POOL, TREASURY
-from alpsim.protocol import Order, RejectReason
 from alpsim.orders import ORDER_ECIES, UndecryptableOrder, commitment, decode_order, seal
+from alpsim.protocol import Order, RejectReason
 
 PAIRS = {"BTC/USD": (60_000, 1001), "ETH/USD": (3_000, 1001), "SOL/USD": (150, 100), "AAPL/USD": (200, 50)}
 TRADERS = [1, 2, 3, 4]

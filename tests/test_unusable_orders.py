@@ -11,8 +11,8 @@ import pytest
 
 from alpsim import errors
 from alpsim.keys import encrypt_to
-from alpsim.protocol import Order, RejectReason
 from alpsim.orders import ORDER_ECIES, ORDER_PAYLOAD_BYTES, commitment, seal
+from alpsim.protocol import Order, RejectReason
 
 GRIEFER = 5
 
