@@ -15,6 +15,7 @@ import {
     EngineState,
     EngineContext,
     EngineStorage,
+    contextInMemory,
     StoredRequest,
     StoredPosition,
     StoredSettings,
@@ -62,27 +63,29 @@ library OpenPipeline {
         uint256 executionFeeTokens; // the request's
     }
 
-    /// @notice Executes one open request (`executeOpen`).
-    /// @return feeTokens the request's execution fee, for the engine to pay the keeper
-    function executeOne(EngineState storage $, EngineContext memory ctx, uint256 requestId, Order calldata order, bytes32 salt)
+    /// @notice Executes one open request (`executeOpen`) and pays the keeper its execution fee.
+    function executeOne(EngineState storage $, EngineContext calldata context, uint256 requestId, Order calldata order, bytes32 salt)
         external
-        returns (uint256 feeTokens)
     {
-        return _executeOpen($, ctx, requestId, order, salt);
+        EngineContext memory ctx = contextInMemory(context);
+        ctx.collateral.safeTransfer(msg.sender, _executeOpen($, ctx, requestId, order, salt));
     }
 
-    /// @notice Executes many open requests (`executeOpenBatch`; the engine checked the lengths).
-    /// @return feesTokens the batch's execution fees, for the engine to pay the keeper at once
+    /// @notice Executes many open requests (`executeOpenBatch`; the engine checked the lengths)
+    ///         and pays the keeper the batch's execution fees in one transfer.
     function executeBatch(
         EngineState storage $,
-        EngineContext memory ctx,
+        EngineContext calldata context,
         uint256[] calldata requestIds,
         Order[] calldata orders,
         bytes32[] calldata salts
-    ) external returns (uint256 feesTokens) {
+    ) external {
+        EngineContext memory ctx = contextInMemory(context);
+        uint256 feesTokens = 0;
         for (uint256 i = 0; i < requestIds.length; i++) {
             feesTokens += _executeOpen($, ctx, requestIds[i], orders[i], salts[i]);
         }
+        ctx.collateral.safeTransfer(msg.sender, feesTokens);
     }
 
     /// @dev Returns the request's execution fee, for the caller to pay the keeper.

@@ -84,9 +84,7 @@ contract TradingEngine is ITradingEngine, RequestBook, EngineSettings {
         onlyKeeper
     {
         _applyPrices(prices, false);
-        EngineContext memory ctx = _context();
-        uint256 feeTokens = OpenPipeline.executeOne(EngineStorage.state(), ctx, requestId, order, salt);
-        ctx.collateral.safeTransfer(msg.sender, feeTokens);
+        OpenPipeline.executeOne(EngineStorage.state(), _context(), requestId, order, salt);
     }
 
     /// @inheritdoc ITradingEngine
@@ -99,9 +97,7 @@ contract TradingEngine is ITradingEngine, RequestBook, EngineSettings {
         uint256 n = requestIds.length;
         if (orders.length != n || salts.length != n) revert Errors.LengthMismatch(n, orders.length, salts.length);
         _applyPrices(prices, false);
-        EngineContext memory ctx = _context();
-        uint256 feesTokens = OpenPipeline.executeBatch(EngineStorage.state(), ctx, requestIds, orders, salts);
-        ctx.collateral.safeTransfer(msg.sender, feesTokens);
+        OpenPipeline.executeBatch(EngineStorage.state(), _context(), requestIds, orders, salts);
     }
 
     /// @inheritdoc ITradingEngine
@@ -176,18 +172,17 @@ contract TradingEngine is ITradingEngine, RequestBook, EngineSettings {
         }
     }
 
-    /// @dev The immutables, for the libraries.
-    function _context() private view returns (EngineContext memory) {
-        return EngineContext({
-            collateral: collateral,
-            tokenToUsdScale: tokenToUsdScale,
-            pool: pool,
-            pairs: pairs,
-            oracle: oracle,
-            market: market,
-            referrals: referrals,
-            platformToken: platformToken
-        });
+    /// @dev The immutables, for the libraries. Field by field into the return value: a struct
+    ///      literal would be a second allocation.
+    function _context() private view returns (EngineContext memory ctx) {
+        ctx.collateral = collateral;
+        ctx.tokenToUsdScale = tokenToUsdScale;
+        ctx.pool = pool;
+        ctx.pairs = pairs;
+        ctx.oracle = oracle;
+        ctx.market = market;
+        ctx.referrals = referrals;
+        ctx.platformToken = platformToken;
     }
 
     function _collateralToken() internal view override returns (IERC20) {
