@@ -63,29 +63,28 @@ library OpenPipeline {
         uint256 executionFeeTokens; // the request's
     }
 
-    /// @notice Executes one open request (`executeOpen`) and pays the keeper its execution fee.
+    /// @notice Executes one open request (`executeOpen`).
+    /// @return feeTokens the request's execution fee, for the engine to pay the keeper
     function executeOne(EngineState storage $, EngineContext calldata context, uint256 requestId, Order calldata order, bytes32 salt)
         external
+        returns (uint256 feeTokens)
     {
-        EngineContext memory ctx = contextInMemory(context);
-        ctx.collateral.safeTransfer(msg.sender, _executeOpen($, ctx, requestId, order, salt));
+        return _executeOpen($, contextInMemory(context), requestId, order, salt);
     }
 
-    /// @notice Executes many open requests (`executeOpenBatch`; the engine checked the lengths)
-    ///         and pays the keeper the batch's execution fees in one transfer.
+    /// @notice Executes many open requests (`executeOpenBatch`; the engine checked the lengths).
+    /// @return feesTokens the batch's execution fees, for the engine to pay the keeper at once
     function executeBatch(
         EngineState storage $,
         EngineContext calldata context,
         uint256[] calldata requestIds,
         Order[] calldata orders,
         bytes32[] calldata salts
-    ) external {
+    ) external returns (uint256 feesTokens) {
         EngineContext memory ctx = contextInMemory(context);
-        uint256 feesTokens = 0;
         for (uint256 i = 0; i < requestIds.length; i++) {
             feesTokens += _executeOpen($, ctx, requestIds[i], orders[i], salts[i]);
         }
-        ctx.collateral.safeTransfer(msg.sender, feesTokens);
     }
 
     /// @dev Returns the request's execution fee, for the caller to pay the keeper.

@@ -84,7 +84,9 @@ contract TradingEngine is ITradingEngine, RequestBook, EngineSettings {
         onlyKeeper
     {
         _applyPrices(prices, false);
-        OpenPipeline.executeOne(EngineStorage.state(), _context(), requestId, order, salt);
+        EngineContext memory ctx = _context();
+        uint256 feeTokens = OpenPipeline.executeOne(EngineStorage.state(), ctx, requestId, order, salt);
+        ctx.collateral.safeTransfer(msg.sender, feeTokens);
     }
 
     /// @inheritdoc ITradingEngine
@@ -97,7 +99,9 @@ contract TradingEngine is ITradingEngine, RequestBook, EngineSettings {
         uint256 n = requestIds.length;
         if (orders.length != n || salts.length != n) revert Errors.LengthMismatch(n, orders.length, salts.length);
         _applyPrices(prices, false);
-        OpenPipeline.executeBatch(EngineStorage.state(), _context(), requestIds, orders, salts);
+        EngineContext memory ctx = _context();
+        uint256 feesTokens = OpenPipeline.executeBatch(EngineStorage.state(), ctx, requestIds, orders, salts);
+        ctx.collateral.safeTransfer(msg.sender, feesTokens);
     }
 
     /// @inheritdoc ITradingEngine
