@@ -254,7 +254,7 @@ struct EngineContext {
 }
 
 /// @dev The context a library received (calldata) in its own memory, word for word. The ABI
-///      decoder would check each address for dirty upper bits, about 1,000 gas a call; the
+///      decoder would check each address for dirty upper bits, about 700 gas a call; the
 ///      only caller that can run a library's non-view function is the engine, which encodes
 ///      them clean.
 function contextInMemory(EngineContext calldata context) pure returns (EngineContext memory ctx) {
