@@ -4,7 +4,7 @@ pragma solidity 0.8.28;
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
 import {ITradingEngine} from "../interfaces/ITradingEngine.sol";
-import {EngineState, EngineContext, EngineStorage, StoredRequest, StoredPosition} from "./EngineStorage.sol";
+import {EngineState, EngineContext, EngineStorage, StoredRequest, StoredPosition, contextInMemory} from "./EngineStorage.sol";
 import {Settlement} from "./Settlement.sol";
 import {Position, RequestKind, RequestStatus, RejectReason, CloseReason} from "./Types.sol";
 
@@ -20,12 +20,13 @@ library ClosePipeline {
     using EngineStorage for EngineState;
 
     /// @notice Executes one close request (`executeClose`).
-    function executeOne(EngineState storage $, EngineContext memory ctx, uint256 requestId) external {
-        _executeClose($, ctx, requestId);
+    function executeOne(EngineState storage $, EngineContext calldata context, uint256 requestId) external {
+        _executeClose($, contextInMemory(context), requestId);
     }
 
     /// @notice Executes many close requests (`executeCloseBatch`).
-    function executeBatch(EngineState storage $, EngineContext memory ctx, uint256[] calldata requestIds) external {
+    function executeBatch(EngineState storage $, EngineContext calldata context, uint256[] calldata requestIds) external {
+        EngineContext memory ctx = contextInMemory(context);
         for (uint256 i = 0; i < requestIds.length; i++) {
             _executeClose($, ctx, requestIds[i]);
         }

@@ -15,6 +15,7 @@ import {
     EngineState,
     EngineContext,
     EngineStorage,
+    contextInMemory,
     StoredRequest,
     StoredPosition,
     StoredSettings,
@@ -64,22 +65,23 @@ library OpenPipeline {
 
     /// @notice Executes one open request (`executeOpen`).
     /// @return feeTokens the request's execution fee, for the engine to pay the keeper
-    function executeOne(EngineState storage $, EngineContext memory ctx, uint256 requestId, Order calldata order, bytes32 salt)
+    function executeOne(EngineState storage $, EngineContext calldata context, uint256 requestId, Order calldata order, bytes32 salt)
         external
         returns (uint256 feeTokens)
     {
-        return _executeOpen($, ctx, requestId, order, salt);
+        return _executeOpen($, contextInMemory(context), requestId, order, salt);
     }
 
     /// @notice Executes many open requests (`executeOpenBatch`; the engine checked the lengths).
     /// @return feesTokens the batch's execution fees, for the engine to pay the keeper at once
     function executeBatch(
         EngineState storage $,
-        EngineContext memory ctx,
+        EngineContext calldata context,
         uint256[] calldata requestIds,
         Order[] calldata orders,
         bytes32[] calldata salts
     ) external returns (uint256 feesTokens) {
+        EngineContext memory ctx = contextInMemory(context);
         for (uint256 i = 0; i < requestIds.length; i++) {
             feesTokens += _executeOpen($, ctx, requestIds[i], orders[i], salts[i]);
         }

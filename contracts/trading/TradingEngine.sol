@@ -163,8 +163,6 @@ contract TradingEngine is ITradingEngine, RequestBook, EngineSettings {
     ///      `triggersRun`: the caller runs the triggers at these prices (they are settled).
     function _applyPrices(PriceInput[] calldata prices, bool triggersRun) private {
         uint256 named = 0; // bit i: pair i already has a price in this call
-        // settled or not, one call site (less code than two)
-        function(uint256, uint256) external record = triggersRun ? oracle.setSettledPrice : oracle.setPrice;
         for (uint256 i = 0; i < prices.length; i++) {
             uint256 pairId = prices[i].pairId;
             // the oracle refuses a pair without a reference feed (it reads the feed anyway)
@@ -172,22 +170,22 @@ contract TradingEngine is ITradingEngine, RequestBook, EngineSettings {
             named |= 1 << pairId;
             // accrue first: the lighter side's funding runs on the previous price's settlement
             market.accrue(pairId).updatedAt; // the new indexes are emitted by the market
-            record(pairId, prices[i].price);
+            if (triggersRun) oracle.setSettledPrice(pairId, prices[i].price);
+            else oracle.setPrice(pairId, prices[i].price);
         }
     }
 
-    /// @dev The immutables, for the libraries.
-    function _context() private view returns (EngineContext memory) {
-        return EngineContext({
-            collateral: collateral,
-            tokenToUsdScale: tokenToUsdScale,
-            pool: pool,
-            pairs: pairs,
-            oracle: oracle,
-            market: market,
-            referrals: referrals,
-            platformToken: platformToken
-        });
+    /// @dev The immutables, for the libraries. Field by field into the return value: a struct
+    ///      literal would be a second allocation.
+    function _context() private view returns (EngineContext memory ctx) {
+        ctx.collateral = collateral;
+        ctx.tokenToUsdScale = tokenToUsdScale;
+        ctx.pool = pool;
+        ctx.pairs = pairs;
+        ctx.oracle = oracle;
+        ctx.market = market;
+        ctx.referrals = referrals;
+        ctx.platformToken = platformToken;
     }
 
     function _collateralToken() internal view override returns (IERC20) {

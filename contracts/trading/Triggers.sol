@@ -6,7 +6,7 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {Market} from "./Market.sol";
 import {BPS} from "../libraries/Units.sol";
 import {TradeMath} from "../libraries/TradeMath.sol";
-import {EngineState, EngineContext, EngineStorage, StoredSettings} from "./EngineStorage.sol";
+import {EngineState, EngineContext, EngineStorage, StoredSettings, contextInMemory} from "./EngineStorage.sol";
 import {Settlement} from "./Settlement.sol";
 import {Position, RejectReason, CloseReason} from "./Types.sol";
 
@@ -34,10 +34,11 @@ library Triggers {
 
     /// @notice Runs the triggers of `positionIds` (`runTriggers`; the engine applied the prices).
     /// @return closed how many positions were closed
-    function run(EngineState storage $, EngineContext memory ctx, uint256[] calldata positionIds)
+    function run(EngineState storage $, EngineContext calldata context, uint256[] calldata positionIds)
         external
         returns (uint256 closed)
     {
+        EngineContext memory ctx = contextInMemory(context);
         // zero on purpose: key 0 is an empty cache
         // slither-disable-next-line uninitialized-local
         TriggerCache memory cache;
