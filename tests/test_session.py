@@ -126,20 +126,20 @@ def test_a_lagging_pending_nonce_is_tried_again(live, monkeypatch):
     sim, session, devnet = live, live.session, live.devnet
     deployer = sim.deployment.deployer
     session.send(_mint(sim, 5, 1))  # numbered by the node
-    real, asked = devnet._node_nonce, []
+    real, asked = devnet.node_nonce, []
 
     def lagging(sender: str) -> int:
         asked.append(sender)
         return real(sender) - (1 if len(asked) == 1 else 0)
 
-    devnet._next_nonces.clear()
-    monkeypatch.setattr(devnet, "_node_nonce", lagging)
+    devnet.forget_nonces()
+    monkeypatch.setattr(devnet, "node_nonce", lagging)
     before = sim.collateral_units(5)
     (receipt,) = session.send_each([_mint(sim, 5, 9)])
     assert receipt["status"] == 1 and sim.collateral_units(5) == before + 9
     assert asked == [deployer, deployer]
     # the count it used is kept: the next batch takes the larger of it and the node's
-    monkeypatch.setattr(devnet, "_node_nonce", lambda sender: 0)
+    monkeypatch.setattr(devnet, "node_nonce", lambda sender: 0)
     (again,) = session.send_each([_mint(sim, 5, 1)])
     assert again["status"] == 1
 
@@ -147,8 +147,8 @@ def test_a_lagging_pending_nonce_is_tried_again(live, monkeypatch):
 def test_any_other_refusal_is_raised_at_once(live, monkeypatch):
     sim, devnet = live, live.devnet
     asked: list[str] = []
-    real = devnet._node_nonce
-    monkeypatch.setattr(devnet, "_node_nonce", lambda sender: asked.append(sender) or real(sender))
+    real = devnet.node_nonce
+    monkeypatch.setattr(devnet, "node_nonce", lambda sender: asked.append(sender) or real(sender))
     stranger = "0x" + "11" * 20  # no key on the node
     tx = {**_mint(sim, 5, 1), "from": stranger}
     with pytest.raises(Web3RPCError, match="No Signer available"):

@@ -258,7 +258,7 @@ class RpcDevnet(Devnet):
         delays_s = iter(SEND_RETRY_DELAYS_S)
         while True:
             if sender not in nonces:
-                nonces[sender] = max(self._next_nonces.get(sender, 0), self._node_nonce(sender))
+                nonces[sender] = max(self._next_nonces.get(sender, 0), self.node_nonce(sender))
             try:
                 tx_hash = self.w3.eth.send_transaction({**tx, "nonce": nonces[sender]})
             except NodeError:
@@ -274,8 +274,10 @@ class RpcDevnet(Devnet):
             self._next_nonces[sender] = nonces[sender]
             return tx_hash
 
-    def _node_nonce(self, sender: str) -> int:
-        """The sender's next nonce as the node counts it (its pending block included)."""
+    def node_nonce(self, sender: str) -> int:
+        """The sender's next nonce as the node counts it (its pending block included). Right
+        after a receipt a node can answer the old count: pipelined sends take the larger of
+        this and the last nonce they used (`forget_nonces` drops those)."""
         return self.w3.eth.get_transaction_count(sender, "pending")
 
     def _revert_data(self, tx_hash: Any) -> bytes:
@@ -332,8 +334,12 @@ class RpcDevnet(Devnet):
         if not self.rpc("evm_revert", [snap]):
             raise NodeError(f"evm_revert({snap}) refused by the node")
 
+    def forget_nonces(self) -> None:
+        """Forgets the nonces this client used: the next pipelined send asks the node."""
+        self._next_nonces.clear()
+
     def _after_revert(self) -> None:
-        self._next_nonces.clear()  # the chain went back, and its nonces with it
+        self.forget_nonces()  # the chain went back, and its nonces with it
 
 
 def _hex_bytes(data: Any) -> bytes:
