@@ -87,6 +87,20 @@ def test_the_engine_links_three_libraries_recorded_in_the_deployment(build, sim)
     assert [name for name, a in build.artifacts.items() if a.libraries] == ["TradingEngine"]
 
 
+def test_a_call_trace_names_the_library_functions(build, sim):
+    """A library's ABI leaves out its functions that take the engine's storage; the artifact
+    keeps solc's method identifiers, so a call trace names them (`OpenPipeline.executeOne`)."""
+    for library in LIBRARIES:
+        selectors = _selectors(build, library)
+        assert {name: bytes.fromhex(sel) for name, sel in
+                ((sig.split("(")[0], sel) for sig, sel in build.artifacts[library].method_identifiers.items())} == selectors
+        address = sim.deployment.libraries[library]
+        for name, selector in selectors.items():
+            assert sim.session.describe_call(address, selector + b"\0" * 64) == (library, name, {})
+    assert sim.session.describe_call(sim.deployment.libraries["OpenPipeline"], b"\xde\xad\xbe\xef") == (
+        "OpenPipeline", None, {})
+
+
 def test_the_state_slot_is_the_erc7201_namespace():
     source = (ROOT / "contracts/trading/EngineStorage.sol").read_text()
     namespace = re.search(r"@custom:storage-location erc7201:(\S+)", source).group(1)

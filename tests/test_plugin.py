@@ -247,5 +247,5 @@ def test_an_unexpected_revert_on_anvil_shows_the_call_tree(tmp_path):
     assert run.returncode == 1, run.stdout + run.stderr
     trace = run.stdout.split("alpsim: the transaction reverted")[1].split("call trace:\n")[1].splitlines()
     assert trace[0].startswith("  CALL TradingEngine.executeOpen -> execution reverted: RequestNotPending(requestId=1")
-    library = [line for line in trace if line.startswith("    DELEGATECALL OpenPipeline")]
+    library = [line for line in trace if line.startswith("    DELEGATECALL OpenPipeline.executeOne ")]
     assert len(library) == 1 and "-> execution reverted: RequestNotPending(requestId=1" in library[0]

@@ -46,6 +46,8 @@ SETTINGS: dict[str, Any] = {
 }
 
 BUILD_INFO_FORMAT = "hh-sol-build-info-1"
+ARTIFACT_FORMAT = 2
+"""Bumped when `Artifact` keeps more of solc's output: a build cached before is compiled again."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class Artifact:
     link_references: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
     """solc's `evm.bytecode.linkReferences`: {source: {library: [{start, length}]}}, byte offsets
     in `bytecode` of the placeholders (`__$<34 hex>$__`) an external library's address fills."""
+    method_identifiers: dict[str, str] = field(default_factory=dict)
+    """solc's `evm.methodIdentifiers`: signature -> selector (hex). Unlike the ABI it names an
+    external library's functions that take storage parameters, which call traces need."""
 
     @property
     def libraries(self) -> list[str]:
@@ -67,12 +72,12 @@ class Artifact:
     @classmethod
     def from_json(cls, data: dict) -> "Artifact":
         return cls(data["contractName"], data["sourceName"], data["abi"], data["bytecode"], data["deployedBytecode"],
-                   data.get("linkReferences", {}))
+                   data.get("linkReferences", {}), data.get("methodIdentifiers", {}))
 
     def to_json(self) -> dict:
         return {"contractName": self.name, "sourceName": self.source, "abi": self.abi,
                 "bytecode": self.bytecode, "deployedBytecode": self.deployed_bytecode,
-                "linkReferences": self.link_references}
+                "linkReferences": self.link_references, "methodIdentifiers": self.method_identifiers}
 
 
 def linked(artifact: Artifact, addresses: dict[str, str]) -> Artifact:
@@ -135,6 +140,7 @@ def cache_key(paths: ProjectPaths, sources: dict[str, str]) -> str:
     digest.update(solc_version(paths).encode())
     digest.update(lock.read_bytes() if lock.is_file() else b"")
     digest.update(json.dumps(SETTINGS, sort_keys=True).encode())
+    digest.update(f"artifact-format-{ARTIFACT_FORMAT}".encode())
     return digest.hexdigest()[:32]
 
 
@@ -235,6 +241,7 @@ def _artifacts_from_output(output: dict) -> dict[str, Artifact]:
                 "0x" + data["evm"]["bytecode"]["object"],
                 "0x" + data["evm"]["deployedBytecode"]["object"],
                 data["evm"]["bytecode"].get("linkReferences", {}),
+                data["evm"].get("methodIdentifiers", {}),
             )
     return artifacts
 

@@ -95,15 +95,20 @@ class BoundContract:
                                                            tuple(p["name"] or f"arg{i}"
                                                                  for i, p in enumerate(entry["inputs"])))
         self._by_selector = {fn.selector: fn for fn in self._functions.values()}
+        self.other_names: dict[bytes, str] = {}
+        """Names of functions the ABI leaves out, by selector (an external library's functions
+        that take storage parameters: `Session.bind(..., method_identifiers=)`)."""
         session.decoder.add_abi(abi)
 
     def decode_call(self, data: bytes | str) -> tuple[str, dict[str, Any]] | None:
-        """(function name, arguments by name) of calldata to this contract, or None when its
-        selector is none of this contract's functions."""
+        """(function name, arguments by name) of calldata to this contract ((name, {}) for a
+        function its ABI leaves out, `other_names`), or None when its selector is none of this
+        contract's functions."""
         raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else bytes(data)
         fn = self._by_selector.get(raw[:4])
         if fn is None:
-            return None
+            name = self.other_names.get(raw[:4])
+            return None if name is None else (name, {})
         try:
             values = abi_decode(fn.input_types, raw[4:])
         except Exception:  # noqa: BLE001 - malformed calldata: the name is still worth having
@@ -153,12 +158,15 @@ class Session:
         """Called with (transaction, receipt) after each successful `send`/`send_many`
         transaction (the testing plugin's gas report listens here)."""
 
-    def bind(self, name: str, address: str, abi: list[dict]) -> BoundContract:
+    def bind(self, name: str, address: str, abi: list[dict],
+             method_identifiers: dict[str, str] | None = None) -> BoundContract:
         for entry in abi:
             if entry.get("type") == "event":
                 signature = f"{entry['name']}({','.join(_abi_type(p) for p in entry['inputs'])})"
                 self._events[keccak(text=signature)] = _Event.of(entry)
         contract = BoundContract(self, name, address, abi)
+        contract.other_names = {bytes.fromhex(selector): signature.split("(")[0]
+                                for signature, selector in (method_identifiers or {}).items()}
         self.bound[contract.address.lower()] = contract
         return contract
 

@@ -282,7 +282,7 @@ def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: st
                                                "gas": LIBRARY_DEPLOY_GAS} for lib in ready])
                 for lib, receipt in zip(ready, receipts):
                     libraries[lib] = to_checksum_address(receipt["contractAddress"])
-                    session.bind(lib, libraries[lib], art[lib].abi)
+                    session.bind(lib, libraries[lib], art[lib].abi, art[lib].method_identifiers)
                 missing = [lib for lib in missing if lib not in libraries]
         return linked(art[name], libraries)
 
