@@ -143,24 +143,23 @@ def unauthorized(who: int, contract: str, role: str) -> dict:
 # ------------------------------------------------------------------ the pool's and tokens' funded state
 
 COOLDOWN_S = 48 * 3600  # docs/mechanics.md section 10
-FUNDED_ACCOUNTS = {"admin": 0, "trader": 1, "holder": 2, "trader3": 3, "lp": 7, "treasury": 8, "keeper": 9}
-"""The dev accounts of `build_funded`, by role (the pool's and the tokens' tables)."""
+ADMIN, TRADER, HOLDER, TRADER3, LP, TREASURY, KEEPER = 0, 1, 2, 3, 7, 8, 9
+"""The dev accounts of `build_funded` (the pool's and the tokens' tables)."""
 
 
 def build_funded(sim) -> None:
     """LP holds 10,000 USD of ALP past its cooldown and tokens approved to the pool; HOLDER holds
     ALP still in its cooldown; TRADER, HOLDER and TREASURY hold platform tokens; TRADER has
     tokens and no allowance; the keeper holds nothing."""
-    a = FUNDED_ACCOUNTS
     platform = sim.contracts["platform_token"]
-    for who, amount in ((a["trader"], 5_000), (a["holder"], 1_000), (a["trader3"], 1_000), (a["lp"], 20_000)):
+    for who, amount in ((TRADER, 5_000), (HOLDER, 1_000), (TRADER3, 1_000), (LP, 20_000)):
         sim.fund(who, amount)
-    for who in (a["trader"], a["holder"], a["treasury"]):
-        platform.transact("mint", sim.address(who), 1_000 * WAD, sender=sim.address(a["admin"]))
-    sim.deposit(a["lp"], 10_000)
+    for who in (TRADER, HOLDER, TREASURY):
+        platform.transact("mint", sim.address(who), 1_000 * WAD, sender=sim.address(ADMIN))
+    sim.deposit(LP, 10_000)
     sim.devnet.advance_time(COOLDOWN_S + 1)
-    sim.deposit(a["holder"], 100)
-    sim.contracts["collateral"].transact("approve", sim.pool_contract.address, MAX_UINT, sender=sim.address(a["lp"]))
+    sim.deposit(HOLDER, 100)
+    sim.contracts["collateral"].transact("approve", sim.pool_contract.address, MAX_UINT, sender=sim.address(LP))
 
 
 # ------------------------------------------------------------------ the clock and settled prices

@@ -13,17 +13,16 @@ from typing import Callable
 import pytest
 
 from alpsim import errors
-from bad_inputs_helpers import (COOLDOWN_S, FUNDED_ACCOUNTS, MAX_UINT, PRICES, WAD, ZERO_ADDRESS, addr, breaker,
-                                build_funded, new_price_unsettled, reference_at, reference_stale, RefusalTable,
-                                resolve, settle, settled_until, settlement_aged, wait_until_next_block_at)
+from bad_inputs_helpers import (ADMIN, COOLDOWN_S, HOLDER, KEEPER, LP, MAX_UINT, PRICES, TRADER, TRADER3,
+                                TREASURY, WAD, ZERO_ADDRESS, addr, breaker, build_funded, new_price_unsettled,
+                                reference_at, reference_stale, RefusalTable, resolve, settle, settled_until,
+                                settlement_aged, wait_until_next_block_at)
 
 
 BPS = 10_000
 FEE_BPS = 25  # docs/mechanics.md §10: 0.25% on deposit and on withdrawal
 MAX_RESERVE_BPS = 8_000  # docs/mechanics.md §10: the reserve may use at most 80% of the pool balance
 
-ADMIN, TRADER, HOLDER, TRADER3, LP, TREASURY, KEEPER = (FUNDED_ACCOUNTS[k] for k in (
-    "admin", "trader", "holder", "trader3", "lp", "treasury", "keeper"))
 EOA_ROLES = {"admin": ADMIN, "trader": TRADER, "lp": LP, "treasury": TREASURY, "keeper": KEEPER}
 """One account per EOA role (docs/mechanics.md §1). The trading engine, a contract, holds TRADING_ROLE."""
 NON_ADMINS = {k: v for k, v in EOA_ROLES.items() if k != "admin"}

@@ -15,13 +15,12 @@ from typing import Callable
 
 import pytest
 
-from bad_inputs_helpers import (FUNDED_ACCOUNTS, MAX_UINT, ROW_ARGS, WAD, ZERO_ADDRESS, addr, build_funded,
-                                params, RefusalTable, role_of, wait_until_next_block_at)
+from bad_inputs_helpers import (ADMIN, HOLDER, KEEPER, LP, MAX_UINT, ROW_ARGS, TRADER, TRADER3, TREASURY, WAD,
+                                ZERO_ADDRESS, addr, build_funded, params, RefusalTable, role_of,
+                                wait_until_next_block_at)
 
 
 
-ADMIN, TRADER, HOLDER, TRADER3, LP, TREASURY, KEEPER = (FUNDED_ACCOUNTS[k] for k in (
-    "admin", "trader", "holder", "trader3", "lp", "treasury", "keeper"))
 EOA_ROLES = {"admin": ADMIN, "trader": TRADER, "lp": LP, "treasury": TREASURY, "keeper": KEEPER}
 NON_ADMINS = {k: v for k, v in EOA_ROLES.items() if k != "admin"}
 
