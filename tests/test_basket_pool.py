@@ -168,3 +168,17 @@ def test_a_stablecoin_deposit_reads_no_bnb_price_while_the_basket_holds_none(sim
     sim.devnet.advance_time(3_600)
     sim.devnet.mine()
     assert sim.deposit(LP, 1_000).alp_out_wad > 0
+
+
+def test_a_fee_on_transfer_token_is_refused_and_nothing_moves(sim, basket, build):
+    admin = sim.deployment.deployer
+    fot = _deploy(sim, build, "FeeOnTransferToken", [], [], "fot")
+    pool = sim.pool_contract
+    pool.transact("listAsset", fot.address, BNB_ID, sender=admin)
+    pool.transact("setTargets", [9_000, 800, 200], sender=admin)
+    sim.deposit(LP, 1_000)
+    fot.transact("approve", pool.address, 2**256 - 1, sender=admin)
+    _refused(sim, errors.FeeOnTransferToken,
+             lambda: pool.transact("deposit", fot.address, 100 * U, 0, sender=admin), [fot, basket["wbnb"]],
+             asset=fot.address, amount=100 * U, received=99 * U)
+    assert fot.call("balanceOf", admin) == 1_000_000 * U
