@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from alpsim.model.basket import fee_usd, tokens_for_usd, toward_usd, value_usd
+from alpsim.model.pool import fee_usd, tokens_for_usd, toward_usd, value_usd
 
 U = 10**18
 

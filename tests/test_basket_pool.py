@@ -10,7 +10,7 @@ import pytest
 from alpsim import errors
 from alpsim.compiler import linked
 from alpsim.deployment import contract_abi
-from alpsim.model.basket import toward_usd, value_usd
+from alpsim.model.pool import toward_usd, value_usd
 
 U = 10**18
 BPS = 10_000
