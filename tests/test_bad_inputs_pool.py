@@ -331,6 +331,8 @@ def test_lp_action_refused(sim, state, prep, caller, function, args, error, fiel
     if prep:
         prep(sim)
     args = tuple(resolve(a, sim) for a in args)
+    payout = sim.pool_contract.call("collateral")
+    args = (payout, *args) if function == D else (args[0], payout, *args[1:])
     fields = resolve(fields, sim)
     fields = {k: resolve(v, sim) for k, v in fields.items()}
     who = sim.address(caller)
@@ -415,20 +417,20 @@ def test_set_settings_invalid_bps(sim, settings, bps):
 def _dust_deposit_plus_one(s) -> None:
     dust = largest_dust_deposit(s)
     assert dust >= 1
-    assert s.pool_contract.call("deposit", dust + 1, 0, sender=s.address(TRADER)) == 1
+    assert s.pool_contract.call("deposit", s.pool_contract.call("collateral"), dust + 1, 0, sender=s.address(TRADER)) == 1
 
 
 def _dust_withdrawal_plus_one(s) -> None:
     settle(s)
     dust = largest_dust_withdrawal(s)
     assert dust >= 1
-    assert s.pool_contract.call("withdraw", dust + 1, 0, sender=s.address(LP)) == 1
+    assert s.pool_contract.call("withdraw", dust + 1, s.pool_contract.call("collateral"), 0, sender=s.address(LP)) == 1
 
 
 def _reserve_limit_minus_one(s) -> None:
     settle(s)
     smallest = smallest_reserve_breaking_withdrawal(s)
-    assert s.pool_contract.call("withdraw", smallest - 1, 0, sender=s.address(LP)) == withdraw_out(s, smallest - 1)
+    assert s.pool_contract.call("withdraw", smallest - 1, s.pool_contract.call("collateral"), 0, sender=s.address(LP)) == withdraw_out(s, smallest - 1)
 
 
 @pytest.mark.parametrize("state, check", [("drained", _dust_deposit_plus_one), ("loss", _dust_withdrawal_plus_one),
@@ -471,12 +473,12 @@ def test_after_the_keepers_trigger_run_the_same_lp_action_goes_through(sim, stat
     if function == D:
         amount, alp_before = _units(sim, 100), sim.alp_balance_wad(LP)
         expected = alp_out(amount)(sim)
-        event = sim.session.events(pool.transact(D, amount, 0, sender=lp), "Deposit")[0]
+        event = sim.session.events(pool.transact(D, pool.call("collateral"), amount, 0, sender=lp), "Deposit")[0]
         assert event["alpOut"] == expected > 0
         assert sim.alp_balance_wad(LP) == alp_before + expected
     else:
         coll_before = sim.collateral_units(LP)
         expected = withdraw_out(sim, WAD)
-        event = sim.session.events(pool.transact(W, WAD, 0, sender=lp), "Withdraw")[0]
+        event = sim.session.events(pool.transact(W, WAD, pool.call("collateral"), 0, sender=lp), "Withdraw")[0]
         assert event["amountOut"] == expected > 0
         assert sim.collateral_units(LP) == coll_before + expected

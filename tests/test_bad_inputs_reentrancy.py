@@ -78,7 +78,7 @@ def alt(deployed, build):
     token.transact("mint", me, 10_000 * units, sender=admin)
     token.transact("approve", pool.address, MAX_UINT, sender=lp)
     token.transact("approve", engine.address, MAX_UINT, sender=trader)
-    pool.transact("deposit", 100_000 * units, 0, sender=lp)
+    pool.transact("deposit", pool.call("collateral"), 100_000 * units, 0, sender=lp)
 
     def fire(target, fn, *args):
         token.transact("fire", target.address, _data(target, fn, *args), sender=admin)
@@ -86,7 +86,7 @@ def alt(deployed, build):
 
     fire(token, "approve", pool.address, MAX_UINT)
     fire(token, "approve", engine.address, MAX_UINT)
-    fire(pool, "deposit", 1_000 * units, 0)
+    fire(pool, "deposit", pool.call("collateral"), 1_000 * units, 0)
     token_rid = engine.call("nextRequestId")
     fire(engine, "requestOpen", commitment(me, ORDER, SALT), b"", 100 * units)
     trader_rid = engine.call("nextRequestId")
@@ -165,9 +165,9 @@ def _reentry(sim, alt, name) -> tuple:
     """(target, calldata) of a call the token makes as itself; each succeeds outside a transfer."""
     pool, engine, token, units = alt["pool"], alt["engine"], alt["token"], alt["units"]
     if name == "pool.deposit":
-        return pool, _data(pool, "deposit", 100 * units, 0)
+        return pool, _data(pool, "deposit", pool.call("collateral"), 100 * units, 0)
     if name == "pool.withdraw":
-        return pool, _data(pool, "withdraw", alt["alp"].call("balanceOf", token.address) // 2, 0)
+        return pool, _data(pool, "withdraw", alt["alp"].call("balanceOf", token.address) // 2, pool.call("collateral"), 0)
     if name == "trading.requestOpen":
         return engine, _data(engine, "requestOpen", commitment(token.address, ORDER, SALT), b"", 100 * units)
     if name == "trading.cancelRequest":
@@ -182,7 +182,7 @@ def _reentry(sim, alt, name) -> tuple:
 def _trigger_deposit(sim, alt):
     pool, units, lp = alt["pool"], alt["units"], sim.address(LP)
     amount = 1_000 * units
-    receipt = pool.transact("deposit", amount, 0, sender=lp)
+    receipt = pool.transact("deposit", pool.call("collateral"), amount, 0, sender=lp)
     alp_out = sim.session.events(receipt, "Deposit")[0]["alpOut"]
     return (lp, pool.address, amount), {"token": {lp: -amount, pool.address: amount},
                                         "alp": {lp: alp_out}, "pool": (amount, 0, alp_out)}
@@ -191,7 +191,7 @@ def _trigger_deposit(sim, alt):
 def _trigger_withdraw(sim, alt):
     pool, lp = alt["pool"], sim.address(LP)
     alp_in = alt["alp"].call("balanceOf", lp) // 10
-    receipt = pool.transact("withdraw", alp_in, 0, sender=lp)
+    receipt = pool.transact("withdraw", alp_in, pool.call("collateral"), 0, sender=lp)
     out = sim.session.events(receipt, "Withdraw")[0]["amountOut"]
     assert out > 0
     return (pool.address, lp, out), {"token": {lp: out, pool.address: -out}, "alp": {lp: -alp_in},
@@ -323,7 +323,7 @@ def test_an_outer_call_refused_for_its_own_reason_moves_nothing_with_the_token_a
     target, data = _reentry(sim, alt, "pool.deposit")
     token.transact("arm", target.address, data, sender=sim.deployment.deployer)
     err = refused(sim, errors.InsufficientAlpOut,
-                  lambda: pool.transact("deposit", 1_000 * units, 10**30, sender=sim.address(LP)),
+                  lambda: pool.transact("deposit", pool.call("collateral"), 1_000 * units, 10**30, sender=sim.address(LP)),
                   alt=alt, alpOut=_alp_out(alt, 1_000 * units), minAlpOut=10**30)
     assert err.alpOut > 0
     assert token.call("armed") is True  # refused before its transfer: the callback never ran

@@ -71,7 +71,8 @@ def last_second_of_cooldown(i: int) -> Callable:
 
 def top_up_deposit(i: int) -> Callable:
     """`i` deposits one more token: its whole ALP balance is locked again for 48 h."""
-    return lambda s: s.pool_contract.transact("deposit", 10**s.decimals, 0, sender=s.address(i))
+    return lambda s: s.pool_contract.transact("deposit", s.pool_contract.call("collateral"), 10**s.decimals, 0,
+                                              sender=s.address(i))
 
 
 # ------------------------------------------------------------------ ALP: only the pool mints and burns

@@ -33,7 +33,7 @@ def _deposit_with_plain_web3(w3: Web3, path) -> None:
 
     mined(c["collateral"].functions.mint(lp, amount).transact({"from": data["deployer"]}))
     mined(c["collateral"].functions.approve(c["pool"].address, amount).transact({"from": lp}))
-    assert mined(c["pool"].functions.deposit(amount, 0).transact({"from": lp}))["status"] == 1
+    assert mined(c["pool"].functions.deposit(c["collateral"].address, amount, 0).transact({"from": lp}))["status"] == 1
     # 0.25% mint fee at 1 USD per ALP: 249.375 ALP, less the 1,000 base units the first
     # deposit locks at the dead address
     assert c["alp"].functions.balanceOf(lp).call() == 249_375 * 10**15 - 1_000

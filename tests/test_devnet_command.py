@@ -70,7 +70,7 @@ def test_devnet_serves_trades_and_stops_cleanly(tmp_path):
         w3.eth.wait_for_transaction_receipt(
             c["collateral"].functions.approve(c["pool"].address, amount).transact({"from": lp}), timeout=30)
         before = c["alp"].functions.balanceOf(lp).call()
-        w3.eth.wait_for_transaction_receipt(c["pool"].functions.deposit(amount, 0).transact({"from": lp}), timeout=30)
+        w3.eth.wait_for_transaction_receipt(c["pool"].functions.deposit(c["collateral"].address, amount, 0).transact({"from": lp}), timeout=30)
         assert c["alp"].functions.balanceOf(lp).call() > before
 
         # a one-click open through the requests, executed by the devnet's background keeper

@@ -177,21 +177,21 @@ def test_every_refusal_is_decoded_and_changes_nothing(sim, build):
     sim.fund(LP, 1000)
     sim.deposit(LP, 500)
 
-    _refused(sim, errors.ZeroAmount, lambda: pool.transact("deposit", 0, 0, sender=lp))
-    _refused(sim, errors.ZeroAmount, lambda: pool.transact("withdraw", 0, 0, sender=lp))
+    _refused(sim, errors.ZeroAmount, lambda: pool.transact("deposit", pool.call("collateral"), 0, 0, sender=lp))
+    _refused(sim, errors.ZeroAmount, lambda: pool.transact("withdraw", 0, pool.call("collateral"), 0, sender=lp))
     _refused(sim, errors.InsufficientAlpBalance, lambda: sim.withdraw(STRANGER, 1),
              holder=stranger, balance=0, requested=10**18)
     _refused(sim, errors.CooldownActive, lambda: sim.withdraw(LP, 1), holder=lp)
-    _refused(sim, errors.ERC20InsufficientAllowance, lambda: pool.transact("deposit", 10, 0, sender=lp),
+    _refused(sim, errors.ERC20InsufficientAllowance, lambda: pool.transact("deposit", pool.call("collateral"), 10, 0, sender=lp),
              spender=pool.address, allowance=0, needed=10)
     collateral.transact("approve", pool.address, 10**30, sender=stranger)
-    _refused(sim, errors.ERC20InsufficientBalance, lambda: pool.transact("deposit", 10, 0, sender=stranger),
+    _refused(sim, errors.ERC20InsufficientBalance, lambda: pool.transact("deposit", pool.call("collateral"), 10, 0, sender=stranger),
              sender=stranger, balance=0, needed=10)
     if sim.decimals == 18:  # one wei of USDT is worth less than one wei of ALP after the fee
-        _refused(sim, errors.AmountTooSmall, lambda: pool.transact("deposit", 1, 0, sender=lp), amount=1)
+        _refused(sim, errors.AmountTooSmall, lambda: pool.transact("deposit", pool.call("collateral"), 1, 0, sender=lp), amount=1)
     sim.devnet.advance_time(COOLDOWN_S)
     if sim.decimals < 18:  # one wei of ALP is worth less than one unit of USDC
-        _refused(sim, errors.AmountTooSmall, lambda: pool.transact("withdraw", 1, 0, sender=lp), amount=1)
+        _refused(sim, errors.AmountTooSmall, lambda: pool.transact("withdraw", 1, pool.call("collateral"), 0, sender=lp), amount=1)
 
     # roles
     trading_role = pool.call("TRADING_ROLE")

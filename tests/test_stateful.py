@@ -798,11 +798,11 @@ class ExchangeMachine(RuleBasedStateMachine):
                 lambda m: m.request_open(griefer, amount, b"\0" * 32, block))
         elif kind == "deposit_amount":
             amount = 2**256 - 1
-            refused = self._same_refusal(lambda: sim.pool_contract.transact("deposit", amount, 0, sender=lp),
+            refused = self._same_refusal(lambda: sim.pool_contract.transact("deposit", sim.pool_contract.call("collateral"), amount, 0, sender=lp),
                                          lambda m: m.deposit(lp, amount, now))
         elif kind == "withdraw_more":
             alp = model.pool.alp.get(lp, 0) + 1
-            refused = self._same_refusal(lambda: sim.pool_contract.transact("withdraw", alp, 0, sender=lp),
+            refused = self._same_refusal(lambda: sim.pool_contract.transact("withdraw", alp, sim.pool_contract.call("collateral"), 0, sender=lp),
                                          lambda m: m.withdraw(lp, alp, now))
         elif kind.startswith("price"):
             pair_id, price = {"price_high": (0, 2**128), "price_zero": (1, 0), "price_pair": (len(PAIRS), 10**18)}[kind]

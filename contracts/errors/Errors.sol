@@ -32,6 +32,18 @@ library Errors {
     error ReserveNotCovered(uint256 poolBalanceAfterUsd, uint256 reserveUsd);
     /// @notice Thrown when ALP exists but the pool's NAV is zero or negative.
     error PoolInsolvent(int256 navUsd, uint256 alpSupply);
+    /// @notice Thrown when a deposit or withdrawal names a token outside the pool's basket.
+    error AssetNotInBasket(address asset);
+    /// @notice Thrown when a deposit's token arrives short of the amount sent (a fee on transfer).
+    error FeeOnTransferToken(address asset, uint256 amount, uint256 received);
+    /// @notice Thrown when a withdrawal asks for more of an asset than the basket holds.
+    error BasketHoldingsShort(address asset, uint256 holdings, uint256 amountOut);
+    /// @notice Thrown when basket targets do not sum to exactly 100% (or do not match the assets).
+    error InvalidTargets(uint256 sumBps);
+    /// @notice Thrown when listing a basket asset past the maximum.
+    error TooManyAssets(uint256 max);
+    /// @notice Thrown when a token is listed in the basket twice.
+    error AssetAlreadyListed(address asset);
 
     // ----- pairs and settings
     /// @notice Thrown when a pair id is not listed.

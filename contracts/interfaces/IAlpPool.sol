@@ -6,29 +6,35 @@ pragma solidity 0.8.28;
 ///         ALP and redeem ALP for it; traders' positions settle against it.
 interface IAlpPool {
     /// @notice Emitted on every deposit, with the pool's full state after it.
-    /// @param amountIn collateral received, in token units
-    /// @param feeUsd the mint fee kept in the pool
+    /// @param amountIn the asset received, in its token units
+    /// @param amountUsd its value, at the lower of the keeper and reference prices
+    /// @param feeUsd the mint fee kept in the pool (rounded down; the ALP out takes it exactly)
+    /// @param assetHoldings the basket's holdings of the asset after
     event Deposit(
         address indexed lp,
+        address indexed asset,
         uint256 amountIn,
+        uint256 amountUsd,
         uint256 alpOut,
         uint256 feeUsd,
         uint256 unlocksAt,
-        uint256 poolBalance,
+        uint256 assetHoldings,
         uint256 navUsd,
         uint256 alpSupply
     );
 
     /// @notice Emitted on every withdrawal, with the pool's full state after it (`navUsd`:
     ///         the redemption NAV it was priced at).
-    /// @param amountOut collateral paid, in token units
+    /// @param amountOut the asset paid, in its token units
     /// @param feeUsd the burn fee kept in the pool
+    /// @param assetHoldings the basket's holdings of the asset after
     event Withdraw(
         address indexed lp,
+        address indexed asset,
         uint256 alpIn,
         uint256 amountOut,
         uint256 feeUsd,
-        uint256 poolBalance,
+        uint256 assetHoldings,
         uint256 navUsd,
         uint256 alpSupply
     );
@@ -45,6 +51,18 @@ interface IAlpPool {
     /// @notice Emitted when the admin changes a pool setting.
     event PoolSettingsUpdated(uint256 mintFeeBps, uint256 burnFeeBps, uint256 cooldownSeconds, uint256 maxReserveBps);
 
+    /// @notice Emitted when an asset joins the basket (target 0 until `setTargets`).
+    event AssetListed(address indexed asset, uint256 index, uint256 decimals, uint256 priceId);
+
+    /// @notice Emitted when the basket's target weights change (one per asset, listing order).
+    event TargetsUpdated(uint256[] targetsBps);
+
+    /// @notice Emitted when the dynamic fee's spread around the mint and burn fees changes.
+    event FeeSpreadUpdated(uint256 feeSpreadBps);
+
+    /// @notice Emitted when the admin sets the oracle the basket is priced at.
+    event PriceSourceUpdated(address priceSource);
+
     /// @notice Emitted when the admin sets the source of open positions' NAV contribution.
     event NavSourceUpdated(address navSource);
 
@@ -53,12 +71,12 @@ interface IAlpPool {
     ///         The first deposit (supply zero) locks MINIMUM_LIQUIDITY of its ALP at the dead
     ///         address.
     /// @return alpOut ALP minted (18 decimals)
-    function deposit(uint256 amount, uint256 minAlpOut) external returns (uint256 alpOut);
+    function deposit(address asset, uint256 amount, uint256 minAlpOut) external returns (uint256 alpOut);
 
     /// @notice Redeems `alpAmount` ALP for collateral at the redemption ALP price, less the
     ///         burn fee, which stays in the pool.
     /// @return amountOut collateral paid (token units)
-    function withdraw(uint256 alpAmount, uint256 minOut) external returns (uint256 amountOut);
+    function withdraw(uint256 alpAmount, address asset, uint256 minOut) external returns (uint256 amountOut);
 
     /// @notice Pool balance plus the pool's claim on open positions, in 18-decimal USD: the
     ///         NAV deposits are priced at.

@@ -131,6 +131,41 @@ contract PriceOracle is AccessControl {
         emit PriceUpdated(pairId, price, block.timestamp, settledUntil);
     }
 
+    /// @notice The first price id that is not a pair: ids from here to 255 price basket assets
+    ///         that trade nowhere in the engine (BNB, the stablecoins). Pair-backed basket assets
+    ///         (BTC, ETH) read their pair's id.
+    uint256 public constant FIRST_ASSET_PRICE_ID = 128;
+
+    /// @notice Records the keeper's prices of asset-only ids (>= FIRST_ASSET_PRICE_ID), stamped
+    ///         now. Pair prices keep going through the engine, which accrues and settles them.
+    function setAssetPrices(uint256[] calldata ids, uint256[] calldata prices) external onlyRole(KEEPER_ROLE) {
+        if (ids.length != prices.length) revert Errors.InvalidPriceInput(ids.length);
+        for (uint256 i = 0; i < ids.length; ++i) {
+            uint256 id = ids[i];
+            if (id < FIRST_ASSET_PRICE_ID || id > type(uint8).max) revert Errors.InvalidPriceInput(id);
+            _record(_checkedPrice(id, prices[i]), id, prices[i], 0);
+        }
+    }
+
+    /// @notice A basket asset's price for LPs (docs/basket-design.md section 4): keeper price and
+    ///         reference both fresh and within the circuit breaker; `low` is the lower of the two
+    ///         (what comes into the pool is valued at it), `high` the higher (what goes out).
+    function assetPriceBounds(uint256 priceId) external view returns (uint256 low, uint256 high) {
+        KeeperPrice memory kp = keeperPrice[priceId];
+        uint256 maxAge = maxPriceAgeSeconds;
+        // a zero price means "never set": exact on purpose
+        // slither-disable-next-line incorrect-equality
+        if (kp.price == 0 || block.timestamp > uint256(kp.updatedAt) + maxAge) {
+            revert Errors.PriceStale(priceId, kp.updatedAt, maxAge);
+        }
+        (uint256 ref, uint256 refAt) = referencePrice(priceId);
+        if (ref == 0 || block.timestamp > refAt + maxAge) revert Errors.ReferenceStale(priceId, refAt, maxAge);
+        if (_gap(kp.price, ref) * BPS > circuitBreakerBps * ref) {
+            revert Errors.CircuitBreakerTripped(priceId, kp.price, ref);
+        }
+        return kp.price < ref ? (uint256(kp.price), ref) : (ref, uint256(kp.price));
+    }
+
     function setPlatformTokenPrice(uint256 price) external onlyRole(KEEPER_ROLE) {
         platformTokenPriceUsd = price;
         emit PlatformTokenPriceUpdated(price);

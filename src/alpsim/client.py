@@ -378,7 +378,8 @@ class Alpsim(AlpsimReader):
     def deposit_units(self, who: Account, amount_units: int, *, min_alp_out_wad: int = 0) -> DepositResult:
         lp = self.address(who)
         self.contracts["collateral"].transact("approve", self.pool_contract.address, amount_units, sender=lp)
-        receipt = self.pool_contract.transact("deposit", amount_units, min_alp_out_wad, sender=lp)
+        receipt = self.pool_contract.transact("deposit", self.contracts["collateral"].address, amount_units,
+                                              min_alp_out_wad, sender=lp)
         event = self.session.events(receipt, "Deposit")[0]
         return DepositResult(lp=lp, amount_units=amount_units, alp_out_wad=event["alpOut"], fee_wad=event["feeUsd"],
                              unlocks_at=event["unlocksAt"], gas_used=receipt["gasUsed"])
@@ -391,7 +392,8 @@ class Alpsim(AlpsimReader):
 
     def withdraw_wad(self, who: Account, alp_wad: int, *, min_out_units: int = 0) -> WithdrawResult:
         lp = self.address(who)
-        receipt = self.pool_contract.transact("withdraw", alp_wad, min_out_units, sender=lp)
+        receipt = self.pool_contract.transact("withdraw", alp_wad, self.contracts["collateral"].address,
+                                              min_out_units, sender=lp)
         event = self.session.events(receipt, "Withdraw")[0]
         return WithdrawResult(lp=lp, alp_in_wad=alp_wad, amount_out_units=event["amountOut"], fee_wad=event["feeUsd"],
                               gas_used=receipt["gasUsed"])

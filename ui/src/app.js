@@ -281,8 +281,9 @@ async function deposit() {
   setStatus("#pool-status", "approving…");
   await ensureAllowance("collateral", S.cfg.contracts.pool.address, amount);
   setStatus("#pool-status", "depositing…");
-  await w("pool").deposit.staticCall(amount, 0);
-  const receipt = await sendTx("deposit", () => w("pool").deposit(amount, 0, { gasLimit: GAS.pool }));
+  const asset = S.cfg.contracts.collateral.address; // the payout stablecoin; basket assets: issue 28, next session
+  await w("pool").deposit.staticCall(asset, amount, 0);
+  const receipt = await sendTx("deposit", () => w("pool").deposit(asset, amount, 0, { gasLimit: GAS.pool }));
   const ev = receipt.logs.map((l) => { try { return S.c.pool.interface.parseLog(l); } catch { return null; } }).find((e) => e?.name === "Deposit");
   setStatus("#pool-status", `deposited ${tok(amount)}: received ${fmt(wad(ev.args.alpOut), 4)} ALP`);
 }
@@ -290,8 +291,9 @@ async function deposit() {
 async function withdraw() {
   const alp = parseUnits($("#withdraw-amount").value || "0", 18);
   if (alp <= 0n) throw new Error("enter an ALP amount to withdraw");
-  await w("pool").withdraw.staticCall(alp, 0); // a revert (cooldown, price stale) named before sending
-  const receipt = await sendTx("withdraw", () => w("pool").withdraw(alp, 0, { gasLimit: GAS.pool }));
+  const asset = S.cfg.contracts.collateral.address;
+  await w("pool").withdraw.staticCall(alp, asset, 0); // a revert (cooldown, price stale) named before sending
+  const receipt = await sendTx("withdraw", () => w("pool").withdraw(alp, asset, 0, { gasLimit: GAS.pool }));
   const ev = receipt.logs.map((l) => { try { return S.c.pool.interface.parseLog(l); } catch { return null; } }).find((e) => e?.name === "Withdraw");
   setStatus("#pool-status", `withdrew ${fmt(wad(alp), 4)} ALP: received ${fmt(tok(ev.args.amountOut))} ${S.cfg.collateralSymbol}`);
 }
