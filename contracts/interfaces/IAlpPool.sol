@@ -57,6 +57,9 @@ interface IAlpPool {
     /// @notice Emitted when the basket's target weights change (one per asset, listing order).
     event TargetsUpdated(uint256[] targetsBps);
 
+    /// @notice A listed asset is now valued at `priceId` (FACE_VALUE: 1 USD per token).
+    event AssetPriceIdUpdated(address indexed asset, uint256 priceId);
+
     /// @notice Emitted when the dynamic fee's spread around the mint and burn fees changes.
     event FeeSpreadUpdated(uint256 feeSpreadBps);
 

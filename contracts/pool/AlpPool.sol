@@ -387,15 +387,28 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
         if (_indexPlusOne[token] != 0) revert Errors.AssetAlreadyListed(token);
         uint256 n = _assets.length;
         if (n >= MAX_BASKET_ASSETS) revert Errors.TooManyAssets(MAX_BASKET_ASSETS);
-        if (priceId != FACE_VALUE) {
-            if (priceId > type(uint8).max) revert Errors.InvalidPriceInput(priceId);
-            if (address(priceSource) == address(0)) revert Errors.ZeroAddress();
-        }
+        _checkPriceId(priceId);
         uint8 decimals = IERC20Metadata(token).decimals();
         if (decimals > 18) revert Errors.UnsupportedDecimals(decimals);
         _assets.push(Asset(token, decimals, 0, uint16(priceId)));
         _indexPlusOne[token] = n + 1;
         emit AssetListed(token, n, decimals, priceId);
+    }
+
+    /// @notice Values listed `asset` at `priceId` of the price source from now on (FACE_VALUE:
+    ///         1 USD per token), e.g. the payout stablecoin at its own feed, so a depeg is a price.
+    function setPriceId(address asset, uint256 priceId) external onlyRole(ADMIN_ROLE) {
+        uint256 index = _indexOf(asset);
+        _checkPriceId(priceId);
+        _assets[index].priceId = uint16(priceId);
+        emit AssetPriceIdUpdated(asset, priceId);
+    }
+
+    /// @dev A price id the pool can read: FACE_VALUE, or an oracle id (0-255) once a price source is set.
+    function _checkPriceId(uint256 priceId) private view {
+        if (priceId == FACE_VALUE) return;
+        if (priceId > type(uint8).max) revert Errors.InvalidPriceInput(priceId);
+        if (address(priceSource) == address(0)) revert Errors.ZeroAddress();
     }
 
     /// @notice Sets every asset's target weight, in listing order; they sum to exactly 100%.

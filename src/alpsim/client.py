@@ -187,6 +187,22 @@ class AlpsimReader:
     def collateral_balance(self, who: Account) -> Decimal:
         return from_units(self.collateral_units(who), self.decimals)
 
+    def _asset_role(self, asset: str | None) -> str:
+        entry = self.deployment.basket_asset(asset)
+        return "collateral" if entry is None else entry.role
+
+    def asset_token(self, asset: str | None = None) -> BoundContract:
+        """The token of basket `asset` (its symbol or address; default the payout stablecoin)."""
+        return self.contracts[self._asset_role(asset)]
+
+    def asset_decimals(self, asset: str | None = None) -> int:
+        entry = self.deployment.basket_asset(asset)
+        return self.decimals if entry is None else entry.decimals
+
+    def asset_units(self, who: Account, asset: str | None = None) -> int:
+        """`who`'s balance of basket `asset`, in token units."""
+        return self.asset_token(asset).call("balanceOf", self.address(who))
+
     def alp_balance_wad(self, who: Account) -> int:
         return self.contracts["alp"].call("balanceOf", self.address(who))
 
@@ -282,6 +298,11 @@ class AlpsimReader:
         )
 
 
+def start_asset_prices(profile: ChainProfile) -> dict[str, Decimal]:
+    """The keeper's first prices of the basket's asset-only ids (BNB, the stablecoins), by symbol."""
+    return {a.symbol: a.start_price_usd for a in profile.basket if a.price_id is not None}
+
+
 class Alpsim(AlpsimReader):
     """A deployed alpsim system on a devnet, driven as trader, LP and keeper: every read of
     `AlpsimReader` plus every action that sends a transaction (funding, deposits, withdrawals,
@@ -310,7 +331,9 @@ class Alpsim(AlpsimReader):
                               accounts=accounts)
         try:
             deployment, session = deploy_system(devnet, build, real_collateral=fork_url is not None)
-            return cls(devnet, deployment, session, seed=seed)
+            sim = cls(devnet, deployment, session, seed=seed)
+            sim.keeper.set_prices(start_asset_prices(profile))
+            return sim
         except BaseException:
             devnet.close()
             raise
@@ -343,24 +366,25 @@ class Alpsim(AlpsimReader):
             self.rng.setstate(rng_state)
 
     # ----- collateral
-    def fund(self, who: Account, amount: Number) -> None:
-        """Gives `who` `amount` (whole tokens, e.g. "1000.5") of collateral: minted on the
-        devnet's mock; on a fork of a real chain, written into the token's balance storage
-        (anvil's `anvil_setStorageAt`, as Foundry's `deal`)."""
-        units = self.to_units(amount)
-        if self.deployment.contracts["collateral"].name == "MockCollateral":
-            self.contracts["collateral"].transact("mint", self.address(who), units, sender=self.deployment.deployer)
+    def fund(self, who: Account, amount: Number, *, asset: str | None = None) -> None:
+        """Gives `who` `amount` (whole tokens, e.g. "1000.5") of collateral or of basket `asset`
+        (its symbol): minted on the devnet's mock; on a fork of a real chain, written into the
+        token's balance storage (anvil's `anvil_setStorageAt`, as Foundry's `deal`)."""
+        units = to_units(amount, self.asset_decimals(asset), "fund amount")
+        token = self.asset_token(asset)
+        holder = self.address(who)
+        if self.deployment.contracts[self._asset_role(asset)].name == "MockCollateral":
+            token.transact("mint", holder, units, sender=self.deployment.deployer)
         else:
-            self._deal(self.address(who), self.collateral_units(who) + units)
+            self._deal(token, holder, token.call("balanceOf", holder) + units)
 
-    def _deal(self, holder: str, balance: int) -> None:
+    def _deal(self, token: BoundContract, holder: str, balance: int) -> None:
         from eth_abi import encode as abi_encode
         from eth_utils import keccak
 
         rpc = getattr(self.devnet, "rpc", None)
         if rpc is None:
             raise ConfigError("funding a real token needs an anvil node (anvil_setStorageAt)")
-        token = self.contracts["collateral"]
         for slot in range(0, 64):  # the balances mapping's slot: try each until balanceOf follows
             key = "0x" + keccak(abi_encode(["address", "uint256"], [holder, slot])).hex()
             old = rpc("eth_getStorageAt", [token.address, key, "latest"])
@@ -371,29 +395,39 @@ class Alpsim(AlpsimReader):
         raise ConfigError(f"could not find the balance storage of {token.address} to fund {holder}")
 
     # ----- LP
-    def deposit(self, who: Account, amount: Number, *, min_alp_out: Number = 0) -> DepositResult:
-        """Approves and deposits `amount` collateral (whole tokens) for ALP."""
-        return self.deposit_units(who, self.to_units(amount), min_alp_out_wad=to_units(min_alp_out, 18))
+    def deposit(self, who: Account, amount: Number, *, asset: str | None = None,
+                min_alp_out: Number = 0) -> DepositResult:
+        """Approves and deposits `amount` (whole tokens) of basket `asset` (its symbol; default
+        the payout stablecoin) for ALP."""
+        units = to_units(amount, self.asset_decimals(asset), "deposit amount")
+        return self.deposit_units(who, units, asset=asset, min_alp_out_wad=to_units(min_alp_out, 18))
 
-    def deposit_units(self, who: Account, amount_units: int, *, min_alp_out_wad: int = 0) -> DepositResult:
+    def deposit_units(self, who: Account, amount_units: int, *, asset: str | None = None,
+                      min_alp_out_wad: int = 0) -> DepositResult:
         lp = self.address(who)
-        self.contracts["collateral"].transact("approve", self.pool_contract.address, amount_units, sender=lp)
-        receipt = self.pool_contract.transact("deposit", self.contracts["collateral"].address, amount_units,
-                                              min_alp_out_wad, sender=lp)
+        token = self.asset_token(asset)
+        token.transact("approve", self.pool_contract.address, amount_units, sender=lp)
+        self.keeper.fresh_basket_prices(asset)
+        receipt = self.pool_contract.transact("deposit", token.address, amount_units, min_alp_out_wad, sender=lp)
         event = self.session.events(receipt, "Deposit")[0]
         return DepositResult(lp=lp, amount_units=amount_units, alp_out_wad=event["alpOut"], fee_wad=event["feeUsd"],
                              unlocks_at=event["unlocksAt"], gas_used=receipt["gasUsed"])
 
-    def withdraw(self, who: Account, alp: Number | Literal["all"] = "all", *, min_out: Number = 0) -> WithdrawResult:
-        """Redeems `alp` ALP (or all the holder's ALP) for collateral."""
+    def withdraw(self, who: Account, alp: Number | Literal["all"] = "all", *, asset: str | None = None,
+                 min_out: Number = 0) -> WithdrawResult:
+        """Redeems `alp` ALP (or all the holder's ALP) for basket `asset` (default the payout
+        stablecoin)."""
         lp = self.address(who)
         alp_wad = self.alp_balance_wad(lp) if alp == "all" else to_units(alp, 18, "ALP amount")
-        return self.withdraw_wad(lp, alp_wad, min_out_units=self.to_units(min_out))
+        return self.withdraw_wad(lp, alp_wad, asset=asset,
+                                 min_out_units=to_units(min_out, self.asset_decimals(asset), "minimum out"))
 
-    def withdraw_wad(self, who: Account, alp_wad: int, *, min_out_units: int = 0) -> WithdrawResult:
+    def withdraw_wad(self, who: Account, alp_wad: int, *, asset: str | None = None,
+                     min_out_units: int = 0) -> WithdrawResult:
         lp = self.address(who)
-        receipt = self.pool_contract.transact("withdraw", alp_wad, self.contracts["collateral"].address,
-                                              min_out_units, sender=lp)
+        token = self.asset_token(asset)
+        self.keeper.fresh_basket_prices(asset)
+        receipt = self.pool_contract.transact("withdraw", alp_wad, token.address, min_out_units, sender=lp)
         event = self.session.events(receipt, "Withdraw")[0]
         return WithdrawResult(lp=lp, alp_in_wad=alp_wad, amount_out_units=event["amountOut"], fee_wad=event["feeUsd"],
                               gas_used=receipt["gasUsed"])

@@ -64,6 +64,24 @@ class EciesInfo(BaseModel):
     (isLong 0 or 1, prices 18-decimal USD, the salt the commitment's bytes32)."""
 
 
+class BasketEntry(BaseModel):
+    """One asset of the ALP basket as deployed, in the pool's listing order."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    symbol: str
+    """The asset's name in alpsim (scenarios, the client): USDT, BNB, BTC."""
+    address: str
+    decimals: int
+    price_id: int
+    """The oracle id it is valued at: a pair's id (BTC, ETH) or an asset-only id (128-255)."""
+    target_bps: int
+    role: str
+    """Its token's entry in `contracts`: `collateral` for the payout stablecoin, else `asset_<symbol>`."""
+    feed_role: str
+    """Its reference feed's entry in `contracts` (`feed_BTC_USD` for a pair-backed asset)."""
+
+
 class Deployment(BaseModel):
     """The deployments file. `enums` and `ecies` are written by every deployment; a file from
     before them still reads (both None), but `write` refuses to write one without them."""
@@ -91,6 +109,9 @@ class Deployment(BaseModel):
     """Receives the protocol's half of trading fees."""
     pairs: list[str]
     """Pair names by pair id."""
+    basket: list[BasketEntry] = []
+    """The ALP basket in listing order (the payout stablecoin first). A file from before the
+    basket reads with none (the pool then holds the payout stablecoin alone)."""
     enums: dict[str, dict[str, int]] | None = None
     """The contracts' enums, name to number, as declared in contracts/trading/Types.sol:
     RejectReason, CloseReason, RequestStatus, RequestKind (events carry the numbers)."""
@@ -108,6 +129,26 @@ class Deployment(BaseModel):
         if pair not in self.pairs:
             raise UnknownNameError("pair", pair, self.pairs)
         return self.pairs.index(pair)
+
+    def basket_asset(self, asset: str | None) -> BasketEntry | None:
+        """The basket entry of `asset` (its symbol or token address); None: the payout stablecoin
+        of a deployment from before the basket."""
+        from .errors import UnknownNameError
+
+        if asset is None:
+            return self.basket[0] if self.basket else None
+        for entry in self.basket:
+            if asset in (entry.symbol, entry.address) or asset.lower() == entry.address.lower():
+                return entry
+        raise UnknownNameError("basket asset", asset, [e.symbol for e in self.basket] or [self.contracts["collateral"].address])
+
+    def price_id(self, name: str | int) -> int:
+        """The oracle id of a pair (its name or id) or of a basket asset (its symbol)."""
+        if isinstance(name, str) and name not in self.pairs:
+            for entry in self.basket:
+                if entry.symbol == name:
+                    return entry.price_id
+        return self.pair_id(name)
 
     def write(self, path: Path) -> Path:
         missing = [name for name in ("enums", "ecies") if getattr(self, name) is None]
@@ -181,21 +222,22 @@ ERC20_NAME = "ERC20"
 KEEPER_ACCOUNT = 9
 
 
-def _real_collateral(devnet: Devnet, session: Session, abi: list[dict], collateral: Any) -> Any:
-    """The profile's real token on a forked chain, checked to be what the profile says."""
+def _real_token(devnet: Devnet, session: Session, abi: list[dict], address: str, symbol: str,
+                decimals: int) -> Any:
+    """A real token on a forked chain, checked to be what the profile says."""
     from .errors import ConfigError
 
-    if not devnet.code_at(collateral.address):
-        raise ConfigError(f"no contract at {collateral.address}, the real {collateral.symbol}: fork mode needs a "
+    if not devnet.code_at(address):
+        raise ConfigError(f"no contract at {address}, the real {symbol}: fork mode needs a "
                           "node forking the profile's chain")
     erc20 = [e for e in abi if e.get("type") in ("function", "event", "error") and
              e.get("name") in ("balanceOf", "transfer", "transferFrom", "approve", "allowance", "decimals",
                                "symbol", "name", "totalSupply", "Transfer", "Approval")]
-    token = session.bind(ERC20_NAME, collateral.address, erc20)
-    symbol, decimals = token.call("symbol"), token.call("decimals")
-    if (symbol, decimals) != (collateral.symbol, collateral.decimals):
-        raise ConfigError(f"{collateral.address} is {symbol} with {decimals} decimals; the profile expects "
-                          f"{collateral.symbol} with {collateral.decimals}")
+    token = session.bind(ERC20_NAME, address, erc20)
+    found = token.call("symbol"), token.call("decimals")
+    if found != (symbol, decimals):
+        raise ConfigError(f"{address} is {found[0]} with {found[1]} decimals; the profile expects "
+                          f"{symbol} with {decimals}")
     return token
 TREASURY_ACCOUNT = 8
 
@@ -241,6 +283,46 @@ def _abi_key(entry: dict) -> tuple:
 
 def feed_role(pair_name: str) -> str:
     return "feed_" + pair_name.replace("/", "_")
+
+
+def asset_role(symbol: str) -> str:
+    return "asset_" + symbol
+
+
+def _deploy_basket(profile: Any, pair_names: list[str], collateral: Any, pool: Any, oracle: Any, deploy: Any,
+                   keeper: str, deployer: str, role_id: Any, real_tokens: bool, devnet: Devnet, session: Session,
+                   art: dict[str, Any], entries: dict[str, ContractEntry]) -> list[BasketEntry]:
+    from .errors import ConfigError
+
+    pool.transact("setPriceSource", oracle.address, sender=deployer)
+    out = []
+    for index, a in enumerate(profile.basket):
+        decimals = profile.basket_decimals(a)
+        if a.pair is not None:
+            if a.pair not in pair_names:
+                raise ConfigError(f"basket asset {a.symbol}: no pair {a.pair!r} (pairs: {', '.join(pair_names)})")
+            price_id, feed = pair_names.index(a.pair), feed_role(a.pair)
+        else:
+            price_id, feed = a.price_id, feed_role(a.symbol)
+            aggregator = deploy(feed, "MockAggregator", ["string", "address"], [f"{a.symbol} / USD", deployer])
+            aggregator.transact("grantRole", role_id(aggregator, "FEEDER_ROLE"), keeper, sender=deployer)
+            oracle.transact("setReferenceFeed", price_id, aggregator.address, sender=deployer)
+        if index == 0:
+            token, role = collateral, "collateral"
+            pool.transact("setPriceId", token.address, price_id, sender=deployer)
+        else:
+            role, symbol = asset_role(a.symbol), a.token_symbol or a.symbol
+            if real_tokens:
+                token = _real_token(devnet, session, art["MockCollateral"].abi, a.address, symbol, decimals)
+                entries[role] = ContractEntry(name=ERC20_NAME, address=token.address, abi=token.abi)
+            else:
+                token = deploy(role, "MockCollateral", ["string", "string", "uint8", "address"],
+                               [a.name, symbol, decimals, deployer])
+            pool.transact("listAsset", token.address, price_id, sender=deployer)
+        out.append(BasketEntry(symbol=a.symbol, address=token.address, decimals=decimals, price_id=price_id,
+                               target_bps=a.target_bps, role=role, feed_role=feed))
+    pool.transact("setTargets", [a.target_bps for a in profile.basket], sender=deployer)
+    return out
 
 
 def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: str | None = None,
@@ -299,7 +381,7 @@ def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: st
     # 1. collateral (a mock with the real symbol and decimals), ALP, the pool
     c = profile.collateral
     if real_collateral:
-        collateral = _real_collateral(devnet, session, art["MockCollateral"].abi, c)
+        collateral = _real_token(devnet, session, art["MockCollateral"].abi, c.address, c.symbol, c.decimals)
         entries["collateral"] = ContractEntry(name=ERC20_NAME, address=collateral.address, abi=collateral.abi)
     else:
         collateral = deploy("collateral", "MockCollateral", ["string", "string", "uint8", "address"],
@@ -318,6 +400,10 @@ def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: st
         feed.transact("grantRole", role_id(feed, "FEEDER_ROLE"), keeper, sender=deployer)
         oracle.transact("setReferenceFeed", pair_id, feed.address, sender=deployer)
         pair_names.append(p.name)
+    # 2b. the ALP basket (docs/mechanics.md section 10): a token per asset after the payout
+    #     stablecoin, a reference feed per asset-only price, listed, priced and weighted
+    basket = _deploy_basket(profile, pair_names, collateral, pool, oracle, deploy, keeper, deployer, role_id,
+                            real_collateral, devnet, session, art, entries) if profile.basket else []
     # 3. market aggregates, referrals, platform token, the trading engine
     market = deploy("market", "Market", ["address", "address", "address"], [pairs.address, oracle.address, deployer])
     referrals = deploy("referrals", "ReferralRegistry", [], [])
@@ -356,6 +442,7 @@ def deploy_system(devnet: Devnet, build: BuildResult | None = None, deployer: st
         keeper=keeper,
         treasury=treasury,
         pairs=pair_names,
+        basket=basket,
         enums=solidity_enums(sources[TYPES_SOURCE]),
         ecies=ecies_info(bytes(trading.call("keeperPublicKey"))),
     )

@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from eth_utils import is_checksum_address
 
 from .errors import ConfigError, UnknownNameError
@@ -38,6 +38,44 @@ class CollateralProfile(BaseModel):
         return value
 
 
+FIRST_ASSET_PRICE_ID = 128
+"""Oracle price ids from here to 255 price basket assets that are not pairs (PriceOracle.sol)."""
+MAX_BASKET_ASSETS = 8
+"""AlpPool.MAX_BASKET_ASSETS."""
+
+
+class BasketAsset(BaseModel):
+    """One asset of the ALP basket (docs/mechanics.md section 10). The payout stablecoin's row
+    names only its symbol, target and price: its token is `[<chain>.collateral]`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    symbol: str
+    """Token symbol on the real chain; scenario and study prices name the asset by it."""
+    target_bps: int = Field(ge=0, le=10_000)
+    """Target weight in the basket, in basis points; a profile's targets sum to 10,000."""
+    name: str | None = None
+    """Token name, for the devnet mock (the payout row takes the collateral's)."""
+    token_symbol: str | None = None
+    """The token's own `symbol()` when it differs from the asset's (WBNB for BNB, BTCB for BTC)."""
+    decimals: int | None = Field(default=None, ge=0, le=18)
+    address: str | None = None
+    """The real token's address, used in fork mode."""
+    pair: str | None = None
+    """A pair whose price is the asset's (BTC the asset is BTC/USD the pair: one price)."""
+    price_id: int | None = Field(default=None, ge=FIRST_ASSET_PRICE_ID, le=255)
+    """An asset-only oracle price id (BNB, the stablecoins), with a reference feed of its own."""
+    start_price_usd: Decimal | None = Field(default=None, gt=0)
+    """The keeper's first price of an asset-only id on a devnet."""
+
+    @field_validator("address")
+    @classmethod
+    def _checksummed(cls, value: str | None) -> str | None:
+        if value is not None and not is_checksum_address(value):
+            raise ValueError(f"{value!r} is not a checksummed address")
+        return value
+
+
 class ChainProfile(BaseModel):
     """A chain alpsim can present itself as."""
 
@@ -55,6 +93,41 @@ class ChainProfile(BaseModel):
     block_time_s: Decimal = Field(gt=0)
     """Seconds between blocks; blocks are stamped at this pace."""
     evm_version: Literal["cancun", "prague"] = "cancun"
+    basket: tuple[BasketAsset, ...] = ()
+    """The ALP basket in listing order; empty: the payout stablecoin alone at 1 USD (a one-asset pool)."""
+
+    @model_validator(mode="after")
+    def _basket_valid(self) -> "ChainProfile":
+        if not self.basket:
+            return self
+        symbols = [a.symbol for a in self.basket]
+        problems = []
+        if len(self.basket) > MAX_BASKET_ASSETS:
+            problems.append(f"at most {MAX_BASKET_ASSETS} assets, got {len(self.basket)}")
+        if len(set(symbols)) != len(symbols):
+            problems.append(f"symbols must be unique: {symbols}")
+        if sum(a.target_bps for a in self.basket) != 10_000:
+            problems.append(f"targets must sum to 10000 bp, got {sum(a.target_bps for a in self.basket)}")
+        if symbols[0] != self.collateral.symbol:
+            problems.append(f"the first asset must be the payout stablecoin {self.collateral.symbol}")
+        ids = [a.price_id for a in self.basket if a.price_id is not None]
+        if len(set(ids)) != len(ids):
+            problems.append(f"price ids must be unique: {ids}")
+        for i, a in enumerate(self.basket):
+            if (a.pair is None) == (a.price_id is None):
+                problems.append(f"{a.symbol}: give exactly one of pair and price_id")
+            if a.price_id is not None and a.start_price_usd is None:
+                problems.append(f"{a.symbol}: an asset-only price id needs start_price_usd")
+            if i > 0 and (a.name is None or a.decimals is None or a.address is None):
+                problems.append(f"{a.symbol}: name, decimals and address are required")
+            if i == 0 and (a.name or a.decimals is not None or a.address):
+                problems.append(f"{a.symbol}: the payout row takes name, decimals and address from collateral")
+        if problems:
+            raise ValueError("basket: " + "; ".join(problems))
+        return self
+
+    def basket_decimals(self, asset: BasketAsset) -> int:
+        return self.collateral.decimals if asset.symbol == self.collateral.symbol else asset.decimals
 
     @property
     def block_time_ms(self) -> int:

@@ -9,12 +9,13 @@ item, within a block."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..devnet.base import TX_GAS_LIMIT
 from ..errors import AlpsimError
 from ..keys import decrypt_with
 from ..orders import ORDER_ECIES, UndecryptableOrder, commitment, decode_order, unseal
+from ..profiles import FIRST_ASSET_PRICE_ID
 from ..protocol import Order, RejectReason
 from .book import PendingRequest
 
@@ -30,6 +31,9 @@ MAX_BATCH_REQUESTS = 50
 under the engine's 100 executions per pair per block."""
 REJECT_GAS = 250_000
 """Explicit gas of a `rejectOpen` (it uses about 70,000): many fit in one block."""
+FRESH_MARGIN_S = 10
+"""`fresh_basket_prices` pushes a price that would be within this many seconds of its maximum
+age by the next block: an LP action a block or two later still finds it fresh."""
 REJECTED_STATUS = 3
 """RequestStatus.Rejected in Types.sol."""
 
@@ -97,6 +101,35 @@ class Executions:
         """Records the keeper's prices on chain with no trade (indexes accrue)."""
         ids = list(self.feeder.prices) if pair_ids is None else pair_ids
         return self.trading.transact("updatePrices", self.refresh_then_price(ids), sender=self.address)
+
+    def push_asset_prices(self, price_ids: set[int] | list[int] | None = None) -> dict | None:
+        """`PriceOracle.setAssetPrices` at the keeper's asset-only prices, after refreshing their
+        stale reference feeds; None when there is nothing to push."""
+        ids, prices = self.feeder.asset_price_inputs(price_ids)
+        if not ids:
+            return None
+        self.feeder.refresh_stale_references(ids)
+        oracle = self.feeder.contracts["oracle"]
+        return oracle.transact("setAssetPrices", ids, prices, sender=self.address)
+
+    def fresh_basket_prices(self, action: Any) -> list[dict]:
+        """Pushes the basket prices an LP action on `action` (a BasketEntry) will read and that
+        would be older than FRESH_MARGIN_S short of the maximum age by the next block."""
+        contracts = self.feeder.contracts
+        basket = self.feeder.deployment.basket
+        holdings = contracts["pool"].call("basket")[4]
+        needed = {e.price_id for e, held in zip(basket, holdings) if held > 0 or e is action}
+        oracle = contracts["oracle"]
+        deadline = self.feeder.clock.next_timestamp + FRESH_MARGIN_S - oracle.call("maxPriceAgeSeconds")
+        stale = {pid for pid in needed if oracle.call("keeperPrice", pid)[1] < deadline}
+        receipts = []
+        assets = [pid for pid in stale if pid >= FIRST_ASSET_PRICE_ID and pid in self.feeder.asset_prices]
+        if assets:
+            receipts.append(self.push_asset_prices(assets))
+        pairs = {pid for pid in stale if pid < FIRST_ASSET_PRICE_ID and pid in self.feeder.prices}
+        if pairs:  # settled at the keeper's prices, as LPs need where positions are open
+            receipts.append(self.run_triggers([], pairs))
+        return receipts
 
     # ----- one call each
     def execute_open(self, request_id: int, ciphertext: bytes | None = None) -> dict:

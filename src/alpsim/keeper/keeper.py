@@ -40,6 +40,8 @@ class KeeperState:
     pending: dict[int, PendingRequest]
     cursor: int | None
     expiry_blocks: int | None
+    asset_prices: dict[int, int] | None = None
+    online: bool = True
 
 
 class _Part:
@@ -64,6 +66,8 @@ class Keeper:
     `chain_clock`). `prices` holds its current price per pair id (18-decimal USD)."""
 
     prices = _Part("feeder")
+    asset_prices = _Part("feeder")
+    """Asset-only price id (128-255: BNB, the stablecoins) -> the keeper's price (18-decimal USD)."""
     reference_updated_at = _Part("feeder")
     reference_prices = _Part("feeder")
     """The reference feeds' answers as this keeper last set them (18-decimal USD)."""
@@ -87,6 +91,8 @@ class Keeper:
         self.book = RequestBook(session, self.trading, deployment, clock)
         self.feeder = PriceFeeder(session, deployment, self.contracts, clock, self.address)
         self.executions = Executions(session, self.trading, self.book, self.feeder, self.address, self.private_key)
+        self.online = True
+        """Whether this keeper is at work: off (an outage) it keeps no basket price fresh for LPs."""
 
     @property
     def trading(self) -> "BoundContract":
@@ -97,7 +103,7 @@ class Keeper:
         """A copy of everything the keeper keeps (for snapshots)."""
         return KeeperState(dict(self.prices), dict(self.reference_updated_at), dict(self.reference_prices),
                            self.auto_refresh_reference, dict(self.open_positions), set(self.handled_requests),
-                           dict(self.pending), self.cursor, self.expiry_blocks)
+                           dict(self.pending), self.cursor, self.expiry_blocks, dict(self.asset_prices), self.online)
 
     def restore(self, state: KeeperState) -> None:
         self.prices, self.reference_updated_at = dict(state.prices), dict(state.reference_updated_at)
@@ -105,6 +111,7 @@ class Keeper:
         self.auto_refresh_reference = state.auto_refresh_reference
         self.open_positions, self.handled_requests = dict(state.open_positions), set(state.handled_requests)
         self.pending, self.cursor, self.expiry_blocks = dict(state.pending), state.cursor, state.expiry_blocks
+        self.asset_prices, self.online = dict(state.asset_prices or {}), state.online
 
     # ----- prices (PriceFeeder)
     def pair_id(self, pair: str | int) -> int:
@@ -140,6 +147,20 @@ class Keeper:
     def push_prices(self, pair_ids: list[int] | None = None) -> dict:
         """Records the keeper's prices on chain with no trade (indexes accrue)."""
         return self.executions.push_prices(pair_ids)
+
+    def push_asset_prices(self, price_ids: set[int] | list[int] | None = None) -> dict | None:
+        """Records the keeper's asset-only prices (BNB, the stablecoins; default all it has) on
+        the oracle, their stale reference feeds refreshed first; None when it has none."""
+        return self.executions.push_asset_prices(price_ids)
+
+    def fresh_basket_prices(self, asset: str | None = None) -> list[dict]:
+        """What the keeper does every block on a real chain, done before an LP action: the prices
+        the pool will read (every basket asset it holds, and `asset`) pushed when they would be
+        stale by then, pair-backed ones (BTC, ETH) settled by a trigger run. Nothing while the
+        keeper is offline or for a prices it has none of. The receipts."""
+        if not self.deployment.basket or not self.online:
+            return []
+        return self.executions.fresh_basket_prices(self.deployment.basket_asset(asset))
 
     def execute_open(self, request_id: int, ciphertext: bytes | None = None) -> dict:
         """Decrypts the request's order and executes it at the keeper's price."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..deployment import feed_role
+from ..profiles import FIRST_ASSET_PRICE_ID
 from ..errors import AlpsimError
 from ..units import Number, to_units
 
@@ -35,6 +36,8 @@ class PriceFeeder:
         self.session, self.deployment, self.contracts, self.clock = session, deployment, contracts, clock
         self.address = address
         self.prices: dict[int, int] = {}
+        self.asset_prices: dict[int, int] = {}
+        """The keeper's price per asset-only price id (BNB, the stablecoins: ids 128-255)."""
         self.reference_updated_at: dict[int, int] = {}
         self.reference_prices: dict[int, int] = {}
         self.auto_refresh_reference = True
@@ -44,15 +47,35 @@ class PriceFeeder:
         """The id of `pair`: its name, or an id checked to exist."""
         return self.deployment.pair_id(pair)
 
+    def price_id(self, name: str | int) -> int:
+        """The oracle id of a pair (name or id) or of a basket asset (its symbol: BTC the asset
+        is BTC/USD the pair)."""
+        return self.deployment.price_id(name)
+
+    def _book(self, price_id: int) -> dict[int, int]:
+        return self.asset_prices if price_id >= FIRST_ASSET_PRICE_ID else self.prices
+
+    def _feed(self, price_id: int) -> "BoundContract":
+        if price_id < FIRST_ASSET_PRICE_ID:
+            return self.contracts[feed_role(self.deployment.pairs[price_id])]
+        return self.contracts[next(e.feed_role for e in self.deployment.basket if e.price_id == price_id)]
+
     # ----- the keeper's prices
     def set_prices(self, prices: dict[str | int, Number], *, reference: bool = True) -> None:
-        """Moves the keeper's prices (and, by default, the reference feeds) to `prices`."""
+        """Moves the keeper's prices (and, by default, the reference feeds) to `prices`: pairs by
+        name or id, basket assets by symbol."""
         moved = {}
-        for pair, price in prices.items():
-            pair_id = self.pair_id(pair)
-            self.prices[pair_id] = moved[pair_id] = to_units(price, 18, f"price of {pair}")
+        for name, price in prices.items():
+            price_id = self.price_id(name)
+            self._book(price_id)[price_id] = moved[price_id] = to_units(price, 18, f"price of {name}")
         if reference:
             self.set_references(moved)
+
+    def asset_price_inputs(self, price_ids: set[int] | list[int] | None = None) -> tuple[list[int], list[int]]:
+        """The keeper's asset-only prices (of `price_ids`, default all) as
+        `PriceOracle.setAssetPrices` takes them: ids and prices. A read."""
+        ids = sorted(self.asset_prices if price_ids is None else (set(price_ids) & set(self.asset_prices)))
+        return ids, [self.asset_prices[i] for i in ids]
 
     def price_inputs(self, pair_ids: set[int] | list[int]) -> list[tuple[int, int]]:
         """The keeper's prices of `pair_ids` (those it has), as the engine takes them: (pair id,
@@ -61,15 +84,15 @@ class PriceFeeder:
 
     # ----- the reference feeds
     def set_reference(self, pair: str | int, price: Number) -> None:
-        """Moves only the pair's reference feed (the Chainlink mock)."""
-        self.set_references({self.pair_id(pair): to_units(price, 18, f"price of {pair}")})
+        """Moves only the pair's (or basket asset's) reference feed (the Chainlink mock)."""
+        self.set_references({self.price_id(pair): to_units(price, 18, f"price of {pair}")})
 
     def set_references(self, prices_wad: dict[int, int]) -> None:
         """Moves the reference feeds of the pairs of `prices_wad` (pair id -> 18-decimal USD,
         kept to the feeds' 8 decimals), their transactions sent together."""
         scale = 10 ** (18 - REFERENCE_DECIMALS)
         answers = {pair_id: wad // scale for pair_id, wad in prices_wad.items()}
-        feeds = {pair_id: self.contracts[feed_role(self.deployment.pairs[pair_id])] for pair_id in answers}
+        feeds = {pair_id: self._feed(pair_id) for pair_id in answers}
         outcomes = self.session.send_each([{"from": self.address, "to": feeds[pair_id].address, "gas": REFERENCE_GAS,
                                             "data": feeds[pair_id].encode("setAnswer", answer)}
                                            for pair_id, answer in answers.items()])
@@ -88,7 +111,7 @@ class PriceFeeder:
         `max_gap_bps` from it (or that this keeper never set), as a Chainlink feed updates on
         deviation; the heartbeat is `refresh_stale_references`'s. The pairs moved."""
         moved = {}
-        for pair_id, wad in sorted(self.prices.items()):
+        for pair_id, wad in sorted({**self.prices, **self.asset_prices}.items()):
             ref = self.reference_prices.get(pair_id)
             if ref is None or abs(wad - ref) * 10_000 > max_gap_bps * ref:
                 moved[pair_id] = wad
@@ -101,7 +124,8 @@ class PriceFeeder:
         the next block; nothing while `auto_refresh_reference` is off. The pairs refreshed."""
         if not self.auto_refresh_reference:
             return []
-        seen = [p for p in sorted(p for p in set(pair_ids) if p in self.prices) if p in self.reference_updated_at]
+        seen = [p for p in sorted(p for p in set(pair_ids) if p in self.prices or p in self.asset_prices)
+                if p in self.reference_updated_at]
         next_timestamp = self.clock.next_timestamp if seen else 0
         stale = [p for p in seen if next_timestamp - self.reference_updated_at[p] > REFERENCE_REFRESH_S]
         self.set_references({p: self.contracts["oracle"].call("referencePrice", p)[0] for p in stale})
