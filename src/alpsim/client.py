@@ -298,11 +298,6 @@ class AlpsimReader:
         )
 
 
-def start_asset_prices(profile: ChainProfile) -> dict[str, Decimal]:
-    """The keeper's first prices of the basket's asset-only ids (BNB, the stablecoins), by symbol."""
-    return {a.symbol: a.start_price_usd for a in profile.basket if a.price_id is not None}
-
-
 class Alpsim(AlpsimReader):
     """A deployed alpsim system on a devnet, driven as trader, LP and keeper: every read of
     `AlpsimReader` plus every action that sends a transaction (funding, deposits, withdrawals,
@@ -331,9 +326,7 @@ class Alpsim(AlpsimReader):
                               accounts=accounts)
         try:
             deployment, session = deploy_system(devnet, build, real_collateral=fork_url is not None)
-            sim = cls(devnet, deployment, session, seed=seed)
-            sim.keeper.set_prices(start_asset_prices(profile))
-            return sim
+            return cls(devnet, deployment, session, seed=seed)
         except BaseException:
             devnet.close()
             raise

@@ -126,6 +126,10 @@ class ChainProfile(BaseModel):
             raise ValueError("basket: " + "; ".join(problems))
         return self
 
+    def start_asset_prices(self) -> dict[str, Decimal]:
+        """The keeper's first prices of the basket's asset-only ids (BNB, the stablecoins), by symbol."""
+        return {a.symbol: a.start_price_usd for a in self.basket if a.price_id is not None}
+
     def basket_decimals(self, asset: BasketAsset) -> int:
         return self.collateral.decimals if asset.symbol == self.collateral.symbol else asset.decimals
 

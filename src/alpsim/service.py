@@ -148,8 +148,10 @@ class KeeperLoop:
             self._stop.wait(wait_s)
 
     def start(self) -> None:
-        if self.keeper.cursor is None:
-            self.keeper.sync()
+        keeper = self.keeper
+        keeper.adopt_asset_prices()
+        if keeper.cursor is None:
+            keeper.sync()
         self.thread = threading.Thread(target=self.run, name="alpsim-keeper", daemon=True)
         self.thread.start()
 

@@ -105,12 +105,26 @@ class Executions:
     def push_asset_prices(self, price_ids: set[int] | list[int] | None = None) -> dict | None:
         """`PriceOracle.setAssetPrices` at the keeper's asset-only prices, after refreshing their
         stale reference feeds; None when there is nothing to push."""
+        if price_ids is not None and not price_ids:
+            return None
         ids, prices = self.feeder.asset_price_inputs(price_ids)
         if not ids:
             return None
         self.feeder.refresh_stale_references(ids)
         oracle = self.feeder.contracts["oracle"]
         return oracle.transact("setAssetPrices", ids, prices, sender=self.address)
+
+    def aging_asset_prices(self) -> list[int]:
+        """The asset-only price ids the keeper prices whose on-chain price would be within
+        FRESH_MARGIN_S of its maximum age by the next block (a round pushes them)."""
+        if not self.feeder.asset_prices:
+            return []
+        return sorted(self._aging(set(self.feeder.asset_prices)))
+
+    def _aging(self, price_ids: set[int]) -> set[int]:
+        oracle = self.feeder.contracts["oracle"]
+        deadline = self.feeder.clock.next_timestamp + FRESH_MARGIN_S - oracle.call("maxPriceAgeSeconds")
+        return {pid for pid in price_ids if oracle.call("keeperPrice", pid)[1] < deadline}
 
     def fresh_basket_prices(self, action: Any) -> list[dict]:
         """Pushes the basket prices an LP action on `action` (a BasketEntry) will read and that
@@ -119,9 +133,7 @@ class Executions:
         basket = self.feeder.deployment.basket
         holdings = contracts["pool"].call("basket")[4]
         needed = {e.price_id for e, held in zip(basket, holdings) if held > 0 or e is action}
-        oracle = contracts["oracle"]
-        deadline = self.feeder.clock.next_timestamp + FRESH_MARGIN_S - oracle.call("maxPriceAgeSeconds")
-        stale = {pid for pid in needed if oracle.call("keeperPrice", pid)[1] < deadline}
+        stale = self._aging(needed)
         receipts = []
         assets = [pid for pid in stale if pid >= FIRST_ASSET_PRICE_ID and pid in self.feeder.asset_prices]
         if assets:

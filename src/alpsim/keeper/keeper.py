@@ -10,6 +10,7 @@ trader's client. Every name it has had stays: the parts' state (`prices`, `pendi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..deployment import KEEPER_ACCOUNT
@@ -160,7 +161,31 @@ class Keeper:
         keeper is offline or for a prices it has none of. The receipts."""
         if not self.deployment.basket or not self.online:
             return []
+        self.adopt_asset_prices()
         return self.executions.fresh_basket_prices(self.deployment.basket_asset(asset))
+
+    def adopt_asset_prices(self) -> None:
+        """Gives the keeper a price for each of the basket's asset-only ids it has none of: the
+        oracle's last keeper price, else the chain profile's start price (a keeper joining a
+        running system, or a new devnet). Reference feeds move with them."""
+        from ..errors import AlpsimError
+        from ..profiles import FIRST_ASSET_PRICE_ID, get_profile
+
+        missing = [e for e in self.deployment.basket
+                   if e.price_id >= FIRST_ASSET_PRICE_ID and e.price_id not in self.asset_prices]
+        if not missing:
+            return
+        try:
+            start = get_profile(self.deployment.chain).start_asset_prices()
+        except AlpsimError:  # a chain with no built-in profile: the oracle's prices only
+            start = {}
+        prices: dict[str | int, Number] = {}
+        for entry in missing:
+            on_chain = self.contracts["oracle"].call("keeperPrice", entry.price_id)[0]
+            price = Decimal(on_chain) / 10**18 if on_chain else start.get(entry.symbol)
+            if price is not None:
+                prices[entry.symbol] = price
+        self.set_prices(prices)
 
     def execute_open(self, request_id: int, ciphertext: bytes | None = None) -> dict:
         """Decrypts the request's order and executes it at the keeper's price."""
