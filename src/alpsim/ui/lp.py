@@ -65,7 +65,7 @@ def fresh_prices(sim: Any, entry: Any) -> None:
     (`fresh_basket_prices`) and the reference feeds (refreshed near the heartbeat)."""
     basket = sim.deployment.basket
     holdings = sim.pool_contract.call("basket")[4]
-    needed = {e.price_id for e, held in zip(basket, holdings) if held > 0 or e is entry}
+    needed = {e.price_id for e, held in zip(basket, holdings) if held > 0 or e.symbol == entry.symbol}
     seed_keeper_from_chain(sim, needed)
     sim.keeper.refresh_stale_references(needed)
     sim.keeper.fresh_basket_prices(entry.symbol)
@@ -78,7 +78,7 @@ def lp_quote(sim: Any, entry: Any, is_deposit: bool, amount: int) -> dict[str, A
     pool, oracle = sim.pool_contract, sim.contracts["oracle"]
     basket = sim.deployment.basket
     _, decimals, targets, price_ids, holdings = pool.call("basket")
-    index = next(j for j, e in enumerate(basket) if e is entry)
+    index = next(j for j, e in enumerate(basket) if e.symbol == entry.symbol)
     values, total = [], 0
     action_price = 0
     for j, (dec, pid, held) in enumerate(zip(decimals, price_ids, holdings)):
