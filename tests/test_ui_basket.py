@@ -122,3 +122,56 @@ def test_lp_quote_refuses_bad_assets_and_amounts_and_keeps_serving(system):
         assert status == 200 and [e["symbol"] for e in cfg["basket"]] == ["USDT", "USDC", "BNB", "ETH", "BTC"]
         assert cfg["basket"][2] == {**cfg["basket"][2], "decimals": 18, "priceId": 128, "targetBps": 800}
     assert c["pool"].functions.basket().call()[4] == holdings_before  # nothing moved
+
+
+# ----------------------------------------------------------------------------- last: it moves the chain's clock
+def test_withdraw_receiving_bnb_pays_the_fee_shown(page, system):
+    """After the cooldown (anvil's clock 48 h on), the first test's LP burns all its ALP for BNB
+    chosen in the selector: the fee shown before sending is the Withdraw event's to the cent,
+    the BNB received is the event's, and BNB's bar falls back. It moves the chain's time: last."""
+    w3, c = system["w3"], system["c"]
+    lp = system["accounts"][1]
+    bnb = system["deployment"].basket_asset("BNB")
+    alp = c["alp"].functions.balanceOf(lp).call()
+    assert alp > 0  # the first test's deposit
+    unlocks_at = c["alp"].functions.unlocksAt(lp).call()
+    w3.provider.make_request("evm_increaseTime", [unlocks_at - w3.eth.get_block("latest")["timestamp"] + 60])
+    w3.provider.make_request("evm_mine", [])
+    jumped_to = w3.eth.get_block("latest")["timestamp"]
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while min(c["oracle"].functions.settledUntil(p).call() for p in range(len(system["deployment"].pairs))) <= jumped_to:
+        assert time.monotonic() < deadline, "the keeper did not price the pairs after the time jump"
+        time.sleep(0.1)
+
+    page.select_option("#account", lp)
+    page.wait_for_function("document.querySelector('[data-key=cooldown]').textContent === 'unlocked'", timeout=WAIT_MS)
+    bnb_weight_before = Decimal(bar(page, "BNB")["weightBps"])
+    assert bnb_weight_before > 0
+    page.select_option("#withdraw-asset", "BNB")
+    alp_text = format(Decimal(alp).scaleb(-18), "f")
+    page.fill("#withdraw-amount", alp_text)
+    try:
+        page.wait_for_function(f"document.querySelector('#withdraw-quote').dataset.asset === 'BNB'"
+                               f" && document.querySelector('#withdraw-quote').dataset.amount === '{Decimal(alp_text).normalize():f}'", timeout=WAIT_MS)
+    except PlaywrightTimeout:
+        raise AssertionError(f"no quote; the page says {page.text_content('#withdraw-quote-error')!r}") from None
+    shown = page.eval_on_selector_all("#withdraw-quote td[data-key]", "tds => Object.fromEntries(tds.map(td => [td.dataset.key, td.textContent]))")
+    # BNB is under its 8% target: taking it out moves it away, 25 + 5 bp on all of it
+    assert shown["fee_bps"] == "30.00"
+    balance_before = c["asset_BNB"].functions.balanceOf(lp).call() if "asset_BNB" in c else None
+    block_before = w3.eth.block_number
+    page.click("#withdraw")
+    page.wait_for_function("document.querySelector('#pool-status').textContent.includes('withdrew')", timeout=WAIT_MS)
+    events = c["pool"].events.Withdraw().get_logs(from_block=block_before + 1, argument_filters={"lp": lp})
+    assert len(events) == 1
+    ev = events[0]["args"]
+    assert ev["asset"] == bnb.address and ev["alpIn"] == alp
+    event_fee = (Decimal(ev["feeUsd"]) / WAD).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    assert event_fee == number(shown["fee_usd"])  # the fee shown before sending, to the cent
+    if balance_before is not None:
+        assert c["asset_BNB"].functions.balanceOf(lp).call() - balance_before == ev["amountOut"]
+    assert abs(Decimal(ev["amountOut"]).scaleb(-18) - number(shown["amount_out"])) <= Decimal("0.000001")
+    assert c["pool"].functions.holdingsOf(bnb.address).call() == 10 * WAD - ev["amountOut"]
+    page.wait_for_function(f"Number(document.querySelector(\"#basket-chart [data-symbol='BNB']\").dataset.weightBps) < {bnb_weight_before}",
+                           timeout=WAIT_MS)
+    shot(page, "basket_withdraw")

@@ -26,6 +26,29 @@ export function initBasket(ctx) {
   $("#deposit-amount").addEventListener("input", requote);
   $("#lp-asset-sym").textContent = $("#lp-asset").value;
   requote();
+  const requoteOut = () => { clearTimeout(S.lpOutTimer); S.lpOutTimer = setTimeout(() => withdrawQuote(ctx).catch(() => {}), QUOTE_DELAY_MS); };
+  $("#withdraw-asset").addEventListener("change", requoteOut);
+  $("#withdraw-amount").addEventListener("input", requoteOut);
+}
+
+/** Quotes the withdrawal the form describes (the ALP amount and the asset to receive). */
+async function withdrawQuote(ctx) {
+  const { $, setStatus } = ctx;
+  const symbol = $("#withdraw-asset").value;
+  const text = $("#withdraw-amount").value;
+  const table = $("#withdraw-quote");
+  if (!text) { table.replaceChildren(); setStatus("#withdraw-quote-error", ""); return null; }
+  try {
+    const q = await fetchLpQuote("withdraw", symbol, text);
+    if ($("#withdraw-asset").value !== symbol || $("#withdraw-amount").value !== text) return null;
+    showQuote(ctx, table, q);
+    setStatus("#withdraw-quote-error", "");
+    return q;
+  } catch (e) {
+    table.replaceChildren();
+    setStatus("#withdraw-quote-error", e.message, true);
+    throw e;
+  }
 }
 
 const entryOf = (S, symbol) => {
@@ -112,11 +135,7 @@ export async function withdraw(ctx) {
   const alp = parseUnits(text, 18);
   if (alp <= 0n) throw new Error("enter an ALP amount to withdraw");
   setStatus("#pool-status", "pricing…");
-  try {
-    showQuote(ctx, $("#withdraw-quote"), await fetchLpQuote("withdraw", entry.symbol, text));
-  } catch (e) {
-    $("#withdraw-quote").replaceChildren(); // the pool names its own refusal below
-  }
+  await withdrawQuote(ctx).catch(() => {}); // the server brings the prices fresh; the pool names its own refusal below
   await w("pool").withdraw.staticCall(alp, entry.address, 0); // a revert (cooldown, price stale) named before sending
   const receipt = await sendTx("withdraw", () => w("pool").withdraw(alp, entry.address, 0, { gasLimit: ctx.GAS.pool }));
   const ev = receipt.logs.map((l) => { try { return S.c.pool.interface.parseLog(l); } catch { return null; } }).find((e) => e?.name === "Withdraw");

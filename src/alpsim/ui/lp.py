@@ -26,7 +26,8 @@ WAD = 10**18
 
 
 def _usd(wad: int) -> str:
-    return format(Decimal(wad) / WAD, "f")
+    """18-decimal fixed point -> its exact decimal text."""
+    return format(Decimal(wad).scaleb(-18).normalize(), "f")
 
 
 def _bps(part: int, whole: int) -> str:
