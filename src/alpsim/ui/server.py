@@ -189,10 +189,10 @@ class UiApp:
             raise BadRequest(503, "another LP quote is under way: try again")
         try:
             with self._sim_lock:
-                fresh_prices(sim, entry)
                 try:
+                    fresh_prices(sim, entry)
                     result = lp_quote(sim, entry, is_deposit, amount)
-                except AlpsimError as exc:  # a guarded price the pool would refuse too
+                except AlpsimError as exc:  # a guarded price the pool would refuse too (or the keeper's send)
                     return 409, json.dumps({"error": str(exc)})
         finally:
             self._lp_lock.release()
