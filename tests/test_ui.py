@@ -23,7 +23,7 @@ from eth_utils import keccak
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from web3 import HTTPProvider, Web3
 
-from alpsim.client import Alpsim
+from alpsim.client import Alpsim, start_asset_prices
 from alpsim.deployment import deploy_system
 from alpsim.devnet import AnvilDevnet
 from alpsim.profiles import get_profile
@@ -56,7 +56,8 @@ class SettablePrices:
 @pytest.fixture(scope="module")
 def system(tmp_path_factory):
     """anvil (a block per transaction, 12 dev accounts), the system, dev accounts 1..7, 10 and 11
-    funded, 1,000,000 in the pool from account 7, the keeper loop, the page's server."""
+    funded, 1,000,000 in the pool from account 7, the keeper loop (the basket's asset prices at
+    the profile's start), the page's server."""
     profile = get_profile("bnb")
     devnet = AnvilDevnet(profile, stamp_blocks=False, block_time_s=0, accounts=12)
     loop = server = None
@@ -64,6 +65,7 @@ def system(tmp_path_factory):
         deployment, session = deploy_system(devnet)
         path = deployment.write(tmp_path_factory.mktemp("ui") / "bnb.json")
         sim = Alpsim(devnet, deployment, session)
+        sim.keeper.set_prices(start_asset_prices(profile))
         for i in (*range(1, 8), 10, 11):  # 8 and 9 are the treasury and the keeper
             sim.fund(i, 100_000)
         sim.fund(7, 1_000_000)
@@ -271,7 +273,7 @@ def test_open_100x_btc_long_executes_at_the_quoted_liquidation_price(page, syste
     to_server = [r for r in page.requests if r.url.startswith(server)]
     assert {r.method for r in to_server} == {"GET"}
     assert {r.url.split("?")[0].removeprefix(server) for r in to_server} <= {
-        "/", "/app.js", "/app.css", "/api/config", "/api/quote", "/api/liquidation"}
+        "/", "/app.js", "/app.css", "/api/config", "/api/quote", "/api/liquidation", "/api/lp-quote"}
     assert all(r.url.startswith((server, system["rpc"])) for r in page.requests), {r.url for r in page.requests}
     sends = [r for r in page.requests if r.url.startswith(system["rpc"]) and "eth_sendTransaction" in (r.post_data or "")]
     request_open = "0x" + keccak(text="requestOpen(bytes32,bytes,uint256)")[:4].hex()

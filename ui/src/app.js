@@ -9,6 +9,7 @@ import {
   AbiCoder, BrowserProvider, Contract, Interface, JsonRpcProvider, MaxUint256, getAddress,
   concat, formatUnits, getBytes, hexlify, keccak256, parseUnits, randomBytes, toBeHex,
 } from "ethers";
+import { deposit, initBasket, refreshBasket, refreshLpBalance, withdraw } from "./basket.js";
 
 const POLL_MS = 700;
 const GAS = { approve: 100_000, requestOpen: 300_000, requestClose: 150_000, cancel: 150_000, pool: 500_000 };
@@ -43,6 +44,8 @@ const tok = (v) => formatUnits(v, S.decimals);
 const enumName = (name, value) =>
   Object.keys(S.cfg.enums[name]).find((k) => S.cfg.enums[name][k] === Number(value)) ?? `${name}(${value})`;
 const pairName = (id) => S.cfg.pairs[Number(id)]?.name ?? `pair ${id}`;
+const assetOf = (address) => S.cfg.basket.find((e) => e.address.toLowerCase() === String(address).toLowerCase())
+  ?? { symbol: String(address).slice(0, 10), decimals: 18 };
 const me = () => S.account?.toLowerCase();
 const isMine = (addr) => addr && addr.toLowerCase() === me();
 
@@ -90,8 +93,9 @@ async function start() {
   $("#amount").addEventListener("input", () => { clampLeverage(); requestQuote(); });
   $("#uncapped").addEventListener("change", () => { clampLeverage(); requestQuote(); });
   $("#open").addEventListener("click", () => guard("#open-status", openPosition));
-  $("#deposit").addEventListener("click", () => guard("#pool-status", deposit));
-  $("#withdraw").addEventListener("click", () => guard("#pool-status", withdraw));
+  initBasket(LP);
+  $("#deposit").addEventListener("click", () => guard("#pool-status", () => deposit(LP)));
+  $("#withdraw").addEventListener("click", () => guard("#pool-status", () => withdraw(LP)));
   clampLeverage();
   await refresh();
   requestQuote();
@@ -275,28 +279,8 @@ async function cancelRequest(id) {
   });
 }
 
-async function deposit() {
-  const amount = parseUnits($("#deposit-amount").value || "0", S.decimals);
-  if (amount <= 0n) throw new Error("enter an amount to deposit");
-  setStatus("#pool-status", "approving…");
-  await ensureAllowance("collateral", S.cfg.contracts.pool.address, amount);
-  setStatus("#pool-status", "depositing…");
-  const asset = S.cfg.contracts.collateral.address; // the payout stablecoin; basket assets: issue 28, next session
-  await w("pool").deposit.staticCall(asset, amount, 0);
-  const receipt = await sendTx("deposit", () => w("pool").deposit(asset, amount, 0, { gasLimit: GAS.pool }));
-  const ev = receipt.logs.map((l) => { try { return S.c.pool.interface.parseLog(l); } catch { return null; } }).find((e) => e?.name === "Deposit");
-  setStatus("#pool-status", `deposited ${tok(amount)}: received ${fmt(wad(ev.args.alpOut), 4)} ALP`);
-}
-
-async function withdraw() {
-  const alp = parseUnits($("#withdraw-amount").value || "0", 18);
-  if (alp <= 0n) throw new Error("enter an ALP amount to withdraw");
-  const asset = S.cfg.contracts.collateral.address;
-  await w("pool").withdraw.staticCall(alp, asset, 0); // a revert (cooldown, price stale) named before sending
-  const receipt = await sendTx("withdraw", () => w("pool").withdraw(alp, asset, 0, { gasLimit: GAS.pool }));
-  const ev = receipt.logs.map((l) => { try { return S.c.pool.interface.parseLog(l); } catch { return null; } }).find((e) => e?.name === "Withdraw");
-  setStatus("#pool-status", `withdrew ${fmt(wad(alp), 4)} ALP: received ${fmt(tok(ev.args.amountOut))} ${S.cfg.collateralSymbol}`);
-}
+// the LP panel's helpers (basket.js)
+const LP = { S, $, el, fmt, setStatus, sendTx, w, ensureAllowance, GAS };
 
 // ----- reading the chain
 async function scanLogs(head) {
@@ -355,6 +339,7 @@ async function refresh() {
       pool.nav(), pool.alpPrice(), S.c.alp.totalSupply(), pool.poolBalance(), pool.reserveUsd(),
       pool.reserveCapacityUsd ? pool.reserveCapacityUsd().catch(() => null) : null]);
     S.pool = { nav, alpPrice, supply, poolBalance, reserve, capacity };
+    await Promise.all([refreshBasket(LP), refreshLpBalance(LP)]);
     setStatus("#status", `${S.cfg.chain} (chain ${S.cfg.chainId}) · block ${S.head}`);
     render(mine);
   } finally {
@@ -426,12 +411,18 @@ function derive() {
         }
         feed.push({ kind: "cancelled", mine: isMine(a.trader), id: a.requestId, text: `request #${a.requestId} cancelled` });
         break;
-      case "Deposit":
-        feed.push({ kind: "deposit", mine: isMine(a.lp), id: "", text: `LP deposit ${fmt(tok(a.amountIn))} → ${fmt(wad(a.alpOut), 4)} ALP` });
+      case "Deposit": {
+        const asset = assetOf(a.asset);
+        feed.push({ kind: "deposit", mine: isMine(a.lp), id: "", text: `LP deposit ${fmt(formatUnits(a.amountIn, asset.decimals))} ${asset.symbol}`
+          + ` → ${fmt(wad(a.alpOut), 4)} ALP (fee ${fmt(wad(a.feeUsd))} USD)` });
         break;
-      case "Withdraw":
-        feed.push({ kind: "withdraw", mine: isMine(a.lp), id: "", text: `LP withdraw ${fmt(wad(a.alpIn), 4)} ALP → ${fmt(tok(a.amountOut))}` });
+      }
+      case "Withdraw": {
+        const asset = assetOf(a.asset);
+        feed.push({ kind: "withdraw", mine: isMine(a.lp), id: "", text: `LP withdraw ${fmt(wad(a.alpIn), 4)} ALP → `
+          + `${fmt(formatUnits(a.amountOut, asset.decimals))} ${asset.symbol} (fee ${fmt(wad(a.feeUsd))} USD)` });
         break;
+      }
       default:
     }
   }

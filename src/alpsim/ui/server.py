@@ -9,6 +9,11 @@ Routes (GET only):
                               keeper's public key
   /api/quote?pair=&side=&amount=&leverage=&price=   `alpsim quote`'s numbers (src/alpsim/quote.py)
   /api/liquidation?id=N       an open position's liquidation price, as `alpsim` computes it
+  /api/lp-quote?action=deposit|withdraw&asset=SYM&amount=X
+                              the mint or burn fee (bp, USD) and the asset's weight before and
+                              after (src/alpsim/ui/lp.py: the reference model's fee curve at the
+                              chain's prices, brought fresh first); `amount` is in the asset's
+                              units for a deposit, in ALP for a withdrawal
 
 Anything else, and any malformed request, gets a 4xx JSON {"error": ...}; no request stops the
 server."""
@@ -18,7 +23,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import threading
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -71,6 +76,17 @@ def _decimal(query: dict[str, list[str]], name: str) -> Decimal:
     return value
 
 
+def _amount_units(query: dict[str, list[str]], name: str, decimals: int) -> int:
+    """A positive amount in whole tokens, exact to `decimals` places -> token units."""
+    value = _decimal(query, name)
+    with localcontext() as ctx:
+        ctx.prec = 80  # exact: 1e15 tokens of 18 decimals are 34 digits
+        units = value.scaleb(decimals)
+    if units != units.to_integral_value():
+        raise BadRequest(400, f"{name} has more than {decimals} decimal places, got {_param(query, name)!r}")
+    return int(units)
+
+
 def _int(query: dict[str, list[str]], name: str, low: int, high: int) -> int:
     text = _param(query, name)
     if not text.isdigit() or not low <= int(text) <= high:
@@ -94,6 +110,18 @@ class UiApp:
         self.profile = get_profile(self.deployment.chain)
         self._sim = None
         self._sim_lock = threading.Lock()
+        self._lp_lock = threading.Lock()
+        """One LP quote at a time (it may send the keeper's price transactions)."""
+
+    def basket(self) -> list[dict[str, Any]]:
+        """The basket as the page lists it (camelCase, as in the deployments file); a file from
+        before the basket: the payout stablecoin alone."""
+        d = self.deployment
+        if d.basket:
+            return [e.model_dump(by_alias=True) for e in d.basket]
+        c = self.profile.collateral
+        return [{"symbol": c.symbol, "address": d.contracts["collateral"].address, "decimals": c.decimals,
+                 "priceId": 65_535, "targetBps": 10_000, "role": "collateral", "feedRole": ""}]
 
     def config(self) -> dict[str, Any]:
         d = self.deployment
@@ -114,6 +142,7 @@ class UiApp:
             "enums": d.enums, "ecies": d.ecies.model_dump(by_alias=True),
             "keeperPublicKey": d.ecies.keeper_public_key,
             "requestWindowBlocks": 10,
+            "basket": self.basket(),
         }
 
     def quote(self, query: dict[str, list[str]]) -> tuple[int, str]:
@@ -139,6 +168,35 @@ class UiApp:
 
                 self._sim = connect(self.rpc_url, self.deployment_file)
             return self._sim
+
+    def lp_quote(self, query: dict[str, list[str]]) -> tuple[int, str]:
+        action = _param(query, "action")
+        if action not in ("deposit", "withdraw"):
+            raise BadRequest(400, f"action must be deposit or withdraw, got {action!r}")
+        symbol = _param(query, "asset")
+        entry = next((e for e in self.deployment.basket if e.symbol == symbol), None)
+        if entry is None:
+            listed = ", ".join(e.symbol for e in self.deployment.basket) or "none (a deployment from before the basket)"
+            raise BadRequest(400, f"unknown basket asset {symbol!r}; listed: {listed}")
+        is_deposit = action == "deposit"
+        amount = _amount_units(query, "amount", entry.decimals if is_deposit else 18)
+        if amount == 0:
+            raise BadRequest(400, "amount must be positive")
+        from .lp import fresh_prices, lp_quote
+
+        sim = self.sim()
+        if not self._lp_lock.acquire(timeout=REQUEST_TIMEOUT_S):
+            raise BadRequest(503, "another LP quote is under way: try again")
+        try:
+            with self._sim_lock:
+                try:
+                    fresh_prices(sim, entry)
+                    result = lp_quote(sim, entry, is_deposit, amount)
+                except AlpsimError as exc:  # a guarded price the pool would refuse too (or the keeper's send)
+                    return 409, json.dumps({"error": str(exc)})
+        finally:
+            self._lp_lock.release()
+        return 200, json.dumps(result)
 
     def liquidation(self, query: dict[str, list[str]]) -> tuple[int, str]:
         position_id = _int(query, "id", 1, 2**64)
@@ -211,6 +269,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, json.dumps(self.app.config()))
         if path == "/api/quote":
             return self._json(*self.app.quote(query))
+        if path == "/api/lp-quote":
+            return self._json(*self.app.lp_quote(query))
         if path == "/api/liquidation":
             return self._json(*self.app.liquidation(query))
         if path.startswith("/api/"):
