@@ -23,7 +23,7 @@ from eth_utils import keccak
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from web3 import HTTPProvider, Web3
 
-from alpsim.client import Alpsim, start_asset_prices
+from alpsim.client import Alpsim
 from alpsim.deployment import deploy_system
 from alpsim.devnet import AnvilDevnet
 from alpsim.profiles import get_profile
@@ -65,7 +65,6 @@ def system(tmp_path_factory):
         deployment, session = deploy_system(devnet)
         path = deployment.write(tmp_path_factory.mktemp("ui") / "bnb.json")
         sim = Alpsim(devnet, deployment, session)
-        sim.keeper.set_prices(start_asset_prices(profile))
         for i in (*range(1, 8), 10, 11):  # 8 and 9 are the treasury and the keeper
             sim.fund(i, 100_000)
         sim.fund(7, 1_000_000)
