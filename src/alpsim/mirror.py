@@ -1,5 +1,6 @@
 """Drives a deployed system and the reference model in lockstep, and compares them: every
-position field, balance, index, aggregate, NAV and ALP price, to the unit."""
+position field, balance, index, aggregate, NAV and ALP price, to the unit; the ALP basket's
+assets, holdings and every account's balance of each (docs/basket-design.md)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any, Iterator
 
 from .client import Account, Alpsim, ClosedPosition, OpenedPosition, OrderRejected
 from .errors import AlpsimError
+from .model.pool import FACE_VALUE, BasketAsset, PoolModel
+from .model.price_oracle import FIRST_ASSET_PRICE_ID
 from .model.trading_engine import ESCROW, POOL, TREASURY, ExchangeModel
 from .protocol import Order, RejectReason
 from .units import Number, to_units
@@ -26,13 +29,16 @@ class Mirror:
 
     def __init__(self, sim: Alpsim, *, check_every_step: bool = True):
         self.sim = sim
-        self.model = ExchangeModel(decimals=sim.decimals, settings=sim.settings)
+        payout = sim.contracts["collateral"].address
+        self.model = ExchangeModel(decimals=sim.decimals, settings=sim.settings,
+                                   pool=PoolModel(decimals=sim.decimals, payout_key=payout))
         self.check_every_step = check_every_step
         self.accounts: set[str] = {sim.deployment.keeper, sim.deployment.treasury}
         self._role_of = {sim.contracts["trading"].address: ESCROW, sim.contracts["pool"].address: POOL,
                          sim.deployment.treasury: TREASURY}
         self._checked_head: tuple[int, bytes] | None = None
         """(number, hash) of the latest block when `check()` last passed."""
+        self.sync_basket()
 
     # ----- helpers
     def _key(self, address: str) -> str:
@@ -48,23 +54,85 @@ class Mirror:
         latest = self.sim.session.block("latest")
         return latest.number, latest.hash
 
-    def _sync_references(self) -> None:
+    def _sync_references(self, asset_keeper_prices: bool = True) -> None:
+        """The reference feeds (outside the model: Chainlink) of every pair and basket price id,
+        and the keeper's asset-only prices (its own transactions, outside the engine)."""
         oracle = self.sim.contracts["oracle"]
-        for pair_id in range(len(self.model.pairs)):
-            price, at = oracle.call("referencePrice", pair_id)
+        asset_ids = self._asset_price_ids()
+        for price_id in list(range(len(self.model.pairs))) + asset_ids:
+            price, at = oracle.call("referencePrice", price_id)
             if price:
-                self.model.set_reference(pair_id, price, at)
+                self.model.set_reference(price_id, price, at)
+        for price_id in asset_ids if asset_keeper_prices else []:
+            if price_id >= FIRST_ASSET_PRICE_ID:
+                price, at, until = oracle.call("keeperPrice", price_id)
+                if price:
+                    self.model.keeper_prices[price_id] = (price, at)
+                    self.model.settled_until[price_id] = until
+
+    def _asset_price_ids(self) -> list[int]:
+        return sorted({a.price_id for a in self.model.pool.assets if a.price_id != FACE_VALUE}
+                      - set(range(len(self.model.pairs))))
+
+    def sync_basket(self) -> None:
+        """Takes the pool's basket and settings as the admin left them (listings, targets, price
+        ids, the fee spread, the price source, the assets' reference feeds): admin actions
+        happen outside the mirror."""
+        pool, oracle, model = self.sim.pool_contract, self.sim.contracts["oracle"], self.model.pool
+        tokens, decimals, targets, price_ids, _ = pool.call("basket")
+        for j, token in enumerate(tokens):
+            if j >= len(model.assets):
+                symbol = self._token(token).call("symbol")
+                model.assets.append(BasketAsset(token, decimals[j], 0, price_ids[j], symbol))
+            model.assets[j].target_bps, model.assets[j].price_id = targets[j], price_ids[j]
+        model.fee_spread_bps = pool.call("feeSpreadBps")
+        model.mint_fee_bps, model.burn_fee_bps = pool.call("mintFeeBps"), pool.call("burnFeeBps")
+        model.cooldown_s, model.max_reserve_bps = pool.call("cooldownSeconds"), pool.call("maxReserveBps")
+        if pool.call("priceSource") != ZERO:
+            self.model.set_pool_price_source()
+        asset_ids = self._asset_price_ids()
+        for price_id in asset_ids:
+            if oracle.call("referenceFeed", price_id) != ZERO:
+                self.model.set_reference_feed(price_id)
+        if asset_ids:
+            self._sync_references()
+
+    def _token(self, address: str):  # noqa: ANN202
+        """A basket asset's ERC20, bound with the payout token's ABI (MockCollateral's)."""
+        return self.sim.session.contract("basket asset", address, self.sim.contracts["collateral"].abi)
+
+    def asset_key(self, asset: str | None) -> str | None:
+        """A basket asset's key in the model (its address) from its symbol or address; None (the
+        payout token) stays None."""
+        if asset is None:
+            return None
+        for a in self.model.pool.assets:
+            if asset in (a.key, a.symbol) or asset.lower() == a.key.lower():
+                return a.key
+        return asset  # not listed: the chain and the model refuse it (AssetNotInBasket)
+
+    def _asset_decimals(self, key: str | None) -> int:
+        assets = self.model.pool.assets
+        return next((a.decimals for a in assets if a.key == key), self.sim.decimals) if key else self.sim.decimals
 
     def _after(self) -> None:
         if self.check_every_step:
             self.check()
 
     # ----- actions
-    def fund(self, who: Account, amount: Number) -> None:
+    def fund(self, who: Account, amount: Number, asset: str | None = None) -> None:
+        """Mints `amount` (whole tokens) of the payout token, or of basket asset `asset` (its
+        symbol or address; a devnet mock)."""
         addr = self.sim.address(who)
         self.accounts.add(addr)
-        self.sim.fund(addr, amount)
-        self.model.balances[addr] = self.model.balances.get(addr, 0) + self.sim.to_units(amount)
+        key = self.asset_key(asset)
+        if key is None or key == self.model.pool.payout_key:
+            self.sim.fund(addr, amount)
+            self.model.balances[addr] = self.model.balances.get(addr, 0) + self.sim.to_units(amount)
+        else:
+            units = to_units(amount, self._asset_decimals(key))
+            self._token(key).transact("mint", addr, units, sender=self.sim.deployment.deployer)
+            self.model.mint_asset(addr, units, key)
         self._after()
 
     def fund_platform_token(self, who: Account, amount: Number) -> None:
@@ -90,22 +158,63 @@ class Mirror:
         self.sim.bind_referral(addr, code)
         self.model.referred.add(addr)
 
-    def deposit(self, who: Account, amount: Number, **kw: Any):
-        addr = self.sim.address(who)
-        result = self.sim.deposit(addr, amount, **kw)
-        ts, _ = self._stamp({"blockNumber": self.sim.devnet.block_number})
-        self.model.deposit(addr, self.sim.to_units(amount), ts)
-        self._after()
-        return result
+    def deposit(self, who: Account, amount: Number, asset: str | None = None, **kw: Any):
+        """Deposits `amount` (whole tokens) of the payout token or of basket asset `asset`."""
+        key = self.asset_key(asset)
+        if key is None:
+            addr = self.sim.address(who)
+            result = self.sim.deposit(addr, amount, **kw)
+            ts, _ = self._stamp({"blockNumber": self.sim.devnet.block_number})
+            self.model.deposit(addr, self.sim.to_units(amount), ts)
+            self._after()
+            return result
+        return self.deposit_units(who, to_units(amount, self._asset_decimals(key)), key, **kw)
 
-    def withdraw(self, who: Account, alp: Any = "all", **kw: Any):
+    def deposit_units(self, who: Account, units: int, asset: str | None = None, *, min_alp_out_wad: int = 0):
+        """`AlpPool.deposit(asset, units, minAlpOut)` from `who` (approving the pool first), and
+        the model's; the Deposit event."""
+        addr, pool = self.sim.address(who), self.sim.pool_contract
+        key = self.asset_key(asset) or self.model.pool.payout_key
+        self._token(key).transact("approve", pool.address, units, sender=addr)
+        receipt = pool.transact("deposit", key, units, min_alp_out_wad, sender=addr)
+        ts, _ = self._stamp(receipt)
+        self.model.deposit(addr, units, ts, min_alp_out_wad, asset=key)
+        self._after()
+        return self.sim.session.events(receipt, "Deposit")[0]
+
+    def withdraw(self, who: Account, alp: Any = "all", asset: str | None = None, **kw: Any):
+        """Redeems `alp` ALP (or all) for the payout token or for basket asset `asset`."""
         addr = self.sim.address(who)
         alp_wad = self.sim.alp_balance_wad(addr) if alp == "all" else to_units(alp, 18)
+        key = self.asset_key(asset)
+        if key is not None:
+            return self.withdraw_wad(who, alp_wad, key, **kw)
         result = self.sim.withdraw_wad(addr, alp_wad, **kw)
         ts, _ = self._stamp({"blockNumber": self.sim.devnet.block_number})
         self.model.withdraw(addr, alp_wad, ts)
         self._after()
         return result
+
+    def withdraw_wad(self, who: Account, alp_wad: int, asset: str | None = None, *, min_out_units: int = 0):
+        """`AlpPool.withdraw(alp, asset, minOut)` from `who`, and the model's; the Withdraw event."""
+        addr, pool = self.sim.address(who), self.sim.pool_contract
+        key = self.asset_key(asset) or self.model.pool.payout_key
+        receipt = pool.transact("withdraw", alp_wad, key, min_out_units, sender=addr)
+        ts, _ = self._stamp(receipt)
+        self.model.withdraw(addr, alp_wad, ts, min_out_units, asset=key)
+        self._after()
+        return self.sim.session.events(receipt, "Withdraw")[0]
+
+    def set_asset_prices(self, prices_wad: dict[int, int]) -> None:
+        """The keeper's asset-only prices (`PriceOracle.setAssetPrices`, price id -> 18-decimal
+        USD); the reference feeds are read as they stand."""
+        ids = sorted(prices_wad)
+        receipt = self.sim.contracts["oracle"].transact("setAssetPrices", ids, [prices_wad[i] for i in ids],
+                                                        sender=self.sim.keeper.address)
+        ts, _ = self._stamp(receipt)
+        self._sync_references(asset_keeper_prices=False)
+        self.model.set_asset_prices(ids, [prices_wad[i] for i in ids], ts)
+        self._after()
 
     def set_prices(self, prices: dict, *, reference: bool = True) -> None:
         self.sim.keeper.set_prices(prices, reference=reference)
@@ -339,6 +448,24 @@ class Mirror:
         if bad:
             raise MirrorMismatch(f"settlement of position {chain.position.id} (chain, model): {bad}")
 
+    def _check_basket(self, eq: Any) -> None:
+        """The basket's listing, targets, price ids and holdings; each account's, the pool's and
+        the engine's balance of each asset after the first."""
+        sim, model = self.sim, self.model
+        tokens, decimals, targets, price_ids, holdings = sim.pool_contract.call("basket")
+        eq("basket", [(t, d, w, p, h) for t, d, w, p, h in zip(tokens, decimals, targets, price_ids, holdings)],
+           model.pool.basket())
+        for a in model.pool.assets[1:]:
+            token, book = self._token(a.key), model.book_of(a.key)
+            for addr in sorted(self.accounts | set(book) - {POOL, ESCROW, TREASURY}):
+                eq(f"{a.symbol or a.key} of {addr}", token.call("balanceOf", addr), book.get(self._key(addr), 0))
+            eq(f"{a.symbol or a.key} of the pool", token.call("balanceOf", sim.contracts["pool"].address),
+               book.get(POOL, 0))
+        oracle = sim.contracts["oracle"]
+        for price_id in self._asset_price_ids():
+            price, at, _ = oracle.call("keeperPrice", price_id)
+            eq(f"keeper price {price_id}", (price, at), model.keeper_prices.get(price_id, (0, 0)))
+
     def check_if_moved(self) -> bool:
         """`check()`, unless the chain has not moved since the last comparison passed (the
         same latest block; the model moves only with the chain's actions, so there is nothing
@@ -374,6 +501,7 @@ class Mirror:
         for holder in sorted(model.pool.alp):
             eq(f"ALP of {holder}", sim.contracts["alp"].call("balanceOf", holder), model.pool.alp[holder])
         eq("redemption ALP price", sim.pool_contract.call("redeemAlpPrice"), model.pool.redeem_alp_price)
+        self._check_basket(eq)
         market, oracle = sim.contracts["market"], sim.contracts["oracle"]
         for pair_id in range(len(model.pairs)):
             for is_long in (True, False):
