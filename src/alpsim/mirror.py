@@ -1,5 +1,6 @@
 """Drives a deployed system and the reference model in lockstep, and compares them: every
-position field, balance, index, aggregate, NAV and ALP price, to the unit."""
+position field, balance, index, aggregate, NAV and ALP price, to the unit; the ALP basket's
+assets, holdings and every account's balance of each (docs/basket-design.md)."""
 
 from __future__ import annotations
 
@@ -9,30 +10,33 @@ from typing import Any, Iterator
 
 from .client import Account, Alpsim, ClosedPosition, OpenedPosition, OrderRejected
 from .errors import AlpsimError
+from .mirror_basket import ZERO, BasketMirror
+from .model.pool import PoolModel
 from .model.trading_engine import ESCROW, POOL, TREASURY, ExchangeModel
 from .protocol import Order, RejectReason
 from .units import Number, to_units
-
-ZERO = "0x" + "00" * 20
 
 
 class MirrorMismatch(AlpsimError, AssertionError):
     """The chain and the reference model disagree."""
 
 
-class Mirror:
+class Mirror(BasketMirror):
     """`sim` and an ExchangeModel moved by the same actions. Each action returns what the chain
     returned; `check()` compares the whole state (called after every action by default)."""
 
     def __init__(self, sim: Alpsim, *, check_every_step: bool = True):
         self.sim = sim
-        self.model = ExchangeModel(decimals=sim.decimals, settings=sim.settings)
+        payout = sim.contracts["collateral"].address
+        self.model = ExchangeModel(decimals=sim.decimals, settings=sim.settings,
+                                   pool=PoolModel(decimals=sim.decimals, payout_key=payout))
         self.check_every_step = check_every_step
         self.accounts: set[str] = {sim.deployment.keeper, sim.deployment.treasury}
         self._role_of = {sim.contracts["trading"].address: ESCROW, sim.contracts["pool"].address: POOL,
                          sim.deployment.treasury: TREASURY}
         self._checked_head: tuple[int, bytes] | None = None
         """(number, hash) of the latest block when `check()` last passed."""
+        self.sync_basket()
 
     # ----- helpers
     def _key(self, address: str) -> str:
@@ -48,23 +52,34 @@ class Mirror:
         latest = self.sim.session.block("latest")
         return latest.number, latest.hash
 
-    def _sync_references(self) -> None:
+    def _sync_references(self, asset_keeper_prices: bool = True) -> None:
+        """The reference feeds (outside the model: Chainlink) of every pair, then the basket's
+        asset prices (`_sync_asset_prices`)."""
         oracle = self.sim.contracts["oracle"]
         for pair_id in range(len(self.model.pairs)):
             price, at = oracle.call("referencePrice", pair_id)
             if price:
                 self.model.set_reference(pair_id, price, at)
+        self._sync_asset_prices(asset_keeper_prices)
 
     def _after(self) -> None:
         if self.check_every_step:
             self.check()
 
     # ----- actions
-    def fund(self, who: Account, amount: Number) -> None:
+    def fund(self, who: Account, amount: Number, asset: str | None = None) -> None:
+        """Mints `amount` (whole tokens) of the payout token, or of basket asset `asset` (its
+        symbol or address; a devnet mock)."""
         addr = self.sim.address(who)
         self.accounts.add(addr)
-        self.sim.fund(addr, amount)
-        self.model.balances[addr] = self.model.balances.get(addr, 0) + self.sim.to_units(amount)
+        key = self.asset_key(asset)
+        if key is None or key == self.model.pool.payout_key:
+            self.sim.fund(addr, amount)
+            self.model.balances[addr] = self.model.balances.get(addr, 0) + self.sim.to_units(amount)
+        else:
+            units = to_units(amount, self._asset_decimals(key))
+            self._token(key).transact("mint", addr, units, sender=self.sim.deployment.deployer)
+            self.model.mint_asset(addr, units, key)
         self._after()
 
     def fund_platform_token(self, who: Account, amount: Number) -> None:
@@ -90,19 +105,29 @@ class Mirror:
         self.sim.bind_referral(addr, code)
         self.model.referred.add(addr)
 
-    def deposit(self, who: Account, amount: Number, **kw: Any):
-        addr = self.sim.address(who)
-        result = self.sim.deposit(addr, amount, **kw)
-        ts, _ = self._stamp({"blockNumber": self.sim.devnet.block_number})
-        self.model.deposit(addr, self.sim.to_units(amount), ts)
-        self._after()
-        return result
+    def deposit(self, who: Account, amount: Number, asset: str | None = None, **kw: Any):
+        """Deposits `amount` (whole tokens) of the payout token or of basket asset `asset`."""
+        key = self.asset_key(asset)
+        if key is None:
+            addr = self.sim.address(who)
+            result = self.sim.deposit(addr, amount, **kw)
+            ts, _ = self._stamp({"blockNumber": self.sim.devnet.block_number})
+            self._sync_asset_prices()
+            self.model.deposit(addr, self.sim.to_units(amount), ts)
+            self._after()
+            return result
+        return self.deposit_units(who, to_units(amount, self._asset_decimals(key)), key, **kw)
 
-    def withdraw(self, who: Account, alp: Any = "all", **kw: Any):
+    def withdraw(self, who: Account, alp: Any = "all", asset: str | None = None, **kw: Any):
+        """Redeems `alp` ALP (or all) for the payout token or for basket asset `asset`."""
         addr = self.sim.address(who)
         alp_wad = self.sim.alp_balance_wad(addr) if alp == "all" else to_units(alp, 18)
+        key = self.asset_key(asset)
+        if key is not None:
+            return self.withdraw_wad(who, alp_wad, key, **kw)
         result = self.sim.withdraw_wad(addr, alp_wad, **kw)
         ts, _ = self._stamp({"blockNumber": self.sim.devnet.block_number})
+        self._sync_asset_prices()
         self.model.withdraw(addr, alp_wad, ts)
         self._after()
         return result
@@ -374,6 +399,7 @@ class Mirror:
         for holder in sorted(model.pool.alp):
             eq(f"ALP of {holder}", sim.contracts["alp"].call("balanceOf", holder), model.pool.alp[holder])
         eq("redemption ALP price", sim.pool_contract.call("redeemAlpPrice"), model.pool.redeem_alp_price)
+        self._check_basket(eq)
         market, oracle = sim.contracts["market"], sim.contracts["oracle"]
         for pair_id in range(len(model.pairs)):
             for is_long in (True, False):

@@ -1,7 +1,8 @@
 """Keeper prices guarded by reference prices, mirroring `contracts/oracle/PriceOracle.sol`
 (docs/mechanics.md section 8): staleness, the circuit breaker and the worse-price rule at
 execution; settled prices (the triggers ran at them with the guard passing) and the check that
-LPs are priced only at them. A reference price set here stands for the pair's Chainlink feed
+LPs are priced only at them; basket assets' prices (ids 128 to 255 asset-only, below 128 a
+pair's) and their bounds for LPs (docs/basket-design.md section 4). A reference price set here stands for the pair's Chainlink feed
 (`contracts/oracle/MockAggregator.sol` on a devnet).
 """
 
@@ -11,13 +12,22 @@ from ..protocol import RejectReason
 from ..units import BPS
 from .errors import ModelRefusal
 
+FIRST_ASSET_PRICE_ID = 128
+"""The first price id that is not a pair (`PriceOracle.FIRST_ASSET_PRICE_ID`)."""
+MAX_PRICE = 2**128 - 1
+
 
 class PriceOracle:
     """The oracle of `ExchangeModel` (trading_engine.py holds `keeper_prices`, `reference_prices`,
     `settled_until`, the guard settings and `platform_token_price`)."""
 
     def set_reference(self, pair_id: int, price: int, now: int) -> None:
+        self.reference_feeds.add(pair_id)
         self.reference_prices[pair_id] = (price, now)
+
+    def set_reference_feed(self, price_id: int) -> None:
+        """`setReferenceFeed` with a feed that has no round yet: the id takes keeper prices."""
+        self.reference_feeds.add(price_id)
 
     def set_guard_settings(self, max_age_s: int, breaker_bps: int, worse_bps: int, now: int) -> None:
         self.accrue_all(now)
@@ -76,3 +86,35 @@ class PriceOracle:
                                    referencePrice=ref)
             raise ModelRefusal("PriceNotSettled", pairId=pair_id, updatedAt=at, settledUntil=until)
         return price
+
+    def set_asset_prices(self, ids: list[int], prices: list[int], now: int) -> None:
+        """As `PriceOracle.setAssetPrices`: asset-only ids (128 to 255) only, each price
+        non-zero, within 128 bits, for an id with a reference feed; all or nothing."""
+        if len(ids) != len(prices):
+            raise ModelRefusal("InvalidPriceInput", pairId=len(ids))
+        for price_id, price in zip(ids, prices):
+            if price_id < FIRST_ASSET_PRICE_ID or price_id > 255:
+                raise ModelRefusal("InvalidPriceInput", pairId=price_id)
+            if price == 0 or price > MAX_PRICE or price_id not in self.reference_feeds:
+                raise ModelRefusal("InvalidPriceInput", pairId=price_id)
+        for price_id, price in zip(ids, prices):
+            self._record_price(price_id, price, now, 0)
+
+    def asset_price_bounds(self, price_id: int, now: int) -> tuple[int, int]:
+        """As `PriceOracle.assetPriceBounds`: (lower, higher) of the keeper and reference
+        prices, both fresh and within the circuit breaker (a pair-backed asset reads its pair's
+        keeper price the same way)."""
+        age = self.max_price_age_s
+        price, at = self.keeper_prices.get(price_id, (0, 0))
+        if price == 0 or now > at + age:
+            raise ModelRefusal("PriceStale", pairId=price_id, updatedAt=at, maxAge=age)
+        ref, ref_at = self.reference_prices.get(price_id, (0, 0))
+        if ref == 0 or now > ref_at + age:
+            raise ModelRefusal("ReferenceStale", pairId=price_id, updatedAt=ref_at, maxAge=age)
+        if abs(price - ref) * BPS > self.circuit_breaker_bps * ref:
+            raise ModelRefusal("CircuitBreakerTripped", pairId=price_id, keeperPrice=price, referencePrice=ref)
+        return (price, ref) if price < ref else (ref, price)
+
+    def mark_price(self, price_id: int) -> int:
+        """As `PriceOracle.markPrice`: the last keeper price, whatever its age; 0 when never set."""
+        return self.keeper_prices.get(price_id, (0, 0))[0]

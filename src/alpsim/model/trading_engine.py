@@ -12,7 +12,7 @@ integers in the contracts' units; its methods come from one mixin per contract f
     price_oracle.py    PriceOracle.sol      keeper and reference prices, the guard
     pair_registry.py   PairRegistry.sol     pairs and notional tiers
     pool.py            AlpPool.sol          deposits, withdrawals, NAV (and `PoolModel`)
-    tokens.py          MockCollateral.sol   escrow, pool and treasury balances, transfers
+    tokens.py          MockCollateral.sol   escrow, pool, treasury and LP balances per token, transfers
 
 and the rest of the model: engine_settings.py (EngineSettings.sol: `Settings`), math.py
 (TradeMath.sol), errors.py (Errors.sol: `ModelRefusal`), quote.py (no contract: it runs the
@@ -60,12 +60,16 @@ class ExchangeModel(RequestBook, OpenPipeline, ClosePipeline, Triggers, Settler,
     pool: PoolModel | None = None
     # state
     balances: dict[str, int] = field(default_factory=dict)
+    """The payout token's balances, holder -> units."""
+    asset_balances: dict[str, dict[str, int]] = field(default_factory=dict)
+    """The other basket assets' balances, asset key -> holder -> units."""
     token_balances: dict[str, int] = field(default_factory=dict)
     token_allowance_ok: dict[str, bool] = field(default_factory=dict)
     platform_token_price: int = 0
     keeper_prices: dict[int, tuple[int, int]] = field(default_factory=dict)  # pair -> (price, at)
     settled_until: dict[int, int] = field(default_factory=dict)  # pair -> until when its price is settled
     reference_prices: dict[int, tuple[int, int]] = field(default_factory=dict)
+    reference_feeds: set[int] = field(default_factory=set)  # price ids with a reference feed
     indexes: dict[int, Indexes] = field(default_factory=dict)
     longs: dict[int, Side] = field(default_factory=dict)
     shorts: dict[int, Side] = field(default_factory=dict)

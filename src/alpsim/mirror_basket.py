@@ -1,0 +1,127 @@
+"""The ALP basket's part of the Mirror (docs/basket-design.md): the pool's listed assets, their
+prices and the basket's admin state taken from the chain, deposits and withdrawals in any basket
+asset by raw pool calls, and the comparison of holdings, token balances and asset prices per
+asset. `alpsim.mirror.Mirror` inherits it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .client import Account
+from .model.pool import FACE_VALUE, BasketAsset
+from .model.trading_engine import ESCROW, POOL, TREASURY
+
+ZERO = "0x" + "00" * 20
+
+
+class BasketMirror:
+    """Needs the Mirror's `sim`, `model`, `accounts`, `_stamp`, `_key` and `_after`."""
+
+    def _sync_asset_prices(self, keeper_prices: bool = True) -> None:
+        """The reference feeds of the basket's price ids that are no pair's, and the keeper's
+        prices there (the keeper sends them with its own transactions, outside the engine)."""
+        oracle = self.sim.contracts["oracle"]
+        for price_id in self._asset_price_ids():
+            ref, ref_at = oracle.call("referencePrice", price_id)
+            if ref:
+                self.model.set_reference(price_id, ref, ref_at)
+            price, at, until = oracle.call("keeperPrice", price_id)
+            if keeper_prices and price:
+                self.model.keeper_prices[price_id] = (price, at)
+                self.model.settled_until[price_id] = until
+
+    def _asset_price_ids(self) -> list[int]:
+        return sorted({a.price_id for a in self.model.pool.assets if a.price_id != FACE_VALUE}
+                      - set(range(len(self.model.pairs))))
+
+    def sync_basket(self) -> None:
+        """Takes the pool's basket and settings as the admin left them (listings, targets, price
+        ids, the fee spread, the price source, the assets' reference feeds): admin actions
+        happen outside the mirror."""
+        pool, oracle, model = self.sim.pool_contract, self.sim.contracts["oracle"], self.model.pool
+        tokens, decimals, targets, price_ids, _ = pool.call("basket")
+        for j, token in enumerate(tokens):
+            if j >= len(model.assets):
+                symbol = self._token(token).call("symbol")
+                model.assets.append(BasketAsset(token, decimals[j], 0, price_ids[j], symbol))
+            model.assets[j].target_bps, model.assets[j].price_id = targets[j], price_ids[j]
+        model.fee_spread_bps = pool.call("feeSpreadBps")
+        model.mint_fee_bps, model.burn_fee_bps = pool.call("mintFeeBps"), pool.call("burnFeeBps")
+        model.cooldown_s, model.max_reserve_bps = pool.call("cooldownSeconds"), pool.call("maxReserveBps")
+        if pool.call("priceSource") != ZERO:
+            self.model.set_pool_price_source()
+        asset_ids = self._asset_price_ids()
+        for price_id in asset_ids:
+            if oracle.call("referenceFeed", price_id) != ZERO:
+                self.model.set_reference_feed(price_id)
+        if asset_ids:
+            self._sync_asset_prices()
+
+    def _token(self, address: str):  # noqa: ANN202
+        """A basket asset's ERC20, bound with the payout token's ABI (MockCollateral's)."""
+        return self.sim.session.contract("basket asset", address, self.sim.contracts["collateral"].abi)
+
+    def asset_key(self, asset: str | None) -> str | None:
+        """A basket asset's key in the model (its address) from its symbol or address; None (the
+        payout token) stays None."""
+        if asset is None:
+            return None
+        for a in self.model.pool.assets:
+            if asset in (a.key, a.symbol) or asset.lower() == a.key.lower():
+                return a.key
+        return asset  # not listed: the chain and the model refuse it (AssetNotInBasket)
+
+    def _asset_decimals(self, key: str | None) -> int:
+        assets = self.model.pool.assets
+        return next((a.decimals for a in assets if a.key == key), self.sim.decimals) if key else self.sim.decimals
+
+    def deposit_units(self, who: Account, units: int, asset: str | None = None, *, min_alp_out_wad: int = 0):
+        """`AlpPool.deposit(asset, units, minAlpOut)` from `who` (approving the pool first), and
+        the model's; the Deposit event."""
+        addr, pool = self.sim.address(who), self.sim.pool_contract
+        key = self.asset_key(asset) or self.model.pool.payout_key
+        self._token(key).transact("approve", pool.address, units, sender=addr)
+        receipt = pool.transact("deposit", key, units, min_alp_out_wad, sender=addr)
+        ts, _ = self._stamp(receipt)
+        self.model.deposit(addr, units, ts, min_alp_out_wad, asset=key)
+        self._after()
+        return self.sim.session.events(receipt, "Deposit")[0]
+
+    def withdraw_wad(self, who: Account, alp_wad: int, asset: str | None = None, *, min_out_units: int = 0):
+        """`AlpPool.withdraw(alp, asset, minOut)` from `who`, and the model's; the Withdraw event."""
+        addr, pool = self.sim.address(who), self.sim.pool_contract
+        key = self.asset_key(asset) or self.model.pool.payout_key
+        receipt = pool.transact("withdraw", alp_wad, key, min_out_units, sender=addr)
+        ts, _ = self._stamp(receipt)
+        self.model.withdraw(addr, alp_wad, ts, min_out_units, asset=key)
+        self._after()
+        return self.sim.session.events(receipt, "Withdraw")[0]
+
+    def set_asset_prices(self, prices_wad: dict[int, int]) -> None:
+        """The keeper's asset-only prices (`PriceOracle.setAssetPrices`, price id -> 18-decimal
+        USD); the reference feeds are read as they stand."""
+        ids = sorted(prices_wad)
+        receipt = self.sim.contracts["oracle"].transact("setAssetPrices", ids, [prices_wad[i] for i in ids],
+                                                        sender=self.sim.keeper.address)
+        ts, _ = self._stamp(receipt)
+        self._sync_references(asset_keeper_prices=False)
+        self.model.set_asset_prices(ids, [prices_wad[i] for i in ids], ts)
+        self._after()
+
+    def _check_basket(self, eq: Any) -> None:
+        """The basket's listing, targets, price ids and holdings; each account's, the pool's and
+        the engine's balance of each asset after the first."""
+        sim, model = self.sim, self.model
+        tokens, decimals, targets, price_ids, holdings = sim.pool_contract.call("basket")
+        eq("basket", [(t, d, w, p, h) for t, d, w, p, h in zip(tokens, decimals, targets, price_ids, holdings)],
+           model.pool.basket())
+        for a in model.pool.assets[1:]:
+            token, book = self._token(a.key), model.book_of(a.key)
+            for addr in sorted(self.accounts | set(book) - {POOL, ESCROW, TREASURY}):
+                eq(f"{a.symbol or a.key} of {addr}", token.call("balanceOf", addr), book.get(self._key(addr), 0))
+            eq(f"{a.symbol or a.key} of the pool", token.call("balanceOf", sim.contracts["pool"].address),
+               book.get(POOL, 0))
+        oracle = sim.contracts["oracle"]
+        for price_id in self._asset_price_ids():
+            price, at, _ = oracle.call("keeperPrice", price_id)
+            eq(f"keeper price {price_id}", (price, at), model.keeper_prices.get(price_id, (0, 0)))
