@@ -252,3 +252,26 @@ def quote_lp(sim: "AlpsimReader", asset: str, amount: Number, withdraw: bool = F
                   "amount_out_units": q.amount_out},
     })
     return out
+
+
+DEFAULT_POOL_USD = 1_000_000
+"""`alpsim quote-lp` without --rpc: the embedded devnet's pool holds this much, at the targets."""
+DEFAULT_POOL_LP = 7
+
+
+def seed_default_pool(sim: Any, pool_usd: int = DEFAULT_POOL_USD) -> None:
+    """Prices the pairs at `alpsim devnet`'s start prices and has account DEFAULT_POOL_LP
+    deposit `pool_usd` spread over the basket at its target weights (each asset's share at its
+    start price, rounded down to 8 decimals), the payout stablecoin first."""
+    from decimal import ROUND_DOWN
+
+    from .service import DEFAULT_START_PRICES
+
+    sim.keeper.set_prices(dict(DEFAULT_START_PRICES))
+    for entry in sim.deployment.basket:
+        price = wad_to_decimal(sim.keeper.asset_prices.get(entry.price_id) or sim.keeper.prices[entry.price_id])
+        tokens = (Decimal(pool_usd) * entry.target_bps / BPS / price).quantize(
+            Decimal(1).scaleb(-min(entry.decimals, 8)), rounding=ROUND_DOWN)
+        if tokens > 0:
+            sim.fund(DEFAULT_POOL_LP, tokens, asset=entry.symbol)
+            sim.deposit(DEFAULT_POOL_LP, tokens, asset=entry.symbol)
