@@ -366,7 +366,7 @@ def devnet_cmd(
 ) -> None:
     """Start anvil with the profile, deploy, fund the dev accounts, run the keeper (and with
     --ui the trading page); Ctrl-C stops all."""
-    from .client import Alpsim
+    from .client import Alpsim, start_asset_prices
     from .deployment import default_path, deploy_system
     from .devnet import AnvilDevnet
     from .devnet.base import DEV_MNEMONIC
@@ -384,6 +384,7 @@ def devnet_cmd(
             deployment, session = deploy_system(devnet, real_collateral=fork_url is not None)
             path = deployment.write(out or default_path(profile.name))
             sim = Alpsim(devnet, deployment, session)
+            sim.keeper.set_prices(start_asset_prices(profile))  # the basket's asset-only prices, as launch does
             for i in range(1, 8):
                 sim.fund(i, 100_000)
             sim.fund(7, 1_000_000)
@@ -393,6 +394,7 @@ def devnet_cmd(
         loop.start()
         rows = [("RPC URL", devnet.rpc_url), ("deployments file", str(path))]
         rows += [(role, entry.address) for role, entry in deployment.contracts.items()]
+        rows += [_basket_row(index, entry) for index, entry in enumerate(deployment.basket)]
         for i, account in enumerate(devnet.accounts):
             label = {0: "deployer (admin)", 7: "LP (1,000,000 deposited)", 8: "treasury", 9: "keeper"}.get(i, "trader")
             rows.append((f"account {i}: {label}", account))
@@ -435,6 +437,13 @@ def ui_cmd(
         console.print("stopping")
     finally:
         page.stop()
+
+
+def _basket_row(index: int, entry) -> tuple[str, str]:  # noqa: ANN001
+    """A basket asset's banner row: its token, decimals, price id and target weight."""
+    label = f"basket {entry.symbol}" + (" (payout)" if index == 0 else "")
+    return label, (f"{entry.address}, {entry.decimals} decimals, price id {entry.price_id}, "
+                   f"target {entry.target_bps} bp ({entry.target_bps / 100:.2f}%)")
 
 
 def _log_line(message: str) -> None:
