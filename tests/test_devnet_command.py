@@ -147,3 +147,40 @@ def test_devnet_banner_prints_whole_addresses_and_paths_to_a_pipe(tmp_path):
     accounts = [line.split(": ")[-1] for line in lines if line.startswith("account ")]
     assert len(accounts) == 10 and all(len(a) == 42 and a.startswith("0x") for a in accounts), text
     assert any(line.startswith("RPC URL: http://127.0.0.1:") for line in lines), text
+    # the basket (issue 28): each asset's token, decimals, price id and target, as the file has them
+    assert [b["symbol"] for b in data["basket"]] == ["USDT", "USDC", "BNB", "ETH", "BTC"]
+    for index, b in enumerate(data["basket"]):
+        label = f"basket {b['symbol']}" + (" (payout)" if index == 0 else "")
+        row = (f"{label}: {b['address']}, {b['decimals']} decimals, price id {b['priceId']}, "
+               f"target {b['targetBps']} bp ({b['targetBps'] / 100:.2f}%)")
+        assert row in lines, (row, text)
+    assert "basket BNB: " in text and "price id 128, target 800 bp (8.00%)" in text
+
+
+def test_quote_lp_reads_a_running_system(tmp_path, build):
+    """`alpsim quote-lp --rpc --deployment`: the pool of a system on any node, to the unit of the
+    deposit that follows."""
+    devnet = AnvilDevnet(get_profile("arbitrum"), stamp_blocks=False)
+    try:
+        deployment, _ = deploy_system(devnet, build)
+        path = deployment.write(tmp_path / "arb.json")
+        sim = connect(devnet.rpc_url, path)
+        sim.keeper.set_prices({"BTC/USD": 60_000, "USDC": 1, "USDT": 1})
+        sim.fund(7, 100_000)
+        sim.deposit(7, 100_000)
+        sim.fund(1, "0.25", asset="BTC")
+        sim.keeper.push_prices()  # BTC's price on chain: the command's reader has no keeper of its own
+        proc = subprocess.run([sys.executable, "-m", "alpsim.cli", "quote-lp", "--chain", "arbitrum", "--rpc",
+                               devnet.rpc_url, "--deployment", str(path), "--asset", "BTC", "--amount", "0.25",
+                               "--json"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        data = json.loads(proc.stdout)
+        assert data["weights_before_bps"]["USDC"] == 10_000
+        result = sim.deposit(1, "0.25", asset="BTC")
+        assert data["units"]["alp_out_wad"] == result.alp_out_wad and data["units"]["fee_wad"] == result.fee_wad
+        wrong = subprocess.run([sys.executable, "-m", "alpsim.cli", "quote-lp", "--chain", "bnb", "--rpc",
+                                devnet.rpc_url, "--deployment", str(path), "--asset", "BTC", "--amount", "1"],
+                               capture_output=True, text=True, timeout=120)
+        assert wrong.returncode == 2 and "the deployments file is for arbitrum, not bnb" in wrong.stderr
+    finally:
+        devnet.close()

@@ -103,6 +103,29 @@ def test_fixtures_fund_the_handles_and_revert_between_tests(alpsim, trader, lp, 
     assert len(trader.positions()) == 0  # reverted: no position left by another test
 
 
+@pytest.mark.alpsim(chains=["bnb", "arbitrum"], backend="revm")
+def test_basket_fixture_deposits_any_asset_and_fills_at_the_targets(alpsim, basket, lp, prices):
+    """The `basket` fixture (issue 28): a deposit of a volatile asset and a fill at the target
+    weights, with the pool's state and a quote that the next deposit matches to the unit."""
+    chain = alpsim.deployment.chain
+    assert basket.symbols == {"bnb": ["USDT", "USDC", "BNB", "ETH", "BTC"],
+                              "arbitrum": ["USDC", "USDT", "ETH", "BTC"]}[chain]
+    assert basket.payout == alpsim.profile.collateral.symbol
+    assert prices["BTC"] == 60_000 and prices[basket.payout] == 1  # basket assets by symbol
+    result = basket.deposit(lp, "BTC", "0.5")
+    assert result.amount_units == 5 * 10 ** (alpsim.asset_decimals("BTC") - 1)
+    assert lp.balance_of("BTC") == 0 and basket.state().holdings["BTC"] == Decimal("0.5")
+    deposits = basket.fill(lp, 1_000_000)
+    assert len(deposits) == len(basket.symbols)
+    state = basket.state()
+    # the lp fixture's 10,000,000 of the payout token, 30,000 USD of BTC, then 1,000,000 at the targets
+    btc_usd = (Decimal("0.5") + Decimal(1_000_000) * state.targets_bps["BTC"] / 10_000 / 60_000) * 60_000
+    assert abs(state.holdings["BTC"] * 60_000 - btc_usd) < 1
+    quote = basket.quote("ETH", 2)
+    out = basket.deposit(lp, "ETH", 2)
+    assert out.alp_out_wad == quote["units"]["alp_out_wad"] and out.fee_wad == quote["units"]["fee_wad"]
+
+
 def test_interface_check_names_missing_and_changed_entries():
     shipped = compile_contracts().artifacts
     user = copy.deepcopy(shipped)

@@ -113,6 +113,70 @@ def quote_cmd(
     console.print(table)
 
 
+@app.command("quote-lp")
+def quote_lp_cmd(
+    asset: Annotated[str, typer.Option("--asset", help="The basket asset: its symbol (bnb: USDT, USDC, BNB, ETH, BTC; "
+                                                      "arbitrum: USDC, USDT, ETH, BTC).")],
+    amount: Annotated[str, typer.Option("--amount", help="Whole tokens of the asset deposited (with --withdraw: ALP "
+                                                        "burnt).")],
+    chain: ChainOpt = "bnb",
+    withdraw: Annotated[bool, typer.Option("--withdraw", help="Quote a withdrawal of --amount ALP for the asset.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    rpc: Annotated[Optional[str], typer.Option("--rpc", help="Read the pool of a system running on this node "
+                                                            "(default: an embedded devnet with a default pool).")] = None,
+    deployment: Annotated[Optional[Path], typer.Option("--deployment", help="With --rpc: its deployments file "
+                                                       "(default deployments/<chain>.json).")] = None,
+    profiles: ProfilesOpt = None,
+) -> None:
+    """A deposit's (or withdrawal's) fee, ALP out (or asset out) and basket weights before and
+    after, from the reference model at the pool's state: a running system's (--rpc), or an
+    embedded devnet's pool of 1,000,000 USD at the target weights. Exit 2 on a bad input."""
+    from .quote import DEFAULT_POOL_USD, LP_QUOTE_KEYS, dumps_exact, quote_lp, seed_default_pool
+
+    if deployment is not None and rpc is None:
+        raise typer.BadParameter("--deployment reads a running system: give its node with --rpc", param_hint="--rpc")
+    if rpc is not None:
+        from .client import AlpsimReader
+        from .contracts import Session
+        from .deployment import default_path
+        from .service import _node
+
+        devnet, record = _node(rpc, deployment or default_path(chain))
+        if record.chain != chain:
+            raise typer.BadParameter(f"the deployments file is for {record.chain}, not {chain}", param_hint="--chain")
+        result = quote_lp(AlpsimReader(devnet, record, Session(devnet)), asset, amount, withdraw)
+        where = f"the pool on {rpc}"
+    else:
+        from .client import Alpsim
+        from .profiles import get_profile
+
+        profile = get_profile(chain, profiles)
+        with Alpsim.launch(profile, seed=1) as sim:
+            sim.deployment.basket_asset(asset)  # an unknown asset is refused before the pool is seeded
+            seed_default_pool(sim)
+            result = quote_lp(sim, asset, amount, withdraw)
+        where = f"an embedded devnet's pool of {DEFAULT_POOL_USD:,} USD at the target weights"
+    if json_out:
+        print(dumps_exact(result))
+        return
+    action = f"withdraw {amount} ALP for {result['asset']}" if withdraw else f"deposit {amount} {result['asset']}"
+    table = Table(title=f"quote-lp on {chain}: {action} ({where})")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    for key in LP_QUOTE_KEYS[:4] + (["amount_out"] if withdraw else ["alp_out"]):
+        table.add_row(key, str(result[key]))
+    console.print(table)
+    weights = Table(title="basket weights (bp)")
+    for col in ("asset", "before", "after", "target", "price (USD, low / high)", "price source"):
+        weights.add_column(col, justify="right")
+    for symbol, target in result["targets_bps"].items():
+        price = result["prices"].get(symbol)
+        weights.add_row(symbol, str(result["weights_before_bps"][symbol]), str(result["weights_after_bps"][symbol]),
+                        str(target), "-" if price is None else f"{price['low']:,.8f} / {price['high']:,.8f}",
+                        "-" if price is None else price["source"])
+    console.print(weights)
+
+
 @app.command("run")
 def run_cmd(
     file: Annotated[Path, typer.Argument(help="A scenario YAML file.")],
@@ -302,7 +366,7 @@ def devnet_cmd(
 ) -> None:
     """Start anvil with the profile, deploy, fund the dev accounts, run the keeper (and with
     --ui the trading page); Ctrl-C stops all."""
-    from .client import Alpsim
+    from .client import Alpsim, start_asset_prices
     from .deployment import default_path, deploy_system
     from .devnet import AnvilDevnet
     from .devnet.base import DEV_MNEMONIC
@@ -320,6 +384,7 @@ def devnet_cmd(
             deployment, session = deploy_system(devnet, real_collateral=fork_url is not None)
             path = deployment.write(out or default_path(profile.name))
             sim = Alpsim(devnet, deployment, session)
+            sim.keeper.set_prices(start_asset_prices(profile))  # the basket's asset-only prices, as launch does
             for i in range(1, 8):
                 sim.fund(i, 100_000)
             sim.fund(7, 1_000_000)
@@ -329,6 +394,7 @@ def devnet_cmd(
         loop.start()
         rows = [("RPC URL", devnet.rpc_url), ("deployments file", str(path))]
         rows += [(role, entry.address) for role, entry in deployment.contracts.items()]
+        rows += [_basket_row(index, entry) for index, entry in enumerate(deployment.basket)]
         for i, account in enumerate(devnet.accounts):
             label = {0: "deployer (admin)", 7: "LP (1,000,000 deposited)", 8: "treasury", 9: "keeper"}.get(i, "trader")
             rows.append((f"account {i}: {label}", account))
@@ -371,6 +437,13 @@ def ui_cmd(
         console.print("stopping")
     finally:
         page.stop()
+
+
+def _basket_row(index: int, entry) -> tuple[str, str]:  # noqa: ANN001
+    """A basket asset's banner row: its token, decimals, price id and target weight."""
+    label = f"basket {entry.symbol}" + (" (payout)" if index == 0 else "")
+    return label, (f"{entry.address}, {entry.decimals} decimals, price id {entry.price_id}, "
+                   f"target {entry.target_bps} bp ({entry.target_bps / 100:.2f}%)")
 
 
 def _log_line(message: str) -> None:

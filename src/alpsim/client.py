@@ -23,7 +23,8 @@ from .model.engine_settings import Settings
 from .orders import commitment, seal
 from .positions import CLOSE_REASONS, ClosedPosition, OpenedPosition, PositionInfo, position_from_chain
 from .protocol import CloseReason, Order, RejectReason
-from .units import Number, from_units, to_units, wad_to_decimal
+from .model.pool import value_usd
+from .units import BPS, WAD, Number, from_units, to_decimal, to_units, wad_to_decimal
 
 ZERO_ADDRESS = "0x" + "00" * 20
 MAX_UINT = 2**256 - 1
@@ -99,7 +100,21 @@ class PoolState(BaseModel):
     alp_supply_wad: int
     reserve_wad: int
     balance_units: int
+    """The pool's holdings of the payout stablecoin (`poolBalance`)."""
     collateral_decimals: int
+    holdings: dict[str, Decimal] = {}
+    """Basket symbol -> the pool's holdings, whole tokens (listing order)."""
+    weights_bps: dict[str, Decimal] = {}
+    """Basket symbol -> current weight in bp (to 0.01 bp) of the holdings' value at the keeper's
+    mark prices (`PriceOracle.markPrice`); holdings only: the claim on open positions is not a
+    holding. All 0 while the basket is empty."""
+    targets_bps: dict[str, int] = {}
+    prices: dict[str, Decimal] = {}
+    """Basket symbol -> the mark price in USD (the last keeper price, whatever its age; 1 for an
+    asset valued at face value); an asset never priced is left out."""
+    reserve_capacity_wad: int = 0
+    """`AlpPool.reserveCapacityUsd`: 80% of the payout-token holdings less the reserve (other
+    basket assets do not count)."""
 
     @property
     def nav_usd(self) -> Decimal:
@@ -120,6 +135,11 @@ class PoolState(BaseModel):
     @property
     def balance(self) -> Decimal:
         return from_units(self.balance_units, self.collateral_decimals)
+
+    @property
+    def reserve_capacity(self) -> Decimal:
+        """Reserve the pool can still take on, USD (payout-token holdings only)."""
+        return wad_to_decimal(self.reserve_capacity_wad)
 
 
 class DepositResult(BaseModel):
@@ -188,15 +208,22 @@ class AlpsimReader:
         return from_units(self.collateral_units(who), self.decimals)
 
     def _asset_role(self, asset: str | None) -> str:
-        entry = self.deployment.basket_asset(asset)
+        entry = self._basket_entry(asset)
         return "collateral" if entry is None else entry.role
 
     def asset_token(self, asset: str | None = None) -> BoundContract:
         """The token of basket `asset` (its symbol or address; default the payout stablecoin)."""
         return self.contracts[self._asset_role(asset)]
 
+    def _basket_entry(self, asset: str | None):  # noqa: ANN202
+        """The basket entry of `asset` (symbol or token address): UnknownNameError naming the
+        basket's symbols for any other value, before anything is sent."""
+        if asset is not None and not isinstance(asset, str):
+            raise UnknownNameError("basket asset", repr(asset), [e.symbol for e in self.deployment.basket])
+        return self.deployment.basket_asset(asset)
+
     def asset_decimals(self, asset: str | None = None) -> int:
-        entry = self.deployment.basket_asset(asset)
+        entry = self._basket_entry(asset)
         return self.decimals if entry is None else entry.decimals
 
     def asset_units(self, who: Account, asset: str | None = None) -> int:
@@ -287,7 +314,14 @@ class AlpsimReader:
 
     # ----- reads
     def pool(self) -> PoolState:
-        pool = self.pool_contract
+        from .quote import FACE_VALUE, basket_symbols
+
+        pool, oracle = self.pool_contract, self.contracts["oracle"]
+        tokens, decimals, targets, price_ids, held = pool.call("basket")
+        symbols = basket_symbols(self, tokens)
+        marks = [WAD if pid == FACE_VALUE else oracle.call("markPrice", pid) for pid in price_ids]
+        values = [value_usd(h, d, p) for h, d, p in zip(held, decimals, marks)]
+        total = sum(values)
         return PoolState(
             nav_wad=pool.call("nav"),
             alp_price_wad=pool.call("alpPrice"),
@@ -295,7 +329,22 @@ class AlpsimReader:
             reserve_wad=pool.call("reserveUsd"),
             balance_units=pool.call("poolBalance"),
             collateral_decimals=self.decimals,
+            holdings={s: from_units(h, d) for s, h, d in zip(symbols, held, decimals)},
+            weights_bps={s: (Decimal(0) if total == 0 else Decimal(v * BPS) / Decimal(total)).quantize(Decimal("0.01"))
+                         for s, v in zip(symbols, values)},
+            targets_bps=dict(zip(symbols, targets)),
+            prices={s: wad_to_decimal(p) for s, p in zip(symbols, marks) if p},
+            reserve_capacity_wad=pool.call("reserveCapacityUsd"),
         )
+
+    def quote_lp(self, asset: str, amount: Number, withdraw: bool = False) -> dict:
+        """What a deposit of `amount` whole tokens of basket `asset` (or, `withdraw`, a
+        withdrawal of `amount` ALP for it) would give now, to the unit, from the reference model
+        at the pool's state and prices (`alpsim.quote.quote_lp`: the keys of `alpsim quote-lp
+        --json`). Sends nothing."""
+        from .quote import quote_lp
+
+        return quote_lp(self, asset, amount, withdraw)
 
 
 class Alpsim(AlpsimReader):
@@ -364,6 +413,8 @@ class Alpsim(AlpsimReader):
         (its symbol): minted on the devnet's mock; on a fork of a real chain, written into the
         token's balance storage (anvil's `anvil_setStorageAt`, as Foundry's `deal`)."""
         units = to_units(amount, self.asset_decimals(asset), "fund amount")
+        if units <= 0:
+            raise ConfigError(f"fund amount must be positive, got {amount}")
         token = self.asset_token(asset)
         holder = self.address(who)
         if self.deployment.contracts[self._asset_role(asset)].name == "MockCollateral":
@@ -393,6 +444,8 @@ class Alpsim(AlpsimReader):
         """Approves and deposits `amount` (whole tokens) of basket `asset` (its symbol; default
         the payout stablecoin) for ALP."""
         units = to_units(amount, self.asset_decimals(asset), "deposit amount")
+        if units < 0:
+            raise ConfigError(f"deposit amount must not be negative, got {amount}")
         return self.deposit_units(who, units, asset=asset, min_alp_out_wad=to_units(min_alp_out, 18))
 
     def deposit_units(self, who: Account, amount_units: int, *, asset: str | None = None,

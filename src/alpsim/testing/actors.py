@@ -1,6 +1,7 @@
 """The plugin's handles: a named dev account acting on a deployed system (`Actor`: the
-`trader` and `lp` fixtures) and the keeper's price control (`PriceControl`: the `prices`
-fixture). Thin: every method is the public `alpsim.client.Alpsim` call of the same name."""
+`trader` and `lp` fixtures), the keeper's price control (`PriceControl`: the `prices`
+fixture) and the ALP basket (`Basket`: the `basket` fixture). Thin: every method is the public
+`alpsim.client.Alpsim` call of the same name."""
 
 from __future__ import annotations
 
@@ -37,8 +38,15 @@ class Actor:
         """Collateral held, in whole tokens."""
         return self.sim.collateral_balance(self.index)
 
-    def fund(self, amount: "Number") -> None:
-        self.sim.fund(self.index, amount)
+    def balance_of(self, asset: str) -> Decimal:
+        """Basket `asset` (its symbol) held, in whole tokens."""
+        from ..units import from_units
+
+        return from_units(self.sim.asset_units(self.index, asset), self.sim.asset_decimals(asset))
+
+    def fund(self, amount: "Number", *, asset: str | None = None) -> None:
+        """Gives the account `amount` whole tokens of collateral, or of basket `asset`."""
+        self.sim.fund(self.index, amount, asset=asset)
 
     def open(self, pair: str | int, side: str, amount: "Number", leverage: int, **options: Any) -> "OpenedPosition":
         return self.sim.open(self.index, pair, side, amount, leverage, **options)
@@ -80,10 +88,72 @@ class PriceControl:
         self.set({pair: price})
 
     def __getitem__(self, pair: str | int) -> Decimal:
+        """The keeper's price of a pair, or of a basket asset by its symbol (`prices["BNB"]`)."""
+        from ..profiles import FIRST_ASSET_PRICE_ID
         from ..units import wad_to_decimal
 
-        return wad_to_decimal(self.sim.keeper.prices[self.sim.pair_id(pair)])
+        price_id = self.sim.deployment.price_id(pair)
+        book = self.sim.keeper.asset_prices if price_id >= FIRST_ASSET_PRICE_ID else self.sim.keeper.prices
+        return wad_to_decimal(book[price_id])
 
     def push(self) -> dict:
         """Records the keeper's prices on chain with no trade (`updatePrices`); the receipt."""
         return self.sim.keeper.push_prices()
+
+
+class Basket:
+    """The ALP basket of the system under test: its assets, LP actions on any of them, the
+    pool's state and quotes. `deposit(actor, "BNB", 10)` funds the actor with the asset and
+    deposits it; `fill(actor, usd)` deposits `usd` spread over the basket at its target weights
+    (at the keeper's prices: set the pairs' first, e.g. with the `prices` fixture)."""
+
+    def __init__(self, sim: "Alpsim"):
+        self.sim = sim
+
+    @property
+    def symbols(self) -> list[str]:
+        """The basket's symbols in listing order (the payout stablecoin first)."""
+        return [e.symbol for e in self.sim.deployment.basket]
+
+    @property
+    def payout(self) -> str:
+        """The symbol of the payout stablecoin (the traders' margin and payouts)."""
+        return self.symbols[0]
+
+    def deposit(self, actor: Actor, asset: str, amount: "Number", **options: Any) -> "DepositResult":
+        """Funds `actor` with `amount` of `asset`, then deposits it (options: `min_alp_out`)."""
+        actor.fund(amount, asset=asset)
+        return actor.deposit(amount, asset=asset, **options)
+
+    def withdraw(self, actor: Actor, alp: "Number | str" = "all", asset: str | None = None,
+                 **options: Any) -> "WithdrawResult":
+        return actor.withdraw(alp, asset=asset, **options)
+
+    def fill(self, actor: Actor, usd: "Number") -> list["DepositResult"]:
+        """Deposits `usd` spread over the basket at its target weights (each asset's share at
+        the keeper's price, to 8 decimals, rounded down), the payout stablecoin first."""
+        from decimal import ROUND_DOWN
+
+        from ..units import BPS, to_decimal
+
+        keeper, total = self.sim.keeper, to_decimal(usd, "usd")
+        out = []
+        for entry in self.sim.deployment.basket:
+            wad = keeper.asset_prices.get(entry.price_id) or keeper.prices.get(entry.price_id)
+            if wad is None:
+                from ..errors import ConfigError
+
+                raise ConfigError(f"the keeper has no price for {entry.symbol}: set it first (prices fixture)")
+            tokens = (total * entry.target_bps / BPS / Decimal(wad).scaleb(-18)).quantize(
+                Decimal(1).scaleb(-min(entry.decimals, 8)), rounding=ROUND_DOWN)
+            if tokens > 0:
+                out.append(self.deposit(actor, entry.symbol, tokens))
+        return out
+
+    def state(self) -> Any:
+        """`sim.pool()`: holdings, weights_bps, targets_bps, prices, reserve_capacity..."""
+        return self.sim.pool()
+
+    def quote(self, asset: str, amount: "Number", withdraw: bool = False) -> dict:
+        """`sim.quote_lp`: the fee, ALP (or asset) out and the weights before and after."""
+        return self.sim.quote_lp(asset, amount, withdraw)

@@ -8,7 +8,8 @@ once the tests using them are collected, before any runs).
 Fixtures: `alpsim_build` (session: the compiled contracts), `alpsim_system` (session, one per
 chain profile of `--alpsim-chain`: the deployed system), `alpsim` (the system, reverted to its
 deployed state after the test), `trader` (account 1, funded), `lp` (account 7, liquidity
-deposited), `keeper` (the keeper), `prices` (the keeper's prices, set to DEFAULT_PRICES_USD)."""
+deposited), `keeper` (the keeper), `prices` (the keeper's prices, set to DEFAULT_PRICES_USD),
+`basket` (the ALP basket: deposits of any asset, fills at the targets, state and quotes)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from ..client import Alpsim
     from ..compiler import BuildResult
     from ..paths import ProjectPaths
-    from .actors import Actor, PriceControl
+    from .actors import Actor, Basket, PriceControl
 
 BACKENDS = ("embedded", "revm", "anvil")
 EXACT_GAS_BACKENDS = ("embedded", "anvil")
@@ -36,7 +37,7 @@ TRADER_FUNDS_USD = 100_000
 LP_FUNDS_USD = 11_000_000
 POOL_LIQUIDITY_USD = 10_000_000
 """The `lp` fixture deposits this much of its LP_FUNDS_USD (the rest stays in its wallet)."""
-SYSTEM_FIXTURES = ("alpsim_system", "alpsim", "trader", "lp", "keeper", "prices")
+SYSTEM_FIXTURES = ("alpsim_system", "alpsim", "trader", "lp", "keeper", "prices", "basket")
 
 
 @dataclass(frozen=True)
@@ -304,6 +305,16 @@ def prices(alpsim: "Alpsim") -> "PriceControl":
     from .actors import DEFAULT_PRICES_USD, PriceControl
 
     return PriceControl(alpsim, DEFAULT_PRICES_USD)
+
+
+@pytest.fixture
+def basket(alpsim: "Alpsim", prices: "PriceControl") -> "Basket":
+    """The ALP basket (`alpsim.testing.Basket`), with the keeper's prices set (the `prices`
+    fixture): `basket.deposit(lp, "BTC", "0.5")`, `basket.fill(lp, 1_000_000)`,
+    `basket.state().weights_bps`, `basket.quote("BNB", 10)`."""
+    from .actors import Basket
+
+    return Basket(alpsim)
 
 
 # ----------------------------------------------------------------- gas and failures
