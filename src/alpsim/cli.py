@@ -366,7 +366,7 @@ def devnet_cmd(
 ) -> None:
     """Start anvil with the profile, deploy, fund the dev accounts, run the keeper (and with
     --ui the trading page); Ctrl-C stops all."""
-    from .client import Alpsim, start_asset_prices
+    from .client import Alpsim
     from .deployment import default_path, deploy_system
     from .devnet import AnvilDevnet
     from .devnet.base import DEV_MNEMONIC
@@ -384,7 +384,6 @@ def devnet_cmd(
             deployment, session = deploy_system(devnet, real_collateral=fork_url is not None)
             path = deployment.write(out or default_path(profile.name))
             sim = Alpsim(devnet, deployment, session)
-            sim.keeper.set_prices(start_asset_prices(profile))  # the basket's asset-only prices, as launch does
             for i in range(1, 8):
                 sim.fund(i, 100_000)
             sim.fund(7, 1_000_000)
