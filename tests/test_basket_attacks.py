@@ -68,7 +68,10 @@ def test_splitting_an_away_deposit_never_pays_less(sim, start):
     start_basket(sim)
     move_prices(sim, moves)
     # at target: 10 BNB / 0.16 BTC, all away; underweight: twice the distance, as far over as under
-    total = 2 * _units(sim, asset, to_target) if to_target != "0" else _units(sim, asset, "0.16" if chain == "arbitrum" else "10")
+    if start == "underweight":
+        total = 2 * _units(sim, asset, to_target)
+    else:
+        total = _units(sim, asset, "0.16" if chain == "arbitrum" else "10")
     sim.fund(FRIEND, Decimal(total) / 10 ** sim.asset_decimals(asset), asset=asset)
     snap = sim.snapshot()
 
