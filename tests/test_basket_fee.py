@@ -1,5 +1,7 @@
-"""The basket's dynamic fee in the reference model (docs/basket-design.md section 6): the
-worked examples, and the properties that make it ungameable (splitting, round trips)."""
+"""The basket's dynamic fee in the reference model (docs/mechanics.md section 10, "The dynamic
+fee"): figures of the curve, and the properties that make it ungameable (splitting, round
+trips), over random baskets. The document's worked examples run on chain and in the model in
+tests/test_basket_worked_examples.py."""
 
 from __future__ import annotations
 
@@ -12,20 +14,20 @@ from alpsim.model.pool import fee_usd, tokens_for_usd, toward_usd, value_usd
 U = 10**18
 
 
-def test_example_1_deposit_at_target_pays_30_bp():
+def test_a_deposit_at_target_pays_30_bp():
     # BNB exactly 8% of 1,000,000; 10 BNB in at 600.00 (reference 600.30)
     a = value_usd(10 * U, 18, 600 * U)
     assert a == 6_000 * U
     assert fee_usd(80_000 * U, 1_000_000 * U, 800, a, True) == 18 * U
 
 
-def test_example_2_deposit_to_target_pays_20_bp_and_across_it_25():
+def test_a_deposit_to_target_pays_20_bp_and_across_it_25():
     assert toward_usd(60_000 * U, 980_000 * U, 800, 10**30, True) == 20_000 * U
     assert fee_usd(60_000 * U, 980_000 * U, 800, 20_000 * U, True) == 40 * U
     assert fee_usd(60_000 * U, 980_000 * U, 800, 40_000 * U, True) == 100 * U
 
 
-def test_example_3_usdc_depeg_on_arbitrum():
+def test_fees_with_usdc_at_088_on_arbitrum():
     usdc_usd = value_usd(600_000 * 10**6, 6, 88 * U // 100)
     assert usdc_usd == 528_000 * U
     total = usdc_usd + 400_000 * U
