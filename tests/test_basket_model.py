@@ -1,4 +1,4 @@
-"""The reference model holds the ALP basket to the unit of AlpPool.sol (docs/basket-design.md):
+"""The reference model holds the ALP basket to the unit of AlpPool.sol (docs/mechanics.md section 10):
 a WBNB mock (18 decimals, asset-only price id 128) and a WBTC mock (8 decimals, priced by the
 BTC/USD pair, id 0) beside the payout stablecoin. A seeded random run of deposits and
 withdrawals in random assets, with keeper and reference prices moving apart, agrees with the

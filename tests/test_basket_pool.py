@@ -1,4 +1,4 @@
-"""The ALP basket on chain (docs/basket-design.md): a second asset (a WBNB mock priced at oracle
+"""The ALP basket on chain (docs/mechanics.md section 10): a second asset (a WBNB mock priced at oracle
 id 128) beside the payout stablecoin. Deposits and withdrawals in either asset agree with the
 reference model's fee to the unit, the basket is valued in at the lower and out at the higher of
 the keeper and reference prices, and every refusal is exact and moves nothing."""

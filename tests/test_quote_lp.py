@@ -70,7 +70,7 @@ def test_deposit_quotes_equal_the_deposits_to_the_unit(pool):
 
 def test_a_deposit_moving_its_asset_to_target_pays_20_bp_and_the_model_agrees(pool):
     """BTC underweight after its price fell 10%: a deposit of exactly what brings it to target
-    pays base - spread = 20 bp (docs/basket-design.md section 6's worked example 2)."""
+    pays base - spread = 20 bp (docs/mechanics.md section 10's worked example 2)."""
     sim = pool
     sim.keeper.set_prices({"BTC/USD": 54_000})
     sim.keeper.push_prices()  # on chain: pool() weighs at the oracle's mark prices

@@ -147,7 +147,7 @@ contract PriceOracle is AccessControl {
         }
     }
 
-    /// @notice A basket asset's price for LPs (docs/basket-design.md section 4): keeper price and
+    /// @notice A basket asset's price for LPs (docs/mechanics.md section 10): keeper price and
     ///         reference both fresh and within the circuit breaker; `low` is the lower of the two
     ///         (what comes into the pool is valued at it), `high` the higher (what goes out).
     function assetPriceBounds(uint256 priceId) external view returns (uint256 low, uint256 high) {

@@ -18,7 +18,7 @@ import {Errors} from "../errors/Errors.sol";
 import {Units, WAD, BPS} from "../libraries/Units.sol";
 
 /// @title AlpPool
-/// @notice The ALP liquidity pool (docs/mechanics.md section 10, docs/basket-design.md). Holds the LPs'
+/// @notice The ALP liquidity pool (docs/mechanics.md section 10). Holds the LPs'
 ///         basket (the payout stablecoin first, then any listed assets), mints and burns ALP at
 ///         NAV for any basket asset with a fee that depends on the asset's distance from its
 ///         target weight, and keeps the reserve that guarantees every open position's capped
@@ -59,7 +59,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
     /// @notice Reserve may use at most this share of the pool balance (80%).
     uint16 public maxReserveBps = 8_000;
     /// @notice The USD of an action that moves its asset toward the target pays the base fee
-    ///         less this, the USD that moves it away the base plus this (docs/basket-design.md
+    ///         less this, the USD that moves it away the base plus this (docs/mechanics.md section 10
     ///         section 6); never below 0 or above 100% in all.
     uint16 public feeSpreadBps = 5;
 
@@ -547,7 +547,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
 
     /// @dev The USD of an action of `actionUsd` that moves its asset toward its target, rounded
     ///      down: with e = value x BPS - target x basket, a deposit moves e up by
-    ///      (BPS - target) per USD, a withdrawal down (docs/basket-design.md section 6).
+    ///      (BPS - target) per USD, a withdrawal down (docs/mechanics.md section 10).
     function _towardUsd(uint256 assetUsd, uint256 basketUsd, uint256 targetBps, uint256 actionUsd, bool isDeposit)
         private
         pure

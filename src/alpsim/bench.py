@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import resource
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,52 @@ def measure_gas(sim: Alpsim) -> dict[str, int | None]:
     return gas
 
 
+BASKET_LP = 5
+"""The dev account that fills the basket to its targets before the per-asset figures."""
+
+
+def fill_basket(sim: Alpsim) -> None:
+    """Brings every basket asset to its target weight beside the payout stablecoin the pool
+    holds (`prepare_fresh`'s), at the keeper's prices: the pool a basket's LPs keep."""
+    basket = sim.deployment.basket
+    payout_usd = Decimal(sim.pool_contract.call("poolBalance")) / 10 ** basket[0].decimals
+    total_usd = payout_usd * 10_000 / basket[0].target_bps
+    for entry in basket[1:]:
+        price_usd = _keeper_price_usd(sim, entry)
+        amount = (total_usd * entry.target_bps / 10_000 / price_usd).quantize(Decimal(1))
+        sim.fund(BASKET_LP, amount, asset=entry.symbol)
+        sim.deposit(BASKET_LP, amount, asset=entry.symbol)
+
+
+def _keeper_price_usd(sim: Alpsim, entry: Any) -> Decimal:
+    sim.keeper.adopt_asset_prices()
+    prices = {**sim.keeper.prices, **sim.keeper.asset_prices}
+    return Decimal(prices[entry.price_id]) / 10**18
+
+
+def measure_basket_gas(sim: Alpsim) -> dict[str, dict[str, int | None]]:
+    """A deposit of about 1,000 USD and a withdrawal of 100 ALP in each basket asset, in the
+    state `sim` is in (snapshotted and restored): {"deposit": {symbol: gas}, "withdraw": ...}."""
+    snap = sim.snapshot()
+    out: dict[str, dict[str, int | None]] = {"deposit": {}, "withdraw": {}}
+    try:
+        sim.keeper.run_triggers(price_pairs=set(sim.keeper.prices))
+        for entry in sim.deployment.basket:
+            amount = (Decimal(1_000) / _keeper_price_usd(sim, entry)).quantize(Decimal("0.0001"))
+            sim.fund(NEW_LP, amount * 3, asset=entry.symbol)
+            sim.deposit(NEW_LP, amount, asset=entry.symbol)  # approval and first mint out of the way
+            _next_second(sim)
+            out["deposit"][entry.symbol] = sim.deposit(NEW_LP, amount, asset=entry.symbol).gas_used
+        sim.devnet.advance_time(48 * 3600)
+        sim.keeper.run_triggers(price_pairs=set(sim.keeper.prices))
+        for entry in sim.deployment.basket:
+            _next_second(sim)
+            out["withdraw"][entry.symbol] = sim.withdraw(NEW_LP, 100, asset=entry.symbol).gas_used
+    finally:
+        sim.revert(snap)
+    return out
+
+
 def _open_together(sim: Alpsim, requests: list[OpenRequest]) -> list[int]:
     """Opens `requests` by one block of requests and one
     keeper batch: the ids of the positions, in the requests' order. A setup step, not a
@@ -239,15 +286,18 @@ def run_bench(console: Console | None = None, positions: int = 1_000, *, round_t
         raise ValueError(refused[1])
     console = console or Console()
     build = compile_contracts()
-    result: dict[str, Any] = {"gas": {}, "targets": TARGETS}
+    result: dict[str, Any] = {"gas": {}, "basket_gas": {}, "targets": TARGETS}
     started = time.perf_counter()
     for chain in dict.fromkeys(chains):
         with Alpsim.launch(chain, build=build, seed=1) as sim:
             prepare_fresh(sim)
             result["gas"][chain] = {"fresh": measure_gas(sim)}
+            fill_basket(sim)
+            result["basket_gas"][chain] = {"fresh": measure_basket_gas(sim)}
             if positions:  # 0: the fresh devnet only
                 open_many(sim, positions)
                 result["gas"][chain][f"with_{positions}_positions"] = measure_gas(sim)
+                result["basket_gas"][chain][f"with_{positions}_positions"] = measure_basket_gas(sim)
     # throughput: the seeded round-trip workload, fast and naive paths, on the bnb profile
     result["throughput"] = {}
     for backend in dict.fromkeys(backends):
@@ -291,6 +341,14 @@ def print_result(console: Console, result: dict[str, Any], positions: int) -> No
         for name, target, value in _against_targets(fresh):
             totals.add_row(name, f"{value:,}", f"{target:,}", "yes" if value <= target else "no")
         console.print(totals)
+    for chain, runs in result.get("basket_gas", {}).items():
+        table = Table(title=f"gas on {chain}: a deposit and a withdrawal per basket asset, the basket at its targets")
+        for col in ("asset",) + tuple(f"{op}, {state.replace('_', ' ')}" for state in runs for op in ("deposit", "withdraw")):
+            table.add_column(col, justify="right")
+        for symbol in next(iter(runs.values()))["deposit"]:
+            table.add_row(symbol, *(f"{runs[state][op][symbol]:,}" if runs[state][op][symbol] is not None else "-"
+                                    for state in runs for op in ("deposit", "withdraw")))
+        console.print(table)
     console.print(f"test_suite_s (last make test): {result.get('test_suite_s')}; bench {result['bench_s']} s, "
                   f"peak RSS {result['peak_rss_mb']} MB")
     if result.get("throughput"):

@@ -1,6 +1,6 @@
 """Drives a deployed system and the reference model in lockstep, and compares them: every
 position field, balance, index, aggregate, NAV and ALP price, to the unit; the ALP basket's
-assets, holdings and every account's balance of each (docs/basket-design.md)."""
+assets, holdings and every account's balance of each (docs/mechanics.md section 10)."""
 
 from __future__ import annotations
 

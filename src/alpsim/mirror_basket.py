@@ -1,4 +1,4 @@
-"""The ALP basket's part of the Mirror (docs/basket-design.md): the pool's listed assets, their
+"""The ALP basket's part of the Mirror (docs/mechanics.md section 10): the pool's listed assets, their
 prices and the basket's admin state taken from the chain, deposits and withdrawals in any basket
 asset by raw pool calls, and the comparison of holdings, token balances and asset prices per
 asset. `alpsim.mirror.Mirror` inherits it."""

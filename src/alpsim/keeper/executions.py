@@ -133,6 +133,7 @@ class Executions:
         basket = self.feeder.deployment.basket
         holdings = contracts["pool"].call("basket")[4]
         needed = {e.price_id for e, held in zip(basket, holdings) if held > 0 or e is action}
+        self.feeder.refresh_stale_references(needed)  # the pool refuses a stale reference as well
         stale = self._aging(needed)
         receipts = []
         assets = [pid for pid in stale if pid >= FIRST_ASSET_PRICE_ID and pid in self.feeder.asset_prices]

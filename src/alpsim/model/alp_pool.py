@@ -1,5 +1,5 @@
 """The ALP basket's half of `contracts/pool/AlpPool.sol` (docs/mechanics.md section 10,
-docs/basket-design.md sections 3 to 6): the listed assets, the admin that lists and weighs them,
+docs/mechanics.md section 10): the listed assets, the admin that lists and weighs them,
 their prices (the action's conservative bounds, the unguarded mark for NAV) and the dynamic fee
 curve. `PoolModel` (pool.py) is a `Basket` with the LPs' books.
 

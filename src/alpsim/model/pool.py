@@ -1,4 +1,4 @@
-"""Reference model of the ALP pool (docs/mechanics.md section 10, docs/basket-design.md), to the
+"""Reference model of the ALP pool (docs/mechanics.md section 10), to the
 unit of `contracts/pool/AlpPool.sol`.
 
 The pool holds a basket: the payout stablecoin first (asset 0, whose holdings are

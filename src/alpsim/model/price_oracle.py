@@ -2,7 +2,7 @@
 (docs/mechanics.md section 8): staleness, the circuit breaker and the worse-price rule at
 execution; settled prices (the triggers ran at them with the guard passing) and the check that
 LPs are priced only at them; basket assets' prices (ids 128 to 255 asset-only, below 128 a
-pair's) and their bounds for LPs (docs/basket-design.md section 4). A reference price set here stands for the pair's Chainlink feed
+pair's) and their bounds for LPs (docs/mechanics.md section 10). A reference price set here stands for the pair's Chainlink feed
 (`contracts/oracle/MockAggregator.sol` on a devnet).
 """
 

@@ -3,7 +3,7 @@ contract mirrors this: it runs the model (docs/mechanics.md sections 5, 6 and 11
 
 LP quotes (`quote_lp_deposit`, `quote_lp_withdraw`): what `AlpPool.deposit` / `withdraw` give
 for a basket state (holdings, price bounds, supply, claim), to the unit, from the pool model's
-fee and valuation functions (docs/basket-design.md sections 5 and 6, "as built")."""
+fee and valuation functions (docs/mechanics.md section 10)."""
 
 from __future__ import annotations
 
@@ -173,7 +173,7 @@ def quote_lp_deposit(assets: list[LpAsset], index: int, amount: int, supply: int
                      spread_bps: int) -> LpQuote:
     """`AlpPool.deposit(asset index, amount)`: ALP out (18 decimals) and the fee, or a
     ModelRefusal named as the contract's error. The basket at its high prices, the amount at
-    the asset's low (docs/basket-design.md section 5)."""
+    the asset's low (docs/mechanics.md section 10)."""
     if amount <= 0:
         raise ModelRefusal("ZeroAmount")
     a = assets[index]

@@ -1,6 +1,6 @@
 """The model's token accounts and transfers, mirroring the ERC20 moves of
 `contracts/tokens/MockCollateral.sol` between the engine's escrow, the pool, the treasury,
-traders and LPs (docs/mechanics.md sections 5 and 6, docs/basket-design.md section 10).
+traders and LPs (docs/mechanics.md sections 5 and 6, docs/mechanics.md section 10).
 `balances` are the payout token's per address; `asset_balances` every other basket asset's,
 asset key -> holder -> units. ESCROW, POOL and TREASURY name the engine, the pool and the
 treasury.

@@ -3,7 +3,7 @@ mint or burn fee (bp and USD), and the asset's weight before and after, at the p
 will read. The numbers are the reference model's (`alpsim.model.pool`: `value_usd`,
 `toward_usd`, `fee_usd`, `tokens_for_usd`) on the chain's holdings, targets and guarded price
 bounds (`PriceOracle.assetPriceBounds`: the deposit's asset at the low, the basket at the high;
-the other way round for a withdrawal), as `AlpPool` prices them (docs/basket-design.md
+the other way round for a withdrawal), as `AlpPool` prices them (docs/mechanics.md section 10
 sections 5 and 6).
 
 Before reading, the basket's prices are brought fresh on chain (`Keeper.fresh_basket_prices`,
