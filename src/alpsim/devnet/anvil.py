@@ -8,6 +8,7 @@ import ctypes
 import platform
 import signal
 import socket
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,9 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         pass
 
 
+MAX_PERSISTED_STATES = 64
+"""States of past blocks anvil keeps on disk beyond those in memory (a trace of an older
+transaction is then refused; alpsim traces the transaction that just failed)."""
 _RUNNING: "weakref.WeakSet[AnvilProcess]" = weakref.WeakSet()
 
 
@@ -91,6 +95,11 @@ class AnvilProcess:
             args += ["--fork-url", fork_url]
         else:
             args += ["--timestamp", str(GENESIS_TIMESTAMP)]
+        # anvil keeps recent states in memory and writes older ones to disk (by default under
+        # ~/.foundry/anvil/tmp, left behind when a process is killed: a long run wrote tens of
+        # GB there). Its own folder, at most MAX_PERSISTED_STATES states, removed on stop.
+        self._cache = tempfile.mkdtemp(prefix="alpsim-anvil-states-")
+        args += ["--cache-path", self._cache, "--max-persisted-states", str(MAX_PERSISTED_STATES)]
         args += extra_args or []
         # anvil's own log goes to a file: it says when anvil is listening (an answer on the
         # port alone could come from another process), and why it failed if it did
@@ -139,6 +148,7 @@ class AnvilProcess:
                 self.popen.wait()
         self._log.close()
         Path(self._log.name).unlink(missing_ok=True)
+        shutil.rmtree(self._cache, ignore_errors=True)
         _RUNNING.discard(self)
 
 
