@@ -90,6 +90,8 @@ class ScenarioRun:
     """ALP held at the end, by account name."""
     lp_actions: list[LpAction] = field(default_factory=list)
     """Every deposit and withdrawal, in order."""
+    failure: "StepFailed | None" = None
+    """The step the chain refused, with its cause (the contract error), when one did."""
 
 
 class ScenarioRunner:
@@ -155,7 +157,7 @@ class ScenarioRunner:
                 if self.on_step:
                     self.on_step(index + 1, total, sim.devnet.timestamp - run.start_time)
         except StepFailed as exc:
-            run.error = str(exc)
+            run.error, run.failure = str(exc), exc
         except KeyboardInterrupt:
             run.interrupted = True
         return run
