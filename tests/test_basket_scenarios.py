@@ -175,3 +175,24 @@ def test_deposit_after_the_keeper_is_back_succeeds(build):
     assert run.expectations and all(e.passed for e in run.expectations), run.expectations
     # a first deposit starts BNB at 100% of the basket, away from its 8%: 30 bp of 6,000 USD
     assert run.lp_actions[0].fee_usd == 18 and run.lp_actions[0].fee_bps == 30
+
+
+def test_report_carries_the_basket_and_plots_its_weights(build, tmp_path):
+    import json
+
+    from alpsim.scenario import write_report
+
+    run = ScenarioRunner(parse_scenario(GOOD), backend="revm", build=build).run()
+    written = {p.name for p in write_report(run, tmp_path)}
+    assert {"report.json", "summary.md", "price.png", "pool.png", "equity.png", "basket.png"} == written
+    data = json.loads((tmp_path / "report.json").read_text())
+    last = data["series"][-1]
+    assert last["asset_prices"] == {"USDT": 1, "USDC": 1, "BNB": 600, "ETH": 3000, "BTC": 60000}
+    assert last["holdings"]["USDT"] == 100000 and 0 < last["weights_bps"]["BNB"] < 800
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| BNB |" in summary and "## LP actions" in summary and "`basket.png`" in summary
+    # a scenario that only touches the payout stablecoin draws no basket plot
+    plain = GOOD.replace("  lp: {USDT: 100000, BNB: 10}", "  lp: 100000").replace(", BNB: 600}", "}")
+    plain = plain[:plain.index("  - deposit: {id: in-bnb")]
+    run = ScenarioRunner(parse_scenario(plain), backend="revm", build=build).run()
+    assert "basket.png" not in {p.name for p in write_report(run, tmp_path / "plain")}

@@ -86,3 +86,13 @@ def action_usd(sim: "Alpsim", asset: str, amount: Decimal, fee_usd: Decimal, kin
     book = sim.keeper.asset_prices if price_id in sim.keeper.asset_prices else sim.keeper.prices
     value = amount * wad_to_decimal(book[price_id])
     return value if kind == "deposit" else value + fee_usd
+
+
+def keeper_asset_prices(sim: "Alpsim") -> dict[str, Decimal]:
+    """The keeper's price of each basket asset it prices, by symbol (BTC the asset: the pair's)."""
+    out = {}
+    for entry in sim.deployment.basket:
+        book = sim.keeper.asset_prices if entry.price_id in sim.keeper.asset_prices else sim.keeper.prices
+        if entry.price_id in book:
+            out[entry.symbol] = wad_to_decimal(book[entry.price_id])
+    return out

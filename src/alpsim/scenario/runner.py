@@ -13,7 +13,7 @@ from ..errors import AlpsimError, NodeError
 from ..model.math import WAD, pnl_usd_floor, index_charge_usd_up
 from ..positions import ClosedPosition, OpenedPosition
 from ..units import from_units, to_units, wad_to_decimal
-from .basket import LpAction, action_usd, bps, read_basket
+from .basket import LpAction, action_usd, bps, keeper_asset_prices, read_basket
 from .schema import Approx, ExpectStep, OpenStep, PathStep, Scenario
 
 PRICE_QUANTUM = Decimal("0.00000001")
@@ -48,7 +48,8 @@ class Sample:
     alp_price: Decimal
     equity: dict[str, Decimal]
     asset_prices: dict[str, Decimal] = field(default_factory=dict)
-    """The oracle's mark price per basket asset symbol (BTC the asset: BTC/USD the pair)."""
+    """The keeper's price per basket asset symbol, as `prices` has the pairs' (BTC the asset:
+    BTC/USD the pair); the weights are at the oracle's mark prices, the same but in an outage."""
     holdings: dict[str, Decimal] = field(default_factory=dict)
     """The pool's holdings per basket asset, whole tokens."""
     weights_bps: dict[str, Decimal] = field(default_factory=dict)
@@ -396,7 +397,8 @@ class ScenarioRunner:
         sample = Sample(sim.devnet.timestamp - run.start_time, prices, pool.nav_usd, pool.alp_price, equity)
         if sim.deployment.basket:
             basket = read_basket(sim)
-            sample.asset_prices, sample.holdings, sample.weights_bps = basket.prices, basket.holdings, basket.weights_bps
+            sample.holdings, sample.weights_bps = basket.holdings, basket.weights_bps
+            sample.asset_prices = keeper_asset_prices(sim)
         run.samples.append(sample)
 
 
