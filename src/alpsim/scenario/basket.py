@@ -96,3 +96,16 @@ def keeper_asset_prices(sim: "Alpsim") -> dict[str, Decimal]:
         if entry.price_id in book:
             out[entry.symbol] = wad_to_decimal(book[entry.price_id])
     return out
+
+
+def payout_symbol(sim: "Alpsim") -> str:
+    """The payout stablecoin's symbol (USDT on BNB Chain, USDC on Arbitrum)."""
+    return sim.deployment.basket[0].symbol if sim.deployment.basket else sim.profile.collateral.symbol
+
+
+def lp_action(sim: "Alpsim", body: Any, step: int, kind: str, amount: Decimal, alp_wad: int, fee_wad: int) -> LpAction:
+    """The record of a deposit or withdraw step (`body`) the chain took."""
+    asset = body.asset or payout_symbol(sim)
+    fee_usd = wad_to_decimal(fee_wad)
+    usd = action_usd(sim, asset, amount, fee_usd, kind) if sim.deployment.basket else amount
+    return LpAction(body.id, step, kind, body.who, asset, amount, wad_to_decimal(alp_wad), fee_usd, bps(fee_usd, usd))

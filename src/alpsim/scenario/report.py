@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..quote import dumps_exact
+from .basket import payout_symbol
 from .runner import ScenarioRun
 
 
@@ -87,7 +88,7 @@ def markdown_summary(run: ScenarioRun, report: dict[str, Any]) -> str:
         for a in report["lp_actions"]:
             lines.append(f"| {a['step']} | {a['id'] or '-'} | {a['who']} | {a['kind']} | {a['asset']} | "
                          f"{_fmt(a['amount'], 6)} | {_fmt(a['alp'], 4)} | {_fmt(a['fee_usd'], 2)} | {_fmt(a['fee_bps'], 2)} |")
-    payout = run.sim.deployment.basket[0].symbol if run.sim.deployment.basket else run.sim.profile.collateral.symbol
+    payout = payout_symbol(run.sim)
     lines += ["", "## Accounts", "", "| account | collateral | change |", "|---|---|---|"]
     for name, balance in (report["accounts"] or {}).items():
         lines.append(f"| {name} | {_fmt(balance, 2)} | {_fmt(balance - s.stable_funds(name, payout), 2)} |")

@@ -13,7 +13,7 @@ from ..errors import AlpsimError, NodeError
 from ..model.math import WAD, pnl_usd_floor, index_charge_usd_up
 from ..positions import ClosedPosition, OpenedPosition
 from ..units import from_units, to_units, wad_to_decimal
-from .basket import LpAction, action_usd, bps, keeper_asset_prices, read_basket
+from .basket import LpAction, keeper_asset_prices, lp_action, payout_symbol, read_basket
 from .schema import Approx, ExpectStep, OpenStep, PathStep, Scenario
 
 PRICE_QUANTUM = Decimal("0.00000001")
@@ -198,7 +198,7 @@ class ScenarioRunner:
         sim = run.sim
         self._fresh_prices(run)
         result = sim.deposit(run.accounts[body.who], body.amount, asset=body.asset)
-        self._gas(run, "deposit" if body.asset in (None, self._payout(sim)) else f"deposit_{body.asset}",
+        self._gas(run, "deposit" if body.asset in (None, payout_symbol(sim)) else f"deposit_{body.asset}",
                   result.gas_used)
         self._record_action(run, index, body, "deposit", from_units(result.amount_units, sim.asset_decimals(body.asset)),
                             result.alp_out_wad, result.fee_wad)
@@ -207,23 +207,15 @@ class ScenarioRunner:
         sim = run.sim
         self._fresh_prices(run)
         result = sim.withdraw(run.accounts[body.who], "all" if body.alp == "all" else body.alp, asset=body.asset)
-        self._gas(run, "withdraw" if body.asset in (None, self._payout(sim)) else f"withdraw_{body.asset}",
+        self._gas(run, "withdraw" if body.asset in (None, payout_symbol(sim)) else f"withdraw_{body.asset}",
                   result.gas_used)
         self._record_action(run, index, body, "withdraw",
                             from_units(result.amount_out_units, sim.asset_decimals(body.asset)),
                             result.alp_in_wad, result.fee_wad)
 
-    @staticmethod
-    def _payout(sim: Alpsim) -> str:
-        return sim.deployment.basket[0].symbol if sim.deployment.basket else sim.profile.collateral.symbol
-
     def _record_action(self, run: ScenarioRun, index: int, body: Any, kind: str, amount: Decimal, alp_wad: int,
                        fee_wad: int) -> None:
-        asset = body.asset or self._payout(run.sim)
-        fee_usd = wad_to_decimal(fee_wad)
-        usd = action_usd(run.sim, asset, amount, fee_usd, kind) if run.sim.deployment.basket else amount
-        run.lp_actions.append(LpAction(body.id, index, kind, body.who, asset, amount, wad_to_decimal(alp_wad),
-                                       fee_usd, bps(fee_usd, usd)))
+        run.lp_actions.append(lp_action(run.sim, body, index, kind, amount, alp_wad, fee_wad))
 
     def _step_open(self, run: ScenarioRun, index: int, body: OpenStep) -> None:
         sim = run.sim
