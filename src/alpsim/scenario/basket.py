@@ -1,5 +1,6 @@
-"""The ALP basket as a scenario reports it: holdings, weights and asset prices read from the
-chain, and the record of each LP action (deposit or withdrawal, in any basket asset)."""
+"""The ALP basket as a scenario reports it: the keeper's asset prices and the record of each
+LP action (deposit or withdrawal, in any basket asset). Holdings and weights are the client's
+(`Alpsim.pool()`)."""
 
 from __future__ import annotations
 
@@ -7,48 +8,13 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
-from ..model.math import WAD
-from ..units import from_units, wad_to_decimal
+from ..units import wad_to_decimal
 
 if TYPE_CHECKING:
     from ..client import Alpsim
 
 BPS_QUANTUM = Decimal("0.01")
-"""Weights and fee rates are reported in basis points to 2 decimals (half-even)."""
-
-
-@dataclass
-class BasketState:
-    """The pool's basket at the keeper's mark prices (as `AlpPool.nav()` values it)."""
-
-    holdings: dict[str, Decimal]
-    """Whole tokens per symbol."""
-    prices: dict[str, Decimal]
-    """The oracle's mark price per symbol (USD; BTC the asset is BTC/USD the pair)."""
-    values_usd: dict[str, Decimal]
-    weights_bps: dict[str, Decimal]
-    """Each asset's share of the holdings' value (the claim on open positions is not a holding)."""
-
-
-def read_basket(sim: "Alpsim") -> BasketState:
-    """One `basket()` read and one `markPrice` per asset. A holding is valued as the pool values
-    it, floor(units x 10^(18 - decimals) x price / 1e18) in 18-decimal USD."""
-    tokens, decimals, _targets, price_ids, holdings = sim.pool_contract.call("basket")
-    symbols = {e.address.lower(): e.symbol for e in sim.deployment.basket}
-    oracle = sim.contracts["oracle"]
-    state = BasketState({}, {}, {}, {})
-    values_wad: dict[str, int] = {}
-    for token, dec, price_id, held in zip(tokens, decimals, price_ids, holdings):
-        symbol = symbols.get(token.lower(), token)
-        price_wad = oracle.call("markPrice", price_id)
-        values_wad[symbol] = held * 10 ** (18 - dec) * price_wad // WAD
-        state.holdings[symbol] = from_units(held, dec)
-        state.prices[symbol] = wad_to_decimal(price_wad)
-        state.values_usd[symbol] = wad_to_decimal(values_wad[symbol])
-    total = sum(values_wad.values())
-    for symbol, value in values_wad.items():
-        state.weights_bps[symbol] = bps(value, total)
-    return state
+"""Fee rates are reported in basis points to 2 decimals (half-even), as the client reports weights."""
 
 
 def bps(part: int | Decimal, whole: int | Decimal) -> Decimal:

@@ -13,7 +13,7 @@ from ..errors import AlpsimError, NodeError
 from ..model.math import WAD, pnl_usd_floor, index_charge_usd_up
 from ..positions import ClosedPosition, OpenedPosition
 from ..units import from_units, to_units, wad_to_decimal
-from .basket import LpAction, keeper_asset_prices, lp_action, payout_symbol, read_basket
+from .basket import LpAction, keeper_asset_prices, lp_action, payout_symbol
 from .schema import Approx, ExpectStep, OpenStep, PathStep, Scenario
 
 PRICE_QUANTUM = Decimal("0.00000001")
@@ -388,8 +388,7 @@ class ScenarioRunner:
                 equity[record.id] = wad_to_decimal(record.closed.payout_wad)
         sample = Sample(sim.devnet.timestamp - run.start_time, prices, pool.nav_usd, pool.alp_price, equity)
         if sim.deployment.basket:
-            basket = read_basket(sim)
-            sample.holdings, sample.weights_bps = basket.holdings, basket.weights_bps
+            sample.holdings, sample.weights_bps = dict(pool.holdings), dict(pool.weights_bps)
             sample.asset_prices = keeper_asset_prices(sim)
         run.samples.append(sample)
 
@@ -458,10 +457,8 @@ def pool_report(run: ScenarioRun) -> dict[str, Any]:
     """The pool: NAV, ALP price and supply, reserve; the basket's holdings (whole tokens) and
     weights (bp of the holdings' value at the keeper's mark prices) by asset symbol."""
     pool = run.sim.pool()
-    basket = read_basket(run.sim) if run.sim.deployment.basket else None
     return {"nav_usd": pool.nav_usd, "alp_price": pool.alp_price, "alp_supply": pool.alp_supply,
-            "reserve_usd": pool.reserve_usd, "holdings": basket.holdings if basket else {},
-            "weights": basket.weights_bps if basket else {}}
+            "reserve_usd": pool.reserve_usd, "holdings": dict(pool.holdings), "weights": dict(pool.weights_bps)}
 
 
 def account_report(run: ScenarioRun) -> dict[str, Decimal]:
