@@ -19,7 +19,7 @@ from conftest import default_sigint
 
 SCENARIOS = sorted((find_project().root / "scenarios").glob("*.yaml"))
 REQUIRED = {"wiped_by_noise", "leverage_ladder", "profit_cap", "lp_winning_streak", "keeper_outage",
-            "execution_fee_bnb", "execution_fee_arbitrum"}
+            "execution_fee_bnb", "execution_fee_arbitrum", "bnb_crash", "usdc_depeg", "basket_rebalance"}
 
 
 def test_the_showcase_is_shipped():
@@ -100,13 +100,15 @@ def test_cli_json_report_and_exit_status(tmp_path):
     proc = _cli(str(path), "--json", "--report", str(tmp_path / "rep"))
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert list(data) == ["scenario", "chain", "positions", "pool", "accounts", "expectations", "gas"]
+    assert list(data) == ["scenario", "chain", "positions", "pool", "accounts", "lp_actions", "expectations", "gas"]
     keys = ["status", "pair", "side", "leverage", "margin_usd", "notional_usd", "entry_price", "exit_price",
             "liquidation_price", "pnl_usd", "open_fee_usd", "close_fee_usd", "execution_fee_usd", "holding_fee_usd",
             "funding_fee_usd", "payout_usd", "reject_reason"]
     for position in data["positions"].values():
         assert list(position) == keys
-    assert list(data["pool"]) == ["nav_usd", "alp_price", "alp_supply", "reserve_usd"]
+    assert list(data["pool"]) == ["nav_usd", "alp_price", "alp_supply", "reserve_usd", "holdings", "weights"]
+    assert list(data["pool"]["holdings"]) == list(data["pool"]["weights"]) == ["USDC", "USDT", "ETH", "BTC"]
+    assert [(a["kind"], a["asset"], a["fee_bps"]) for a in data["lp_actions"]] == [("deposit", "USDC", 30)]
     assert set(data["accounts"]) == {"lp", "alice", "bob"}
     assert {"request_open", "execute_open", "cancel_request", "deposit"} <= set(data["gas"])
     assert all(set(e) == {"step", "subject", "expected", "actual", "passed"} for e in data["expectations"])

@@ -7,12 +7,32 @@ from pathlib import Path
 from typing import Any
 
 from ..quote import dumps_exact
+from .basket import payout_symbol
 from .runner import ScenarioRun
 
 
 def series(run: ScenarioRun) -> list[dict[str, Any]]:
-    return [{"t": s.t, "prices": s.prices, "nav_usd": s.nav, "alp_price": s.alp_price, "equity": s.equity}
+    return [{"t": s.t, "prices": s.prices, "nav_usd": s.nav, "alp_price": s.alp_price, "equity": s.equity,
+             "asset_prices": s.asset_prices, "holdings": s.holdings, "weights_bps": s.weights_bps}
             for s in run.samples]
+
+
+def touched_assets(run: ScenarioRun) -> list[str]:
+    """The basket assets other than the payout stablecoin that the scenario prices, funds,
+    deposits or withdraws (by symbol); empty: no basket plot."""
+    basket = run.sim.deployment.basket
+    if not basket:
+        return []
+    others = [e.symbol for e in basket[1:]]
+    named: set[str] = set()
+    for step in run.scenario.steps:
+        if step.kind == "prices":
+            named |= set(step.body)
+        elif step.kind in ("deposit", "withdraw") and step.body.asset:
+            named.add(step.body.asset)
+    for name in run.scenario.accounts:
+        named |= {a for a in run.scenario.funds_of(name) if a}
+    return [symbol for symbol in others if symbol in named]
 
 
 def write_report(run: ScenarioRun, folder: str | Path) -> list[Path]:
@@ -56,10 +76,22 @@ def markdown_summary(run: ScenarioRun, report: dict[str, Any]) -> str:
                      f"{_fmt(p['exit_price'])} | {_fmt(p['pnl_usd'], 2)} | {_fmt(fees, 2)} | {_fmt(p['payout_usd'], 2)} |")
     pool = report["pool"] or {"nav_usd": None, "alp_price": None, "alp_supply": None, "reserve_usd": None}
     lines += ["", "## Pool", "", f"NAV {_fmt(pool['nav_usd'], 2)} USD, ALP price {_fmt(pool['alp_price'], 6)} USD, "
-              f"ALP supply {_fmt(pool['alp_supply'], 2)}, reserve {_fmt(pool['reserve_usd'], 2)} USD.", "",
-              "## Accounts", "", "| account | collateral | change |", "|---|---|---|"]
+              f"ALP supply {_fmt(pool['alp_supply'], 2)}, reserve {_fmt(pool['reserve_usd'], 2)} USD."]
+    if pool.get("holdings"):
+        targets = {e.symbol: e.target_bps for e in run.sim.deployment.basket}
+        lines += ["", "| asset | holdings (tokens) | weight (bp) | target (bp) |", "|---|---|---|---|"]
+        for symbol, held in pool["holdings"].items():
+            lines.append(f"| {symbol} | {_fmt(held, 6)} | {_fmt(pool['weights'][symbol], 2)} | {targets.get(symbol, '-')} |")
+    if report.get("lp_actions"):
+        lines += ["", "## LP actions", "", "| step | id | who | kind | asset | amount | ALP | fee (USD) | fee (bp) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for a in report["lp_actions"]:
+            lines.append(f"| {a['step']} | {a['id'] or '-'} | {a['who']} | {a['kind']} | {a['asset']} | "
+                         f"{_fmt(a['amount'], 6)} | {_fmt(a['alp'], 4)} | {_fmt(a['fee_usd'], 2)} | {_fmt(a['fee_bps'], 2)} |")
+    payout = payout_symbol(run.sim)
+    lines += ["", "## Accounts", "", "| account | collateral | change |", "|---|---|---|"]
     for name, balance in (report["accounts"] or {}).items():
-        lines.append(f"| {name} | {_fmt(balance, 2)} | {_fmt(balance - s.funds[name], 2)} |")
+        lines.append(f"| {name} | {_fmt(balance, 2)} | {_fmt(balance - s.stable_funds(name, payout), 2)} |")
     lines += ["", "## Expectations", ""]
     if not report["expectations"]:
         lines.append("None.")
@@ -73,7 +105,8 @@ def markdown_summary(run: ScenarioRun, report: dict[str, Any]) -> str:
         lines += ["| operation | count | mean | min | max |", "|---|---|---|---|---|"]
         for op, g in report["gas"].items():
             lines.append(f"| {op} | {g['count']} | {g['mean']:,} | {g['min']:,} | {g['max']:,} |")
-    lines += ["", "Plots: `price.png`, `pool.png`, `equity.png`.", ""]
+    plots = ["price.png", "pool.png", "equity.png"] + (["basket.png"] if touched_assets(run) else [])
+    lines += ["", "Plots: " + ", ".join(f"`{name}`" for name in plots) + ".", ""]
     return "\n".join(lines)
 
 
@@ -138,7 +171,30 @@ def plot_all(run: ScenarioRun, folder: Path) -> list[Path]:
     fig.tight_layout()
     written.append(_save(fig, folder / "equity.png"))
     plt.close(fig)
+    # 4. the basket's weights against their targets, when the scenario touches a non-payout asset
+    if touched_assets(run):
+        written.append(plot_basket(run, minutes, folder, plt))
     return written
+
+
+def plot_basket(run: ScenarioRun, minutes: list[float], folder: Path, plt: Any) -> Path:
+    fig, ax = plt.subplots(figsize=(10, 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, entry in enumerate(run.sim.deployment.basket):
+        color = colors[i % len(colors)]
+        points = [(m, float(s.weights_bps[entry.symbol]) / 100) for m, s in zip(minutes, run.samples)
+                  if entry.symbol in s.weights_bps]
+        ax.plot([p[0] for p in points], [p[1] for p in points], color=color, label=entry.symbol,
+                drawstyle="steps-post")
+        ax.axhline(entry.target_bps / 100, color=color, linestyle="--", linewidth=0.7)
+    ax.set_title("ALP basket: weights (solid) against targets (dashed)")
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("weight (% of the holdings' value)")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    path = _save(fig, folder / "basket.png")
+    plt.close(fig)
+    return path
 
 
 def _save(fig: Any, path: Path) -> Path:

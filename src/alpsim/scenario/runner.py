@@ -13,6 +13,7 @@ from ..errors import AlpsimError, NodeError
 from ..model.math import WAD, pnl_usd_floor, index_charge_usd_up
 from ..positions import ClosedPosition, OpenedPosition
 from ..units import from_units, to_units, wad_to_decimal
+from .basket import LpAction, keeper_asset_prices, lp_action, payout_symbol
 from .schema import Approx, ExpectStep, OpenStep, PathStep, Scenario
 
 PRICE_QUANTUM = Decimal("0.00000001")
@@ -46,6 +47,12 @@ class Sample:
     nav: Decimal
     alp_price: Decimal
     equity: dict[str, Decimal]
+    asset_prices: dict[str, Decimal] = field(default_factory=dict)
+    """The keeper's price per basket asset symbol, as `prices` has the pairs' (BTC the asset:
+    BTC/USD the pair); the weights are at the oracle's mark prices, the same but in an outage."""
+    holdings: dict[str, Decimal] = field(default_factory=dict)
+    """The pool's holdings per basket asset, whole tokens."""
+    weights_bps: dict[str, Decimal] = field(default_factory=dict)
 
 
 @dataclass
@@ -82,6 +89,10 @@ class ScenarioRun:
     """The report, gathered before the devnet stops."""
     alp_holdings: dict[str, Decimal] = field(default_factory=dict)
     """ALP held at the end, by account name."""
+    lp_actions: list[LpAction] = field(default_factory=list)
+    """Every deposit and withdrawal, in order."""
+    failure: "StepFailed | None" = None
+    """The step the chain refused, with its cause (the contract error), when one did."""
 
 
 class ScenarioRunner:
@@ -126,9 +137,10 @@ class ScenarioRunner:
         self.run_state = run
         sim.contracts["oracle"].transact("setPlatformTokenPrice", to_units(PLATFORM_TOKEN_PRICE, 18),
                                          sender=sim.keeper.address)
-        for name, amount in self.scenario.funds.items():
-            if amount > 0:
-                sim.fund(run.accounts[name], amount)
+        for name in names:
+            for asset, amount in self.scenario.funds_of(name).items():
+                if amount > 0:
+                    sim.fund(run.accounts[name], amount, asset=asset)
         run.start_time = sim.devnet.timestamp
         self._sample(run)
         total = len(self.scenario.steps)
@@ -146,7 +158,7 @@ class ScenarioRunner:
                 if self.on_step:
                     self.on_step(index + 1, total, sim.devnet.timestamp - run.start_time)
         except StepFailed as exc:
-            run.error = str(exc)
+            run.error, run.failure = str(exc), exc
         except KeyboardInterrupt:
             run.interrupted = True
         return run
@@ -158,15 +170,23 @@ class ScenarioRunner:
 
     # ----- steps
     def _step_prices(self, run: ScenarioRun, index: int, prices: dict[str, Decimal]) -> None:
+        """Pairs by name, asset-only basket prices (BNB, the stablecoins) by symbol."""
         sim = run.sim
-        quantized = {pair: price.quantize(PRICE_QUANTUM) for pair, price in prices.items()}
+        quantized = {name: price.quantize(PRICE_QUANTUM) for name, price in prices.items()}
+        pairs = [name for name in quantized if name in sim.deployment.pairs]
+        asset_ids = [sim.deployment.price_id(name) for name in quantized if name not in sim.deployment.pairs]
         if self.keeper_online:
             sim.keeper.set_prices(quantized)
-            self._gas(run, "price_update", sim.keeper.push_prices([sim.pair_id(p) for p in quantized]))
+            if pairs:
+                self._gas(run, "price_update", sim.keeper.push_prices([sim.pair_id(p) for p in pairs]))
+            if asset_ids:
+                self._gas(run, "asset_price_update", sim.keeper.push_asset_prices(asset_ids))
         else:  # the reference feeds still move; the keeper's own prices wait for it
-            for pair, price in quantized.items():
-                sim.keeper.set_reference(pair, price)
-                sim.keeper.prices[sim.pair_id(pair)] = to_units(price, 18)
+            for name, price in quantized.items():
+                sim.keeper.set_reference(name, price)
+                price_id = sim.deployment.price_id(name)
+                book = sim.keeper.prices if name in sim.deployment.pairs else sim.keeper.asset_prices
+                book[price_id] = to_units(price, 18)
 
     def _fresh_prices(self, run: ScenarioRun) -> None:
         """Deposits and withdrawals need settled prices for pairs with open interest: the
@@ -175,14 +195,27 @@ class ScenarioRunner:
             self._triggers(run)
 
     def _step_deposit(self, run: ScenarioRun, index: int, body: Any) -> None:
+        sim = run.sim
         self._fresh_prices(run)
-        result = run.sim.deposit(run.accounts[body.who], body.amount)
-        self._gas(run, "deposit", result.gas_used)
+        result = sim.deposit(run.accounts[body.who], body.amount, asset=body.asset)
+        self._gas(run, "deposit" if body.asset in (None, payout_symbol(sim)) else f"deposit_{body.asset}",
+                  result.gas_used)
+        self._record_action(run, index, body, "deposit", from_units(result.amount_units, sim.asset_decimals(body.asset)),
+                            result.alp_out_wad, result.fee_wad)
 
     def _step_withdraw(self, run: ScenarioRun, index: int, body: Any) -> None:
+        sim = run.sim
         self._fresh_prices(run)
-        result = run.sim.withdraw(run.accounts[body.who], "all" if body.alp == "all" else body.alp)
-        self._gas(run, "withdraw", result.gas_used)
+        result = sim.withdraw(run.accounts[body.who], "all" if body.alp == "all" else body.alp, asset=body.asset)
+        self._gas(run, "withdraw" if body.asset in (None, payout_symbol(sim)) else f"withdraw_{body.asset}",
+                  result.gas_used)
+        self._record_action(run, index, body, "withdraw",
+                            from_units(result.amount_out_units, sim.asset_decimals(body.asset)),
+                            result.alp_in_wad, result.fee_wad)
+
+    def _record_action(self, run: ScenarioRun, index: int, body: Any, kind: str, amount: Decimal, alp_wad: int,
+                       fee_wad: int) -> None:
+        run.lp_actions.append(lp_action(run.sim, body, index, kind, amount, alp_wad, fee_wad))
 
     def _step_open(self, run: ScenarioRun, index: int, body: OpenStep) -> None:
         sim = run.sim
@@ -257,11 +290,11 @@ class ScenarioRunner:
         run.sim.devnet.advance_time(float(body.seconds))
 
     def _step_keeper(self, run: ScenarioRun, index: int, body: Any) -> None:
-        if body.online is False:
-            self.keeper_online = False
+        if body.online is False:  # the client's keeper stops pushing basket prices before LP actions too
+            self.keeper_online = run.sim.keeper.online = False
             return
         if body.online is True and not self.keeper_online:
-            self.keeper_online = True
+            self.keeper_online = run.sim.keeper.online = True
             self._catch_up(run)
         self._triggers(run)
 
@@ -320,11 +353,24 @@ class ScenarioRunner:
             for key, expected in body.fields.items():
                 checks.append((f"{body.position}.{key}", expected, entry.get(key, "<no such field>")))
         elif body.account is not None:
-            checks.append((f"{body.account}.collateral", body.collateral, account_report(run)[body.account]))
+            if body.collateral is not None:
+                checks.append((f"{body.account}.collateral", body.collateral, account_report(run)[body.account]))
+            for symbol, expected in (body.balances or {}).items():
+                units = run.sim.asset_units(run.accounts[body.account], symbol)
+                checks.append((f"{body.account}.balances.{symbol}", expected,
+                               from_units(units, run.sim.asset_decimals(symbol))))
+        elif body.lp_action is not None:
+            action = next(a for a in run.lp_actions if a.id == body.lp_action).report()
+            for key, expected in body.fields.items():
+                checks.append((f"{body.lp_action}.{key}", expected, action[key]))
         else:
             pool = pool_report(run)
             for key, expected in body.pool.items():
-                checks.append((f"pool.{key}", expected, pool[key]))
+                if isinstance(expected, dict):
+                    for symbol, value in expected.items():
+                        checks.append((f"pool.{key}.{symbol}", value, pool[key].get(symbol, Decimal(0))))
+                else:
+                    checks.append((f"pool.{key}", expected, pool[key]))
         for subject, expected, actual in checks:
             run.expectations.append(ExpectationResult(index, subject, _plain(expected), actual,
                                                       _matches(expected, actual)))
@@ -340,7 +386,11 @@ class ScenarioRunner:
                 equity[record.id] = position_equity(run, record)
             elif record.closed is not None:
                 equity[record.id] = wad_to_decimal(record.closed.payout_wad)
-        run.samples.append(Sample(sim.devnet.timestamp - run.start_time, prices, pool.nav_usd, pool.alp_price, equity))
+        sample = Sample(sim.devnet.timestamp - run.start_time, prices, pool.nav_usd, pool.alp_price, equity)
+        if sim.deployment.basket:
+            sample.holdings, sample.weights_bps = dict(pool.holdings), dict(pool.weights_bps)
+            sample.asset_prices = keeper_asset_prices(sim)
+        run.samples.append(sample)
 
 
 # ---------------------------------------------------------------- report sections
@@ -403,10 +453,12 @@ def position_report(run: ScenarioRun, chain_reachable: bool = True) -> dict[str,
     return out
 
 
-def pool_report(run: ScenarioRun) -> dict[str, Decimal]:
+def pool_report(run: ScenarioRun) -> dict[str, Any]:
+    """The pool: NAV, ALP price and supply, reserve; the basket's holdings (whole tokens) and
+    weights (bp of the holdings' value at the keeper's mark prices) by asset symbol."""
     pool = run.sim.pool()
     return {"nav_usd": pool.nav_usd, "alp_price": pool.alp_price, "alp_supply": pool.alp_supply,
-            "reserve_usd": pool.reserve_usd}
+            "reserve_usd": pool.reserve_usd, "holdings": dict(pool.holdings), "weights": dict(pool.weights_bps)}
 
 
 def account_report(run: ScenarioRun) -> dict[str, Decimal]:
@@ -431,6 +483,7 @@ def build_report(run: ScenarioRun, chain: str, chain_reachable: bool = True) -> 
         "positions": position_report(run, chain_reachable),
         "pool": pool_report(run) if chain_reachable else None,
         "accounts": account_report(run) if chain_reachable else None,
+        "lp_actions": [a.report() for a in run.lp_actions],
         "expectations": [{"step": e.step, "subject": e.subject, "expected": e.expected, "actual": e.actual,
                           "passed": e.passed} for e in run.expectations],
         "gas": gas_report(run) if run.sim.devnet.exact_gas else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -39,11 +39,19 @@ Expected = Decimal | str | bool | Approx
 class DepositStep(_Strict):
     who: str
     amount: Decimal = Field(gt=0)
+    """Whole tokens of `asset`."""
+    asset: str | None = None
+    """A basket asset's symbol (BNB, USDC, BTC); none: the payout stablecoin."""
+    id: str | None = None
+    """Names the action for `expect: {lp_action: id, ...}`."""
 
 
 class WithdrawStep(_Strict):
     who: str
     alp: Decimal | Literal["all"] = "all"
+    asset: str | None = None
+    """The basket asset paid out (its symbol); none: the payout stablecoin."""
+    id: str | None = None
 
     @field_validator("alp")
     @classmethod
@@ -96,31 +104,55 @@ class PathStep(_Strict):
     seed: int = 0
 
 
+POOL_SCALARS = ("nav_usd", "alp_price", "alp_supply", "reserve_usd")
+POOL_BY_ASSET = ("holdings", "weights")
+"""Pool expectations by basket asset symbol: `holdings` in whole tokens, `weights` in basis
+points of the basket's value at the keeper's mark prices (8% is 800)."""
+LP_ACTION_FIELDS = ("kind", "who", "asset", "amount", "alp", "fee_usd", "fee_bps")
+
+
+PoolExpected = Annotated[Union[Expected, dict[str, Expected]], Field(union_mode="left_to_right")]
+"""A value, or (holdings, weights) a mapping of asset symbol to value; tried in that order so
+`{approx, tol}` stays an Approx."""
+
+
 class ExpectStep(_Strict):
     position: str | None = None
     status: Literal[POSITION_STATUSES] | None = None  # type: ignore[valid-type]
     account: str | None = None
     collateral: Expected | None = None
-    pool: dict[Literal["nav_usd", "alp_price", "alp_supply", "reserve_usd"], Expected] | None = None
+    balances: dict[str, Expected] | None = None
+    """An account's basket asset balances by symbol, in whole tokens."""
+    pool: dict[Literal[POOL_SCALARS + POOL_BY_ASSET], PoolExpected] | None = None  # type: ignore[valid-type]
+    lp_action: str | None = None
+    """The id of an earlier deposit or withdraw step; its fields are LP_ACTION_FIELDS."""
     fields: dict[str, Expected] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
     def _gather_fields(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            known = {"position", "status", "account", "collateral", "pool"}
+            known = {"position", "status", "account", "collateral", "balances", "pool", "lp_action"}
             extra = {k: v for k, v in data.items() if k not in known}
-            if extra and "position" in data:
+            if extra and ("position" in data or "lp_action" in data):
                 data = {k: v for k, v in data.items() if k in known} | {"fields": extra}
         return data
 
     @model_validator(mode="after")
     def _one_subject(self) -> "ExpectStep":
-        subjects = [self.position is not None, self.account is not None, self.pool is not None]
+        subjects = [self.position is not None, self.account is not None, self.pool is not None,
+                    self.lp_action is not None]
         if sum(subjects) != 1:
-            raise ValueError("an expectation names exactly one of: position, account, pool")
-        if self.account is not None and self.collateral is None:
-            raise ValueError("an account expectation needs `collateral`")
+            raise ValueError("an expectation names exactly one of: position, account, pool, lp_action")
+        if self.account is not None and self.collateral is None and self.balances is None:
+            raise ValueError("an account expectation needs `collateral` or `balances`")
+        for key, value in (self.pool or {}).items():
+            if (key in POOL_BY_ASSET) != isinstance(value, dict):
+                raise ValueError(f"pool {key}: " + ("a mapping of basket asset symbol to value" if key in POOL_BY_ASSET
+                                                    else "a value, not a mapping"))
+        unknown = sorted(set(self.fields) - set(LP_ACTION_FIELDS)) if self.lp_action is not None else []
+        if unknown:
+            raise ValueError(f"unknown lp_action field(s) {', '.join(unknown)}; known: {', '.join(LP_ACTION_FIELDS)}")
         return self
 
 
@@ -163,21 +195,34 @@ class Scenario(_Strict):
     chain: Literal["bnb", "arbitrum"]
     seed: int = 0
     description: str = ""
-    funds: dict[str, Decimal]
+    funds: dict[str, Decimal | dict[str, Decimal]]
+    """Per account: a number (whole tokens of the payout stablecoin) or basket asset symbol ->
+    whole tokens, e.g. {USDT: 1000000, BNB: 100}."""
     steps: list[Step] = Field(min_length=1)
 
     @field_validator("funds")
     @classmethod
-    def _accounts(cls, funds: dict[str, Decimal]) -> dict[str, Decimal]:
+    def _accounts(cls, funds: dict[str, Any]) -> dict[str, Any]:
         if not 1 <= len(funds) <= MAX_ACCOUNTS:
             raise ValueError(f"between 1 and {MAX_ACCOUNTS} named accounts")
-        if any(v < 0 for v in funds.values()):
+        amounts = [v for f in funds.values() for v in (f.values() if isinstance(f, dict) else [f])]
+        if any(v < 0 for v in amounts):
             raise ValueError("funds must not be negative")
         return funds
 
     @property
     def accounts(self) -> list[str]:
         return list(self.funds)
+
+    def funds_of(self, account: str) -> dict[str | None, Decimal]:
+        """The account's funds by basket asset symbol (None: the payout stablecoin, given as a number)."""
+        f = self.funds[account]
+        return dict(f) if isinstance(f, dict) else {None: f}
+
+    def stable_funds(self, account: str, payout_symbol: str) -> Decimal:
+        """The account's funds of the payout stablecoin (whole tokens)."""
+        f = self.funds_of(account)
+        return f.get(None, f.get(payout_symbol, Decimal(0)))
 
 
 # ---------------------------------------------------------------- loading with line numbers
@@ -197,12 +242,57 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     return scenario
 
 
+class BasketInfo:
+    """A chain's basket as its profile lists it: symbol -> (decimals, pair or None), in order."""
+
+    def __init__(self, chain: str):
+        from ..profiles import get_profile
+
+        profile = get_profile(chain)
+        self.payout = profile.collateral.symbol
+        self.assets = {a.symbol: (profile.basket_decimals(a), a.pair) for a in profile.basket} \
+            or {self.payout: (profile.collateral.decimals, None)}
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self.assets)
+
+
+def _decimal_places(value: Decimal) -> int:
+    return max(0, -value.normalize().as_tuple().exponent)
+
+
 def _semantic_problems(s: Scenario, lines: dict[tuple, int]) -> list[tuple[int, str]]:
     import difflib
 
     problems: list[tuple[int, str]] = []
     accounts = set(s.funds)
     opened: set[str] = set()
+    actions: set[str] = set()
+    basket = BasketInfo(s.chain)
+    known_symbols = ", ".join(basket.symbols)
+
+    def check_asset(symbol: str | None, path: tuple, amount: Decimal | None = None, what: str = "amount") -> None:
+        if symbol is None:
+            symbol = basket.payout
+        elif symbol not in basket.assets:
+            problems.append((line_for(path, lines), f"unknown basket asset {symbol!r} on {s.chain}; the basket: "
+                             f"{known_symbols}" + hint(symbol, basket.symbols)))
+            return
+        decimals = basket.assets[symbol][0]
+        if amount is not None and _decimal_places(amount) > decimals:
+            problems.append((line_for(path, lines), f"{what} {amount} has more decimals than {symbol} ({decimals})"))
+
+    def check_price_name(name: str, path: tuple) -> None:
+        if name in PAIR_NAMES:
+            return
+        if name in basket.assets and basket.assets[name][1] is not None:
+            problems.append((line_for(path, lines), f"{name} the basket asset is priced by the pair "
+                             f"{basket.assets[name][1]}: move {basket.assets[name][1]}"))
+        elif name not in basket.assets:
+            problems.append((line_for(path, lines), f"unknown pair or basket asset {name!r}; pairs: "
+                             f"{', '.join(PAIR_NAMES)}; the {s.chain} basket: {known_symbols}"
+                             + hint(name, PAIR_NAMES + basket.symbols)))
 
     def hint(name: str, known: list[str]) -> str:
         close = difflib.get_close_matches(name, known, n=1)
@@ -227,11 +317,19 @@ def _semantic_problems(s: Scenario, lines: dict[tuple, int]) -> list[tuple[int, 
         body = step.body
         if step.kind == "prices":
             for pair, price in body.items():
-                check_pair(pair, base + (pair,))
+                check_price_name(pair, base + (pair,))
                 if price <= 0:
                     problems.append((line_for(base + (pair,), lines), f"price of {pair} must be positive"))
         elif step.kind in ("deposit", "withdraw"):
             check_who(body.who, base + ("who",))
+            check_asset(body.asset, base + ("asset" if body.asset is not None else "who",),
+                        body.amount if step.kind == "deposit" else None)
+            if step.kind == "withdraw" and body.alp != "all" and _decimal_places(body.alp) > 18:
+                problems.append((line_for(base + ("alp",), lines), f"alp {body.alp} has more than 18 decimals"))
+            if body.id is not None:
+                if body.id in actions:
+                    problems.append((line_for(base + ("id",), lines), f"lp action id {body.id!r} is used twice"))
+                actions.add(body.id)
         elif step.kind == "open":
             check_who(body.who, base + ("who",))
             check_pair(body.pair, base + ("pair",))
@@ -249,6 +347,20 @@ def _semantic_problems(s: Scenario, lines: dict[tuple, int]) -> list[tuple[int, 
                 check_id(body.position, base + ("position",))
             if body.account is not None:
                 check_who(body.account, base + ("account",))
+                for symbol in body.balances or {}:
+                    check_asset(symbol, base + ("balances", symbol))
+            for key in ("holdings", "weights"):
+                for symbol in (body.pool or {}).get(key, {}):
+                    check_asset(symbol, base + ("pool", key, symbol))
+            if body.lp_action is not None and body.lp_action not in actions:
+                problems.append((line_for(base + ("lp_action",), lines), f"unknown lp action id {body.lp_action!r}: "
+                                 "no earlier deposit or withdraw step has it" + hint(body.lp_action, sorted(actions))))
+    for name, funds in s.funds.items():
+        if isinstance(funds, dict):
+            for symbol, amount in funds.items():
+                check_asset(symbol, ("funds", name, symbol), amount, "funds")
+        else:
+            check_asset(None, ("funds", name), funds, "funds")
     return problems
 
 
