@@ -59,11 +59,15 @@ def run_demo(console: Console | None = None, out: Path | None = None) -> dict:
             if pos["status"] == "open":
                 who = run.positions[pid].who
                 open_equity[who] = open_equity.get(who, Decimal(0)) + pos["margin_usd"] + pos["pnl_usd"]
-        for name, funded in scenario.funds.items():
+        payout = profiles[scenario.chain].collateral.symbol
+        for name in scenario.funds:
             # what each account has now (collateral, ALP at its price, open positions' margin
-            # and pnl) against what it was funded with
+            # and pnl) against what it was funded with; an account funded with other basket
+            # assets (BNB, BTC...) is left to its report, where they are priced
+            if set(scenario.funds_of(name)) - {None, payout}:
+                continue
             change = (run.report["accounts"][name] + run.alp_holdings.get(name, 0) * alp_price
-                      + open_equity.get(name, 0) - funded)
+                      + open_equity.get(name, 0) - scenario.stable_funds(name, payout))
             if abs(change) >= Decimal("0.01"):
                 (won if change > 0 else lost).append(f"{name} {change:+,.2f}")
         passed = sum(e["passed"] for e in run.report["expectations"])
