@@ -102,6 +102,7 @@ def build_report(study: Study, results: list[dict[str, Any]], *, paths_requested
                 sum(row["fees"].get(kind, 0.0) for row in res["positions"] + res.get("crowd", [])) for res in results])))
                 for kind in FEE_KINDS},
             "lp_flows": _lp_flows(results),
+            **_basket(study, results),
             "opens_refused": _counts(row["refused"] for res in results for row in res["positions"] + res.get("crowd", [])
                                      if row["refused"] is not None),
         })
@@ -117,6 +118,57 @@ def build_report(study: Study, results: list[dict[str, Any]], *, paths_requested
 
 
 FEE_KINDS = ("open", "execution", "close", "holding", "funding")
+SPLIT = ("total", "basket_beta", "trader_pnl", "fees", "funding_holding")
+"""The LP's return and its sources (study/ledger.py), in the report's order."""
+
+
+def _basket(study: Study, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The LP's return by source (median, mean, VaR 99% and each path's), the largest residual
+    of the split, the weights at the end against the targets, and the run."""
+    from .lps import targets_bps
+
+    splits = [res["lp_split"] for res in results if res.get("lp_split")]
+    if not splits:
+        return {}
+    by_source = {name: np.array([s["return"][name] for s in splits], dtype=float) for name in SPLIT}
+    symbols = list(splits[0]["weights_end"])
+    out: dict[str, Any] = {
+        "lp_return_split": {name: {"median": _r(float(np.median(v))), "mean": _r(float(v.mean())),
+                                   "var_99": _r(_var(v, 0.99))} for name, v in by_source.items()},
+        "lp_return_split_paths": {name: [_r(float(x)) for x in v] for name, v in by_source.items()},
+        "split_residual_max_abs": _r(float(max(abs(s["return"]["residual"]) for s in splits))),
+        "targets_bps": dict(zip(symbols, targets_bps(study))),
+        "weights_end": {sym: {"mean": _r(float(np.mean([s["weights_end"][sym] for s in splits]))),
+                             **_pcts(np.array([s["weights_end"][sym] for s in splits], dtype=float))}
+                        for sym in symbols},
+        "fees_kept_usd": {kind: _r(float(np.mean([s["fees_usd"][kind] for s in splits])))
+                          for kind in ("trading", "mint_burn")},
+    }
+    runs = [res["lp_flows"]["run"] for res in results if (res.get("lp_flows") or {}).get("run") is not None]
+    if runs:
+        started = [r for r in runs if r["started_s"] is not None]
+        by_asset: dict[str, float] = {}
+        refused: dict[str, int] = {}
+        for r in runs:
+            for asset, usd in r["by_asset"].items():
+                by_asset[asset] = by_asset.get(asset, 0.0) + usd / len(runs)
+            for reason, n in r["refused"].items():
+                refused[reason] = refused.get(reason, 0) + n
+        out["run"] = {
+            "paths_with_run": len(started), "share_of_paths": _r(len(started) / len(runs)),
+            "started_s": _pcts(np.array([r["started_s"] for r in started], dtype=float)),
+            "withdrawals_per_path": _r(float(np.mean([r["withdrawals"] for r in runs]))),
+            "withdrawn_usd_per_path": _r(float(np.mean([r["withdrawn_usd"] for r in runs]))),
+            "fees_usd_per_path": _r(float(np.mean([r["fees_usd"] for r in runs]))),
+            "fees_usd_per_run": _r(float(np.mean([r["fees_usd"] for r in started]))) if started else None,
+            "withdrawn_usd_by_asset_per_path": {k: _r(v) for k, v in sorted(by_asset.items())},
+            "refused": dict(sorted(refused.items())),
+            "weights_end_after_run": {sym: _r(float(np.mean([s["weights_end"][sym] for s, res in zip(splits, results)
+                                                              if (res["lp_flows"] or {}).get("run", {}).get("started_s")
+                                                              is not None]))) if started else None
+                                      for sym in symbols},
+        }
+    return out
 
 
 def _lp_flows(results: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -273,7 +325,37 @@ def summary_md(report: dict[str, Any]) -> str:
                      + (", ".join(f"{k} {v}" for k, v in pool["lp_flows"]["withdrawals_refused"].items()) or "none")]
                     if pool.get("lp_flows") else []),
                   ""]
+        lines += _basket_md(pool)
     return "\n".join(lines)
+
+
+SOURCE_LABELS = {"total": "total", "basket_beta": "basket beta", "trader_pnl": "trader pnl", "fees": "fees",
+                 "funding_holding": "funding/holding"}
+
+
+def _basket_md(pool: dict[str, Any]) -> list[str]:
+    split = pool.get("lp_return_split")
+    if not split:
+        return []
+    lines = ["## The LP's return by source", "",
+             "| source | median | mean | VaR 99% |", "|---|---:|---:|---:|"]
+    for name, row in split.items():
+        lines.append(f"| {SOURCE_LABELS[name]} | {row['median']:+.4%} | {row['mean']:+.4%} | {row['var_99']:.4%} |")
+    lines += ["", f"The sources add up to the total within {pool['split_residual_max_abs']:.1e} on every path "
+              "(docs/studies.md). Fees kept per path: trading "
+              f"{pool['fees_kept_usd']['trading']:,.2f} USD, mint and burn {pool['fees_kept_usd']['mint_burn']:,.2f} USD.",
+              "", "| asset | target | weight at the end (mean) |", "|---|---:|---:|"]
+    for sym, target in pool["targets_bps"].items():
+        lines.append(f"| {sym} | {target / 100:.2f}% | {pool['weights_end'][sym]['mean']:.2%} |")
+    run = pool.get("run")
+    if run:
+        lines += ["", f"A run in {run['paths_with_run']} of the paths ({run['share_of_paths']:.0%}): "
+                  f"{run['withdrawals_per_path']} withdrawals a path, "
+                  f"{run['withdrawn_usd_per_path']:,.0f} USD out ("
+                  + (", ".join(f"{k} {v:,.0f}" for k, v in run["withdrawn_usd_by_asset_per_path"].items()) or "none")
+                  + f"), paying {run['fees_usd_per_path']:,.2f} USD of burn fees; refused: "
+                  + (", ".join(f"{k} {v}" for k, v in run["refused"].items()) or "none") + "."]
+    return lines + [""]
 
 
 def write_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -347,10 +429,15 @@ def cell_metrics(report: dict[str, Any]) -> dict[str, float | None]:
         out[f"P(liquidated) {name}"] = g["liquidation_probability"]
     pool = report["pool"]
     if "lp_return" in pool:
+        out["LP return, median"] = pool["lp_return"]["p50"]
         out["LP return, mean"] = pool["lp_return"]["mean"]
         out["VaR 99%"] = pool["var"]["99"]
         out["max drawdown, p95"] = pool["max_drawdown"]["p95"]
         out["peak reserve share, p95"] = pool["peak_reserve_share"]["p95"]
+    for name, row in (pool.get("lp_return_split") or {}).items():
+        if name != "total":
+            out[f"{SOURCE_LABELS[name]}, median"] = row["median"]
+            out[f"{SOURCE_LABELS[name]}, VaR 99%"] = row["var_99"]
     if report.get("crowd"):
         out["crowd PnL / pool, mean"] = report["crowd"]["pnl_share_of_pool"]["mean"]
     return out
@@ -381,6 +468,10 @@ def _plain(value: Any) -> Any:
 
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
     return value
 
 
@@ -390,10 +481,17 @@ def sweep_summary_md(report: dict[str, Any]) -> str:
     names = list(report["metrics"])
     lines += ["| " + " | ".join(keys + names) + " |", "|" + "---|" * (len(keys) + len(names))]
     for i, row in enumerate(report["cells"]):
-        cells = [str(row["values"][k]) for k in keys] + [
+        cells = [_label(row["values"][k]) for k in keys] + [
             "-" if report["metrics"][n][i] is None else f"{report['metrics'][n][i]:.4g}" for n in names]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _label(value: Any) -> str:
+    """A swept value as a table cell: a mapping (basket targets) as `USDT 50 / USDC 30 / ...`."""
+    if isinstance(value, dict):
+        return " / ".join(f"{k} {_plain(v)}" for k, v in value.items())
+    return str(value)
 
 
 def write_sweep_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -425,7 +523,7 @@ def _heatmaps(report: dict[str, Any], out_dir: Path) -> list[Path]:
     for name, values in report["metrics"].items():
         fig, ax = plt.subplots(figsize=(7, 5))
         if len(keys) == 1:
-            ax.plot([str(v) for v in report["sweep"][keys[0]]], [np.nan if v is None else v for v in values], marker="o")
+            ax.plot([_label(v) for v in report["sweep"][keys[0]]], [np.nan if v is None else v for v in values], marker="o")
             ax.set(xlabel=keys[0], ylabel=name)
         else:
             xs, ys = report["sweep"][keys[0]], report["sweep"][keys[1]]
