@@ -107,7 +107,8 @@ class PoolLedger:
             self.usd_per_alp["basket_beta"] += beta_wad / WAD / supply
             self.usd_per_alp["fees"] += fee_wad / supply + step["lp_per_alp"]
             self.usd_per_alp["funding_holding"] += funding_wad / supply
-            self.usd_per_alp["trader_pnl"] += (trading_wad - fee_wad - funding_wad + claim_wad - last["claim_wad"]) / supply
+            claim_change_wad = claim_wad - last["claim_wad"]
+            self.usd_per_alp["trader_pnl"] += (trading_wad - fee_wad - funding_wad + claim_change_wad) / supply
             self.trading_fees_usd += fee_wad / WAD
         self.prices.append(price_wad / WAD)
         self._last = {"supply_wad": supply_wad, "claim_wad": claim_wad, "holdings": holdings, "prices": prices}

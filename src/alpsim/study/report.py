@@ -13,21 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from .basket_report import SOURCE_LABELS, basket_md, basket_summary
 from .spec import Study
+from .stats import cvar as _cvar, percentiles as _pcts, rounded as _r, var as _var
 
-PERCENTILES = (5, 10, 25, 50, 75, 90, 95)
 FAN = (5, 25, 50, 75, 95)
-
-
-def _r(x: float | None, digits: int = 10) -> float | None:
-    """Rounded for the report (floats from one machine's arithmetic, written stably)."""
-    return None if x is None else float(f"{x:.{digits}g}")
-
-
-def _pcts(values: np.ndarray) -> dict[str, float | None]:
-    if values.size == 0:
-        return {f"p{p}": None for p in PERCENTILES}
-    return {f"p{p}": _r(float(np.percentile(values, p))) for p in PERCENTILES}
 
 
 def survival_quantiles(times_s: list[float], survival: list[float | None]) -> dict[str, float | None]:
@@ -102,7 +92,7 @@ def build_report(study: Study, results: list[dict[str, Any]], *, paths_requested
                 sum(row["fees"].get(kind, 0.0) for row in res["positions"] + res.get("crowd", [])) for res in results])))
                 for kind in FEE_KINDS},
             "lp_flows": _lp_flows(results),
-            **_basket(study, results),
+            **basket_summary(study, results),
             "opens_refused": _counts(row["refused"] for res in results for row in res["positions"] + res.get("crowd", [])
                                      if row["refused"] is not None),
         })
@@ -118,59 +108,6 @@ def build_report(study: Study, results: list[dict[str, Any]], *, paths_requested
 
 
 FEE_KINDS = ("open", "execution", "close", "holding", "funding")
-SPLIT = ("total", "basket_beta", "trader_pnl", "fees", "funding_holding")
-"""The LP's return and its sources (study/ledger.py), in the report's order."""
-
-
-def _basket(study: Study, results: list[dict[str, Any]]) -> dict[str, Any]:
-    """The LP's return by source (median, mean, VaR 99% and each path's), the largest residual
-    of the split, the weights at the end against the targets, and the run."""
-    from .lps import targets_bps
-
-    splits = [res["lp_split"] for res in results if res.get("lp_split")]
-    if not splits:
-        return {}
-    by_source = {name: np.array([s["return"][name] for s in splits], dtype=float) for name in SPLIT}
-    symbols = list(splits[0]["weights_end"])
-    out: dict[str, Any] = {
-        "lp_return_split": {name: {"median": _r(float(np.median(v))), "mean": _r(float(v.mean())),
-                                   "var_99": _r(_var(v, 0.99))} for name, v in by_source.items()},
-        "lp_return_split_paths": {name: [_r(float(x)) for x in v] for name, v in by_source.items()},
-        "split_residual_max_abs": _r(float(max(abs(s["return"]["residual"]) for s in splits))),
-        "targets_bps": dict(zip(symbols, targets_bps(study))),
-        "weights_end": {sym: {"mean": _r(float(np.mean([s["weights_end"][sym] for s in splits]))),
-                             **_pcts(np.array([s["weights_end"][sym] for s in splits], dtype=float))}
-                        for sym in symbols},
-        "fees_kept_usd": {kind: _r(float(np.mean([s["fees_usd"][kind] for s in splits])))
-                          for kind in ("trading", "mint_burn")},
-    }
-    runs = [res["lp_flows"]["run"] for res in results if (res.get("lp_flows") or {}).get("run") is not None]
-    if runs:
-        started = [r for r in runs if r["started_s"] is not None]
-        by_asset: dict[str, float] = {}
-        refused: dict[str, int] = {}
-        for r in runs:
-            for asset, usd in r["by_asset"].items():
-                by_asset[asset] = by_asset.get(asset, 0.0) + usd / len(runs)
-            for reason, n in r["refused"].items():
-                refused[reason] = refused.get(reason, 0) + n
-        out["run"] = {
-            "paths_with_run": len(started), "share_of_paths": _r(len(started) / len(runs)),
-            "started_s": _pcts(np.array([r["started_s"] for r in started], dtype=float)),
-            "withdrawals_per_path": _r(float(np.mean([r["withdrawals"] for r in runs]))),
-            "withdrawn_usd_per_path": _r(float(np.mean([r["withdrawn_usd"] for r in runs]))),
-            "fees_usd_per_path": _r(float(np.mean([r["fees_usd"] for r in runs]))),
-            "fees_usd_per_run": _r(float(np.mean([r["fees_usd"] for r in started]))) if started else None,
-            "withdrawn_usd_by_asset_per_path": {k: _r(v) for k, v in sorted(by_asset.items())},
-            "refused": dict(sorted(refused.items())),
-            "weights_end_after_run": {sym: _r(float(np.mean([s["weights_end"][sym] for s, res in zip(splits, results)
-                                                              if (res["lp_flows"] or {}).get("run", {}).get("started_s")
-                                                              is not None]))) if started else None
-                                      for sym in symbols},
-        }
-    return out
-
-
 def _lp_flows(results: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The LPs' comings and goings, per path on average, and withdrawals refused by reason."""
     flows = [res["lp_flows"] for res in results if res.get("lp_flows") is not None]
@@ -247,17 +184,6 @@ def _counts(values) -> dict[str, int]:  # noqa: ANN001
     return dict(sorted(out.items()))
 
 
-def _var(returns: np.ndarray, level: float) -> float:
-    """Value at risk: the loss (as a positive fraction) not exceeded with probability `level`."""
-    return float(-np.quantile(returns, 1 - level))
-
-
-def _cvar(returns: np.ndarray, level: float) -> float:
-    """Expected shortfall: the mean loss in the worst (1 - level) of paths."""
-    cut = np.quantile(returns, 1 - level)
-    return float(-returns[returns <= cut].mean())
-
-
 def _pct(x: float | None, fmt: str) -> str:
     return "-" if x is None else format(x, fmt)
 
@@ -325,37 +251,8 @@ def summary_md(report: dict[str, Any]) -> str:
                      + (", ".join(f"{k} {v}" for k, v in pool["lp_flows"]["withdrawals_refused"].items()) or "none")]
                     if pool.get("lp_flows") else []),
                   ""]
-        lines += _basket_md(pool)
+        lines += basket_md(pool)
     return "\n".join(lines)
-
-
-SOURCE_LABELS = {"total": "total", "basket_beta": "basket beta", "trader_pnl": "trader pnl", "fees": "fees",
-                 "funding_holding": "funding/holding"}
-
-
-def _basket_md(pool: dict[str, Any]) -> list[str]:
-    split = pool.get("lp_return_split")
-    if not split:
-        return []
-    lines = ["## The LP's return by source", "",
-             "| source | median | mean | VaR 99% |", "|---|---:|---:|---:|"]
-    for name, row in split.items():
-        lines.append(f"| {SOURCE_LABELS[name]} | {row['median']:+.4%} | {row['mean']:+.4%} | {row['var_99']:.4%} |")
-    lines += ["", f"The sources add up to the total within {pool['split_residual_max_abs']:.1e} on every path "
-              "(docs/studies.md). Fees kept per path: trading "
-              f"{pool['fees_kept_usd']['trading']:,.2f} USD, mint and burn {pool['fees_kept_usd']['mint_burn']:,.2f} USD.",
-              "", "| asset | target | weight at the end (mean) |", "|---|---:|---:|"]
-    for sym, target in pool["targets_bps"].items():
-        lines.append(f"| {sym} | {target / 100:.2f}% | {pool['weights_end'][sym]['mean']:.2%} |")
-    run = pool.get("run")
-    if run:
-        lines += ["", f"A run in {run['paths_with_run']} of the paths ({run['share_of_paths']:.0%}): "
-                  f"{run['withdrawals_per_path']} withdrawals a path, "
-                  f"{run['withdrawn_usd_per_path']:,.0f} USD out ("
-                  + (", ".join(f"{k} {v:,.0f}" for k, v in run["withdrawn_usd_by_asset_per_path"].items()) or "none")
-                  + f"), paying {run['fees_usd_per_path']:,.2f} USD of burn fees; refused: "
-                  + (", ".join(f"{k} {v}" for k, v in run["refused"].items()) or "none") + "."]
-    return lines + [""]
 
 
 def write_report(report: dict[str, Any], out_dir: Path) -> list[Path]:

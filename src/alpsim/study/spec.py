@@ -16,11 +16,9 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
-from ..model.pair_registry import default_pairs
-from ..profiles import get_profile
+from .basket_spec import PAIRS, asset_problem, basket_pairs, basket_problems, chain_basket  # noqa: F401 - re-exported
 from ..yamlfile import YamlFileError, compose, line_for, read, validation_problems
 
-PAIRS = {p.name: p for p in default_pairs()}
 MAX_STEPS = 100_000
 """Price steps per path: a bound on a typo (a 1 s step over a year), not on the engine."""
 MAX_COHORT = 50
@@ -346,37 +344,6 @@ class Study(_Strict):
         return [p for p in self.prices if p in PAIRS]
 
 
-def chain_basket(chain: str) -> dict[str, Any]:
-    """The chain profile's basket by symbol (BasketAsset), in listing order."""
-    return {a.symbol: a for a in get_profile(chain).basket}
-
-
-def asset_problem(chain: str, name: str, *, priced: bool) -> str | None:
-    """Why `name` is not a price key (`priced`) or a basket symbol; None when it is one."""
-    import difflib
-
-    basket = chain_basket(chain)
-    if priced:
-        if name in PAIRS:
-            return None
-        asset = basket.get(name)
-        if asset is not None and asset.pair is not None:
-            return f"{name} the asset is the pair {asset.pair} (one price): give its model under {asset.pair}"
-        if asset is not None:
-            return None
-        known = list(PAIRS) + [s for s, a in basket.items() if a.pair is None]
-        what = "unknown pair or basket asset"
-    else:
-        if name in basket:
-            return None
-        known = list(basket)
-        what = f"{name!r} is not in {chain}'s basket; basket assets"
-        close = difflib.get_close_matches(name, known, n=1)
-        return f"{what}: {', '.join(known)}" + (f" (did you mean {close[0]!r}?)" if close else "")
-    close = difflib.get_close_matches(name, known, n=1)
-    return f"{what} {name!r}; known: {', '.join(known)}" + (f" (did you mean {close[0]!r}?)" if close else "")
-
-
 def _semantic_problems(study: Study, lines: dict, base_dir: Path) -> list[tuple[int, str]]:
     import difflib
 
@@ -395,22 +362,6 @@ def _semantic_problems(study: Study, lines: dict, base_dir: Path) -> list[tuple[
         if problem is not None:
             problems.append((line_for(loc, lines), problem))
 
-    def check_percent(table: dict[str, Decimal], field: str, whole_bp: bool) -> None:
-        for symbol, pct in table.items():
-            problem = asset_problem(study.chain, symbol, priced=False)
-            if problem is not None:
-                problems.append((line_for((field.split(".")[0], *field.split(".")[1:], symbol), lines),
-                                 f"{field}: {problem}"))
-            elif pct < 0 or pct > 100:
-                problems.append((line_for((*field.split("."), symbol), lines),
-                                 f"{field}.{symbol}: a share in % from 0 to 100, got {pct}"))
-            elif whole_bp and pct * 100 != (pct * 100).to_integral_value():
-                problems.append((line_for((*field.split("."), symbol), lines),
-                                 f"{field}.{symbol}: targets are whole basis points (0.01% steps), got {pct}"))
-        if sum(table.values()) != 100:
-            problems.append((line_for(tuple(field.split(".")), lines),
-                             f"{field}: the shares must sum to 100 (%), got {sum(table.values())}"))
-
     for pair, spec in study.prices.items():
         check_price_key(pair, ("prices", pair))
         if isinstance(spec, ReplayPrices):
@@ -427,21 +378,9 @@ def _semantic_problems(study: Study, lines: dict, base_dir: Path) -> list[tuple[
                                      f"block {spec.block} is longer than the {len(history) - 1} returns of {spec.csv}"))
     for pair in study.start_prices:
         check_price_key(pair, ("start_prices", pair))
-        if pair not in study.prices and pair in PAIRS:
-            check_pair(pair, ("start_prices", pair))
-    if study.basket_targets is not None:
-        check_percent(study.basket_targets, "basket_targets", whole_bp=True)
-    if study.lp.basket is not None:
-        check_percent(study.lp.basket, "lp.basket", whole_bp=False)
-    if study.lps is not None and study.lps.run is not None and study.lps.run.assets is not None:
-        assets = study.lps.run.assets
-        for i, symbol in enumerate(assets):
-            problem = asset_problem(study.chain, symbol, priced=False)
-            if problem is not None:
-                problems.append((line_for(("lps", "run", "assets", i), lines), f"lps.run.assets: {problem}"))
-        if len(set(assets)) != len(assets) or not assets:
-            problems.append((line_for(("lps", "run", "assets"), lines),
-                             f"lps.run.assets: give each asset once, at least one: {assets}"))
+        if pair in PAIRS and pair not in study.prices and pair not in basket_pairs(study.chain):
+            check_pair(pair, ("start_prices", pair))  # a basket asset's pair may stay at its start
+    problems += basket_problems(study, lines)
     if study.correlation is not None:
         k = len(study.diffusive_pairs)
         rows = study.correlation
