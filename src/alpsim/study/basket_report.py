@@ -71,7 +71,8 @@ def basket_md(pool: dict[str, Any]) -> list[str]:
         return []
     lines = ["## The LP's return by source", "",
              "| source | median | mean | VaR 99% |", "|---|---:|---:|---:|"]
-    for name, row in split.items():
+    for name in SPLIT:
+        row = split[name]
         lines.append(f"| {SOURCE_LABELS[name]} | {row['median']:+.4%} | {row['mean']:+.4%} | {row['var_99']:.4%} |")
     fees = pool["fees_kept_usd"]
     run = pool.get("run")

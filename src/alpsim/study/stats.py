@@ -20,7 +20,7 @@ def percentiles(values: np.ndarray) -> dict[str, float | None]:
 
 def var(returns: np.ndarray, level: float) -> float:
     """Value at risk: the loss (as a positive fraction) not exceeded with probability `level`."""
-    return float(-np.quantile(returns, 1 - level))
+    return float(-np.quantile(returns, 1 - level)) + 0.0  # + 0.0: no "-0" for a source that never moved
 
 
 def cvar(returns: np.ndarray, level: float) -> float:
