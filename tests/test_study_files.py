@@ -49,7 +49,34 @@ def test_the_good_file_parses():
     (_with("liquidity: 1_000_000", "liquidity: -5"), 6, "pool.liquidity: Input should be greater than 0"),
     (_with("{model: gbm, volatility: 0.6}", "{model: garch, volatility: 0.6}"), 8, "does not match any of the expected tags"),
     (_with("{model: gbm, volatility: 0.6}", "{model: gbm, volatility: -0.6}"), 8, "greater than or equal to 0"),
-    (_with("BTC/USD: {model: gbm", "BTC/USDT: {model: gbm"), 8, "unknown pair 'BTC/USDT'"),
+    (_with("BTC/USD: {model: gbm", "BTC/USDT: {model: gbm"), 8, "unknown pair or basket asset 'BTC/USDT'"),
+    (_with("BTC/USD: {model: gbm", "XRP: {model: gbm"), 8, "unknown pair or basket asset 'XRP'; known: BTC/USD, "
+     "ETH/USD, SOL/USD, AAPL/USD, USDT, USDC, BNB"),
+    (_with("BTC/USD: {model: gbm, volatility: 0.6}\n", "BTC/USD: {model: gbm, volatility: 0.6}\n  BTC: {model: gbm, "
+     "volatility: 0.6}\n"), 9, "BTC the asset is the pair BTC/USD (one price): give its model under BTC/USD"),
+    (_with("chain: bnb", "chain: arbitrum").replace("ETH/USD: {model: jump", "BNB: {model: jump"), 9,
+     "unknown pair or basket asset 'BNB'"),
+    (_with("pool: {liquidity: 1_000_000}\n", "pool: {liquidity: 1_000_000}\nbasket_targets: {USDT: 60, USDC: 30}\n"), 7,
+     "basket_targets: the shares must sum to 100 (%), got 90"),
+    (_with("pool: {liquidity: 1_000_000}\n", "pool: {liquidity: 1_000_000}\nbasket_targets: {USDT: 90, DAI: 10}\n"),
+     7, "basket_targets: 'DAI' is not in bnb's basket; basket assets: USDT, USDC, BNB, ETH, BTC"),
+    (_with("pool: {liquidity: 1_000_000}\n", "pool: {liquidity: 1_000_000}\nbasket_targets: {USDT: 99.995, BNB: 0.005}\n"),
+     7, "basket_targets.USDT: targets are whole basis points (0.01% steps), got 99.995"),
+    (_with("pool: {liquidity: 1_000_000}\n", "pool: {liquidity: 1_000_000}\nbasket_targets: {USDT: 150, BNB: -50}\n"),
+     7, "basket_targets.USDT: a share in % from 0 to 100, got 150"),
+    (_with("pool: {liquidity: 1_000_000}\n", "pool: {liquidity: 1_000_000}\nlp: {basket: {USDT: 50, BTC: 40}}\n"), 7,
+     "lp.basket: the shares must sum to 100 (%), got 90"),
+    (_with("pool: {liquidity: 1_000_000}\n", "pool: {liquidity: 1_000_000}\nlp: {basket: {USDT: 50, SOL: 50}}\n"), 7,
+     "lp.basket: 'SOL' is not in bnb's basket"),
+    (_with("pool: {liquidity: 1_000_000}\n", "pool: {liquidity: 1_000_000}\nlp: {bucket: {USDT: 100}}\n"), 7,
+     "unknown key 'bucket'"),
+    (GOOD + "lps: {run: {drawdown: 0.02, assets: [USDT, DAI]}}\n", 13, "lps.run.assets: 'DAI' is not in bnb's basket"),
+    (GOOD + "lps: {run: {drawdown: 0.02, assets: [USDT, USDT]}}\n", 13, "lps.run.assets: give each asset once"),
+    (GOOD + "lps: {run: {drawdown: 1.5}}\n", 13, "drawdown: Input should be less than 1"),
+    (GOOD + "lps: {run: {drawdown: 0.02, share: 1}}\n", 13, "share: Input should be less than 1"),
+    (GOOD + "lps: {deposits_per_day: 5}\n", 13, "deposits_per_day above 0 needs an amount distribution"),
+    (GOOD + "sweep:\n  basket_targets: [{USDT: 100}, {USDT: 50}]\n", 14,
+     "sweep.basket_targets = {'USDT': 50}: basket_targets: the shares must sum to 100 (%), got 50"),
     (_with("BTC/USD: {model: gbm, volatility: 0.6}\n", "BTC/USD: {model: replay, csv: nowhere.csv}\n"), 8,
      "prices.BTC/USD.csv"),
     (_with("[[1, 0.3], [0.3, 1]]", "[[1, 0.3]]"), 10, "correlation must be 2 x 2"),
@@ -81,6 +108,24 @@ def test_each_mistake_is_refused_with_its_line(text, line, fragment):
         parse_study(text, "study.yaml")
     problems = info.value.problems
     assert any(p.startswith(f"study.yaml:{line}:") and fragment in p for p in problems), problems
+
+
+def test_basket_prices_targets_and_the_lp_split_parse():
+    text = _with("ETH/USD: {model: jump", "BNB: {model: jump").replace("  BTC/USD: {model: gbm, volatility: 0.6}\n",
+                                                                       "  BTC/USD: {model: gbm, volatility: 0.6}\n"
+                                                                       "  USDC: {model: gbm, volatility: 0.02}\n")
+    text = text.replace("[[1, 0.3], [0.3, 1]]", "[[1, 0.1, 0.3], [0.1, 1, 0.1], [0.3, 0.1, 1]]")
+    text += "basket_targets: {USDT: 99.99, BNB: 0.01}\nlp: {basket: {USDT: 70, BTC: 30}}\nstart_prices: {BNB: 700}\n"
+    study = parse_study(text)
+    assert study.diffusive_pairs == ["BTC/USD", "USDC", "BNB"]  # the correlation's order: prices'
+    assert study.priced_pairs == ["BTC/USD"]  # the crowd trades pairs only
+    from alpsim.study.lps import asset_start_prices, lp_split, targets_bps
+
+    assert targets_bps(study) == [9999, 0, 1, 0, 0]  # listing order USDT, USDC, BNB, ETH, BTC
+    assert lp_split(study) == {"USDT": 70, "USDC": 0, "BNB": 0, "ETH": 0, "BTC": 30}
+    # BNB from the study, USDC from the profile, BTC the pair's devnet start price
+    assert asset_start_prices(study) == {"USDT": 1, "USDC": 1, "BNB": 700, "ETH": 3000, "BTC": 60_000}
+    assert lp_split(parse_study(GOOD)) == {"USDT": 50, "USDC": 30, "BNB": 8, "ETH": 6, "BTC": 6}  # the targets
 
 
 def test_a_replay_csv_is_read_relative_to_the_study_and_checked(tmp_path):

@@ -13,21 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from .basket_report import SOURCE_LABELS, basket_md, basket_summary
 from .spec import Study
+from .stats import cvar as _cvar, percentiles as _pcts, rounded as _r, var as _var
 
-PERCENTILES = (5, 10, 25, 50, 75, 90, 95)
 FAN = (5, 25, 50, 75, 95)
-
-
-def _r(x: float | None, digits: int = 10) -> float | None:
-    """Rounded for the report (floats from one machine's arithmetic, written stably)."""
-    return None if x is None else float(f"{x:.{digits}g}")
-
-
-def _pcts(values: np.ndarray) -> dict[str, float | None]:
-    if values.size == 0:
-        return {f"p{p}": None for p in PERCENTILES}
-    return {f"p{p}": _r(float(np.percentile(values, p))) for p in PERCENTILES}
 
 
 def survival_quantiles(times_s: list[float], survival: list[float | None]) -> dict[str, float | None]:
@@ -102,6 +92,7 @@ def build_report(study: Study, results: list[dict[str, Any]], *, paths_requested
                 sum(row["fees"].get(kind, 0.0) for row in res["positions"] + res.get("crowd", [])) for res in results])))
                 for kind in FEE_KINDS},
             "lp_flows": _lp_flows(results),
+            **basket_summary(study, results),
             "opens_refused": _counts(row["refused"] for res in results for row in res["positions"] + res.get("crowd", [])
                                      if row["refused"] is not None),
         })
@@ -117,8 +108,6 @@ def build_report(study: Study, results: list[dict[str, Any]], *, paths_requested
 
 
 FEE_KINDS = ("open", "execution", "close", "holding", "funding")
-
-
 def _lp_flows(results: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The LPs' comings and goings, per path on average, and withdrawals refused by reason."""
     flows = [res["lp_flows"] for res in results if res.get("lp_flows") is not None]
@@ -195,17 +184,6 @@ def _counts(values) -> dict[str, int]:  # noqa: ANN001
     return dict(sorted(out.items()))
 
 
-def _var(returns: np.ndarray, level: float) -> float:
-    """Value at risk: the loss (as a positive fraction) not exceeded with probability `level`."""
-    return float(-np.quantile(returns, 1 - level))
-
-
-def _cvar(returns: np.ndarray, level: float) -> float:
-    """Expected shortfall: the mean loss in the worst (1 - level) of paths."""
-    cut = np.quantile(returns, 1 - level)
-    return float(-returns[returns <= cut].mean())
-
-
 def _pct(x: float | None, fmt: str) -> str:
     return "-" if x is None else format(x, fmt)
 
@@ -273,6 +251,7 @@ def summary_md(report: dict[str, Any]) -> str:
                      + (", ".join(f"{k} {v}" for k, v in pool["lp_flows"]["withdrawals_refused"].items()) or "none")]
                     if pool.get("lp_flows") else []),
                   ""]
+        lines += basket_md(pool)
     return "\n".join(lines)
 
 
@@ -347,10 +326,15 @@ def cell_metrics(report: dict[str, Any]) -> dict[str, float | None]:
         out[f"P(liquidated) {name}"] = g["liquidation_probability"]
     pool = report["pool"]
     if "lp_return" in pool:
+        out["LP return, median"] = pool["lp_return"]["p50"]
         out["LP return, mean"] = pool["lp_return"]["mean"]
         out["VaR 99%"] = pool["var"]["99"]
         out["max drawdown, p95"] = pool["max_drawdown"]["p95"]
         out["peak reserve share, p95"] = pool["peak_reserve_share"]["p95"]
+    for name, row in (pool.get("lp_return_split") or {}).items():
+        if name != "total":
+            out[f"{SOURCE_LABELS[name]}, median"] = row["median"]
+            out[f"{SOURCE_LABELS[name]}, VaR 99%"] = row["var_99"]
     if report.get("crowd"):
         out["crowd PnL / pool, mean"] = report["crowd"]["pnl_share_of_pool"]["mean"]
     return out
@@ -381,6 +365,10 @@ def _plain(value: Any) -> Any:
 
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
     return value
 
 
@@ -390,10 +378,17 @@ def sweep_summary_md(report: dict[str, Any]) -> str:
     names = list(report["metrics"])
     lines += ["| " + " | ".join(keys + names) + " |", "|" + "---|" * (len(keys) + len(names))]
     for i, row in enumerate(report["cells"]):
-        cells = [str(row["values"][k]) for k in keys] + [
+        cells = [_label(row["values"][k]) for k in keys] + [
             "-" if report["metrics"][n][i] is None else f"{report['metrics'][n][i]:.4g}" for n in names]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _label(value: Any) -> str:
+    """A swept value as a table cell: a mapping (basket targets) as `USDT 50 / USDC 30 / ...`."""
+    if isinstance(value, dict):
+        return " / ".join(f"{k} {_plain(v)}" for k, v in value.items())
+    return str(value)
 
 
 def write_sweep_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -425,7 +420,7 @@ def _heatmaps(report: dict[str, Any], out_dir: Path) -> list[Path]:
     for name, values in report["metrics"].items():
         fig, ax = plt.subplots(figsize=(7, 5))
         if len(keys) == 1:
-            ax.plot([str(v) for v in report["sweep"][keys[0]]], [np.nan if v is None else v for v in values], marker="o")
+            ax.plot([_label(v) for v in report["sweep"][keys[0]]], [np.nan if v is None else v for v in values], marker="o")
             ax.set(xlabel=keys[0], ylabel=name)
         else:
             xs, ys = report["sweep"][keys[0]], report["sweep"][keys[1]]

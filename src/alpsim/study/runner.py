@@ -14,11 +14,12 @@ from ..client import Alpsim, OpenRequest, OrderRejected
 from ..compiler import BuildResult
 from ..service import DEFAULT_START_PRICES
 from ..protocol import RejectReason
-from ..errors import ContractRevert
 from ..units import WAD
 from .crowd import Crowd, CrowdOrder, LpFlow, crowd_rng, lp_rng
+from .ledger import PoolLedger
+from .lps import PathLps, asset_start_prices, deposit_basket, lp_split, targets_bps
 from .prices import Gbm, Jump, Replay, load_price_csv, path_rng, price_paths
-from .spec import GbmPrices, JumpPrices, Study
+from .spec import PAIRS, GbmPrices, JumpPrices, Study, chain_basket
 
 LP = 7
 """The dev account that provides the pool's liquidity (0 deploys, 8 is the treasury, 9 the keeper)."""
@@ -44,7 +45,22 @@ def price_models(study: Study, base_dir: Path) -> dict[str, Gbm | Jump | Replay]
 
 
 def start_prices(study: Study) -> dict[str, Decimal]:
-    return {pair: Decimal(study.start_prices.get(pair, DEFAULT_START_PRICES[pair])) for pair in study.prices}
+    """The first price of each modelled pair or basket asset, by its `prices` key."""
+    assets = asset_start_prices(study)
+    return {key: Decimal(study.start_prices.get(key, DEFAULT_START_PRICES[key])) if key in PAIRS else assets[key]
+            for key in study.prices}
+
+
+def constant_prices(study: Study) -> dict[str, Decimal]:
+    """The basket's prices the study does not model, which stay at their start all path long:
+    pair-backed assets by their pair's name (one price), asset-only ones by symbol."""
+    assets = asset_start_prices(study)
+    out = {}
+    for symbol, asset in chain_basket(study.chain).items():
+        key = asset.pair or symbol
+        if key not in study.prices:
+            out[key] = assets[symbol]
+    return out
 
 
 @dataclass(frozen=True)
@@ -85,6 +101,8 @@ class StudyEngine:
         self.crowd_accounts = list(range(first_free, first_free + crowd_size))
         lp_size = study.lps.accounts if study.lps else 0
         self.lp_accounts = list(range(first_free + crowd_size, first_free + crowd_size + lp_size))
+        run = study.lps.run if study.lps is not None else None
+        self.holders = self.lp_accounts if run is not None and run.share > 0 else []
         self.sim = sim = Alpsim.launch(study.chain, backend, build=build, seed=study.seed,
                                        accounts=first_free + crowd_size + lp_size)
         settings = study.settings
@@ -96,8 +114,19 @@ class StudyEngine:
                 else int(settings.funding_rate_per_hour * WAD)
             market.transact("setRates", holding, funding, sender=sim.deployment.deployer)
         _apply_settings(sim, settings)
-        sim.fund(LP, study.pool.liquidity)
-        sim.deposit(LP, study.pool.liquidity)
+        if study.basket_targets is not None:
+            sim.pool_contract.transact("setTargets", targets_bps(study), sender=sim.deployment.deployer)
+        sim.keeper.set_prices({**self.start, **constant_prices(study)})
+        sim.keeper.push_prices()
+        sim.keeper.push_asset_prices()
+        asset_prices = asset_start_prices(study)
+        split = lp_split(study)
+        holders_usd = study.pool.liquidity * run.share if self.holders else Decimal(0)
+        deposit_basket(sim, LP, study.pool.liquidity - holders_usd, split, asset_prices)
+        for account in self.holders:
+            deposit_basket(sim, account, holders_usd / len(self.holders), split, asset_prices)
+        if self.holders:  # the holders are in the pool from before: past their cooldown at the start
+            sim.devnet.advance_time(sim.pool_contract.call("cooldownSeconds") + 1)
         for s in self.subjects:
             sim.fund(s.account, s.amount)
         for account in self.crowd_accounts:
@@ -108,6 +137,7 @@ class StudyEngine:
             sim.fund(account, LP_FUNDS_USD)
         sim.keeper.set_prices(self.start)
         sim.keeper.push_prices()
+        sim.keeper.push_asset_prices()
         self.base = sim.snapshot()
         self.correlation = _correlation(study)
 
@@ -123,18 +153,26 @@ class StudyEngine:
         step_s, steps = study.horizon.step, study.horizon.steps
         paths = price_paths(self.models, {p: float(v) for p, v in self.start.items()}, steps, float(step_s),
                             path_rng(study.seed, index), self.correlation)
-        pool = _PoolTrace(sim)
-        book = _Book(sim)
+        feeder = sim.keeper.feeder
+        pool = PoolLedger(sim, {**feeder.prices, **feeder.asset_prices})
+        book = _Book(sim, pool)
         for s in self.subjects:
             book.open_cohort(s, self.start[s.pair])
-        crowd = Crowd(study.traders, list(study.prices), crowd_rng(study.seed, index)) if study.traders else None
-        lps = _Lps(sim, LpFlow(study.lps, lp_rng(study.seed, index)), self.lp_accounts) if study.lps else None
-        all_pairs = {sim.pair_id(p) for p in study.prices}
+        crowd = Crowd(study.traders, study.priced_pairs, crowd_rng(study.seed, index)) if study.traders else None
+        lps = None
+        if study.lps is not None:
+            flow = LpFlow(study.lps, lp_rng(study.seed, index)) if study.lps.deposits_per_day > 0 else None
+            lps = PathLps(sim, study, flow, self.lp_accounts, self.holders, pool)
+        all_pairs = set(feeder.prices)  # every pair the keeper prices: the basket's BTC and ETH too
+        modelled_assets = any(key not in PAIRS for key in paths)
         for k in range(1, steps + 1):
             now_s = k * step_s
             sim.devnet.advance_time(step_s)
             prices = {pair: _cut(Decimal(float(series[k]))) for pair, series in paths.items()}
             sim.keeper.set_prices(prices)
+            pool.prices_wad.update({**feeder.prices, **feeder.asset_prices})
+            if modelled_assets:  # the NAV marks at the oracle's last keeper price
+                sim.keeper.push_asset_prices()
             if crowd is None:
                 book.settle(sim.keeper.run_triggers(price_pairs=all_pairs), now_s)
             else:
@@ -148,66 +186,15 @@ class StudyEngine:
         pool.record()
         return {"index": index, "positions": book.cohort_rows, "crowd": book.crowd_rows, "alp_price": pool.prices,
                 "peak_reserve_share": pool.peak_reserve_share, "pending_at_horizon": len(book.pending),
-                "lp_flows": lps.flows if lps is not None else None,
+                "lp_flows": lps.result() if lps is not None else None, "lp_split": pool.split(),
                 "final_prices": {pair: float(series[-1]) for pair, series in paths.items()}}
-
-
-class _PoolTrace:
-    """The pool's redemption ALP price after each step, and its peak reserve (the capped profits
-    of open positions) as a share of its balance."""
-
-    def __init__(self, sim: Alpsim):
-        self.sim, self.prices, self.peak_reserve_share = sim, [], 0.0
-        self.record()
-
-    def record(self) -> None:
-        pool = self.sim.pool_contract
-        self.prices.append(pool.call("redeemAlpPrice") / WAD)
-        balance_usd = pool.call("poolBalance") * 10 ** (18 - self.sim.decimals)
-        if balance_usd:
-            self.peak_reserve_share = max(self.peak_reserve_share, pool.call("reserveUsd") / balance_usd)
-
-
-class _Lps:
-    """A path's LPs: each deposit from a free account; a withdrawal of all its ALP once its stay
-    is over. A withdrawal the pool refuses (cooldown, reserve) is counted by reason and tried
-    again at the next step."""
-
-    def __init__(self, sim: Alpsim, flow: LpFlow, accounts: list[int]):
-        self.sim, self.flow, self.free = sim, flow, list(accounts)
-        self.staying: dict[int, int | None] = {}  # account -> when it leaves (s), None: never
-        self.flows: dict[str, Any] = {"deposits": 0, "deposited_usd": 0.0, "withdrawals": 0, "withdrawn_usd": 0.0,
-                                      "no_free_account": 0, "refused": {}}
-
-    def step(self, step_s: int, now_s: int) -> None:
-        sim, flows = self.sim, self.flows
-        for account, leaves_s in sorted(self.staying.items()):
-            if leaves_s is not None and leaves_s <= now_s:
-                try:
-                    out = sim.withdraw(account, "all")
-                except ContractRevert as exc:
-                    flows["refused"][exc.error_name] = flows["refused"].get(exc.error_name, 0) + 1
-                    continue
-                flows["withdrawals"] += 1
-                flows["withdrawn_usd"] += out.amount_out_units / 10**sim.decimals
-                del self.staying[account]
-                self.free.append(account)
-        for deposit in self.flow.arrivals(step_s):
-            if not self.free:
-                flows["no_free_account"] += 1
-                continue
-            account = self.free.pop(0)
-            sim.deposit(account, deposit.amount)
-            flows["deposits"] += 1
-            flows["deposited_usd"] += float(deposit.amount)
-            self.staying[account] = None if deposit.stay_s is None else now_s + deposit.stay_s
 
 
 class _Book:
     """A path's positions and requests: what was asked, what the chain made of it."""
 
-    def __init__(self, sim: Alpsim):
-        self.sim = sim
+    def __init__(self, sim: Alpsim, ledger: PoolLedger):
+        self.sim, self.ledger = sim, ledger
         self.cohort_rows: list[dict[str, Any]] = []
         self.crowd_rows: list[dict[str, Any]] = []
         self.open: dict[int, tuple[dict[str, Any], int, int]] = {}
@@ -230,6 +217,7 @@ class _Book:
         except OrderRejected as exc:
             row["refused"] = exc.reason
             return
+        self.ledger.on_open_fee(opened.open_fee_tokens, opened.fee_in_token)
         _opened(row, opened.position, opened.open_fee_wad, opened.execution_fee_tokens, self.sim.decimals, 0)
         self.open[opened.position.id] = (row, s.account, -1)
 
@@ -265,6 +253,7 @@ class _Book:
 
     def settle(self, receipt: dict, now_s: int) -> None:
         sim = self.sim
+        self.ledger.on_receipt(receipt)
         for event in sim.session.events(receipt, ("PositionOpened", "OpenRejected", "CloseRejected")):
             if event["event"] == "PositionOpened" and event["requestId"] in self.pending:
                 row, account, holding_s = self.pending.pop(event["requestId"])

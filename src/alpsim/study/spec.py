@@ -16,10 +16,9 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
-from ..model.pair_registry import default_pairs
+from .basket_spec import PAIRS, asset_problem, basket_pairs, basket_problems, chain_basket  # noqa: F401 - re-exported
 from ..yamlfile import YamlFileError, compose, line_for, read, validation_problems
 
-PAIRS = {p.name: p for p in default_pairs()}
 MAX_STEPS = 100_000
 """Price steps per path: a bound on a typo (a 1 s step over a year), not on the engine."""
 MAX_COHORT = 50
@@ -240,18 +239,49 @@ PoolSetting = Literal["mintFeeBps", "burnFeeBps", "cooldownSeconds", "maxReserve
 PairSetting = Literal["maxLeverage", "spreadBps", "depth1PctUsd", "maxOiPerSideUsd"]
 
 
-class Lps(_Strict):
-    """LPs coming and going during a path (besides the pool's first liquidity): deposits arrive
-    as a Poisson process, each from a free LP account, which withdraws all its ALP after its stay
-    (once the pool's cooldown allows; none: it stays to the horizon)."""
+class Run(_Strict):
+    """A run on the pool: when the redemption ALP price has fallen `drawdown` below its start,
+    every LP of `lps` holding ALP withdraws all of it, in the first of `assets` the pool pays
+    (each withdrawal pays the dynamic burn fee, so the weights move)."""
 
-    deposits_per_day: Decimal = Field(ge=0)
-    amount: Distribution
-    """Collateral per deposit, USD."""
+    drawdown: Decimal = Field(gt=0, lt=1)
+    """The fall of the redemption ALP price from the path's start that sets off the run (0.01: 1%)."""
+    share: Decimal = Field(default=Decimal(0), ge=0, lt=1)
+    """Of `pool.liquidity`, the part the `lps` accounts hold at the start (in the LP's basket,
+    past their cooldown); the pool's LP holds the rest."""
+    assets: list[str] | None = None
+    """The order the leaving LPs ask for assets in (default: the basket's listing order, the
+    payout stablecoin first, as a run would)."""
+
+
+class Lps(_Strict):
+    """LPs coming and going during a path (besides the pool's first liquidity): deposits of the
+    payout stablecoin arrive as a Poisson process, each from a free LP account, which withdraws
+    all its ALP after its stay (once the pool's cooldown allows; none: it stays to the horizon).
+    With `run`, they all leave when the ALP price falls by its threshold."""
+
+    deposits_per_day: Decimal = Field(default=Decimal(0), ge=0)
+    amount: Distribution | None = None
+    """Collateral per deposit, USD (needed when `deposits_per_day` is above 0)."""
     stay: Distribution | None = None
     """How long an LP stays (`{exponential: {mean: 3d}}`); the pool's cooldown (48 h by default)
     comes first."""
     accounts: int = Field(default=10, ge=1, le=100)
+    run: Run | None = None
+
+    @model_validator(mode="after")
+    def _amount_given(self) -> "Lps":
+        if self.deposits_per_day > 0 and self.amount is None:
+            raise ValueError("deposits_per_day above 0 needs an amount distribution")
+        return self
+
+
+class Lp(_Strict):
+    """The pool's LP (the one whose return the report splits)."""
+
+    basket: dict[str, Decimal] | None = None
+    """How `pool.liquidity` is deposited, in % of its USD per basket symbol, summing to 100
+    (`{USDT: 50, USDC: 30, BNB: 8, ETH: 6, BTC: 6}`); default: the pool's targets."""
 
 
 class Settings(_Strict):
@@ -276,11 +306,18 @@ class Study(_Strict):
     paths: int = Field(ge=1, le=1_000_000)
     horizon: Horizon
     pool: Pool
+    lp: Lp = Lp()
+    basket_targets: dict[str, Decimal] | None = None
+    """The pool's target weights in % per basket symbol (0.01% steps), summing to 100; symbols
+    left out get 0 (`{USDT: 100}`: a 100% stable pool). Default: the chain profile's."""
     start_prices: dict[str, Decimal] = Field(default_factory=dict)
-    """The first price of each priced pair (default: the devnet keeper's)."""
+    """The first price of each priced pair or basket asset (default: the devnet keeper's, or the
+    profile's `start_price_usd`)."""
     prices: dict[str, PriceSpec] = Field(min_length=1)
+    """Per pair (`BTC/USD`) or asset-only basket symbol (`BNB`, `USDC`, `USDT`): its price model.
+    BTC and ETH the assets are their pairs' prices."""
     correlation: list[list[Decimal]] | None = None
-    """Between the gbm and jump pairs, in the order `prices` lists them."""
+    """Between the gbm and jump prices (pairs and assets), in the order `prices` lists them."""
     cohort: list[CohortPosition] = Field(default_factory=list, max_length=MAX_COHORT)
     traders: Traders | None = None
     lps: Lps | None = None
@@ -298,7 +335,13 @@ class Study(_Strict):
 
     @property
     def diffusive_pairs(self) -> list[str]:
+        """The gbm and jump prices (pairs and basket assets), in `prices` order: the correlation's."""
         return [p for p, spec in self.prices.items() if not isinstance(spec, ReplayPrices)]
+
+    @property
+    def priced_pairs(self) -> list[str]:
+        """The tradable pairs among `prices` (the crowd trades these)."""
+        return [p for p in self.prices if p in PAIRS]
 
 
 def _semantic_problems(study: Study, lines: dict, base_dir: Path) -> list[tuple[int, str]]:
@@ -314,8 +357,13 @@ def _semantic_problems(study: Study, lines: dict, base_dir: Path) -> list[tuple[
         elif priced and pair not in study.prices:
             problems.append((line_for(loc, lines), f"pair {pair!r} has no price model under prices"))
 
+    def check_price_key(name: str, loc: tuple) -> None:
+        problem = asset_problem(study.chain, name, priced=True)
+        if problem is not None:
+            problems.append((line_for(loc, lines), problem))
+
     for pair, spec in study.prices.items():
-        check_pair(pair, ("prices", pair), priced=False)
+        check_price_key(pair, ("prices", pair))
         if isinstance(spec, ReplayPrices):
             from .prices import load_price_csv
 
@@ -329,13 +377,16 @@ def _semantic_problems(study: Study, lines: dict, base_dir: Path) -> list[tuple[
                     problems.append((line_for(("prices", pair, "block"), lines),
                                      f"block {spec.block} is longer than the {len(history) - 1} returns of {spec.csv}"))
     for pair in study.start_prices:
-        check_pair(pair, ("start_prices", pair))
+        check_price_key(pair, ("start_prices", pair))
+        if pair in PAIRS and pair not in study.prices and pair not in basket_pairs(study.chain):
+            check_pair(pair, ("start_prices", pair))  # a basket asset's pair may stay at its start
+    problems += basket_problems(study, lines)
     if study.correlation is not None:
         k = len(study.diffusive_pairs)
         rows = study.correlation
         if len(rows) != k or any(len(r) != k for r in rows):
             problems.append((line_for(("correlation",), lines), f"correlation must be {k} x {k}: one row and "
-                             f"column per gbm or jump pair ({', '.join(study.diffusive_pairs)})"))
+                             f"column per gbm or jump price ({', '.join(study.diffusive_pairs)})"))
         else:
             import numpy as np
 
