@@ -11,16 +11,26 @@ import sys
 import pytest
 from web3 import HTTPProvider, Web3
 
+from alpsim.contracts import Session
 from alpsim.deployment import Deployment, deploy_system
 from alpsim.devnet import AnvilDevnet, AnvilProcess, EmbeddedDevnet
+from alpsim.keeper import Keeper
 from alpsim.profiles import get_profile
+from alpsim.service import connect_keeper
 
 BACKENDS = {"embedded": EmbeddedDevnet, "anvil": AnvilDevnet}
-ROLES = ["collateral", "alp", "pool", "pairs", "oracle", "feed_BTC_USD", "feed_ETH_USD", "feed_SOL_USD",
-         "feed_AAPL_USD", "market", "referrals", "platform_token", "trading"]
+BASKET_ROLES = {  # the basket (profiles.toml): a reference feed per asset-only price, a token per asset after the payout one
+    "bnb": ["feed_USDT", "feed_USDC", "asset_USDC", "feed_BNB", "asset_BNB", "asset_ETH", "asset_BTC"],
+    "arbitrum": ["feed_USDC", "feed_USDT", "asset_USDT", "asset_ETH", "asset_BTC"],
+}
 
 
-def _deposit_with_plain_web3(w3: Web3, path) -> None:
+def roles(chain: str) -> list[str]:
+    return (["collateral", "alp", "pool", "pairs", "oracle", "feed_BTC_USD", "feed_ETH_USD", "feed_SOL_USD",
+             "feed_AAPL_USD"] + BASKET_ROLES[chain] + ["market", "referrals", "platform_token", "trading"])
+
+
+def _deposit_with_plain_web3(w3: Web3, path, keeper) -> None:  # noqa: ANN001
     """What a third-party client does with nothing but the deployments file."""
     data = json.loads(path.read_text())
     assert w3.eth.chain_id == data["chain_id"]
@@ -33,11 +43,12 @@ def _deposit_with_plain_web3(w3: Web3, path) -> None:
 
     mined(c["collateral"].functions.mint(lp, amount).transact({"from": data["deployer"]}))
     mined(c["collateral"].functions.approve(c["pool"].address, amount).transact({"from": lp}))
+    keeper()  # the system's keeper keeps the basket's prices fresh (it pushes them every block on a real chain)
     assert mined(c["pool"].functions.deposit(c["collateral"].address, amount, 0).transact({"from": lp}))["status"] == 1
-    # 0.25% mint fee at 1 USD per ALP: 249.375 ALP, less the 1,000 base units the first
-    # deposit locks at the dead address
-    assert c["alp"].functions.balanceOf(lp).call() == 249_375 * 10**15 - 1_000
-    assert c["alp"].functions.totalSupply().call() == 249_375 * 10**15
+    # 0.30% mint fee (the stablecoin moves away from its target: the basket held nothing) at
+    # 1 USD per ALP: 249.25 ALP, less the 1,000 base units the first deposit locks at the dead address
+    assert c["alp"].functions.balanceOf(lp).call() == 249_250 * 10**15 - 1_000
+    assert c["alp"].functions.totalSupply().call() == 249_250 * 10**15
     assert c["pool"].functions.nav().call() == 250 * 10**18
     assert c["pool"].functions.poolBalance().call() == amount
 
@@ -51,7 +62,7 @@ def test_deploy_writes_a_file_a_third_party_can_use(backend, chain, build, tmp_p
         path = deployment.write(tmp_path / f"{chain}.json")
         data = json.loads(path.read_text())
         assert list(data) == ["chain", "chain_id", "block", "deployer", "compiler", "source_hash", "contracts",
-                              "libraries", "keeper", "treasury", "pairs", "enums", "ecies"]
+                              "libraries", "keeper", "treasury", "pairs", "basket", "enums", "ecies"]
         # the libraries linked into the engine, by name (tests/test_engine_split.py calls them)
         assert list(data["libraries"]) == ["ClosePipeline", "OpenPipeline", "Triggers"]
         assert data["pairs"] == ["BTC/USD", "ETH/USD", "SOL/USD", "AAPL/USD"]
@@ -59,8 +70,8 @@ def test_deploy_writes_a_file_a_third_party_can_use(backend, chain, build, tmp_p
         assert (data["chain"], data["chain_id"], data["deployer"]) == (chain, profile.chain_id, devnet.accounts[0])
         assert data["block"] == devnet.block_number
         assert data["compiler"] == {"version": "0.8.28", "settings": build.settings}
-        assert list(data["contracts"]) == ROLES
-        for role in ROLES:
+        assert list(data["contracts"]) == roles(chain)
+        for role in roles(chain):
             entry = data["contracts"][role]
             assert set(entry) == {"name", "address", "abi"} and entry["abi"]
             assert devnet.w3.eth.get_code(entry["address"]) != b""
@@ -70,7 +81,8 @@ def test_deploy_writes_a_file_a_third_party_can_use(backend, chain, build, tmp_p
         assert collateral.functions.symbol().call() == profile.collateral.symbol
         assert collateral.functions.decimals().call() == profile.collateral.decimals
         w3 = devnet.w3 if backend == "embedded" else Web3(HTTPProvider(devnet.rpc_url))
-        _deposit_with_plain_web3(w3, path)
+        sim_keeper = Keeper(Session(devnet), deployment, devnet.chain_clock)
+        _deposit_with_plain_web3(w3, path, sim_keeper.fresh_basket_prices)
 
 
 def test_cli_deploy_to_a_given_rpc_url(tmp_path):
@@ -83,7 +95,7 @@ def test_cli_deploy_to_a_given_rpc_url(tmp_path):
         )
         assert proc.returncode == 0, proc.stderr
         assert "pool" in proc.stdout and str(out) in proc.stdout
-        _deposit_with_plain_web3(Web3(HTTPProvider(node.url)), out)
+        _deposit_with_plain_web3(Web3(HTTPProvider(node.url)), out, connect_keeper(node.url, out).fresh_basket_prices)
     finally:
         node.stop()
 

@@ -268,6 +268,7 @@ def seed_default_pool(sim: Any, pool_usd: int = DEFAULT_POOL_USD) -> None:
     from .service import DEFAULT_START_PRICES
 
     sim.keeper.set_prices(dict(DEFAULT_START_PRICES))
+    sim.keeper.adopt_asset_prices()  # BNB and the stablecoins at the profile's start prices
     for entry in sim.deployment.basket:
         price = wad_to_decimal(sim.keeper.asset_prices.get(entry.price_id) or sim.keeper.prices[entry.price_id])
         tokens = (Decimal(pool_usd) * entry.target_bps / BPS / price).quantize(

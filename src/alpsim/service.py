@@ -108,6 +108,10 @@ class KeeperLoop:
             except Exception as exc:  # noqa: BLE001 - the round runs at the previous prices
                 self.log(f"keeper: moving prices: {type(exc).__name__}: {exc}")
         report = keeper.run_round(log=self.log)
+        try:  # after the requests (their windows are in blocks): the basket's asset-only prices
+            keeper.push_aging_asset_prices()
+        except Exception as exc:  # noqa: BLE001 - LPs wait for the next round
+            self.log(f"keeper: asset prices: {type(exc).__name__}: {exc}")
         self.ticks += 1
         self.executed += len(report.executed)
         self.rejected += len(report.rejected)

@@ -154,6 +154,11 @@ class Keeper:
         the oracle, their stale reference feeds refreshed first; None when it has none."""
         return self.executions.push_asset_prices(price_ids)
 
+    def push_aging_asset_prices(self) -> dict | None:
+        """Pushes the asset-only prices whose on-chain price is about to age (a live keeper's
+        loop does it every round, as LPs on any client need them fresh); None when none is."""
+        return self.executions.push_asset_prices(self.executions.aging_asset_prices())
+
     def fresh_basket_prices(self, asset: str | None = None) -> list[dict]:
         """What the keeper does every block on a real chain, done before an LP action: the prices
         the pool will read (every basket asset it holds, and `asset`) pushed when they would be

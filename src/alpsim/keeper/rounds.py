@@ -93,10 +93,6 @@ class Round:
             trigger_tx = self.executions.trigger_tx()
         except Exception as exc:  # noqa: BLE001
             self._error("prices and triggers", exc)
-        try:  # the basket's asset-only prices (BNB, the stablecoins): every round, as LPs need them fresh
-            self.executions.push_asset_prices(self.executions.aging_asset_prices())
-        except Exception as exc:  # noqa: BLE001
-            self._error("asset prices", exc)
         opens: list[Revealed] = []
         closes: list[PendingRequest] = []
         bad: list[tuple[PendingRequest, RejectReason]] = []
