@@ -47,9 +47,10 @@ class Mirror(BasketMirror):
         latest = self.sim.session.block("latest")
         return latest.number, latest.hash
 
-    def _sync_references(self, asset_keeper_prices: bool = True) -> None:
-        """The reference feeds (outside the model: Chainlink) of every pair, then the basket's
-        asset prices (`_sync_asset_prices`)."""
+    def _sync_references(self, asset_keeper_prices: bool = False) -> None:
+        """The reference feeds (outside the model: Chainlink) of every pair, then those of the
+        basket's asset-only prices (and, with `asset_keeper_prices`, the keeper's prices there
+        as the chain has them: `_sync_asset_prices`)."""
         oracle = self.sim.contracts["oracle"]
         for pair_id in range(len(self.model.pairs)):
             price, at = oracle.call("referencePrice", pair_id)

@@ -94,16 +94,28 @@ class BasketMirror:
         """The keeper's pushes before an LP action (`Keeper.fresh_basket_prices`: asset-only
         prices by `setAssetPrices`, pair-backed ones by a trigger run that accrues the market),
         each played in the model at its block's timestamp; the reference feeds read back."""
-        receipts = self.sim.keeper.fresh_basket_prices(self._client_asset(asset))
-        self._sync_references(asset_keeper_prices=False)
+        self._play_pushes(self.sim.keeper.fresh_basket_prices(self._client_asset(asset)))
+
+    def push_asset_prices(self, price_ids: list[int] | None = None) -> None:
+        """`Keeper.push_asset_prices`: the keeper's asset-only prices (of `price_ids`, default
+        all it has) recorded on the oracle, their stale reference feeds refreshed first."""
+        receipt = self.sim.keeper.push_asset_prices(price_ids)
+        self._play_pushes([] if receipt is None else [receipt])
+        self._after()
+
+    def _play_pushes(self, receipts: list[dict]) -> None:
+        """The keeper's price transactions in the model, each at its block's timestamp: an
+        oracle `setAssetPrices`, or an engine trigger run (which accrues the market); the
+        reference feeds read back first (the keeper moves them outside the model)."""
+        self._sync_references()
+        oracle = self.sim.contracts["oracle"].address.lower()
         for receipt in receipts:
             ts, _ = self._stamp(receipt)
             pushed = self._pushed(receipt)
-            if receipt["to"].lower() == self.sim.contracts["oracle"].address.lower():
+            if receipt["to"].lower() == oracle:
                 self.model.set_asset_prices([i for i, _ in pushed], [p for _, p in pushed], ts)
             else:
                 self.model.run_triggers([], dict(pushed), ts)
-        self._sync_asset_prices()
 
     def _client_action(self, action, blocks: int):  # noqa: ANN001, ANN202
         """Runs the client's LP action after `fresh_basket_prices`, checking it sent `blocks`
@@ -146,7 +158,7 @@ class BasketMirror:
         receipt = self.sim.contracts["oracle"].transact("setAssetPrices", ids, [prices_wad[i] for i in ids],
                                                         sender=self.sim.keeper.address)
         ts, _ = self._stamp(receipt)
-        self._sync_references(asset_keeper_prices=False)
+        self._sync_references()
         self.model.set_asset_prices(ids, [prices_wad[i] for i in ids], ts)
         self._after()
 
