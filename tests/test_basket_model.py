@@ -327,14 +327,15 @@ def test_bnb_is_valued_in_low_and_out_high_and_the_basket_the_other_way():
     q = pool.quote_deposit(160 * U, 0, "BNB")
     assert q.amount_usd == 160 * 500 * U  # in at the lower price
     pool.deposit("a", 160 * U, 0, asset="BNB")
-    # a deposit values the basket at the higher price, a withdrawal at the lower
-    assert pool.quote_deposit(U, 0, None).nav_usd == 920_000 * U + 160 * 505 * U
+    # a deposit values the basket at the higher price, a withdrawal at the lower; the events'
+    # NAV is the NAV after, at those prices
+    assert pool.quote_deposit(U, 0, None).nav_usd == 920_000 * U + 160 * 505 * U + U
     w = pool.quote_withdraw("a", 10**21, 0, "BNB")
-    assert w.nav_usd == 920_000 * U + 160 * 500 * U
-    nav, supply = w.nav_usd, pool.alp_supply
+    nav, supply = 920_000 * U + 160 * 500 * U, pool.alp_supply
     # BNB is 80,000 of 1,000,000 at the lower price: exactly 8%, so the withdrawal moves it away: 30 bp
     out_usd = 10**21 * (BPS - 30) * nav // (supply * BPS)
     assert w.amount_out == out_usd * U // (505 * U)  # out at the higher price
+    assert w.nav_usd == nav - w.amount_out * 505  # less what it paid, at the price paid at
     assert pool.nav_usd == 920_000 * U + 160 * 500 * U  # the mark: the keeper's (the stand-in's low)
 
 

@@ -111,7 +111,47 @@ def test_a_volatile_deposit_is_priced_as_the_model_prices_it(sim, basket):
     alp_out, fee = expected_deposit(5_000 * U, asset_usd_high, basket_usd, target, basket_usd, supply)
     assert fee == 15 * U and event["feeUsd"] == fee
     assert event["alpOut"] == alp_out
-    assert event["navUsd"] == basket_usd
+    assert event["navUsd"] == basket_usd + 5_000 * U  # the NAV after, at the prices it was priced at
+
+
+def test_the_events_report_the_nav_after_the_action_at_its_prices(sim, basket):
+    """`navUsd` of a Deposit is the basket before (at the higher prices) + the amount in (at the
+    lower) + the claim; of a Withdraw the basket before (at the lower prices) - the amount out
+    at the price it was paid at (the higher) + the claim. With keeper and reference prices the
+    same, that is the pool's `nav()` / `redeemNav()` read after the action."""
+    pool, token = sim.pool_contract, basket["token"]
+    scale = 10 ** (18 - sim.decimals)
+    first = sim.deposit(LP, basket["stable"])
+    stable_units = holdings(sim, sim.contracts["collateral"].address)
+    assert first.amount_units == stable_units
+    assert pool.call("nav") == stable_units * scale  # the one-asset figure: the balance x its scale
+
+    # keeper and reference apart: a deposit at the action's prices
+    units = basket["to_target"] * U
+    event = deposit_event(sim, basket, units)
+    assert event["navUsd"] == stable_units * scale + value_usd(units, 18, basket["low"])  # nothing held before
+    more = 3 * U
+    event = deposit_event(sim, basket, more)
+    basket_high = stable_units * scale + value_usd(units, 18, basket["high"])
+    assert event["navUsd"] == basket_high + value_usd(more, 18, basket["low"])
+    # a withdrawal of the asset: the basket at the lower price, what it paid at the higher
+    alp = sim.alp_balance_wad(LP) // 50
+    sim.keeper.fresh_basket_prices(basket["symbol"])
+    receipt = pool.transact("withdraw", alp, token.address, 0, sender=sim.address(LP))
+    event = sim.session.events(receipt, "Withdraw")[0]
+    basket_low = stable_units * scale + value_usd(units + more, 18, basket["low"])
+    paid_usd = value_usd(event["amountOut"], 18, basket["high"])
+    assert paid_usd > 0 and event["navUsd"] == basket_low - paid_usd
+
+    # keeper and reference the same: the event's NAV is the pool's NAV read after
+    price = basket["low"] // U
+    set_price(sim, basket, price, price)
+    event = deposit_event(sim, basket, U)
+    assert event["navUsd"] == pool.call("nav")
+    sim.keeper.fresh_basket_prices(None)
+    receipt = pool.transact("withdraw", alp, sim.contracts["collateral"].address, 0, sender=sim.address(LP))
+    event = sim.session.events(receipt, "Withdraw")[0]
+    assert event["navUsd"] == pool.call("redeemNav") == pool.call("nav")
 
 
 def test_withdrawing_the_volatile_asset_pays_at_the_higher_price_and_20_bp_when_overweight(sim, basket):
