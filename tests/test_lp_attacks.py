@@ -493,7 +493,7 @@ def attack_table():
     wall = sum(r[6] for r in rows)
     lines.append(f"\n{len(rows)} rows, {wall:.1f} s of wall time in all (slowest row {max(r[6] for r in rows):.1f} s); "
                  f"the old rule (issue 26), stale reference 168 h: attacker +5,986, honest LP about 991,224 "
-                 f"against 995,006.25")
+                 f"against 995,006.25 (the one-asset pool's 0.25% mint and burn fees then)")
     print("\n\nThe funding attack through an outage (issue 26, defect 1):\n\n" + "\n".join(lines))
 
 

@@ -373,8 +373,9 @@ class ExchangeMachine(RuleBasedStateMachine):
         result = []
         self._same_refusal(lambda: result.append(mirror.deposit_units(lp, units, asset)),
                            lambda m: m.deposit(sim.address(lp), units, sim.devnet.clock.next_timestamp, asset=key))
-        if result and asset is None:
-            self.lp_flows[lp].deposited += units
+        if result:
+            if asset is None:  # E4's flows are the payout stablecoin's
+                self.lp_flows[lp].deposited += units
         else:  # nothing lost
             assert (sim.asset_units(lp, asset), sim.alp_balance_wad(lp)) == before
         return result
