@@ -48,8 +48,8 @@ After every step:
   `Error(string)` or undecodable data.
 
 A second machine (`EconomicMachine`: the same rules but `move_price`, `reference_gap` and the
-basket rules, so the keeper's prices never move and the pool holds the payout stablecoin alone; the reference may, in `breaker_trip`, as a tripped breaker is
-the point) also checks the economics after every step (and between two LP actions of one
+basket rules, so the keeper's prices never move and the pool holds the payout stablecoin alone;
+the reference may, in `breaker_trip`, as a tripped breaker is the point) also checks the economics after every step (and between two LP actions of one
 rule, so that E3 knows who held ALP when the others paid in), with every open position valued
 at the keeper price as if settled now, its close fee left out:
 

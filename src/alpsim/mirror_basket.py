@@ -1,7 +1,8 @@
-"""The ALP basket's part of the Mirror (docs/mechanics.md section 10): the pool's listed assets, their
-prices and the basket's admin state taken from the chain, deposits and withdrawals in any basket
-asset through the client (after the keeper's price pushes, played in the model), and the comparison of holdings, token balances and asset prices per
-asset. `alpsim.mirror.Mirror` inherits it."""
+"""The ALP basket's part of the Mirror (docs/mechanics.md section 10): the pool's listed assets,
+their prices and the basket's admin state taken from the chain; deposits and withdrawals in any
+basket asset through the client, after the keeper's price pushes (played in the model, each at
+its block's timestamp); the comparison of holdings, token balances and asset prices per asset.
+`alpsim.mirror.Mirror` inherits it."""
 
 from __future__ import annotations
 
