@@ -371,8 +371,9 @@ class ExchangeMachine(RuleBasedStateMachine):
         key = mirror.asset_key(asset)
         mirror.fresh_basket_prices(key)  # the keeper's pushes, as the client's, played in the model first
         result = []
-        self._same_refusal(lambda: result.append(mirror.deposit_units(lp, units, asset)),
-                           lambda m: m.deposit(sim.address(lp), units, sim.devnet.clock.next_timestamp, asset=key))
+        self.last_refusal = self._same_refusal(lambda: result.append(mirror.deposit_units(lp, units, asset)),
+                                               lambda m: m.deposit(sim.address(lp), units,
+                                                                   sim.devnet.clock.next_timestamp, asset=key))
         if result:
             if asset is None:  # E4's flows are the payout stablecoin's
                 self.lp_flows[lp].deposited += units
@@ -389,8 +390,9 @@ class ExchangeMachine(RuleBasedStateMachine):
         key = mirror.asset_key(asset)
         mirror.fresh_basket_prices(key)
         result = []
-        self._same_refusal(lambda: result.append(mirror.withdraw_wad(lp, alp, asset)),
-                           lambda m: m.withdraw(sim.address(lp), alp, sim.devnet.clock.next_timestamp, asset=key))
+        self.last_refusal = self._same_refusal(lambda: result.append(mirror.withdraw_wad(lp, alp, asset)),
+                                               lambda m: m.withdraw(sim.address(lp), alp,
+                                                                    sim.devnet.clock.next_timestamp, asset=key))
         if result and asset is None:
             flows = self.lp_flows[lp]
             flows.withdrawn += result[0].amount_out_units
@@ -401,7 +403,7 @@ class ExchangeMachine(RuleBasedStateMachine):
 
     # ----- the basket's other assets
     def _count(self, action: str, result: list) -> None:
-        outcome = action if result else f"{action} refused"
+        outcome = action if result else f"{action} refused ({self.last_refusal})"
         STATS["basket"][outcome] = STATS["basket"].get(outcome, 0) + 1
 
     def _basket_asset(self, index: int):  # noqa: ANN202
@@ -433,13 +435,29 @@ class ExchangeMachine(RuleBasedStateMachine):
           share=st.integers(min_value=1, max_value=100))
     @_dump_on_failure
     def basket_withdraw(self, lp: int, index: int, share: int) -> None:
-        """`lp` withdraws `share`% of its ALP in a basket asset: to the unit as the model, or
-        refused as it refuses (BasketHoldingsShort when the basket holds too little of it)."""
+        """`lp` withdraws `share`% of its ALP in a basket asset the pool holds (any while it holds
+        none), once its cooldown is over (it
+        waits, the keeper away, as long as it must: every deposit restarts it): to the unit as
+        the model, or refused as it refuses (BasketHoldingsShort when the basket holds too
+        little of it, a stale or tripped price)."""
         held = self.sim.alp_balance_wad(lp)
         if held == 0:
             return
-        e = self._basket_asset(index)
-        alp = max(held * share // 100, 1)
+        held_assets = [a for a in self.basket_assets if self.mirror.model.pool.holdings_of(a.address)]
+        e = held_assets[index % len(held_assets)] if held_assets else self._basket_asset(index)  # none: refused
+        # `share`% of its ALP, at most `share`% of the ALP the basket's holdings of the asset are
+        # worth at the keeper's price (the LPs' ALP is mostly the stablecoin's): all of it at 100%,
+        # which the fee and the higher price of the way out may just exceed (BasketHoldingsShort)
+        sim, pool = self.sim, self.sim.pool_contract
+        asset_usd = pool.call("holdingsOf", e.address) * 10 ** (18 - e.decimals) \
+            * sim.contracts["oracle"].call("keeperPrice", e.price_id)[0] // WAD
+        nav, supply = pool.call("nav"), sim.contracts["alp"].call("totalSupply")
+        worth_alp = supply * asset_usd // nav if nav else 0
+        alp = max(min(held, worth_alp) * share // 100, 1)
+        unlocks = self.sim.contracts["alp"].call("unlocksAt", self.sim.address(lp))
+        if unlocks > self.sim.devnet.timestamp:
+            self.step(f"- wait: {{seconds: {unlocks - self.sim.devnet.timestamp}}}  # {NAMES[lp]}'s cooldown")
+            self.mirror.wait(unlocks - self.sim.devnet.timestamp)
         self.step(f"- withdraw: {{who: {NAMES[lp]}, alp: {Decimal(alp) / 10**18}, asset: {e.symbol}}}")
         self._settle_prices()
         before = self.sim.pool().alp_price_wad
