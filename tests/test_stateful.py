@@ -435,8 +435,8 @@ class ExchangeMachine(RuleBasedStateMachine):
           share=st.integers(min_value=1, max_value=100))
     @_dump_on_failure
     def basket_withdraw(self, lp: int, index: int, share: int) -> None:
-        """`lp` withdraws `share`% of its ALP in a basket asset the pool holds (any while it holds
-        none), once its cooldown is over (it
+        """`lp` withdraws `share`% of its ALP in a basket asset the pool holds (when it holds none,
+        `lp` deposits 50,000 USD of one first), once its cooldown is over (it
         waits, the keeper away, as long as it must: every deposit restarts it): to the unit as
         the model, or refused as it refuses (BasketHoldingsShort when the basket holds too
         little of it, a stale or tripped price)."""
@@ -444,7 +444,10 @@ class ExchangeMachine(RuleBasedStateMachine):
         if held == 0:
             return
         held_assets = [a for a in self.basket_assets if self.mirror.model.pool.holdings_of(a.address)]
-        e = held_assets[index % len(held_assets)] if held_assets else self._basket_asset(index)  # none: refused
+        if not held_assets:  # the pool holds none: `lp` brings some in first
+            self.basket_deposit(lp=lp, index=index, usd=50_000, dust=False)
+            held_assets = [a for a in self.basket_assets if self.mirror.model.pool.holdings_of(a.address)]
+        e = held_assets[index % len(held_assets)] if held_assets else self._basket_asset(index)
         # `share`% of its ALP, at most `share`% of the ALP the basket's holdings of the asset are
         # worth at the keeper's price (the LPs' ALP is mostly the stablecoin's): all of it at 100%,
         # which the fee and the higher price of the way out may just exceed (BasketHoldingsShort)
