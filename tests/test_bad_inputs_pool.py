@@ -20,7 +20,11 @@ from bad_inputs_helpers import (ADMIN, COOLDOWN_S, HOLDER, KEEPER, LP, MAX_UINT,
 
 
 BPS = 10_000
-FEE_BPS = 25  # docs/mechanics.md §10: 0.25% on deposit and on withdrawal
+BASE_FEE_BPS, FEE_SPREAD_BPS = 25, 5
+"""docs/mechanics.md §10: the mint and burn fee is 25 bp, 5 bp more on what moves an asset away
+from its target weight and 5 bp less on what moves it toward. Here the basket holds only the
+payout stablecoin (target 50% on bnb, 60% on arbitrum) at 1 USD: a deposit of it moves it away
+(30 bp), a withdrawal of less than the whole basket toward it (20 bp)."""
 MAX_RESERVE_BPS = 8_000  # docs/mechanics.md §10: the reserve may use at most 80% of the pool balance
 
 EOA_ROLES = {"admin": ADMIN, "trader": TRADER, "lp": LP, "treasury": TREASURY, "keeper": KEEPER}
@@ -110,26 +114,38 @@ def price_at(pair_id: int) -> Callable:
     return lambda s: s.contracts["oracle"].call("keeperPrice", pair_id)[1]
 
 
-def _nav_supply(s) -> tuple[int, int]:
-    return s.pool_contract.call("nav"), s.contracts["alp"].call("totalSupply")
+def _nav_supply(s, redeem: bool = False) -> tuple[int, int]:
+    """NAV (deposits') or the redemption NAV (withdrawals'), and the ALP supply."""
+    return s.pool_contract.call("redeemNav" if redeem else "nav"), s.contracts["alp"].call("totalSupply")
 
 
 def alp_out(amount_units: int | Callable) -> Callable:
-    """ALP a deposit mints (docs/mechanics.md §10): amount x (1 - 0.25%) / (NAV / supply), rounded down."""
+    """ALP a deposit mints (docs/mechanics.md §10): amount x (1 - 0.30%) / (NAV / supply), rounded down."""
     def f(s):
         nav, supply = _nav_supply(s)
         amount = resolve(amount_units, s)
-        return amount * 10 ** (18 - s.decimals) * (BPS - FEE_BPS) * supply // (nav * BPS)
+        return amount * 10 ** (18 - s.decimals) * (BPS - BASE_FEE_BPS - FEE_SPREAD_BPS) * supply // (nav * BPS)
     return f
 
 
-def _out(nav: int, supply: int, scale: int, alp: int) -> int:
-    return alp * (BPS - FEE_BPS) * nav // (supply * BPS) // scale
+def _out(nav: int, supply: int, scale: int, alp: int, basket_usd: int) -> int:
+    """The gross alp x NAV / supply less 30 bp, plus the 2 x 5 bp rebate on its part that moves
+    the stablecoin toward its target (at most the basket's value: it is all of the basket)."""
+    toward = min(alp * nav // supply, basket_usd)
+    return (alp * (BPS - BASE_FEE_BPS - FEE_SPREAD_BPS) * nav + 2 * FEE_SPREAD_BPS * toward * supply) \
+        // (supply * BPS) // scale
+
+
+def _withdraw_rule(s) -> Callable[[int], int]:
+    nav, supply = _nav_supply(s, redeem=True)
+    scale = 10 ** (18 - s.decimals)
+    basket_usd = s.pool_contract.call("poolBalance") * scale
+    return lambda alp: _out(nav, supply, scale, alp, basket_usd)
 
 
 def withdraw_out(s, alp: int) -> int:
-    """Collateral a withdrawal pays (docs/mechanics.md §10): alp x NAV / supply x (1 - 0.25%), rounded down."""
-    return _out(*_nav_supply(s), 10 ** (18 - s.decimals), alp)
+    """Collateral a withdrawal pays (docs/mechanics.md §10), at the redemption NAV, rounded down."""
+    return _withdraw_rule(s)(alp)
 
 
 def out_of(alp: int | Callable) -> Callable:
@@ -139,25 +155,30 @@ def out_of(alp: int | Callable) -> Callable:
 def largest_dust_deposit(s) -> int:
     """The largest deposit (token units) that mints zero ALP."""
     nav, supply = _nav_supply(s)
-    return (nav * BPS - 1) // (10 ** (18 - s.decimals) * (BPS - FEE_BPS) * supply)
+    return (nav * BPS - 1) // (10 ** (18 - s.decimals) * (BPS - BASE_FEE_BPS - FEE_SPREAD_BPS) * supply)
 
 
 def largest_dust_withdrawal(s) -> int:
-    """The largest ALP amount whose withdrawal pays zero token units."""
-    nav, supply = _nav_supply(s)
-    scale = 10 ** (18 - s.decimals)
-    return -(-scale * supply * BPS // ((BPS - FEE_BPS) * nav)) - 1
+    """The largest ALP amount whose withdrawal pays zero token units (what it pays grows with
+    the amount: a bisection)."""
+    rule = _withdraw_rule(s)
+    lo, hi = 0, 1
+    while rule(hi) == 0:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if rule(mid) == 0 else (lo, mid)
+    return lo
 
 
 def _reserve_rule(s) -> Callable[[int], tuple[int, bool]]:
     """For an amount of ALP: the pool balance (USD) its withdrawal would leave, and whether
     that breaks the reserve rule (docs/mechanics.md §10: the balance may not fall below reserve / 80%)."""
-    nav, supply = _nav_supply(s)
-    scale = 10 ** (18 - s.decimals)
+    rule, scale = _withdraw_rule(s), 10 ** (18 - s.decimals)
     pool_units, reserve = s.pool_contract.call("poolBalance"), s.pool_contract.call("reserveUsd")
 
     def after(alp: int) -> tuple[int, bool]:
-        out = _out(nav, supply, scale, alp)
+        out = rule(alp)
         left = (pool_units - out if pool_units > out else 0) * scale
         return left, out > pool_units or left * MAX_RESERVE_BPS < reserve * BPS
 
@@ -464,11 +485,13 @@ SETTLE_CONTROLS = {
 def test_after_the_keepers_trigger_run_the_same_lp_action_goes_through(sim, state, prep, function):
     """The control of the rows refused with ReferenceStale, CircuitBreakerTripped and
     PriceNotSettled: the keeper's trigger run at its current price (reference rounds older than
-    30 s refreshed first) settles it, and the same deposit or withdrawal is paid to the unit."""
+    30 s refreshed first) settles it, the keeper pushes the stablecoin's price, and the same
+    deposit or withdrawal is paid to the unit."""
     enter(sim, state)
     if prep:
         prep(sim)
     settle(sim)
+    sim.keeper.fresh_basket_prices()  # the stablecoin's own price (an asset-only id), as before any LP action
     pool, lp = sim.pool_contract, sim.address(LP)
     if function == D:
         amount, alp_before = _units(sim, 100), sim.alp_balance_wad(LP)

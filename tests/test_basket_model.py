@@ -1,8 +1,9 @@
-"""The reference model holds the ALP basket to the unit of AlpPool.sol (docs/mechanics.md section 10):
-a WBNB mock (18 decimals, asset-only price id 128) and a WBTC mock (8 decimals, priced by the
-BTC/USD pair, id 0) beside the payout stablecoin. A seeded random run of deposits and
-withdrawals in random assets, with keeper and reference prices moving apart, agrees with the
-model on every figure and every refusal (name and arguments), and every asset is conserved:
+"""The reference model holds the ALP basket to the unit of AlpPool.sol (docs/mechanics.md section 10),
+on the default deployments: bnb's USDT, USDC, BNB, ETH and BTC, arbitrum's USDC, USDT, ETH and BTC
+(the stablecoins and BNB at asset-only price ids, ETH and BTC at their pairs'). A seeded random
+run of deposits and withdrawals in random assets, with every asset's keeper and reference prices
+moving apart (the stablecoins' too, within the breaker and now and then past it), agrees with
+the model on every figure and every refusal (name and arguments), and every asset is conserved:
 the pool's holdings plus every holder's balance is what was minted. Then the model's own
 refusals, without a chain."""
 
@@ -14,8 +15,6 @@ from decimal import Decimal
 import pytest
 
 from alpsim import errors
-from alpsim.compiler import linked
-from alpsim.deployment import contract_abi
 from alpsim.mirror import Mirror
 from alpsim.model import ExchangeModel, ModelRefusal, PoolModel, Settings
 from alpsim.model.pool import FACE_VALUE, MINIMUM_LIQUIDITY
@@ -23,63 +22,51 @@ from alpsim.model.tokens import POOL
 
 U = 10**18
 BPS = 10_000
-BNB_ID, BTC_ID = 128, 0
 LPS = (1, 2, 3)
-TARGETS = [8_000, 1_200, 800]  # payout token, WBNB, WBTC
-
-
-def _deploy(sim, build, name, types, args, label):
-    session, admin = sim.session, sim.deployment.deployer
-    artifact = linked(build.artifacts[name], sim.deployment.libraries)
-    return session.bind(label, session.deploy(artifact, types, args, admin), contract_abi(build.artifacts, name))
+NOMINAL_USD = {"USDT": 1, "USDC": 1, "BNB": 600, "ETH": 3_000, "BTC": 60_000}
+"""Each asset's price around which the run moves it."""
+FUNDS_USD = 3_000_000
+"""What each LP is funded with in each asset, in USD at its nominal price."""
 
 
 @pytest.fixture
-def basket(sim, build):
-    """WBNB at id 128 and WBTC (8 decimals) at the BTC/USD pair's id, targets 80/12/8, cooldown 0,
-    BNB at 600 / 600.3 and BTC at 60,000; each LP holds 3,000,000 of the stablecoin, 5,000 WBNB
-    and 50 WBTC, approved to the pool. The Mirror's model takes the basket from the chain."""
+def basket(sim):
+    """The deployment's basket, cooldown 0, every asset at its nominal price (keeper and
+    reference apart by a few bp); each LP holds 3,000,000 USD of each asset, approved to the
+    pool. The Mirror's model takes the basket from the chain."""
     admin = sim.deployment.deployer
-    wbnb = _deploy(sim, build, "MockCollateral", ["string", "string", "uint8", "address"],
-                   ["Wrapped BNB", "WBNB", 18, admin], "wbnb")
-    wbtc = _deploy(sim, build, "MockCollateral", ["string", "string", "uint8", "address"],
-                   ["Wrapped BTC", "WBTC", 8, admin], "wbtc")
-    feed = _deploy(sim, build, "MockAggregator", ["string", "address"], ["BNB / USD", admin], "bnb_feed")
-    oracle, pool = sim.contracts["oracle"], sim.pool_contract
-    oracle.transact("setReferenceFeed", BNB_ID, feed.address, sender=admin)
-    pool.transact("setPriceSource", oracle.address, sender=admin)
-    pool.transact("listAsset", wbnb.address, BNB_ID, sender=admin)
-    pool.transact("listAsset", wbtc.address, BTC_ID, sender=admin)
-    pool.transact("setTargets", TARGETS, sender=admin)
-    pool.transact("setSettings", 25, 25, 0, 8_000, sender=admin)
+    sim.pool_contract.transact("setSettings", 25, 25, 0, 8_000, sender=admin)
     m = Mirror(sim)
-    minted = {None: 0, wbnb.address: 0, wbtc.address: 0}
-    for lp in LPS:
-        for asset, amount in ((None, 3_000_000), ("WBNB", 5_000), ("WBTC", 50)):
-            m.fund(lp, amount, asset)
-        for token in (wbnb, wbtc, sim.contracts["collateral"]):
-            token.transact("approve", pool.address, 2**256 - 1, sender=sim.address(lp))
-    minted[None] = 3 * 3_000_000 * 10**sim.decimals
-    minted[wbnb.address], minted[wbtc.address] = 3 * 5_000 * U, 3 * 50 * 10**8
-    state = {"m": m, "wbnb": wbnb, "wbtc": wbtc, "feed": feed, "minted": minted}
-    set_bnb(state, 600 * U, 60030 * U // 100)
-    set_btc(state, 60_000 * U, 60_000 * U)
+    entries = sim.deployment.basket
+    minted = {}
+    for e in entries:
+        whole = FUNDS_USD // NOMINAL_USD[e.symbol]
+        for lp in LPS:
+            m.fund(lp, whole, e.symbol)
+            sim.asset_token(e.symbol).transact("approve", sim.pool_contract.address, 2**256 - 1,
+                                               sender=sim.address(lp))
+        minted[e.symbol] = len(LPS) * whole * 10**e.decimals
+    state = {"m": m, "entries": entries, "minted": minted}
+    set_prices(state, {e.symbol: (NOMINAL_USD[e.symbol] * U, NOMINAL_USD[e.symbol] * U * (BPS + 3) // BPS)
+                       for e in entries})
     return state
 
 
-def set_bnb(state, keeper_wad: int, reference_wad: int) -> None:
-    """BNB's reference feed (8 decimals) and then the keeper's price, both stamped now."""
+def set_prices(state, prices_wad: dict[str, tuple[int, int]]) -> None:
+    """Each asset's keeper price and reference feed (symbol -> (keeper, reference), 18-decimal
+    USD; the feeds keep 8 decimals), then the keeper's prices recorded on chain: the pairs' by
+    the engine's `updatePrices`, the asset-only ones by `setAssetPrices`; all played in the model."""
     m = state["m"]
-    state["feed"].transact("setAnswer", reference_wad // 10**10, sender=m.sim.deployment.deployer)
-    m.set_asset_prices({BNB_ID: keeper_wad})
-
-
-def set_btc(state, keeper_wad: int, reference_wad: int) -> None:
-    """The BTC/USD pair's reference feed and keeper price, recorded through the engine."""
-    m = state["m"]
-    m.set_prices({"BTC/USD": Decimal(keeper_wad) / U}, reference=False)
-    m.set_reference("BTC/USD", Decimal(reference_wad) / U)
+    m.set_prices({sym: Decimal(k) / U for sym, (k, _) in prices_wad.items()}, reference=False)
+    for sym, (_, ref) in prices_wad.items():
+        m.set_reference(sym, Decimal(ref // 10**10) / 10**8)
     m.push_prices()
+    m.push_asset_prices()
+
+
+def _key(m: Mirror, entry) -> str | None:
+    """The model's key of a basket entry: None for the payout stablecoin, else its address."""
+    return None if entry.role == "collateral" else entry.address
 
 
 def _conserved(state) -> None:
@@ -89,14 +76,14 @@ def _conserved(state) -> None:
     sim, model = m.sim, m.model
     pool_addr = sim.pool_contract.address
     holders = [sim.address(lp) for lp in LPS]
-    for key, token in ((None, sim.contracts["collateral"]), (state["wbnb"].address, state["wbnb"]),
-                       (state["wbtc"].address, state["wbtc"])):
+    for e in state["entries"]:
+        token = sim.asset_token(e.symbol)
         on_chain = [token.call("balanceOf", a) for a in [pool_addr, *holders]]
-        assert sum(on_chain) == state["minted"][key]
-        assert on_chain[0] == sim.pool_contract.call("holdingsOf", key or token.address)
-        book = model.book_of(key)
-        assert sum(book.values()) == state["minted"][key]
-        assert book.get(POOL, 0) == model.pool.holdings_of(key)
+        assert sum(on_chain) == state["minted"][e.symbol], e.symbol
+        assert on_chain[0] == sim.pool_contract.call("holdingsOf", e.address)
+        book = model.book_of(_key(m, e))
+        assert sum(book.values()) == state["minted"][e.symbol], e.symbol
+        assert book.get(POOL, 0) == model.pool.holdings_of(_key(m, e))
 
 
 def _same(m: Mirror, chain_action, model_action):
@@ -119,21 +106,19 @@ def _same(m: Mirror, chain_action, model_action):
     return event, expected
 
 
-def _deposit(state, rng: random.Random, lp: int, asset) -> str:
+def _deposit(state, rng: random.Random, lp: int, entry) -> str:
     m = state["m"]
     sim = m.sim
     addr, pool = sim.address(lp), sim.pool_contract
-    key = asset.address if asset is not None else sim.contracts["collateral"].address
-    decimals = sim.decimals if asset is None else asset.call("decimals")
-    scale_usd = {None: 1, "WBNB": 600, "WBTC": 60_000}[None if asset is None else asset.call("symbol")]
     usd = rng.choice([1, 50, 5_000, 100_000, 600_000])
-    amount = max(1, usd * 10**decimals // scale_usd + rng.randrange(0, 10**decimals))
+    amount = max(1, usd * 10**entry.decimals // NOMINAL_USD[entry.symbol] + rng.randrange(0, 10**entry.decimals))
     if rng.random() < 0.05:
         amount = rng.choice([0, 1])  # zero, or dust: ZeroAmount / AmountTooSmall
     now = sim.devnet.clock.next_timestamp
+    key = _key(m, entry)
 
     def chain():
-        return sim.session.events(pool.transact("deposit", key, amount, 0, sender=addr), "Deposit")[0]
+        return sim.session.events(pool.transact("deposit", entry.address, amount, 0, sender=addr), "Deposit")[0]
 
     got = _same(m, chain, lambda model: (model.deposit(addr, amount, now, 0, asset=key), model.pool.last_quote))
     if isinstance(got, str):
@@ -146,19 +131,19 @@ def _deposit(state, rng: random.Random, lp: int, asset) -> str:
     return "deposit"
 
 
-def _withdraw(state, rng: random.Random, lp: int, asset) -> str:
+def _withdraw(state, rng: random.Random, lp: int, entry) -> str:
     m = state["m"]
     sim = m.sim
     addr, pool = sim.address(lp), sim.pool_contract
-    key = asset.address if asset is not None else sim.contracts["collateral"].address
     held = sim.alp_balance_wad(addr)
     alp = max(1, held * rng.choice([1, 10, 100, 500, 1_000]) // 1_000)
     if rng.random() < 0.05:
         alp = held + 1  # more than held: InsufficientAlpBalance
     now = sim.devnet.clock.next_timestamp
+    key = _key(m, entry)
 
     def chain():
-        return sim.session.events(pool.transact("withdraw", alp, key, 0, sender=addr), "Withdraw")[0]
+        return sim.session.events(pool.transact("withdraw", alp, entry.address, 0, sender=addr), "Withdraw")[0]
 
     got = _same(m, chain, lambda model: (model.withdraw(addr, alp, now, 0, asset=key), model.pool.last_quote))
     if isinstance(got, str):
@@ -171,31 +156,34 @@ def _withdraw(state, rng: random.Random, lp: int, asset) -> str:
 
 
 def _move_prices(state, rng: random.Random) -> str:
-    """BNB and BTC move; keeper and reference apart by up to 0.9% (inside the 1% breaker), now
-    and then past it (the breaker trips the next action that reads the price)."""
-    bnb = 600 * U * rng.randrange(70, 130) // 100
-    btc = 60_000 * U * rng.randrange(70, 130) // 100
-    gap_bps = rng.randrange(-90, 91) if rng.random() < 0.9 else rng.choice([-150, 150])
-    set_bnb(state, bnb, (bnb * (BPS + gap_bps) // BPS) // 10**10 * 10**10)
-    set_btc(state, btc, btc * (BPS - gap_bps) // BPS // 10**10 * 10**10)
+    """Every asset moves (the volatile ones by up to 30%, the stablecoins by up to 1%); keeper and
+    reference apart by up to 0.9% (inside the 1% breaker), now and then past it (the breaker
+    trips the next action that reads the price)."""
+    prices = {}
+    for e in state["entries"]:
+        nominal = NOMINAL_USD[e.symbol] * U
+        keeper = nominal * (rng.randrange(99, 102) if nominal == U else rng.randrange(70, 130)) // 100
+        gap_bps = rng.randrange(-90, 91) if rng.random() < 0.93 else rng.choice([-150, 150])
+        prices[e.symbol] = (keeper, keeper * (BPS + gap_bps) // BPS)
+    set_prices(state, prices)
     return "prices"
 
 
 @pytest.mark.parametrize("seed", [11, 28])
 def test_random_basket_run_matches_the_model_to_the_unit(sim, basket, seed):
     rng = random.Random(seed)
-    m, assets = basket["m"], [None, basket["wbnb"], basket["wbtc"]]
-    m.deposit(LPS[0], 1_000_000)  # the stablecoin first, as a pool starts (approving just that)
-    sim.contracts["collateral"].transact("approve", sim.pool_contract.address, 2**256 - 1, sender=sim.address(LPS[0]))
+    m, entries = basket["m"], basket["entries"]
+    m.deposit(LPS[0], 1_000_000)  # the stablecoin first, as a pool starts (the client approves just that)
+    sim.asset_token(None).transact("approve", sim.pool_contract.address, 2**256 - 1, sender=sim.address(LPS[0]))
     seen: dict[str, int] = {}
     stale = False
-    for step in range(70):
+    for step in range(90):
         roll = rng.random()
-        lp, asset = rng.choice(LPS), rng.choice(assets)
+        lp, entry = rng.choice(LPS), rng.choice(entries)
         if roll < 0.45:
-            what = _deposit(basket, rng, lp, asset)
+            what = _deposit(basket, rng, lp, entry)
         elif roll < 0.8:
-            what = _withdraw(basket, rng, lp, asset)
+            what = _withdraw(basket, rng, lp, entry)
         elif roll < 0.95:
             what = _move_prices(basket, rng)
         else:
@@ -209,23 +197,36 @@ def test_random_basket_run_matches_the_model_to_the_unit(sim, basket, seed):
         stale = what == "stale"
     refusals = {k: n for k, n in seen.items() if k not in ("deposit", "withdraw", "prices", "stale")}
     assert seen["deposit"] >= 10 and seen["withdraw"] >= 10 and len(refusals) >= 3, seen
-    assert all(h > 0 for *_, h in m.model.pool.basket())
+    assert sum(1 for *_, h in m.model.pool.basket() if h > 0) >= 3
 
 
-def test_holdings_of_zero_read_no_price_and_a_stale_bnb_refuses_every_action_once_held(sim, basket):
+def test_holdings_of_zero_read_no_price_and_a_stale_volatile_refuses_every_action_once_held(sim, basket):
+    """Every price stale and the basket empty: a deposit of the volatile asset (BNB on bnb, ETH on
+    arbitrum) needs its price alone. Once it is held, its stale price refuses a deposit of the
+    stablecoin whose own price is fresh."""
     m = basket["m"]
-    sim.devnet.advance_time(61)  # BNB and BTC stale, the basket holds neither: the stablecoin needs no price
-    m.deposit(LPS[0], 1_000)
-    addr = sim.address(LPS[0])
-    _move_prices(basket, random.Random(1))
-    m.deposit_units(LPS[0], 10 * U, basket["wbnb"].address)
+    volatile = sim.deployment.basket_asset("BNB" if sim.profile.name == "bnb" else "ETH")
+    stable = sim.deployment.basket_asset(None)
     sim.devnet.advance_time(61)
+    m.set_prices({volatile.symbol: NOMINAL_USD[volatile.symbol]})  # keeper and reference; pushed alone
+    if volatile.price_id >= 128:
+        m.push_asset_prices([volatile.price_id])
+    else:
+        m.push_prices()  # the pairs' (the stablecoin is none)
+    addr = sim.address(LPS[0])
+    now = sim.devnet.clock.next_timestamp
+    assert sim.contracts["oracle"].call("keeperPrice", stable.price_id)[1] + 60 < now  # the stablecoin's stale
+    chain = lambda: sim.pool_contract.transact("deposit", volatile.address, 10 * U, 0, sender=addr)  # noqa: E731
+    assert _same(m, chain, lambda model: model.deposit(addr, 10 * U, now, 0, asset=volatile.address))[1] > 0
+    m.check()
+    sim.devnet.advance_time(61)
+    m.push_asset_prices([stable.price_id])  # the stablecoin's price fresh, the volatile one's stale
     now = sim.devnet.clock.next_timestamp
     with pytest.raises(ModelRefusal) as refusal:
         m.model.copy().deposit(addr, 10**sim.decimals, now)
-    assert refusal.value.name == "PriceStale" and refusal.value.fields["pairId"] == BNB_ID
+    assert refusal.value.name == "PriceStale" and refusal.value.fields["pairId"] == volatile.price_id
     with pytest.raises(errors.PriceStale) as revert:
-        sim.pool_contract.call("deposit", sim.contracts["collateral"].address, 10**sim.decimals, 0, sender=addr)
+        sim.pool_contract.call("deposit", stable.address, 10**sim.decimals, 0, sender=addr)
     assert revert.value.error_args == refusal.value.fields
 
 
@@ -326,14 +327,15 @@ def test_bnb_is_valued_in_low_and_out_high_and_the_basket_the_other_way():
     q = pool.quote_deposit(160 * U, 0, "BNB")
     assert q.amount_usd == 160 * 500 * U  # in at the lower price
     pool.deposit("a", 160 * U, 0, asset="BNB")
-    # a deposit values the basket at the higher price, a withdrawal at the lower
-    assert pool.quote_deposit(U, 0, None).nav_usd == 920_000 * U + 160 * 505 * U
+    # a deposit values the basket at the higher price, a withdrawal at the lower; the events'
+    # NAV is the NAV after, at those prices
+    assert pool.quote_deposit(U, 0, None).nav_usd == 920_000 * U + 160 * 505 * U + U
     w = pool.quote_withdraw("a", 10**21, 0, "BNB")
-    assert w.nav_usd == 920_000 * U + 160 * 500 * U
-    nav, supply = w.nav_usd, pool.alp_supply
+    nav, supply = 920_000 * U + 160 * 500 * U, pool.alp_supply
     # BNB is 80,000 of 1,000,000 at the lower price: exactly 8%, so the withdrawal moves it away: 30 bp
     out_usd = 10**21 * (BPS - 30) * nav // (supply * BPS)
     assert w.amount_out == out_usd * U // (505 * U)  # out at the higher price
+    assert w.nav_usd == nav - w.amount_out * 505  # less what it paid, at the price paid at
     assert pool.nav_usd == 920_000 * U + 160 * 500 * U  # the mark: the keeper's (the stand-in's low)
 
 

@@ -174,16 +174,17 @@ def test_deposit_with_open_positions_mints_at_the_alp_price(mirror):
     result = mirror.deposit(NEW_LP, amount)
     after = sim.pool()
     amount_wad = amount * WAD
-    # NAV in the deposit's block, before the deposit: after less what was deposited
+    # NAV in the deposit's block, before the deposit: after less what was deposited. The fee:
+    # 30 bp, the stablecoin (the whole basket) moving further above its target weight
     nav_at_deposit = after.nav_wad - amount_wad
-    expected = amount_wad * (BPS - 25) * pool_before.alp_supply_wad // (nav_at_deposit * BPS)
+    expected = amount_wad * (BPS - 30) * pool_before.alp_supply_wad // (nav_at_deposit * BPS)
     assert result.alp_out_wad == expected
     assert after.alp_supply_wad == pool_before.alp_supply_wad + expected
     # that is the ALP price read before (up to the seconds of holding between the two blocks)
-    at_price = Fraction(amount_wad * (BPS - 25), BPS) * WAD / price_before
+    at_price = Fraction(amount_wad * (BPS - 30), BPS) * WAD / price_before
     assert abs(result.alp_out_wad - at_price) / at_price < Fraction(1, 10**7)
     # and not the price the pool balance alone would give
-    at_balance_price = Fraction(amount_wad * (BPS - 25), BPS) * WAD / balance_price
+    at_balance_price = Fraction(amount_wad * (BPS - 30), BPS) * WAD / balance_price
     assert result.alp_out_wad > at_balance_price * Fraction(1001, 1000)
     # the ALP price is unchanged by the deposit but for the fee, which stays in the pool
     assert after.alp_price_wad >= price_before

@@ -10,24 +10,28 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alpsim import errors
-from alpsim.model.pool import DEAD_ADDRESS, PoolModel, PoolRefusal
+from alpsim.mirror import Mirror
+from alpsim.model.pool import DEAD_ADDRESS, PoolRefusal
 
 COOLDOWN_S = 48 * 3600
 LP, LP2, STRANGER = 1, 2, 3
 
 
-def _model_of(sim) -> PoolModel:
-    return PoolModel(decimals=sim.decimals)
+U = 10**18
+BPS = 10_000
+MINT_FEE_BPS, BURN_FEE_BPS = 30, 20
+"""The pool of the default basket holding only the payout stablecoin (target 50% on bnb, 60% on
+arbitrum): a deposit of it moves it away from its target (25 + 5 bp), a withdrawal of less than
+the whole basket toward it (25 - 5 bp)."""
 
 
-def _assert_pool_matches(sim, model: PoolModel) -> None:
-    state = sim.pool()
-    assert state.balance_units == model.pool_balance
-    assert state.alp_supply_wad == model.alp_supply
-    assert state.nav_wad == model.nav_usd
-    assert state.alp_price_wad == model.alp_price
-    for who in (LP, LP2):
-        assert sim.alp_balance_wad(who) == model.alp.get(sim.address(who), 0)
+def _withdraw_out_units(sim, alp_wad: int, nav_wad: int, supply_wad: int) -> int:
+    """What a withdrawal of `alp_wad` pays in the payout stablecoin (at 1 USD) while the pool holds
+    nothing else: the gross `alp x NAV / supply` less 30 bp, plus the 2 x 5 bp rebate on the part
+    that moves the stablecoin toward its target (all of the gross: it is the whole basket)."""
+    gross_usd = alp_wad * nav_wad // supply_wad
+    out_usd = (alp_wad * (BPS - 30) * nav_wad + 10 * gross_usd * supply_wad) // (supply_wad * BPS)
+    return out_usd // 10 ** (18 - sim.decimals)
 
 
 def test_round_trip_exact_fees(sim):
@@ -35,46 +39,49 @@ def test_round_trip_exact_fees(sim):
     sim.fund(LP, 1000)
     sim.fund(LP2, 100)
     first = sim.deposit(LP, 1000)
-    # supply 0: ALP price 1 USD, 0.25% kept in the pool, 1,000 base units locked for good
-    assert first.alp_out_wad == 997_500 * 10**15 - 1_000
+    # supply 0: ALP price 1 USD; the empty basket's stablecoin at 0% against its target, the
+    # deposit takes it to 100%: all of it away, 0.30% kept in the pool; 1,000 base units locked
+    assert first.alp_out_wad == 997_000 * 10**15 - 1_000
     assert sim.alp_balance_wad(DEAD_ADDRESS) == 1_000
-    assert sim.pool().alp_supply_wad == 997_500 * 10**15
-    assert first.fee_wad == 25 * 10**17
+    assert sim.pool().alp_supply_wad == 997_000 * 10**15
+    assert first.fee_wad == 3 * 10**18
     assert sim.pool().nav_wad == 1000 * 10**18
-    assert sim.pool().alp_price_wad == 1000 * 10**36 // (997_500 * 10**15)  # 1.002506265664160401
-    # second deposit at NAV / supply = 1000 / 997.5: 100 * 0.9975 * 997.5 / 1000 = 99.500625 ALP
+    assert sim.pool().alp_price_wad == 1000 * 10**36 // (997_000 * 10**15)  # 1.003009027081243731
+    # second deposit at NAV / supply = 1000 / 997, away again: 100 * 0.997 * 997 / 1000 = 99.4009 ALP
     second = sim.deposit(LP2, 100)
-    assert second.alp_out_wad == 99_500_625 * 10**12
+    assert second.alp_out_wad == 99_400_900 * 10**12
     sim.devnet.advance_time(COOLDOWN_S)
     out = sim.withdraw(LP2, "all")
-    # 99.500625 ALP * (1100 / 1097.000625) * 0.9975, rounded down to the token's unit
-    exact = Decimal(99_500_625) / 10**6 * Decimal(1100) / Decimal("1097.000625") * Decimal("0.9975")
-    assert out.amount_out_units == int(exact * unit)
+    # 99.4009 ALP of 1,096.4009 at a NAV of 1,100, toward the target: 0.20%, two floors
+    expected = _withdraw_out_units(sim, 99_400_900 * 10**12, 1100 * U, 1_096_400_900 * 10**12)
+    assert out.amount_out_units == expected
+    exact = Decimal("99.4009") * Decimal(1100) / Decimal("1096.4009") * Decimal("0.998")
+    assert abs(out.amount_out_units - exact * unit) < 2  # the same to within the floors
     assert out.amount_out_units < 100 * unit
     assert sim.collateral_units(LP2) == out.amount_out_units
     # what LP2 paid in fees stayed in the pool, for LP
     assert sim.pool().balance_units == 1100 * unit - out.amount_out_units
-    assert sim.pool().alp_price_wad > 1000 * 10**36 // (997_500 * 10**15)
+    assert sim.pool().alp_price_wad > 1000 * 10**36 // (997_000 * 10**15)
 
 
 def test_chain_matches_model_step_by_step(sim):
-    model = _model_of(sim)
+    """The Mirror (the reference model of the whole basket, checked after every step) through a
+    run of deposits and withdrawals; each result is the model's."""
+    m = Mirror(sim)
     scale = 10**sim.decimals
     steps = [("d", LP, 1234 * scale + 7), ("d", LP2, 55 * scale // 3), ("w", LP2, None), ("d", LP2, 999),
              ("w", LP, 10**18 + 3), ("d", LP, 77 * scale), ("w", LP, None)]
-    sim.fund(LP, 5000)
-    sim.fund(LP2, 5000)
+    m.fund(LP, 5000)
+    m.fund(LP2, 5000)
     for kind, who, amount in steps:
-        addr = sim.address(who)
         if kind == "d":
-            result = sim.deposit_units(who, amount)
-            assert result.alp_out_wad == model.deposit(addr, amount, sim.devnet.timestamp)
+            result = m.deposit_units(who, amount)
+            assert result.alp_out_wad == m.model.pool.last_quote.alp_out > 0
         else:
-            sim.devnet.advance_time(COOLDOWN_S)
+            m.wait(COOLDOWN_S)
             alp = sim.alp_balance_wad(who) if amount is None else amount
-            result = sim.withdraw_wad(who, alp)
-            assert result.amount_out_units == model.withdraw(addr, alp, sim.devnet.timestamp)
-        _assert_pool_matches(sim, model)
+            result = m.withdraw_wad(who, alp)
+            assert result.amount_out_units == m.model.pool.last_quote.amount_out > 0
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -83,33 +90,32 @@ def test_chain_matches_model_step_by_step(sim):
                     min_size=1, max_size=6))
 def test_any_sequence_matches_model(deployed, ops):
     sim = deployed
-    snap = sim.devnet.snapshot()
+    snap = sim.snapshot()
     try:
-        model = _model_of(sim)
+        m = Mirror(sim)
         for who in (LP, LP2):
-            sim.fund(who, 10**7)
+            m.fund(who, 10**7)
         for kind, who, whole, fraction in ops:
             addr = sim.address(who)
             if kind == "d":
                 amount = whole * 10**sim.decimals + fraction % 10**sim.decimals
-                assert sim.deposit_units(who, amount).alp_out_wad == model.deposit(addr, amount, sim.devnet.timestamp)
+                assert m.deposit_units(who, amount).alp_out_wad == m.model.pool.last_quote.alp_out
             else:
                 held = sim.alp_balance_wad(who)
                 if held == 0:
                     continue
-                sim.devnet.advance_time(COOLDOWN_S)
+                m.wait(COOLDOWN_S)
                 alp = max(held * fraction // 10**6, 1)
                 try:
-                    expected = model.withdraw(addr, alp, sim.devnet.timestamp)
-                except PoolRefusal as refusal:
-                    with pytest.raises(errors.ContractRevert) as info:
-                        sim.withdraw_wad(who, alp)
-                    assert info.value.error_name == refusal.name
+                    out = m.withdraw_wad(who, alp).amount_out_units
+                except errors.ContractRevert as revert:  # the model refuses the same, at the same time
+                    with pytest.raises(PoolRefusal) as refusal:
+                        m.model.copy().withdraw(addr, alp, sim.devnet.clock.next_timestamp)
+                    assert (refusal.value.name, refusal.value.fields) == (revert.error_name, revert.error_args)
                     continue
-                assert sim.withdraw_wad(who, alp).amount_out_units == expected
-            _assert_pool_matches(sim, model)
+                assert out == m.model.pool.last_quote.amount_out
     finally:
-        sim.devnet.revert(snap)
+        sim.revert(snap)
 
 
 def test_cooldown_is_48_hours_from_the_last_deposit(sim):
@@ -141,14 +147,14 @@ def test_cooldown_cannot_be_skipped_by_moving_alp(sim):
 def test_minimum_out_on_both_sides(sim):
     sim.fund(LP, 100)
     with pytest.raises(errors.InsufficientAlpOut) as info:
-        sim.deposit(LP, 100, min_alp_out="99.75000001")
-    # the first deposit: 99.75 ALP less the 1,000 base units locked at the dead address
-    assert (info.value.alpOut, info.value.minAlpOut) == (9975 * 10**16 - 1_000, 9_975_000_001 * 10**10)
-    sim.deposit_units(LP, sim.to_units(100), min_alp_out_wad=9975 * 10**16 - 1_000)  # exactly the minimum passes
+        sim.deposit(LP, 100, min_alp_out="99.70000001")
+    # the first deposit: 100 x (1 - 0.30%) = 99.70 ALP less the 1,000 base units locked at the dead address
+    assert (info.value.alpOut, info.value.minAlpOut) == (9970 * 10**16 - 1_000, 9_970_000_001 * 10**10)
+    sim.deposit_units(LP, sim.to_units(100), min_alp_out_wad=9970 * 10**16 - 1_000)  # exactly the minimum passes
     sim.devnet.advance_time(COOLDOWN_S)
-    snap = sim.devnet.snapshot()
+    snap = sim.snapshot()  # the chain and the keeper's prices with it
     out = sim.withdraw(LP, "all").amount_out_units
-    sim.devnet.revert(snap)
+    sim.revert(snap)
     with pytest.raises(errors.InsufficientOutput) as info:
         sim.withdraw_wad(LP, sim.alp_balance_wad(LP), min_out_units=out + 1)
     assert (info.value.amountOut, info.value.minOut) == (out, out + 1)
@@ -190,6 +196,7 @@ def test_every_refusal_is_decoded_and_changes_nothing(sim, build):
     if sim.decimals == 18:  # one wei of USDT is worth less than one wei of ALP after the fee
         _refused(sim, errors.AmountTooSmall, lambda: pool.transact("deposit", pool.call("collateral"), 1, 0, sender=lp), amount=1)
     sim.devnet.advance_time(COOLDOWN_S)
+    sim.keeper.fresh_basket_prices()  # the keeper's fresh stablecoin price, as before any LP action
     if sim.decimals < 18:  # one wei of ALP is worth less than one unit of USDC
         _refused(sim, errors.AmountTooSmall, lambda: pool.transact("withdraw", 1, pool.call("collateral"), 0, sender=lp), amount=1)
 

@@ -33,7 +33,10 @@ HOLDING_RATE = 10**13  # 0.001% an hour, wad
 FUNDING_RATE = 10**14  # 0.01% an hour, wad
 MAX_AGE_S = 60
 OPEN_FEE_BPS = CLOSE_FEE_BPS = 8
-LP_FEE_BPS = 25  # mint and burn
+LP_BASE_BPS, LP_SPREAD_BPS = 25, 5
+"""The pool holds only the payout stablecoin (target 50% on bnb, 60% on arbitrum): a deposit of
+it moves it away from its target (25 + 5 bp), a withdrawal toward it (25 - 5 bp on the part that
+moves it toward, which is all of a small one)."""
 PAIR, PAIR_ID = "BTC/USD", 0
 BTC = 60_000
 COOLDOWN_S = 48 * HOUR
@@ -353,14 +356,21 @@ def test_deposits_price_at_fees_now_withdrawals_at_fees_as_of_the_last_price(sim
         nav, redeem_nav, _, _ = prices()
         assert nav - redeem_nav == gap
 
-        # a deposit of 1,000 mints at NAV: 1,000 x (1 - 0.25%) x supply / NAV
+        # a deposit of 1,000 mints at NAV: 1,000 x (1 - 0.30%) x supply / NAV (it moves the
+        # stablecoin further above its target: all of it away)
         m.fund(NEW_LP, 1_000)
         minted = m.deposit(NEW_LP, 1_000).alp_out_wad
-        assert minted == 1_000 * WAD * (BPS - LP_FEE_BPS) * supply // (nav * BPS)
-        # a withdrawal of 10,000 ALP pays at the redemption NAV: alp x (1 - 0.25%) x redeemNav / supply
+        assert minted == 1_000 * WAD * (BPS - LP_BASE_BPS - LP_SPREAD_BPS) * supply // (nav * BPS)
+        # a withdrawal of 10,000 ALP pays at the redemption NAV: alp x redeemNav / supply less
+        # 0.30%, plus the 2 x 5 bp rebate on its gross, all of which moves the stablecoin toward
+        # its target (it holds all of the basket): 0.20% net; the stablecoin at 1 USD
         supply, redeem_nav = sim.contracts["alp"].call("totalSupply"), pool.call("redeemNav")
         out = m.withdraw(LP, 10_000).amount_out_units
-        assert out == 10_000 * WAD * (BPS - LP_FEE_BPS) * redeem_nav // (supply * BPS) // scale
+        alp = 10_000 * WAD
+        gross_usd = alp * redeem_nav // supply
+        out_usd = (alp * (BPS - LP_BASE_BPS - LP_SPREAD_BPS) * redeem_nav + 2 * LP_SPREAD_BPS * gross_usd * supply) \
+            // (supply * BPS)
+        assert out == out_usd // scale
 
 
 # ----------------------------------------------------------------------- d. execution fee

@@ -165,8 +165,13 @@ def test_withdrawal_may_not_leave_the_pool_below_reserve_over_80pct(sim):
             m.withdraw(LP, Decimal(int(alp * share)).scaleb(-18))
         assert info.value.reserveUsd == reserve
         assert info.value.poolBalanceAfterUsd * MAX_RESERVE_BPS < reserve * BPS  # after x 80% < reserve
-        # out = alp x (1 - 0.25%) x redemption NAV / supply, within the accrual of one block
-        expected_after = balance * scale - int(alp * share) * (BPS - 25) * nav // (alp * BPS)
+        # out = alp x redemption NAV / supply less 30 bp, plus the 2 x 5 bp rebate on the part
+        # that moves the stablecoin (the whole basket, over its target) toward its target: at
+        # most its holdings' value. Within the accrual of one block
+        supply, burnt = sim.contracts["alp"].call("totalSupply"), int(alp * share)
+        gross = burnt * nav // supply
+        toward = min(gross, balance * scale)
+        expected_after = balance * scale - (burnt * (BPS - 30) * nav + 10 * toward * supply) // (supply * BPS)
         assert abs(info.value.poolBalanceAfterUsd - max(expected_after, 0)) < WAD
         assert _pool(sim) == (balance, reserve)
         assert sim.alp_balance_wad(LP) == alp

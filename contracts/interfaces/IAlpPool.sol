@@ -10,6 +10,10 @@ interface IAlpPool {
     /// @param amountUsd its value, at the lower of the keeper and reference prices
     /// @param feeUsd the mint fee kept in the pool (rounded down; the ALP out takes it exactly)
     /// @param assetHoldings the basket's holdings of the asset after
+    /// @param navUsd the NAV after, at the deposit's prices: the basket before (each holding at
+    ///        the higher of its keeper and reference prices) + `amountUsd` + the open positions'
+    ///        claim it was priced with, 0 when not positive (a one-asset pool: the pool balance
+    ///        after x its token scale + the claim)
     event Deposit(
         address indexed lp,
         address indexed asset,
@@ -23,11 +27,15 @@ interface IAlpPool {
         uint256 alpSupply
     );
 
-    /// @notice Emitted on every withdrawal, with the pool's full state after it (`navUsd`:
-    ///         the redemption NAV it was priced at).
+    /// @notice Emitted on every withdrawal, with the pool's full state after it.
     /// @param amountOut the asset paid, in its token units
     /// @param feeUsd the burn fee kept in the pool
     /// @param assetHoldings the basket's holdings of the asset after
+    /// @param navUsd the redemption NAV after, at the withdrawal's prices: the basket before
+    ///        (each holding at the lower of its keeper and reference prices) - `amountOut` valued
+    ///        at the price it was paid at (the higher, rounded down) + the redemption claim, 0
+    ///        when not positive (a one-asset pool: the pool balance after x its token scale +
+    ///        the claim)
     event Withdraw(
         address indexed lp,
         address indexed asset,

@@ -145,7 +145,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
             (q.amountUsd * BPS - q.netUsdTimesBps) / BPS,
             unlocksAt,
             holdingsAfter,
-            _navFloorZero(q.claimUsd, q.basketUsd),
+            _navFloorZero(q.claimUsd, q.basketUsd + q.amountUsd),
             q.supply + q.locked + alpOut
         );
     }
@@ -186,6 +186,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
         int256 claimUsd;
         uint256 supply;
         uint256 feeUsd;
+        uint256 paidUsd;
     }
 
     /// @inheritdoc IAlpPool
@@ -218,7 +219,7 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
             amountOut,
             q.feeUsd,
             holdingsAfter,
-            _navFloorZero(q.claimUsd, q.basketUsd),
+            _navAfterPayingUsd(q.claimUsd, q.basketUsd, q.paidUsd),
             q.supply - alpAmount
         );
     }
@@ -245,8 +246,10 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
         Asset memory a = _assets[q.index];
         uint256 outUsd;
         (outUsd, q.feeUsd) = _withdrawUsd(alpAmount, navUsd, q.supply, assetUsd, q.basketUsd, a.targetBps);
-        amountOut = _tokensForUsd(outUsd, Units.scaleFor(a.decimals), priceOut);
+        uint256 scale = Units.scaleFor(a.decimals);
+        amountOut = _tokensForUsd(outUsd, scale, priceOut);
         if (amountOut == 0) revert Errors.AmountTooSmall(alpAmount);
+        q.paidUsd = _valueUsd(amountOut, scale, priceOut);
     }
 
     /// @dev The pool balance after paying `amountOut`, reverting unless it still covers the
@@ -450,9 +453,18 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
     }
 
     /// @dev NAV, 0 when the claim exceeds the basket. A deposit or withdrawal moves no
-    ///      position, so its event reports NAV with the claim and prices it priced at.
+    ///      position, so its event reports NAV with the claim and prices it priced at; a
+    ///      deposit's `basketUsd` includes what it brought in.
     function _navFloorZero(int256 claimUsd, uint256 basketUsd) internal pure returns (uint256) {
         int256 navUsd = _navUsd(claimUsd, basketUsd);
+        return navUsd > 0 ? uint256(navUsd) : 0;
+    }
+
+    /// @dev A withdrawal's NAV after: the basket before less what it paid (valued at the price
+    ///      paid at), plus the claim; 0 when that is not positive. Signed: the asset out is valued
+    ///      at the higher price, the basket's holdings of it at the lower.
+    function _navAfterPayingUsd(int256 claimUsd, uint256 basketUsd, uint256 paidUsd) internal pure returns (uint256) {
+        int256 navUsd = _navUsd(claimUsd, basketUsd) - int256(paidUsd);
         return navUsd > 0 ? uint256(navUsd) : 0;
     }
 

@@ -9,16 +9,11 @@ from dataclasses import fields, replace
 from typing import Any, Iterator
 
 from .client import Account, Alpsim, ClosedPosition, OpenedPosition, OrderRejected
-from .errors import AlpsimError
-from .mirror_basket import ZERO, BasketMirror
+from .mirror_basket import ZERO, BasketMirror, MirrorMismatch
 from .model.pool import PoolModel
 from .model.trading_engine import ESCROW, POOL, TREASURY, ExchangeModel
 from .protocol import Order, RejectReason
 from .units import Number, to_units
-
-
-class MirrorMismatch(AlpsimError, AssertionError):
-    """The chain and the reference model disagree."""
 
 
 class Mirror(BasketMirror):
@@ -52,9 +47,10 @@ class Mirror(BasketMirror):
         latest = self.sim.session.block("latest")
         return latest.number, latest.hash
 
-    def _sync_references(self, asset_keeper_prices: bool = True) -> None:
-        """The reference feeds (outside the model: Chainlink) of every pair, then the basket's
-        asset prices (`_sync_asset_prices`)."""
+    def _sync_references(self, asset_keeper_prices: bool = False) -> None:
+        """The reference feeds (outside the model: Chainlink) of every pair, then those of the
+        basket's asset-only prices (and, with `asset_keeper_prices`, the keeper's prices there
+        as the chain has them: `_sync_asset_prices`)."""
         oracle = self.sim.contracts["oracle"]
         for pair_id in range(len(self.model.pairs)):
             price, at = oracle.call("referencePrice", pair_id)
@@ -105,32 +101,18 @@ class Mirror(BasketMirror):
         self.sim.bind_referral(addr, code)
         self.model.referred.add(addr)
 
-    def deposit(self, who: Account, amount: Number, asset: str | None = None, **kw: Any):
-        """Deposits `amount` (whole tokens) of the payout token or of basket asset `asset`."""
-        key = self.asset_key(asset)
-        if key is None:
-            addr = self.sim.address(who)
-            result = self.sim.deposit(addr, amount, **kw)
-            ts, _ = self._stamp({"blockNumber": self.sim.devnet.block_number})
-            self._sync_asset_prices()
-            self.model.deposit(addr, self.sim.to_units(amount), ts)
-            self._after()
-            return result
-        return self.deposit_units(who, to_units(amount, self._asset_decimals(key)), key, **kw)
+    def deposit(self, who: Account, amount: Number, asset: str | None = None, *, min_alp_out_wad: int = 0):
+        """Deposits `amount` (whole tokens) of the payout token or of basket `asset` (its symbol
+        or address) through the client; its DepositResult."""
+        units = to_units(amount, self._asset_decimals(self.asset_key(asset)), "deposit amount")
+        return self.deposit_units(who, units, asset, min_alp_out_wad=min_alp_out_wad)
 
-    def withdraw(self, who: Account, alp: Any = "all", asset: str | None = None, **kw: Any):
-        """Redeems `alp` ALP (or all) for the payout token or for basket asset `asset`."""
+    def withdraw(self, who: Account, alp: Any = "all", asset: str | None = None, *, min_out_units: int = 0):
+        """Redeems `alp` ALP (or all) for the payout token or for basket `asset` through the
+        client; its WithdrawResult."""
         addr = self.sim.address(who)
-        alp_wad = self.sim.alp_balance_wad(addr) if alp == "all" else to_units(alp, 18)
-        key = self.asset_key(asset)
-        if key is not None:
-            return self.withdraw_wad(who, alp_wad, key, **kw)
-        result = self.sim.withdraw_wad(addr, alp_wad, **kw)
-        ts, _ = self._stamp({"blockNumber": self.sim.devnet.block_number})
-        self._sync_asset_prices()
-        self.model.withdraw(addr, alp_wad, ts)
-        self._after()
-        return result
+        alp_wad = self.sim.alp_balance_wad(addr) if alp == "all" else to_units(alp, 18, "ALP amount")
+        return self.withdraw_wad(who, alp_wad, asset, min_out_units=min_out_units)
 
     def set_prices(self, prices: dict, *, reference: bool = True) -> None:
         self.sim.keeper.set_prices(prices, reference=reference)

@@ -1,17 +1,23 @@
-"""The ALP basket's part of the Mirror (docs/mechanics.md section 10): the pool's listed assets, their
-prices and the basket's admin state taken from the chain, deposits and withdrawals in any basket
-asset by raw pool calls, and the comparison of holdings, token balances and asset prices per
-asset. `alpsim.mirror.Mirror` inherits it."""
+"""The ALP basket's part of the Mirror (docs/mechanics.md section 10): the pool's listed assets,
+their prices and the basket's admin state taken from the chain; deposits and withdrawals in any
+basket asset through the client, after the keeper's price pushes (played in the model, each at
+its block's timestamp); the comparison of holdings, token balances and asset prices per asset.
+`alpsim.mirror.Mirror` inherits it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .client import Account
+from .errors import AlpsimError, UnknownNameError
 from .model.pool import FACE_VALUE, BasketAsset
 from .model.trading_engine import ESCROW, POOL, TREASURY
 
 ZERO = "0x" + "00" * 20
+
+
+class MirrorMismatch(AlpsimError, AssertionError):
+    """The chain and the reference model disagree."""
 
 
 class BasketMirror:
@@ -66,6 +72,12 @@ class BasketMirror:
         payout token) stays None."""
         if asset is None:
             return None
+        try:
+            entry = self.sim.deployment.basket_asset(asset)
+        except UnknownNameError:
+            entry = None
+        if entry is not None:
+            return entry.address
         for a in self.model.pool.assets:
             if asset in (a.key, a.symbol) or asset.lower() == a.key.lower():
                 return a.key
@@ -75,27 +87,70 @@ class BasketMirror:
         assets = self.model.pool.assets
         return next((a.decimals for a in assets if a.key == key), self.sim.decimals) if key else self.sim.decimals
 
+    def _client_asset(self, key: str | None) -> str | None:
+        """The client's name of a model key: None (the payout token) or a token address."""
+        return None if key is None or key == self.model.pool.payout_key else key
+
+    def fresh_basket_prices(self, asset: str | None = None) -> None:
+        """The keeper's pushes before an LP action (`Keeper.fresh_basket_prices`: asset-only
+        prices by `setAssetPrices`, pair-backed ones by a trigger run that accrues the market),
+        each played in the model at its block's timestamp; the reference feeds read back."""
+        self._play_pushes(self.sim.keeper.fresh_basket_prices(self._client_asset(asset)))
+
+    def push_asset_prices(self, price_ids: list[int] | None = None) -> None:
+        """`Keeper.push_asset_prices`: the keeper's asset-only prices (of `price_ids`, default
+        all it has) recorded on the oracle, their stale reference feeds refreshed first."""
+        receipt = self.sim.keeper.push_asset_prices(price_ids)
+        self._play_pushes([] if receipt is None else [receipt])
+        self._after()
+
+    def _play_pushes(self, receipts: list[dict]) -> None:
+        """The keeper's price transactions in the model, each at its block's timestamp: an
+        oracle `setAssetPrices`, or an engine trigger run (which accrues the market); the
+        reference feeds read back first (the keeper moves them outside the model)."""
+        self._sync_references()
+        oracle = self.sim.contracts["oracle"].address.lower()
+        for receipt in receipts:
+            ts, _ = self._stamp(receipt)
+            pushed = self._pushed(receipt)
+            if receipt["to"].lower() == oracle:
+                self.model.set_asset_prices([i for i, _ in pushed], [p for _, p in pushed], ts)
+            else:
+                self.model.run_triggers([], dict(pushed), ts)
+
+    def _client_action(self, action, blocks: int):  # noqa: ANN001, ANN202
+        """Runs the client's LP action after `fresh_basket_prices`, checking it sent `blocks`
+        transactions and no more (a push of its own would be one the model missed); the
+        result and the timestamp of its last block."""
+        start = self.sim.devnet.block_number
+        result = action()
+        latest = self.sim.session.block("latest")
+        if latest.number != start + blocks:
+            raise MirrorMismatch(f"the client mined {latest.number - start} blocks for an LP action, "
+                                      f"the mirror expected {blocks}")
+        return result, latest.timestamp
+
     def deposit_units(self, who: Account, units: int, asset: str | None = None, *, min_alp_out_wad: int = 0):
-        """`AlpPool.deposit(asset, units, minAlpOut)` from `who` (approving the pool first), and
-        the model's; the Deposit event."""
-        addr, pool = self.sim.address(who), self.sim.pool_contract
-        key = self.asset_key(asset) or self.model.pool.payout_key
-        self._token(key).transact("approve", pool.address, units, sender=addr)
-        receipt = pool.transact("deposit", key, units, min_alp_out_wad, sender=addr)
-        ts, _ = self._stamp(receipt)
+        """`Alpsim.deposit_units` of `units` of the payout token or of basket `asset` (its symbol or
+        address) from `who`, after the keeper's pushes, and the model's; the client's result."""
+        addr, key = self.sim.address(who), self.asset_key(asset)
+        self.fresh_basket_prices(key)
+        result, ts = self._client_action(lambda: self.sim.deposit_units(
+            addr, units, asset=self._client_asset(key), min_alp_out_wad=min_alp_out_wad), 2)
         self.model.deposit(addr, units, ts, min_alp_out_wad, asset=key)
         self._after()
-        return self.sim.session.events(receipt, "Deposit")[0]
+        return result
 
     def withdraw_wad(self, who: Account, alp_wad: int, asset: str | None = None, *, min_out_units: int = 0):
-        """`AlpPool.withdraw(alp, asset, minOut)` from `who`, and the model's; the Withdraw event."""
-        addr, pool = self.sim.address(who), self.sim.pool_contract
-        key = self.asset_key(asset) or self.model.pool.payout_key
-        receipt = pool.transact("withdraw", alp_wad, key, min_out_units, sender=addr)
-        ts, _ = self._stamp(receipt)
+        """`Alpsim.withdraw_wad`: `alp_wad` ALP from `who` for the payout token or basket
+        `asset`, after the keeper's pushes, and the model's; the client's result."""
+        addr, key = self.sim.address(who), self.asset_key(asset)
+        self.fresh_basket_prices(key)
+        result, ts = self._client_action(lambda: self.sim.withdraw_wad(
+            addr, alp_wad, asset=self._client_asset(key), min_out_units=min_out_units), 1)
         self.model.withdraw(addr, alp_wad, ts, min_out_units, asset=key)
         self._after()
-        return self.sim.session.events(receipt, "Withdraw")[0]
+        return result
 
     def set_asset_prices(self, prices_wad: dict[int, int]) -> None:
         """The keeper's asset-only prices (`PriceOracle.setAssetPrices`, price id -> 18-decimal
@@ -104,7 +159,7 @@ class BasketMirror:
         receipt = self.sim.contracts["oracle"].transact("setAssetPrices", ids, [prices_wad[i] for i in ids],
                                                         sender=self.sim.keeper.address)
         ts, _ = self._stamp(receipt)
-        self._sync_references(asset_keeper_prices=False)
+        self._sync_references()
         self.model.set_asset_prices(ids, [prices_wad[i] for i in ids], ts)
         self._after()
 

@@ -43,7 +43,8 @@ DEAD_ADDRESS = "0x000000000000000000000000000000000000dEaD"
 
 @dataclass
 class DepositQuote:
-    """`_quoteDeposit`'s figures and the Deposit event's (navUsd: NAV at the prices priced at)."""
+    """`_quoteDeposit`'s figures and the Deposit event's (navUsd: the NAV after, at the prices
+    priced at: the basket + the amount in + the claim, floored at 0)."""
 
     index: int
     amount_usd: int
@@ -55,7 +56,9 @@ class DepositQuote:
 
 @dataclass
 class WithdrawQuote:
-    """`_quoteWithdraw`'s figures and the Withdraw event's."""
+    """`_quoteWithdraw`'s figures and the Withdraw event's (navUsd: the redemption NAV after, at
+    the prices priced at: the basket - the amount out at the price paid at + the claim, floored
+    at 0)."""
 
     index: int
     amount_out: int
@@ -159,7 +162,7 @@ class PoolModel(Basket):
         if alp_out == 0:
             raise PoolRefusal("AmountTooSmall", amount=amount)
         fee = (amount_usd * BPS - net_times_bps) // BPS
-        return DepositQuote(index, amount_usd, alp_out, fee, locked, max(basket + self.pool_claim_usd, 0))
+        return DepositQuote(index, amount_usd, alp_out, fee, locked, max(basket + amount_usd + self.pool_claim_usd, 0))
 
     def deposit(self, lp: str, amount: int, now: int, min_alp_out: int = 0, asset: str | None = None) -> int:
         q = self.quote_deposit(amount, now, asset)
@@ -208,7 +211,8 @@ class PoolModel(Basket):
         amount_out = out_usd * USD // (price_out * a.scale)
         if amount_out == 0:
             raise PoolRefusal("AmountTooSmall", amount=alp_amount)
-        return WithdrawQuote(index, amount_out, fee, max(basket + self.redeem_claim_usd, 0))
+        paid_usd = amount_out * a.scale * price_out // USD
+        return WithdrawQuote(index, amount_out, fee, max(basket - paid_usd + self.redeem_claim_usd, 0))
 
     def withdraw(self, lp: str, alp_amount: int, now: int, min_out: int = 0, asset: str | None = None) -> int:
         q = self.quote_withdraw(lp, alp_amount, now, asset)
