@@ -263,6 +263,10 @@ def test_deposit_needs_a_keeper_price_at_most_60_seconds_old_with_open_interest(
     kp_at = oracle.call("keeperPrice", PAIR_ID)[1]
     assert oracle.call("referencePrice", PAIR_ID)[1] == kp_at
     assert oracle.call("settledUntil", PAIR_ID) == kp_at + 60
+    # the stablecoin's own price pushed half-way (the client pushes one about to age before an
+    # LP action, which would take a block of its own)
+    _wait_until(mirror, (kp_at + 30) * 1000)
+    mirror.push_asset_prices()
     # approve, then deposit in a block stamped 60 s after the keeper price: fresh
     _wait_until(mirror, (kp_at + 60) * 1000 - 2 * bt)
     result = mirror.deposit(4, 1_000)
@@ -271,6 +275,8 @@ def test_deposit_needs_a_keeper_price_at_most_60_seconds_old_with_open_interest(
 
     mirror.keeper_round()  # a new keeper price round
     kp_at = oracle.call("keeperPrice", PAIR_ID)[1]
+    _wait_until(mirror, (kp_at + 30) * 1000)
+    mirror.push_asset_prices()
     _wait_until(mirror, (kp_at + 61) * 1000 - 2 * bt)
     with pytest.raises(errors.PriceStale) as stale:
         mirror.deposit(5, 1_000)  # 61 s: stale
