@@ -446,65 +446,60 @@ def test_basket_lp_action_refused(sim, state, prep, caller, contract, function, 
 
 
 
-# ------------------------------------------------------------------ FINDING: a Panic instead of AmountTooLarge
+# ------------------------------------------------------------------ too large at its price
 
-def first_overflow(key: str) -> Callable:
-    """The smallest deposit of `key` whose USD overflows `_netTimesBps` (checked arithmetic):
-    AmountTooLarge bounds the token units (max_amount), not their USD at a price above 1. With
-    t the deposit's part toward the target (all of the distance, for amounts this large), the sum
-    amountUsd x (BPS - base - spread) + 2 x spread x t passes uint256 once
-    amountUsd > (MAX - 2 x spread x t) / (BPS - base - spread)."""
+def max_priced(key: str) -> Callable:
+    """The largest deposit of `key` at its price: the fee arithmetic multiplies the deposit's USD
+    by up to BPS, so AlpPool refuses more than uint256 / BPS USD of it, valued at the lower price:
+    mulDiv(MAX / BPS, WAD, scale x low). Below 1 USD the unit bound (`max_amount`) is the tighter."""
     def f(s):
         i, dec = _index(s, key)
-        basket_usd, asset_usd, low, target = _priced(s, i, True)
-        base = s.pool_contract.call("mintFeeBps")
-        spread = _spread(s, target, base)
-        toward = toward_usd(asset_usd, basket_usd, target, MAX_UINT, True)
-        threshold_usd = (MAX_UINT - 2 * spread * toward) // (BPS - base - spread) + 1
-        scale = 10 ** (18 - dec)
-        return -(-threshold_usd * WAD // (scale * low))  # ceil: amount x scale x low // WAD >= threshold
+        _, _, low, _ = _priced(s, i, True)
+        return (MAX_UINT // BPS) * WAD // (10 ** (18 - dec) * low)
     return f
 
 
-PANIC_ROWS = [
-    # FINDING (reported, not fixed here): a deposit of a priced asset the pool accepts as an amount
-    # (at most max_amount) reverts with Panic(0x11) when its USD exceeds uint256 / 9,970, instead
-    # of AmountTooLarge; nothing moves. ETH (3,000 USD) on both chains; BNB below.
-    (f"deposit-ETH-{name}-panics", "basket", fresh, LP, "pool", D, (tok("ETH"), amount, 0), "Panic", {"code": 0x11})
-    for name, amount in (("first-overflowing-amount", first_overflow("ETH")), ("max-amount", max_amount("ETH")))
+PRICED_ROWS = [
+    # found by this table: such a deposit reverted with Panic(0x11) (its USD x 9,970 overflowed)
+    # before AlpPool bounded the amount at its price as well as in units
+    (f"deposit-ETH-{name}", "basket", fresh, LP, "pool", D, (tok("ETH"), amount, 0), "AmountTooLarge",
+     {"amount": amount, "max": max_priced("ETH")})
+    for name, amount in (("one-past-its-priced-max", lambda s: max_priced("ETH")(s) + 1),
+                         ("the-unit-max", max_amount("ETH")))
 ]
 
 
-@pytest.mark.parametrize(ROW_ARGS, **params(PANIC_ROWS))
-def test_deposit_past_the_usd_arithmetic_panics(sim, state, prep, caller, contract, function, args, error, fields):
+@pytest.mark.parametrize(ROW_ARGS, **params(PRICED_ROWS))
+def test_a_deposit_too_large_at_its_price_is_refused(sim, state, prep, caller, contract, function, args, error,
+                                                     fields):
     run_row(sim, state, prep, caller, contract, function, args, error, fields)
 
 
-def test_the_asset_only_assets_overflow_above_1_usd(sim):
-    """The same FINDING for BNB at 600 USD (bnb); USDT at 1 USD (arbitrum) overflows only past
-    max_amount, where AmountTooLarge refuses it first."""
+def test_the_asset_only_asset_is_bounded_at_its_price_above_1_usd(sim):
+    """BNB at 600 USD (bnb): past its priced max, AmountTooLarge names that max; USDT at 1 USD
+    (arbitrum): the unit bound is the tighter and refuses first."""
     enter(sim, "basket")
     fresh(sim)
-    first, largest = first_overflow("asset")(sim), max_amount("asset")(sim)
+    priced, units = max_priced("asset")(sim), max_amount("asset")(sim)
     deposit = lambda amount: lambda: sim.pool_contract.transact(  # noqa: E731
         "deposit", tok("asset")(sim), amount, 0, sender=sim.address(LP))
     if sim.profile.name == "bnb":
-        assert first < largest
-        refused(sim, errors.Panic, deposit(first), code=0x11)
-        refused(sim, errors.Panic, deposit(largest), code=0x11)
+        assert priced < units
+        refused(sim, errors.AmountTooLarge, deposit(priced + 1), amount=priced + 1, max=priced)
+        refused(sim, errors.AmountTooLarge, deposit(units), amount=units, max=priced)
     else:
-        assert first > largest
-        refused(sim, errors.AmountTooLarge, deposit(first), amount=first, max=largest)
+        assert priced >= units
+        refused(sim, errors.AmountTooLarge, deposit(units + 1), amount=units + 1, max=units)
 
 
-def test_one_unit_below_the_first_overflow_reaches_the_token(sim):
-    """The overflow limit above is exact: one unit less, the quote passes and the token refuses
-    the transfer (LP holds far less)."""
+def test_the_priced_max_itself_reaches_the_token(sim):
+    """The bound is exact: at the priced max the quote passes (no overflow) and the token
+    refuses the transfer (LP holds far less)."""
     enter(sim, "basket")
     fresh(sim)
     keys = ("asset", "ETH") if sim.profile.name == "bnb" else ("ETH",)
     for key in keys:
-        amount = first_overflow(key)(sim) - 1
+        amount = max_priced(key)(sim)
         refused(sim, errors.ERC20InsufficientBalance,
                 lambda: sim.pool_contract.transact("deposit", tok(key)(sim), amount, 0, sender=sim.address(LP)),
                 sender=sim.address(LP), balance=sim.asset_units(LP, symbol(key)(sim)), needed=amount)
@@ -663,10 +658,10 @@ SETTINGS_ROWS = [
     ("targets-sum-10001", None, "setTargets", (targets_plus(first=1),), "InvalidTargets", {"sumBps": 10_001}),
     ("targets-above-uint16", None, "setTargets", (targets_plus(first=2**16),), "InvalidTargets",
      {"sumBps": BPS + 2**16}),
-    # FINDING (reported): a sum past uint256 is refused by the checked addition, Panic(0x11), not
-    # InvalidTargets; no wrap-around is possible, so no target can be truncated by the uint16 cast
+    # a sum past uint256 (found by this table: it was a Panic) is refused as the largest sum; no
+    # wrap-around, so no target can be truncated by the uint16 cast
     ("targets-sum-overflow", None, "setTargets", (lambda s: [*OVERFLOW_TARGETS, *[0] * (len(targets_plus()(s)) - 2)],),
-     "Panic", {"code": 0x11}),
+     "InvalidTargets", {"sumBps": MAX_UINT}),
     # --- setFeeSpread: below 100%
     *[(f"fee-spread-{v}", None, "setFeeSpread", (v,), "InvalidBps", {"bps": v}) for v in (BPS, 2**16, MAX_UINT)],
 ]

@@ -165,6 +165,9 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
         uint256 assetUsd;
         uint256 priceIn;
         (q.basketUsd, assetUsd, priceIn) = _basketUsd(index, true);
+        // and at its price: the fee arithmetic multiplies its USD by up to BPS
+        maxAmount = Math.mulDiv(type(uint256).max / BPS, WAD, scale * priceIn);
+        if (amount > maxAmount) revert Errors.AmountTooLarge(amount, maxAmount);
         q.amountUsd = _valueUsd(amount, scale, priceIn);
         q.supply = alp.totalSupply();
         q.netUsdTimesBps = _netTimesBps(q.amountUsd, assetUsd, q.basketUsd, a.targetBps, true, mintFeeBps);
@@ -418,7 +421,12 @@ contract AlpPool is IAlpPool, AccessControl, Pausable, ReentrancyGuardTransient 
     function setTargets(uint256[] calldata targetsBps) external onlyRole(ADMIN_ROLE) {
         uint256 sum = 0;
         for (uint256 j = 0; j < targetsBps.length; ++j) {
-            sum += targetsBps[j];
+            unchecked {
+                uint256 next = sum + targetsBps[j];
+                // a sum past uint256 is refused as the largest sum, not with a Panic
+                if (next < sum) revert Errors.InvalidTargets(type(uint256).max);
+                sum = next;
+            }
         }
         if (targetsBps.length != _assets.length || sum != BPS) revert Errors.InvalidTargets(sum);
         for (uint256 j = 0; j < targetsBps.length; ++j) {

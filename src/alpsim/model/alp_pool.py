@@ -149,7 +149,9 @@ class Basket:
     def set_targets(self, targets_bps: list[int]) -> None:
         total = 0
         for t in targets_bps:
-            total = checked_u256(total + t)
+            total += t
+            if total > MAX_UINT:  # the contract refuses a sum past uint256 as the largest sum
+                raise ModelRefusal("InvalidTargets", sumBps=MAX_UINT)
         if len(targets_bps) != len(self.assets) or total != BPS:
             raise ModelRefusal("InvalidTargets", sumBps=total)
         for a, t in zip(self.assets, targets_bps):

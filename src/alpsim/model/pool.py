@@ -147,6 +147,9 @@ class PoolModel(Basket):
         index = self.check_deposit_amount(amount, asset)
         a = self.assets[index]
         basket, asset_usd, price_in = self._basket_usd(index, True, now)
+        max_priced = (MAX_UINT // BPS) * USD // (a.scale * price_in)  # at its price: the fee's x BPS fits
+        if amount > max_priced:
+            raise PoolRefusal("AmountTooLarge", amount=amount, max=max_priced)
         amount_usd = checked_u256(amount * a.scale * price_in // USD)
         supply, base = self.alp_supply, self.mint_fee_bps
         spread = self._spread_bps(a.target_bps, base)
