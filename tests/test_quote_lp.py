@@ -15,7 +15,7 @@ import pytest
 
 from alpsim.errors import PriceStale
 from alpsim.model.pool import fee_usd
-from alpsim.quote import DEFAULT_POOL_LP, DEFAULT_POOL_USD, LP_QUOTE_KEYS, LpQuoteError, seed_default_pool
+from alpsim.quote import DEFAULT_POOL_LP, DEFAULT_POOL_USD, LP_QUOTE_KEYS, LpQuoteError, quote_lp, seed_default_pool
 
 LP = DEFAULT_POOL_LP
 DEPOSITOR = 2
@@ -83,6 +83,11 @@ def test_a_deposit_moving_its_asset_to_target_pays_20_bp_and_the_model_agrees(po
     amount = (to_target_usd / 54_000).quantize(Decimal("0.00000001"), rounding="ROUND_DOWN")
     q = sim.quote_lp("BTC", amount)
     assert q["fee_bps"] == 20
+    u = q["units"]
+    # all of it moves BTC toward its target: 25 - 5 bp on the whole, at the keeper's price
+    assert (u["base_fee_bps"], u["spread_bps"]) == (25, 5) and u["toward_usd_wad"] == u["action_usd_wad"]
+    assert u["action_usd_wad"] == int(amount * 10**sim.asset_decimals("BTC")) * 10 ** (18 - sim.asset_decimals("BTC")) * 54_000
+    assert u["fee_wad"] == u["action_usd_wad"] * 20 // 10_000
     sim.fund(DEPOSITOR, amount, asset="BTC")
     result = sim.deposit(DEPOSITOR, amount, asset="BTC")
     assert (q["units"]["alp_out_wad"], q["units"]["fee_wad"]) == (result.alp_out_wad, result.fee_wad)
@@ -121,6 +126,8 @@ def test_price_sources_are_said(pool):
     sim.keeper.online = False  # an outage: nobody pushes; the quote uses the last prices and says so
     q = sim.quote_lp("BTC", "0.1")
     assert {p["source"] for p in q["prices"].values()} == {"stale"}
+    with pytest.raises(PriceStale):  # the page's quote: the oracle's refusal, not a quote at a stale price
+        quote_lp(sim, "BTC", "0.1", allow_stale=False)
     sim.fund(DEPOSITOR, "0.1", asset="BTC")
     with pytest.raises(PriceStale):
         sim.deposit(DEPOSITOR, "0.1", asset="BTC")
@@ -128,7 +135,9 @@ def test_price_sources_are_said(pool):
 
 def test_refusals_name_the_contracts_error(pool):
     sim = pool
-    with pytest.raises(LpQuoteError, match=r"^InsufficientAlpBalance"):
+    supply = sim.contracts["alp"].call("totalSupply")
+    with pytest.raises(LpQuoteError, match=rf"^InsufficientAlpBalance\(balance={supply}, "
+                                           rf"requested={DEFAULT_POOL_USD * 2 * 10**18}\): the pool would refuse"):
         sim.quote_lp("BTC", DEFAULT_POOL_USD * 2, withdraw=True)
     held_btc = sim.pool().holdings["BTC"]
     # more BTC than the basket holds: ALP worth twice its BTC

@@ -159,6 +159,8 @@ def test_withdraw_receiving_bnb_pays_the_fee_shown(page, system):
     # BNB is under its 8% target: taking it out moves it away, 25 + 5 bp on all of it
     assert shown["fee_bps"] == "30.00"
     balance_before = c["asset_BNB"].functions.balanceOf(lp).call() if "asset_BNB" in c else None
+    status, api = get(system, f"/api/lp-quote?action=withdraw&asset=BNB&amount={alp_text}")
+    assert status == 200 and api["feeBps"] == "30.0000" and api["towardUsd"] == "0"
     block_before = w3.eth.block_number
     page.click("#withdraw")
     page.wait_for_function("document.querySelector('#pool-status').textContent.includes('withdrew')", timeout=WAIT_MS)
@@ -168,6 +170,9 @@ def test_withdraw_receiving_bnb_pays_the_fee_shown(page, system):
     assert ev["asset"] == bnb.address and ev["alpIn"] == alp
     event_fee = (Decimal(ev["feeUsd"]) / WAD).quantize(Decimal("0.01"), ROUND_HALF_UP)
     assert event_fee == number(shown["fee_usd"])  # the fee shown before sending, to the cent
+    # the server's quote, to the unit: the fee as the event rounds it (down), the BNB out the event's
+    assert int(Decimal(api["feeUsd"]).scaleb(18)) == ev["feeUsd"]
+    assert int(api["amountOutUnits"]) == ev["amountOut"]
     if balance_before is not None:
         assert c["asset_BNB"].functions.balanceOf(lp).call() - balance_before == ev["amountOut"]
     assert abs(Decimal(ev["amountOut"]).scaleb(-18) - number(shown["amount_out"])) <= Decimal("0.000001")

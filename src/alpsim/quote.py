@@ -2,10 +2,11 @@
 book), computed by the reference model the contracts are tested against.
 
 `alpsim quote-lp` / `Alpsim.quote_lp`: what a deposit or withdrawal of a basket asset would give
-now, from the pool's state read from chain (`read_lp_state`: holdings, supply, claims, fee
-settings, and each needed price: the oracle's `assetPriceBounds` where fresh, the keeper's price
-where it would push it first, else the last keeper price on chain, marked stale), computed by
-the reference model (`model.quote.quote_lp_deposit` / `quote_lp_withdraw`)."""
+now: the reference model's pool (`PoolModel`) built from the chain's state (`read_lp_state`:
+basket, holdings, supply, claims, fee settings, and each price the action reads: the oracle's
+`assetPriceBounds` where fresh, the keeper's price where it would push it first, else the last
+keeper price on chain, marked stale), and its own quote (`PoolModel.quote_deposit` /
+`quote_withdraw`, to the unit of `AlpPool`'s)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, UnknownNameError
 from .model.errors import ModelRefusal
-from .model.quote import LpAsset, QuoteRefused, quote, quote_lp_deposit, quote_lp_withdraw
+from .model.pool import FACE_VALUE, BasketAsset, DepositQuote, PoolModel, WithdrawQuote
+from .model.quote import QuoteRefused, quote
 from .model.engine_settings import Settings
 from .model.pair_registry import default_pairs
 from .model.trading_engine import ExchangeModel
 from .profiles import ChainProfile
 from .protocol import RejectReason
-from .units import BPS, Number, from_units, to_decimal, to_units, wad_to_decimal
+from .units import BPS, WAD, Number, from_units, to_decimal, to_units, wad_to_decimal
 
 if TYPE_CHECKING:
     from .client import AlpsimReader
@@ -106,19 +108,21 @@ def dumps_exact(value: Any) -> str:
 
 # ----------------------------------------------------------------- LP quotes (the basket)
 
-FACE_VALUE = 2**16 - 1
-"""`AlpPool.FACE_VALUE`: a price id valued at exactly 1 USD per token, no oracle read."""
 LP_QUOTE_KEYS = ["asset", "amount", "fee_bps", "fee_usd", "alp_out", "amount_out", "weights_before_bps",
                  "weights_after_bps", "targets_bps"]
 """The keys of `alpsim quote-lp --json` (`alp_out` for a deposit, `amount_out` for a
 withdrawal, not both), then `chain`, `withdraw`, `prices` (per asset the pool reads: `low`,
 `high` and `source`) and `units` (the integers: `fee_wad`, `action_usd_wad`, `alp_out_wad`,
-`amount_out_units`)."""
+`amount_out_units`, `toward_usd_wad`, `action_price_wad`, `base_fee_bps`, `spread_bps`, and per
+asset `values_before_usd_wad` / `values_after_usd_wad`, the weights' terms)."""
 PRICE_SOURCES = ("oracle", "keeper", "stale", "face value")
 """Where a quote's price comes from: the oracle's fresh `assetPriceBounds`; the keeper's price
 and the reference feed (the keeper pushes it before the action: `Keeper.fresh_basket_prices`);
 the last keeper price on chain, stale (the action would revert `PriceStale` unless a keeper
 pushes one); exactly 1 USD (`FACE_VALUE`)."""
+QUOTE_HOLDER = "quote"
+"""The model's one ALP holder in a quote: it holds the whole supply, unlocked (a quote is for
+any holder; the holder's balance and cooldown are the pool's to check)."""
 
 
 class LpQuoteError(ConfigError):
@@ -126,19 +130,25 @@ class LpQuoteError(ConfigError):
 
 
 @dataclass(frozen=True)
-class LpState:
-    """The pool as an LP action on one asset would read it (token units, 18-decimal USD)."""
+class ChainPrices:
+    """The model pool's price source in a quote: the (low, high) read from chain per price id.
+    Only the ids the action reads are there (a holding of zero reads no price)."""
 
-    assets: list[LpAsset]
+    bounds_wad: dict[int, tuple[int, int]]
+
+    def asset_price_bounds(self, price_id: int, now: int) -> tuple[int, int]:
+        return self.bounds_wad[price_id]
+
+
+@dataclass(frozen=True)
+class LpState:
+    """The pool as an LP action on one asset would read it: the reference model's pool (assets
+    keyed by symbol, the payout stablecoin first) and each read price's source."""
+
+    pool: PoolModel
+    index: int
+    """The action's asset, in listing order."""
     sources: dict[str, str]
-    supply: int
-    claim_usd: int
-    redeem_claim_usd: int
-    mint_fee_bps: int
-    burn_fee_bps: int
-    spread_bps: int
-    reserve_usd: int
-    max_reserve_bps: int
 
 
 def basket_symbols(sim: "AlpsimReader", tokens: list[str]) -> list[str]:
@@ -148,12 +158,13 @@ def basket_symbols(sim: "AlpsimReader", tokens: list[str]) -> list[str]:
     return [by_address.get(t.lower(), sim.profile.collateral.symbol if j == 0 else t) for j, t in enumerate(tokens)]
 
 
-def _price_bounds(sim: "AlpsimReader", price_id: int, symbol: str) -> tuple[int, int, str]:
-    """The (low, high) the pool will read for `price_id` at the next LP action, and its source."""
+def _price_bounds(sim: "AlpsimReader", price_id: int, symbol: str, allow_stale: bool) -> tuple[int, int, str]:
+    """The (low, high) the pool will read for `price_id` at the next LP action, and its source
+    (PRICE_SOURCES). Not `allow_stale`: a price the oracle refuses raises its error."""
     from .errors import AlpsimError
 
     if price_id == FACE_VALUE:
-        return USD_WAD, USD_WAD, "face value"
+        return WAD, WAD, "face value"
     oracle = sim.contracts["oracle"]
     keeper = getattr(sim, "keeper", None)
     if keeper is not None and keeper.online:
@@ -169,6 +180,8 @@ def _price_bounds(sim: "AlpsimReader", price_id: int, symbol: str) -> tuple[int,
         low, high = oracle.call("assetPriceBounds", price_id)
         return low, high, "oracle"
     except AlpsimError:
+        if not allow_stale:
+            raise
         mark = oracle.call("markPrice", price_id)
         if mark == 0:
             raise LpQuoteError(f"no price for {symbol} (price id {price_id}): the keeper has never priced it; "
@@ -176,80 +189,116 @@ def _price_bounds(sim: "AlpsimReader", price_id: int, symbol: str) -> tuple[int,
         return mark, mark, "stale"
 
 
-USD_WAD = 10**18
+def pool_claims_usd(sim: "AlpsimReader") -> tuple[int, int]:
+    """The pool's claims on open positions (deposits', withdrawals') from its NAV source, as
+    `AlpPool` reads them; none while it has no NAV source."""
+    source = sim.pool_contract.call("navSource").lower()
+    if int(source, 16) == 0:
+        return 0, 0
+    for role, entry in sim.deployment.contracts.items():
+        if entry.address.lower() == source:
+            return tuple(sim.contracts[role].call("poolClaimsUsd"))
+    raise ConfigError(f"the pool's NAV source {source} is no contract of the deployments file")
 
 
-def read_lp_state(sim: "AlpsimReader", index: int) -> LpState:
-    """The pool's basket, supply, claims and settings now, with the prices an action on asset
-    `index` would read (assets with holdings and the action's own)."""
+def read_lp_state(sim: "AlpsimReader", token: str, allow_stale: bool = True) -> LpState:
+    """The pool's basket, supply, claims and settings now as the reference model's pool, with
+    the prices an action on basket `token` would read (assets with holdings and its own)."""
     pool = sim.pool_contract
     tokens, decimals, targets, price_ids, holdings = pool.call("basket")
     symbols = basket_symbols(sim, tokens)
-    assets, sources = [], {}
+    index = [t.lower() for t in tokens].index(token.lower())
+    bounds, sources = {}, {}
     for j, symbol in enumerate(symbols):
-        low = high = None
         if holdings[j] or j == index:
-            low, high, sources[symbol] = _price_bounds(sim, price_ids[j], symbol)
-        assets.append(LpAsset(symbol, decimals[j], targets[j], holdings[j], low, high))
-    claim, redeem = sim.contracts["market"].call("poolClaimsUsd")
-    return LpState(assets, sources, sim.contracts["alp"].call("totalSupply"), claim, redeem, pool.call("mintFeeBps"),
-                   pool.call("burnFeeBps"), pool.call("feeSpreadBps"), pool.call("reserveUsd"),
-                   pool.call("maxReserveBps"))
+            low, high, sources[symbol] = _price_bounds(sim, price_ids[j], symbol, allow_stale)
+            bounds[price_ids[j]] = (low, high)
+    claim, redeem = pool_claims_usd(sim)
+    supply = sim.contracts["alp"].call("totalSupply")
+    model = PoolModel(
+        decimals=decimals[0], mint_fee_bps=pool.call("mintFeeBps"), burn_fee_bps=pool.call("burnFeeBps"),
+        max_reserve_bps=pool.call("maxReserveBps"), pool_balance=holdings[0], reserve_usd=pool.call("reserveUsd"),
+        pool_claim_usd=claim, redeem_claim_usd=redeem, alp_supply=supply, alp={QUOTE_HOLDER: supply},
+        payout_key=symbols[0], fee_spread_bps=pool.call("feeSpreadBps"),
+        assets=[BasketAsset(s, d, t, pid, s) for s, d, t, pid in zip(symbols, decimals, targets, price_ids)],
+        holdings=dict(zip(symbols[1:], holdings[1:])), price_source=ChainPrices(bounds))
+    return LpState(model, index, sources)
 
 
-def _weights_bps(values: tuple[int, ...], symbols: list[str]) -> dict[str, Decimal]:
+def _weights_bps(values: list[int], symbols: list[str]) -> dict[str, Decimal]:
     total = sum(values)
     return {s: (Decimal(0) if total == 0 else Decimal(v * BPS) / Decimal(total)).quantize(Decimal("0.01"))
             for s, v in zip(symbols, values)}
 
 
-def quote_lp(sim: "AlpsimReader", asset: str, amount: Number, withdraw: bool = False) -> dict[str, Any]:
+def _run_quote(pool: PoolModel, symbol: str, units: int,
+               withdraw: bool) -> tuple[DepositQuote | WithdrawQuote, int, list[int], list[int]]:
+    """The model's quote of the action on a pool of its own: the quote, the action's USD (the
+    deposit's value, the withdrawal's gross) and each asset's USD before and after the action
+    at the action's prices (the action applied to the model's pool)."""
+    now = 0  # the prices are read already: the price source takes no time
+    if withdraw:
+        q = pool.quote_withdraw(QUOTE_HOLDER, units, now, symbol)
+        pool.check_holdings_after(q)
+        before = pool.basket_values_usd(q.index, False, now)[0]
+        pool.apply_withdraw(QUOTE_HOLDER, units, q)
+        return q, q.gross_usd, before, pool.basket_values_usd(q.index, False, now)[0]
+    q = pool.quote_deposit(units, now, symbol)
+    before = pool.basket_values_usd(q.index, True, now)[0]
+    pool.apply_deposit(QUOTE_HOLDER, units, now, q)
+    return q, q.amount_usd, before, pool.basket_values_usd(q.index, True, now)[0]
+
+
+def quote_lp(sim: "AlpsimReader", asset: str, amount: Number, withdraw: bool = False, *,
+             allow_stale: bool = True) -> dict[str, Any]:
     """A deposit of `amount` whole tokens of basket `asset` (or, `withdraw`, a withdrawal of
     `amount` ALP for it) as `alpsim quote-lp --json` prints it: LP_QUOTE_KEYS, then `chain`,
-    `withdraw`, `prices`; amounts as exact Decimals. Refuses a bad asset or amount
-    (ConfigError) and an action the pool would refuse (LpQuoteError, the contract's error)."""
+    `withdraw`, `prices`, `units`; amounts as exact Decimals. The reference model's quote
+    (`PoolModel.quote_deposit` / `quote_withdraw`) at the chain's state: the fee is the
+    event's `feeUsd` (the exact fee rounded down). Refuses a bad asset or amount (ConfigError)
+    and an action the pool would refuse (LpQuoteError, the contract's error); not
+    `allow_stale`, a price the oracle refuses raises its error instead of quoting at it."""
     if not isinstance(asset, str):
         raise ConfigError(f"asset must be a basket symbol, got {asset!r}")
-    symbol_decimals = sim.asset_decimals(asset)
+    asset_decimals = sim.asset_decimals(asset)
     number = to_decimal(amount, "amount")
     if number <= 0:
         raise ConfigError(f"amount must be positive, got {amount}")
-    units = to_units(number, 18 if withdraw else symbol_decimals, "amount")
-    token = sim.asset_token(asset).address
-    tokens = sim.pool_contract.call("basket")[0]
-    index = [t.lower() for t in tokens].index(token.lower())
-    state = read_lp_state(sim, index)
-    symbols = [a.symbol for a in state.assets]
+    units = to_units(number, 18 if withdraw else asset_decimals, "amount")
+    state = read_lp_state(sim, sim.asset_token(asset).address, allow_stale)
+    pool = state.pool
+    symbols = [a.key for a in pool.assets]
+    symbol = symbols[state.index]
     try:
-        if withdraw:
-            q = quote_lp_withdraw(state.assets, index, units, state.supply, state.redeem_claim_usd, state.burn_fee_bps,
-                                  state.spread_bps, state.reserve_usd, state.max_reserve_bps)
-        else:
-            q = quote_lp_deposit(state.assets, index, units, state.supply, state.claim_usd, state.mint_fee_bps,
-                                 state.spread_bps)
+        q, action_usd, before, after = _run_quote(pool, symbol, units, withdraw)
     except ModelRefusal as refused:
-        detail = ", ".join(f"{k}={v}" for k, v in refused.fields.items())
+        detail = ", ".join(f"{k}={v}" for k, v in refused.fields.items() if v != QUOTE_HOLDER)
         raise LpQuoteError(f"{refused.name}({detail}): the pool would refuse this "
                            f"{'withdrawal' if withdraw else 'deposit'} of {amount} "
-                           f"{'ALP for ' + symbols[index] if withdraw else symbols[index]}") from None
-    fee_bps = Decimal(0) if q.action_usd == 0 else (Decimal(q.fee_usd * BPS) / Decimal(q.action_usd))
+                           f"{'ALP for ' + symbol if withdraw else symbol}") from None
+    fee_bps = Decimal(0) if action_usd == 0 else (Decimal(q.fee_usd * BPS) / Decimal(action_usd))
     out: dict[str, Any] = {
-        "asset": symbols[index], "amount": number, "fee_bps": fee_bps.quantize(Decimal("0.0001")),
+        "asset": symbol, "amount": number, "fee_bps": fee_bps.quantize(Decimal("0.0001")),
         "fee_usd": wad_to_decimal(q.fee_usd),
     }
     if withdraw:
-        out["amount_out"] = from_units(q.amount_out, state.assets[index].decimals)
+        out["amount_out"] = from_units(q.amount_out, asset_decimals)
     else:
         out["alp_out"] = wad_to_decimal(q.alp_out)
+    bounds = pool.price_source.bounds_wad
+    low, high = bounds[pool.assets[q.index].price_id]
     out.update({
-        "weights_before_bps": _weights_bps(q.values_before_usd, symbols),
-        "weights_after_bps": _weights_bps(q.values_after_usd, symbols),
-        "targets_bps": {a.symbol: a.target_bps for a in state.assets},
+        "weights_before_bps": _weights_bps(before, symbols), "weights_after_bps": _weights_bps(after, symbols),
+        "targets_bps": {a.key: a.target_bps for a in pool.assets},
         "chain": sim.deployment.chain, "withdraw": withdraw,
-        "prices": {s: {"low": wad_to_decimal(a.low_wad), "high": wad_to_decimal(a.high_wad), "source": state.sources[s]}
-                   for s, a in zip(symbols, state.assets) if s in state.sources},
-        "units": {"fee_wad": q.fee_usd, "action_usd_wad": q.action_usd, "alp_out_wad": q.alp_out,
-                  "amount_out_units": q.amount_out},
+        "prices": {a.key: {"low": wad_to_decimal(bounds[a.price_id][0]), "high": wad_to_decimal(bounds[a.price_id][1]),
+                           "source": state.sources[a.key]} for a in pool.assets if a.key in state.sources},
+        "units": {"fee_wad": q.fee_usd, "action_usd_wad": action_usd, "alp_out_wad": 0 if withdraw else q.alp_out,
+                  "amount_out_units": q.amount_out if withdraw else 0, "toward_usd_wad": q.toward_usd,
+                  "action_price_wad": high if withdraw else low,
+                  "base_fee_bps": pool.burn_fee_bps if withdraw else pool.mint_fee_bps, "spread_bps": q.spread_bps,
+                  "values_before_usd_wad": dict(zip(symbols, before)),
+                  "values_after_usd_wad": dict(zip(symbols, after))},
     })
     return out
 

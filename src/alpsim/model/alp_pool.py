@@ -89,8 +89,6 @@ class BasketAsset:
         return 10 ** (18 - self.decimals)
 
 
-
-
 class Basket:
     """The basket's listing, admin, prices and fee pieces of `PoolModel` (which holds `assets`,
     `holdings`, `pool_balance`, `payout_key`, `fee_spread_bps` and `price_source`)."""
@@ -183,21 +181,27 @@ class Basket:
             return USD, USD
         return self.price_source.asset_price_bounds(price_id, now)
 
-    def _basket_usd(self, index: int, is_deposit: bool, now: int) -> tuple[int, int, int]:
-        """`_basketUsd`: (basket, the asset's holdings among it, the action's price): every
-        holding at its higher price for a deposit, its lower for a withdrawal; the action's own
-        amount the other way. Holdings of zero read no price but the action's asset's."""
-        basket = asset_usd = action_price = 0
+    def basket_values_usd(self, index: int, is_deposit: bool, now: int) -> tuple[list[int], int]:
+        """`_basketUsd`'s terms: each asset's holdings in USD (listing order) and the action's
+        price. Every holding at its higher price for a deposit, its lower for a withdrawal; the
+        action's own amount the other way. Holdings of zero read no price but the action's
+        asset's (valued 0)."""
+        values, action_price = [], 0
         for j, a in enumerate(self.assets):
             held = self.holding_of(j)
             if held == 0 and j != index:
+                values.append(0)
                 continue
             low, high = self._price_bounds(a.price_id, now)
-            v = held * a.scale * (high if is_deposit else low) // USD
-            basket += v
+            values.append(held * a.scale * (high if is_deposit else low) // USD)
             if j == index:
-                asset_usd, action_price = v, (low if is_deposit else high)
-        return basket, asset_usd, action_price
+                action_price = low if is_deposit else high
+        return values, action_price
+
+    def _basket_usd(self, index: int, is_deposit: bool, now: int) -> tuple[int, int, int]:
+        """`_basketUsd`: (basket, the asset's holdings among it, the action's price)."""
+        values, action_price = self.basket_values_usd(index, is_deposit, now)
+        return sum(values), values[index], action_price
 
     def mark_basket_usd(self) -> int:
         """`_markBasketUsd`: the basket at the last keeper prices, unguarded."""
@@ -209,8 +213,9 @@ class Basket:
                 total += held * a.scale * price // USD
         return total
 
-
     def _spread_bps(self, target_bps: int, base_bps: int) -> int:
+        """The spread in force around `base_bps`: none for a one-asset basket's asset (its
+        weight cannot move), never past 0 or 100% around the base."""
         if target_bps == BPS:
             return 0
         return min(self.fee_spread_bps, base_bps, BPS - base_bps)

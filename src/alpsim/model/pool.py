@@ -52,6 +52,9 @@ class DepositQuote:
     fee_usd: int
     locked: int
     nav_usd: int
+    toward_usd: int
+    """The part of `amount_usd` that moves the asset toward its target (pays base - spread)."""
+    spread_bps: int
 
 
 @dataclass
@@ -64,6 +67,10 @@ class WithdrawQuote:
     amount_out: int
     fee_usd: int
     nav_usd: int
+    gross_usd: int
+    """ALP x redemption NAV / supply, before the fee: the USD the toward part is judged on."""
+    toward_usd: int
+    spread_bps: int
 
 
 @dataclass
@@ -165,7 +172,8 @@ class PoolModel(Basket):
         if alp_out == 0:
             raise PoolRefusal("AmountTooSmall", amount=amount)
         fee = (amount_usd * BPS - net_times_bps) // BPS
-        return DepositQuote(index, amount_usd, alp_out, fee, locked, max(basket + amount_usd + self.pool_claim_usd, 0))
+        return DepositQuote(index, amount_usd, alp_out, fee, locked, max(basket + amount_usd + self.pool_claim_usd, 0),
+                            toward, spread)
 
     def deposit(self, lp: str, amount: int, now: int, min_alp_out: int = 0, asset: str | None = None) -> int:
         q = self.quote_deposit(amount, now, asset)
@@ -207,7 +215,8 @@ class PoolModel(Basket):
         nav = self._solvent_nav(self.redeem_claim_usd, basket)
         base = self.burn_fee_bps
         spread = self._spread_bps(a.target_bps, base)
-        toward = self._toward(asset_usd, basket, a.target_bps, alp_amount * nav // supply, False, spread)
+        gross = alp_amount * nav // supply
+        toward = self._toward(asset_usd, basket, a.target_bps, gross, False, spread)
         rebate = 2 * spread * toward * supply
         out_usd = (alp_amount * (BPS - base - spread) * nav + rebate) // (supply * BPS)
         fee = (alp_amount * (base + spread) * nav - rebate) // (supply * BPS)
@@ -215,7 +224,8 @@ class PoolModel(Basket):
         if amount_out == 0:
             raise PoolRefusal("AmountTooSmall", amount=alp_amount)
         paid_usd = amount_out * a.scale * price_out // USD
-        return WithdrawQuote(index, amount_out, fee, max(basket - paid_usd + self.redeem_claim_usd, 0))
+        return WithdrawQuote(index, amount_out, fee, max(basket - paid_usd + self.redeem_claim_usd, 0), gross, toward,
+                             spread)
 
     def withdraw(self, lp: str, alp_amount: int, now: int, min_out: int = 0, asset: str | None = None) -> int:
         q = self.quote_withdraw(lp, alp_amount, now, asset)

@@ -1,10 +1,8 @@
 """The trading page's LP quote: what a deposit or a withdrawal of one basket asset would pay in
 mint or burn fee (bp and USD), and the asset's weight before and after, at the prices the pool
-will read. The numbers are the reference model's (`alpsim.model.pool`: `value_usd`,
-`toward_usd`, `fee_usd`, `tokens_for_usd`) on the chain's holdings, targets and guarded price
-bounds (`PriceOracle.assetPriceBounds`: the deposit's asset at the low, the basket at the high;
-the other way round for a withdrawal), as `AlpPool` prices them (docs/mechanics.md section 10
-sections 5 and 6).
+will read. The numbers are `alpsim quote-lp`'s (`alpsim.quote.quote_lp`: the reference model's
+`PoolModel.quote_deposit` / `quote_withdraw` on the chain's basket), in the page's camelCase
+JSON; the fee is the Deposit/Withdraw event's `feeUsd` (rounded down, as the pool's).
 
 Before reading, the basket's prices are brought fresh on chain (`Keeper.fresh_basket_prices`,
 and the reference feeds they are guarded by): the page sends its transaction right after the
@@ -16,13 +14,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from ..model.pool import MINIMUM_LIQUIDITY, fee_usd, tokens_for_usd, toward_usd, value_usd
+from ..model.pool import FACE_VALUE
 from ..profiles import FIRST_ASSET_PRICE_ID
-from ..units import BPS, to_units
-
-FACE_VALUE = 65_535
-"""`AlpPool.FACE_VALUE`: exactly 1 USD per token, no oracle read."""
-WAD = 10**18
+from ..quote import quote_lp
+from ..units import BPS
 
 
 def _usd(wad: int) -> str:
@@ -34,105 +29,61 @@ def _bps(part: int, whole: int) -> str:
     return format(Decimal(part) * BPS / whole, ".4f") if whole else "0"
 
 
-def seed_keeper_from_chain(sim: Any, price_ids: set[int]) -> None:
-    """Gives the quoting client's keeper the prices the chain holds for `price_ids` (its own
-    price book and the reference feeds' answers and ages), so that `fresh_basket_prices`
-    repeats the running keeper's prices instead of inventing any. An asset-only price the
-    keeper never sent starts at its reference feed's answer, else at the profile's start price
-    (a devnet whose keeper has not priced BNB yet); a reference feed never set is set to it."""
+def seed_keeper_from_chain(sim: Any) -> None:
+    """Gives the quoting client's keeper what the chain holds for the basket's price ids, which
+    the keeper's own `adopt_asset_prices` does not: the latest keeper price of every id (pairs
+    too, and replacing what its book holds: another process's keeper moves them), the reference
+    feeds' answers and ages (so that its `refresh_stale_references` refreshes feeds another
+    keeper set), an asset-only price no keeper sent at its reference feed's answer, and a
+    reference feed never set at the keeper price. So `fresh_basket_prices` repeats the running
+    keeper's prices instead of inventing any; an asset-only price with neither is left to
+    `adopt_asset_prices` (the profile's start price)."""
     keeper, oracle = sim.keeper, sim.contracts["oracle"]
-    start = {sim.deployment.price_id(a.symbol): to_units(a.start_price_usd, 18)
-             for a in sim.profile.basket if a.price_id is not None}
     unset_refs = {}
-    for pid in price_ids:
-        if pid == FACE_VALUE:
-            continue
+    for pid in {e.price_id for e in sim.deployment.basket} - {FACE_VALUE}:
         price = oracle.call("keeperPrice", pid)[0]
         ref, ref_at = oracle.call("referencePrice", pid)
         if pid >= FIRST_ASSET_PRICE_ID:
-            price = price or ref or start.get(pid, 0)
+            price = price or ref
         if price:
             (keeper.asset_prices if pid >= FIRST_ASSET_PRICE_ID else keeper.prices)[pid] = price
         if ref:
             keeper.reference_prices[pid], keeper.reference_updated_at[pid] = ref, ref_at
         elif price:
             unset_refs[pid] = price
-    if unset_refs:
-        keeper.set_references(unset_refs)
+    keeper.set_references(unset_refs)
 
 
 def fresh_prices(sim: Any, entry: Any) -> None:
     """The prices an LP action on `entry` (a BasketEntry) reads, fresh on chain: the keeper's
-    (`fresh_basket_prices`) and the reference feeds (refreshed near the heartbeat)."""
-    basket = sim.deployment.basket
-    holdings = sim.pool_contract.call("basket")[4]
-    needed = {e.price_id for e, held in zip(basket, holdings) if held > 0 or e.symbol == entry.symbol}
-    seed_keeper_from_chain(sim, needed)
-    sim.keeper.refresh_stale_references(needed)
+    (`Keeper.fresh_basket_prices`, which refreshes their reference feeds first)."""
+    seed_keeper_from_chain(sim)
     sim.keeper.fresh_basket_prices(entry.symbol)
 
 
 def lp_quote(sim: Any, entry: Any, is_deposit: bool, amount: int) -> dict[str, Any]:
     """The quote of a deposit of `amount` token units of `entry`, or of a withdrawal of `amount`
     ALP (18 decimals) for it. Prices are read as the pool reads them: a stale or broken price
-    raises the oracle's error (the page shows it)."""
-    pool, oracle = sim.pool_contract, sim.contracts["oracle"]
-    basket = sim.deployment.basket
-    _, decimals, targets, price_ids, holdings = pool.call("basket")
-    index = next(j for j, e in enumerate(basket) if e.symbol == entry.symbol)
-    values, total = [], 0
-    action_price = 0
-    for j, (dec, pid, held) in enumerate(zip(decimals, price_ids, holdings)):
-        if held == 0 and j != index:
-            values.append(0)
-            continue
-        low, high = (WAD, WAD) if pid == FACE_VALUE else oracle.call("assetPriceBounds", pid)
-        values.append(value_usd(held, dec, high if is_deposit else low))
-        total += values[-1]
-        if j == index:
-            action_price = low if is_deposit else high
-    target = targets[index]
-    base = pool.call("mintFeeBps" if is_deposit else "burnFeeBps")
-    spread = 0 if target == BPS else min(pool.call("feeSpreadBps"), base, BPS - base)
-    claim_usd, redeem_claim_usd = _claims_usd(sim)
-    supply = sim.contracts["alp"].call("totalSupply")
+    raises the oracle's error, a refused action the pool's (the page shows them)."""
+    q = quote_lp(sim, entry.symbol, Decimal(amount).scaleb(-(entry.decimals if is_deposit else 18)),
+                 withdraw=not is_deposit, allow_stale=False)
+    u = q["units"]
+    before, after = u["values_before_usd_wad"], u["values_after_usd_wad"]
+    total_before, total_after = sum(before.values()), sum(after.values())
+    action_usd, fee = u["action_usd_wad"], u["fee_wad"]
     out: dict[str, Any] = {"action": "deposit" if is_deposit else "withdraw", "asset": entry.symbol,
-                           "decimals": entry.decimals, "actionPrice": _usd(action_price)}
+                           "decimals": entry.decimals, "actionPrice": _usd(u["action_price_wad"])}
     if is_deposit:
-        action_usd = value_usd(amount, entry.decimals, action_price)
-        fee = fee_usd(values[index], total, target, action_usd, True, base, spread)
-        net_times_bps = action_usd * BPS - fee * BPS  # the model's fee, rounded up: the pool's way
-        if supply == 0:
-            alp_out = max(net_times_bps // BPS - MINIMUM_LIQUIDITY, 0)
-        else:
-            nav = total + claim_usd
-            alp_out = net_times_bps * supply // (nav * BPS) if nav > 0 else 0
-        after_value, after_total = values[index] + action_usd, total + action_usd
-        out.update(amountUnits=str(amount), alpOut=_usd(alp_out))
+        out.update(amountUnits=str(amount), alpOut=_usd(u["alp_out_wad"]))
     else:
-        nav = total + redeem_claim_usd
-        action_usd = amount * nav // supply if supply and nav > 0 else 0
-        fee = fee_usd(values[index], total, target, action_usd, False, base, spread)
-        net_usd = action_usd - fee
-        amount_out = tokens_for_usd(net_usd, entry.decimals, action_price) if action_price else 0
-        after_value, after_total = max(values[index] - net_usd, 0), max(total - net_usd, 0)
+        amount_out = u["amount_out_units"]
         out.update(alp=_usd(amount), amountOut=format(Decimal(amount_out).scaleb(-entry.decimals), "f"),
                    amountOutUnits=str(amount_out))
-    toward = toward_usd(values[index], total, target, action_usd, is_deposit) if spread else 0
     out.update(
-        actionUsd=_usd(action_usd), feeUsd=_usd(fee), feeBps=_bps(fee, action_usd), towardUsd=_usd(toward),
-        baseFeeBps=base, spreadBps=spread, targetBps=target,
-        weightBeforeBps=_bps(values[index], total), weightAfterBps=_bps(after_value, after_total),
-        weights=[{"symbol": e.symbol, "targetBps": t, "valueUsd": _usd(v), "weightBps": _bps(v, total)}
-                 for e, t, v in zip(basket, targets, values)],
+        actionUsd=_usd(action_usd), feeUsd=_usd(fee), feeBps=_bps(fee, action_usd), towardUsd=_usd(u["toward_usd_wad"]),
+        baseFeeBps=u["base_fee_bps"], spreadBps=u["spread_bps"], targetBps=q["targets_bps"][entry.symbol],
+        weightBeforeBps=_bps(before[entry.symbol], total_before), weightAfterBps=_bps(after[entry.symbol], total_after),
+        weights=[{"symbol": s, "targetBps": t, "valueUsd": _usd(before[s]), "weightBps": _bps(before[s], total_before)}
+                 for s, t in q["targets_bps"].items()],
     )
     return out
-
-
-def _claims_usd(sim: Any) -> tuple[int, int]:
-    """The pool's claims on open positions (deposits', withdrawals'), from its NAV source."""
-    source = sim.pool_contract.call("navSource").lower()
-    for role, entry in sim.deployment.contracts.items():
-        if entry.address.lower() == source:
-            return tuple(sim.contracts[role].call("poolClaimsUsd"))
-    return 0, 0

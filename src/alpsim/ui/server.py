@@ -11,9 +11,10 @@ Routes (GET only):
   /api/liquidation?id=N       an open position's liquidation price, as `alpsim` computes it
   /api/lp-quote?action=deposit|withdraw&asset=SYM&amount=X
                               the mint or burn fee (bp, USD) and the asset's weight before and
-                              after (src/alpsim/ui/lp.py: the reference model's fee curve at the
-                              chain's prices, brought fresh first); `amount` is in the asset's
-                              units for a deposit, in ALP for a withdrawal
+                              after (src/alpsim/ui/lp.py: `alpsim quote-lp`'s quote, the
+                              reference model's, at the chain's prices, brought fresh first);
+                              `amount` is in the asset's units for a deposit, in ALP for a
+                              withdrawal
 
 Anything else, and any malformed request, gets a 4xx JSON {"error": ...}; no request stops the
 server."""
