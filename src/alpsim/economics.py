@@ -301,6 +301,9 @@ def _usd(value: Decimal | None) -> str:
 
 
 def print_books(console: Console, result: dict[str, Any]) -> None:
+    """The per-operation table (chains side by side) and the keeper's day."""
+    if not console.is_terminal and console.width < 150:  # piped to a file: wide enough for both chains
+        console = Console(file=console.file, width=150)
     chains = result["chains"]
     table = Table(title="The keeper's operations: gas (embedded EVM, exact) and USD per operation, "
                         "cost at the median / p99 gas price (Arbitrum: L1 data included)")
