@@ -47,6 +47,10 @@ def test_user_profiles_file(tmp_path):
         ('[x]\ndisplay_name = "X"\nchain_id = 1\nnative_coin = "E"\nexecution_fee_usd = "1"\nblock_time_s = "1"\n'
          'colour = "red"\n[x.collateral]\nsymbol = "U"\nname = "U"\ndecimals = 6\n'
          'address = "0x9e5AAC1Ba1a2e6aEd6b32689DFcF62A509Ca96f3"\n', "colour"),
+        ('[x]\ndisplay_name = "X"\nchain_id = 1\nnative_coin = "E"\nexecution_fee_usd = "1"\nblock_time_s = "1"\n'
+         '[x.collateral]\nsymbol = "U"\nname = "U"\ndecimals = 6\n'
+         'address = "0x9e5AAC1Ba1a2e6aEd6b32689DFcF62A509Ca96f3"\n[x.gas]\nnative_usd = "1"\nmedian_gwei = "2"\n'
+         'p99_gwei = "1"\n', "p99_gwei must be at least median_gwei"),
     ],
 )
 def test_malformed_profiles_file_is_refused_with_the_reason(tmp_path, body, complaint):
@@ -55,3 +59,13 @@ def test_malformed_profiles_file_is_refused_with_the_reason(tmp_path, body, comp
     with pytest.raises(ConfigError) as info:
         load_profiles(path)
     assert complaint in str(info.value) and "bad.toml" in str(info.value)
+
+
+def test_builtin_gas_prices_are_docs_economics_defaults():
+    profiles = load_profiles()
+    bnb, arb = profiles["bnb"].gas, profiles["arbitrum"].gas
+    assert (bnb.native_usd, bnb.median_gwei, bnb.p99_gwei, bnb.l1_data) == (855, Decimal("0.05"), Decimal("0.5"), None)
+    assert (arb.native_usd, arb.median_gwei, arb.p99_gwei) == (2921, Decimal("0.02"), Decimal("0.2"))
+    l1 = arb.l1_data
+    assert (l1.blob_base_fee_median_gwei, l1.blob_base_fee_p99_gwei, l1.blob_gas_per_byte, l1.tx_overhead_bytes) == (
+        Decimal("0.015"), Decimal("0.5"), 1, 100)

@@ -526,6 +526,30 @@ def bench_cmd(positions: Annotated[int, typer.Option("--positions", min=0, help=
               study_paths=study_paths, study_rounds=study_rounds, chains=chains)
 
 
+@app.command("economics")
+def economics_cmd(
+    chain: Annotated[Optional[list[str]], typer.Option(
+        "--chain", "-c", help="bnb or arbitrum (repeatable, or both; default both, side by side).")] = None,
+    opens_per_day: Annotated[int, typer.Option("--opens-per-day", help="Opens a day for the keeper's day.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the tables.")] = False,
+) -> None:
+    """The keeper's books: gas of each keeper operation measured on the embedded EVM (exact),
+    its USD cost at the median and the tail gas price, what it earns, and the keeper's day."""
+    import json
+
+    from .economics import CHAINS, print_books, progress_line, refused_input, run_economics, to_json
+
+    chains = tuple(c for given in (chain or ["both"]) for c in (CHAINS if given == "both" else (given,)))
+    refused = refused_input(chains, opens_per_day)
+    if refused:
+        raise typer.BadParameter(refused[1], param_hint=refused[0])
+    result = run_economics(chains, opens_per_day, progress=progress_line())
+    if as_json:
+        print(json.dumps(to_json(result), indent=1))
+    else:
+        print_books(console, result)
+
+
 @app.command("demo")
 def demo_cmd() -> None:
     """Deploy both chain profiles on the embedded devnet and run the showcase."""

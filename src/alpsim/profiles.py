@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from decimal import Decimal
 from functools import cache
@@ -76,6 +77,64 @@ class BasketAsset(BaseModel):
         return value
 
 
+class L1DataModel(BaseModel):
+    """An Arbitrum transaction's L1 data cost after EIP-4844 (docs/economics.md): the batch
+    poster pays blob gas for the transaction's compressed bytes, and ArbOS charges it back to
+    the sender (16 L1 pricing units a compressed byte, each unit priced at the poster's cost
+    per byte / 16). A compressed byte costs `blob_gas_per_byte` blob gas at the blob base fee."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    blob_base_fee_median_gwei: Decimal = Field(ge=0)
+    """Ethereum's blob base fee on a typical block, in gwei per blob gas."""
+    blob_base_fee_p99_gwei: Decimal = Field(ge=0)
+    """The blob base fee's tail (99th percentile), in gwei per blob gas."""
+    blob_gas_per_byte: Decimal = Field(default=Decimal(1), gt=0)
+    """Blob gas per compressed byte (a blob: 131,072 blob gas for 131,072 bytes)."""
+    tx_overhead_bytes: int = Field(default=100, ge=0)
+    """Bytes of a signed transaction beside its calldata (nonce, gas fields, to, signature)."""
+
+    @model_validator(mode="after")
+    def _tail_above_median(self) -> "L1DataModel":
+        if self.blob_base_fee_p99_gwei < self.blob_base_fee_median_gwei:
+            raise ValueError("blob_base_fee_p99_gwei must be at least blob_base_fee_median_gwei")
+        return self
+
+
+class GasModel(BaseModel):
+    """The chain's gas prices (docs/economics.md): the native coin in USD and the execution gas
+    price as a log-normal distribution through its median and its 99th percentile; on a rollup,
+    the L1 data cost of a transaction's bytes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    native_usd: Decimal = Field(gt=0)
+    """The native coin's price (BNB, ETH) in USD."""
+    median_gwei: Decimal = Field(gt=0)
+    """The execution gas price a typical transaction pays, in gwei."""
+    p99_gwei: Decimal = Field(gt=0)
+    """The execution gas price's tail (99th percentile), in gwei."""
+    l1_data: L1DataModel | None = None
+    """A rollup's L1 data cost (Arbitrum); None on an L1 (BNB Chain)."""
+
+    @model_validator(mode="after")
+    def _tail_above_median(self) -> "GasModel":
+        if self.p99_gwei < self.median_gwei:
+            raise ValueError("p99_gwei must be at least median_gwei")
+        return self
+
+    def quantile_gwei(self, q: float) -> Decimal:
+        """The execution gas price at quantile `q` (0 < q < 1) of the log-normal through the
+        median and the 99th percentile."""
+        from statistics import NormalDist
+
+        if not 0 < q < 1:
+            raise ValueError(f"quantile must be between 0 and 1, got {q}")
+        z99 = NormalDist().inv_cdf(0.99)
+        sigma = math.log(self.p99_gwei / self.median_gwei) / z99
+        return Decimal(repr(float(self.median_gwei) * math.exp(sigma * NormalDist().inv_cdf(q))))
+
+
 class ChainProfile(BaseModel):
     """A chain alpsim can present itself as."""
 
@@ -95,6 +154,8 @@ class ChainProfile(BaseModel):
     evm_version: Literal["cancun", "prague"] = "cancun"
     basket: tuple[BasketAsset, ...] = ()
     """The ALP basket in listing order; empty: the payout stablecoin alone at 1 USD (a one-asset pool)."""
+    gas: GasModel | None = None
+    """Gas prices for `alpsim economics`; a profile without them cannot be priced."""
 
     @model_validator(mode="after")
     def _basket_valid(self) -> "ChainProfile":
