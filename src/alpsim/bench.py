@@ -61,7 +61,7 @@ def prepare_fresh(sim: Alpsim) -> None:
     sim.keeper.push_prices()
 
 
-def _next_second(sim: Alpsim) -> None:
+def next_second(sim: Alpsim) -> None:
     """Moves time on by a second, so the next transaction's block is stamped after every
     earlier one's. With sub-second blocks, an operation that shares its second with the last
     accrual accrues nothing (no index writes); each measured operation then pays its accrual,
@@ -75,18 +75,18 @@ def measure_gas(sim: Alpsim) -> dict[str, int | None]:
     gas: dict[str, int | None] = {}
     try:
         sim.keeper.set_prices({"BTC/USD": 60_000})
-        _next_second(sim)
+        next_second(sim)
         gas["price_update"] = sim.keeper.push_prices([0])["gasUsed"]
         # LPs need settled prices (docs/mechanics.md section 10): the keeper's round, as a live one runs
         sim.keeper.run_triggers(price_pairs=set(sim.keeper.prices))
         sim.fund(NEW_LP, 10_000)
         sim.deposit(NEW_LP, 1)  # approval and first mint out of the way
-        _next_second(sim)
+        next_second(sim)
         gas["deposit"] = sim.deposit(NEW_LP, 1_000).gas_used
         sim.devnet.advance_time(48 * 3600)
         sim.keeper.set_prices({"BTC/USD": 60_000})
         sim.keeper.run_triggers(price_pairs=set(sim.keeper.prices))
-        _next_second(sim)
+        next_second(sim)
         gas["withdraw"] = sim.withdraw(NEW_LP, 100).gas_used
         # the keeper's rejection of an order it cannot decrypt (148 random bytes)
         sim.approve_collateral(TRADER)
@@ -94,27 +94,27 @@ def measure_gas(sim: Alpsim) -> dict[str, int | None]:
         trading = sim.contracts["trading"]
         receipt = trading.transact("requestOpen", b"\x11" * 32, b"\x5a" * 148, sim.to_units(100), sender=sim.address(TRADER))
         rid = sim.session.events(receipt, "OpenRequested")[0]["requestId"]
-        _next_second(sim)
+        next_second(sim)
         gas["reject_open"] = trading.transact("rejectOpen", rid, REJECT_UNDECRYPTABLE, sender=sim.keeper.address)["gasUsed"]
         # the anchor trade: a 50x BTC long opened and closed at an unchanged price
         sim.open(TRADER, "ETH/USD", "short", 100, 10)  # first position out of the way
-        _next_second(sim)
+        next_second(sim)
         opened = sim.open(TRADER, "BTC/USD", "long", 1_000, 50)
         gas["request_open"], gas["execute_open"] = opened.gas_request, opened.gas_execute
-        _next_second(sim)
+        next_second(sim)
         request_id, receipt = sim.request_close(TRADER, opened.position.id)
         gas["request_close"] = receipt["gasUsed"]
-        _next_second(sim)
+        next_second(sim)
         gas["execute_close"] = sim.keeper.execute_close(request_id)["gasUsed"]
         # liquidation: one position, then 50 in one keeper call
         one = sim.open(TRADER, "BTC/USD", "long", 100, 1001).position.id
         sim.keeper.set_prices({"BTC/USD": 59_900})
-        _next_second(sim)
+        next_second(sim)
         gas["liquidate"] = sim.keeper.run_triggers([one])["gasUsed"]
         sim.keeper.set_prices({"BTC/USD": 60_000})
-        ids = _open_together(sim, [OpenRequest(TRADER, "BTC/USD", "long", 100, 1001)] * 50)
+        ids = open_together(sim, [OpenRequest(TRADER, "BTC/USD", "long", 100, 1001)] * 50)
         sim.keeper.set_prices({"BTC/USD": 59_900})
-        _next_second(sim)
+        next_second(sim)
         receipt = sim.keeper.run_triggers(ids)
         assert len(sim.closed_from(receipt)) == 50
         gas["liquidate_batch_per_position"] = receipt["gasUsed"] // 50
@@ -126,7 +126,7 @@ def measure_gas(sim: Alpsim) -> dict[str, int | None]:
         pending = sim.request_opens([
             OpenRequest(BATCH_TRADERS[i % len(BATCH_TRADERS)], "BTC/USD" if i % 2 else "ETH/USD",
                         "long" if i % 3 else "short", 200, 10) for i in range(50)])
-        _next_second(sim)
+        next_second(sim)
         receipt = sim.keeper.execute_open_batch([p.request_id for p in pending], [p.ciphertext for p in pending])
         opened = sim.session.events(receipt, "PositionOpened")
         assert len(opened) == 50
@@ -135,7 +135,7 @@ def measure_gas(sim: Alpsim) -> dict[str, int | None]:
         owners = {p.request_id: p.trader for p in pending}
         closes = [(owners[e["requestId"]], e["positionId"]) for e in opened]
         request_ids = sim.request_closes(closes)
-        _next_second(sim)
+        next_second(sim)
         receipt = sim.keeper.execute_close_batch(request_ids, [pid for _, pid in closes])
         assert len(sim.closed_from(receipt)) == 50
         gas["execute_close_batch_per_request"] = receipt["gasUsed"] // 50
@@ -178,19 +178,19 @@ def measure_basket_gas(sim: Alpsim) -> dict[str, dict[str, int | None]]:
             amount = (Decimal(1_000) / _keeper_price_usd(sim, entry)).quantize(Decimal("0.0001"))
             sim.fund(NEW_LP, amount * 3, asset=entry.symbol)
             sim.deposit(NEW_LP, amount, asset=entry.symbol)  # approval and first mint out of the way
-            _next_second(sim)
+            next_second(sim)
             out["deposit"][entry.symbol] = sim.deposit(NEW_LP, amount, asset=entry.symbol).gas_used
         sim.devnet.advance_time(48 * 3600)
         sim.keeper.run_triggers(price_pairs=set(sim.keeper.prices))
         for entry in sim.deployment.basket:
-            _next_second(sim)
+            next_second(sim)
             out["withdraw"][entry.symbol] = sim.withdraw(NEW_LP, 100, asset=entry.symbol).gas_used
     finally:
         sim.revert(snap)
     return out
 
 
-def _open_together(sim: Alpsim, requests: list[OpenRequest]) -> list[int]:
+def open_together(sim: Alpsim, requests: list[OpenRequest]) -> list[int]:
     """Opens `requests` by one block of requests and one
     keeper batch: the ids of the positions, in the requests' order. A setup step, not a
     measured one: a fraction of the blocks of one open after another, the same positions."""
@@ -212,7 +212,7 @@ def open_many(sim: Alpsim, count: int) -> None:
     requests = [OpenRequest(traders[i % 5], pairs[i % 4], "long" if i % 3 else "short", 200, 10)
                 for i in range(count)]
     for start in range(0, count, OPEN_BATCH):
-        _open_together(sim, requests[start:start + OPEN_BATCH])
+        open_together(sim, requests[start:start + OPEN_BATCH])
 
 
 def measure_study(build: Any, paths: int = STUDY_PATHS, rounds: int = STUDY_ROUNDS) -> dict[str, Any]:

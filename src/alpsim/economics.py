@@ -15,7 +15,7 @@ from typing import Any, Callable, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from .bench import REJECT_UNDECRYPTABLE, TRADER, _next_second, _open_together, prepare_fresh
+from .bench import REJECT_UNDECRYPTABLE, TRADER, next_second, open_together, prepare_fresh
 from .client import Alpsim, OpenRequest
 from .errors import ConfigError
 from .profiles import ChainProfile, get_profile
@@ -96,26 +96,26 @@ def measure_operations(sim: Alpsim) -> dict[str, dict[str, int]]:
             sim.fund(account, 1_000_000)
         # a block's price push: every pair the keeper prices, no trade
         keeper.set_prices({"BTC/USD": 60_000})
-        _next_second(sim)
+        next_second(sim)
         out["price_push"] = recorder.measured(keeper.push_prices())
         sim.open(TRADER, "ETH/USD", "short", 100, 10)  # the trader's first position out of the way
         # an open alone, and its close by the trader
-        _next_second(sim)
+        next_second(sim)
         pending = sim.request_open(TRADER, "BTC/USD", "long", 1_000, 50)
-        _next_second(sim)
+        next_second(sim)
         receipt = keeper.execute_open(pending.request_id, pending.ciphertext)
         out["open"] = recorder.measured(receipt)
         position_id = sim.session.events(receipt, "PositionOpened")[0]["positionId"]
-        _next_second(sim)
+        next_second(sim)
         request_id, _ = sim.request_close(TRADER, position_id)
-        _next_second(sim)
+        next_second(sim)
         out["close"] = recorder.measured(keeper.execute_close(request_id))
         # opens in keeper batches: different traders, both sides, two pairs
         for n in BATCHES:
             pending = sim.request_opens([
                 OpenRequest(BATCH_TRADERS[i % len(BATCH_TRADERS)], "BTC/USD" if i % 2 else "ETH/USD",
                             "long" if i % 3 else "short", 200, 10) for i in range(n)])
-            _next_second(sim)
+            next_second(sim)
             receipt = keeper.execute_open_batch([p.request_id for p in pending], [p.ciphertext for p in pending])
             if len(sim.session.events(receipt, "PositionOpened")) != n:
                 raise RuntimeError(f"economics: a batch of {n} opens did not open {n} positions")
@@ -123,19 +123,19 @@ def measure_operations(sim: Alpsim) -> dict[str, dict[str, int]]:
         # triggers: a 10x long closed at its take-profit, another at its stop-loss
         tp = sim.open(TRADER, "BTC/USD", "long", 1_000, 10, take_profit=60_500).position.id
         keeper.set_prices({"BTC/USD": 60_600})
-        _next_second(sim)
+        next_second(sim)
         out["take_profit"] = _closing(sim, recorder, keeper.run_triggers([tp]), 1, "take-profit")
         keeper.set_prices({"BTC/USD": 60_000})
         sl = sim.open(TRADER, "BTC/USD", "long", 1_000, 10, stop_loss=59_500).position.id
         keeper.set_prices({"BTC/USD": 59_400})
-        _next_second(sim)
+        next_second(sim)
         out["stop_loss"] = _closing(sim, recorder, keeper.run_triggers([sl]), 1, "stop-loss")
         # liquidations: 1001x longs pushed past their line by a 1/6 % drop
         for n in (1, *BATCHES):
             keeper.set_prices({"BTC/USD": 60_000})
-            ids = _open_together(sim, [OpenRequest(TRADER, "BTC/USD", "long", 100, 1001)] * n)
+            ids = open_together(sim, [OpenRequest(TRADER, "BTC/USD", "long", 100, 1001)] * n)
             keeper.set_prices({"BTC/USD": 59_900})
-            _next_second(sim)
+            next_second(sim)
             key = "liquidation" if n == 1 else f"liquidation_batch_{n}"
             out[key] = _closing(sim, recorder, keeper.run_triggers(ids), n, "liquidation")
         # the rejection of an order the keeper cannot decrypt (148 random bytes)
@@ -144,7 +144,7 @@ def measure_operations(sim: Alpsim) -> dict[str, dict[str, int]]:
         receipt = trading.transact("requestOpen", b"\x11" * 32, b"\x5a" * 148, sim.to_units(100),
                                    sender=sim.address(TRADER))
         rid = sim.session.events(receipt, "OpenRequested")[0]["requestId"]
-        _next_second(sim)
+        next_second(sim)
         out["reject_open"] = recorder.measured(keeper.reject_open(rid, REJECT_UNDECRYPTABLE))
     finally:
         sim.revert(snap)
