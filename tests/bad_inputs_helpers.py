@@ -168,6 +168,17 @@ MAX_AGE_S = 60  # docs/mechanics.md §8
 BTC = 0
 
 
+def smallest_breaking_withdrawal(rule: Callable[[int], tuple[int, bool]], alp_held: int) -> int:
+    """The smallest ALP amount (1 to `alp_held`) whose withdrawal breaks `rule` (its second
+    value), by bisection: the rule holds for 1 and breaks for `alp_held`, monotonically."""
+    lo, hi = 1, alp_held
+    assert rule(hi)[1] and not rule(lo)[1]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if rule(mid)[1] else (mid, hi)
+    return hi
+
+
 def wait_until_next_block_at(sim, timestamp: int) -> None:
     """Moves the clock so that the next transaction's block is stamped `timestamp`."""
     clock = sim.devnet.clock

@@ -26,7 +26,8 @@ from alpsim.compiler import compile_contracts, linked
 from alpsim.deployment import contract_abi
 from alpsim.model.pool import tokens_for_usd, toward_usd, value_usd
 from bad_inputs_helpers import (ADMIN, COOLDOWN_S, KEEPER, LP, MAX_UINT, PRICES, ROW_ARGS, TRADER, TREASURY, WAD,
-                                ZERO_ADDRESS, addr, params, RefusalTable, resolve, settle, unauthorized)
+                                ZERO_ADDRESS, addr, params, RefusalTable, resolve, settle, smallest_breaking_withdrawal,
+                                unauthorized)
 
 BPS = 10_000
 FACE_VALUE = 2**16 - 1  # AlpPool.FACE_VALUE: 1 USD per token, no oracle read
@@ -523,13 +524,7 @@ def _reserve_rule(s) -> Callable[[int], tuple[int, bool]]:
 
 
 def smallest_breaking(s) -> int:
-    rule = _reserve_rule(s)
-    lo, hi = 1, s.alp_balance_wad(LP)
-    assert rule(hi)[1] and not rule(lo)[1]
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if rule(mid)[1] else (mid, hi)
-    return hi
+    return smallest_breaking_withdrawal(_reserve_rule(s), s.alp_balance_wad(LP))
 
 
 def reserve_fields(alp: Callable) -> Callable:

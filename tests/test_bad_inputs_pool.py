@@ -16,7 +16,7 @@ from alpsim import errors
 from bad_inputs_helpers import (ADMIN, COOLDOWN_S, HOLDER, KEEPER, LP, MAX_UINT, PRICES, TRADER, TRADER3,
                                 TREASURY, WAD, ZERO_ADDRESS, addr, breaker, build_funded, new_price_unsettled,
                                 reference_at, reference_stale, RefusalTable, resolve, settle, settled_until,
-                                settlement_aged, wait_until_next_block_at)
+                                settlement_aged, smallest_breaking_withdrawal, wait_until_next_block_at)
 
 
 BPS = 10_000
@@ -187,13 +187,7 @@ def _reserve_rule(s) -> Callable[[int], tuple[int, bool]]:
 
 def smallest_reserve_breaking_withdrawal(s) -> int:
     """The smallest amount of LP's ALP whose withdrawal would leave the pool below reserve / 80%."""
-    rule = _reserve_rule(s)
-    lo, hi = 1, s.alp_balance_wad(LP)
-    assert rule(hi)[1] and not rule(lo)[1]
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if rule(mid)[1] else (mid, hi)
-    return hi
+    return smallest_breaking_withdrawal(_reserve_rule(s), s.alp_balance_wad(LP))
 
 
 def reserve_not_covered(alp: int | Callable) -> Callable:
