@@ -163,8 +163,7 @@ def fill_basket(sim: Alpsim) -> None:
 
 def _keeper_price_usd(sim: Alpsim, entry: Any) -> Decimal:
     sim.keeper.adopt_asset_prices()
-    prices = {**sim.keeper.prices, **sim.keeper.asset_prices}
-    return Decimal(prices[entry.price_id]) / 10**18
+    return Decimal(sim.keeper.price_wad(entry.price_id)) / 10**18
 
 
 def measure_basket_gas(sim: Alpsim) -> dict[str, dict[str, int | None]]:

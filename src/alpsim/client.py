@@ -308,6 +308,28 @@ class Alpsim(AlpsimReader):
         raise ConfigError(f"could not find the balance storage of {token.address} to fund {holder}")
 
     # ----- LP
+    def deposit_at_targets(self, who: Account, usd: Number) -> list[DepositResult]:
+        """Funds `who` and deposits `usd` spread over the basket at its target weights, each
+        asset's share at the keeper's price cut down to 8 decimals (or its own, if fewer), the
+        payout stablecoin first; an asset whose share rounds to nothing is left out."""
+        from decimal import ROUND_DOWN
+
+        from .units import to_decimal
+
+        total, out = to_decimal(usd, "usd"), []
+        self.keeper.adopt_asset_prices()
+        for entry in self.deployment.basket:
+            wad = self.keeper.price_wad(entry.price_id)
+            if wad is None:
+                raise ConfigError(f"the keeper has no price for {entry.symbol}: set one first "
+                                  f"(keeper.set_prices({{{entry.symbol!r}: ...}}))")
+            tokens = (total * entry.target_bps / BPS / wad_to_decimal(wad)).quantize(
+                Decimal(1).scaleb(-min(entry.decimals, 8)), rounding=ROUND_DOWN)
+            if tokens > 0:
+                self.fund(who, tokens, asset=entry.symbol)
+                out.append(self.deposit(who, tokens, asset=entry.symbol))
+        return out
+
     def deposit(self, who: Account, amount: Number, *, asset: str | None = None,
                 min_alp_out: Number = 0) -> DepositResult:
         """Approves and deposits `amount` (whole tokens) of basket `asset` (its symbol; default

@@ -168,13 +168,9 @@ def _price_bounds(sim: "AlpsimReader", price_id: int, symbol: str, allow_stale: 
     oracle = sim.contracts["oracle"]
     keeper = getattr(sim, "keeper", None)
     if keeper is not None and keeper.online:
-        from .keeper.executions import FRESH_MARGIN_S
-        from .profiles import FIRST_ASSET_PRICE_ID
-
-        book = keeper.asset_prices if price_id >= FIRST_ASSET_PRICE_ID else keeper.prices
-        deadline = keeper.clock.next_timestamp + FRESH_MARGIN_S - oracle.call("maxPriceAgeSeconds")
-        if price_id in book and oracle.call("keeperPrice", price_id)[1] < deadline:
-            mine, ref = book[price_id], oracle.call("referencePrice", price_id)[0] or book[price_id]
+        mine = keeper.price_wad(price_id)
+        if mine is not None and keeper.aging_prices({price_id}):
+            ref = oracle.call("referencePrice", price_id)[0] or mine
             return min(mine, ref), max(mine, ref), "keeper"
     try:
         low, high = oracle.call("assetPriceBounds", price_id)
@@ -312,16 +308,7 @@ def seed_default_pool(sim: Any, pool_usd: int = DEFAULT_POOL_USD) -> None:
     """Prices the pairs at `alpsim devnet`'s start prices and has account DEFAULT_POOL_LP
     deposit `pool_usd` spread over the basket at its target weights (each asset's share at its
     start price, rounded down to 8 decimals), the payout stablecoin first."""
-    from decimal import ROUND_DOWN
-
     from .service import DEFAULT_START_PRICES
 
-    sim.keeper.set_prices(dict(DEFAULT_START_PRICES))
-    sim.keeper.adopt_asset_prices()  # BNB and the stablecoins at the profile's start prices
-    for entry in sim.deployment.basket:
-        price = wad_to_decimal(sim.keeper.asset_prices.get(entry.price_id) or sim.keeper.prices[entry.price_id])
-        tokens = (Decimal(pool_usd) * entry.target_bps / BPS / price).quantize(
-            Decimal(1).scaleb(-min(entry.decimals, 8)), rounding=ROUND_DOWN)
-        if tokens > 0:
-            sim.fund(DEFAULT_POOL_LP, tokens, asset=entry.symbol)
-            sim.deposit(DEFAULT_POOL_LP, tokens, asset=entry.symbol)
+    sim.keeper.set_prices(dict(DEFAULT_START_PRICES))  # BNB and the stablecoins: the profile's start prices
+    sim.deposit_at_targets(DEFAULT_POOL_LP, pool_usd)

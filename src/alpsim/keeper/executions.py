@@ -119,9 +119,11 @@ class Executions:
         FRESH_MARGIN_S of its maximum age by the next block (a round pushes them)."""
         if not self.feeder.asset_prices:
             return []
-        return sorted(self._aging(set(self.feeder.asset_prices)))
+        return sorted(self.aging(set(self.feeder.asset_prices)))
 
-    def _aging(self, price_ids: set[int]) -> set[int]:
+    def aging(self, price_ids: set[int]) -> set[int]:
+        """Those of `price_ids` whose on-chain keeper price would be within FRESH_MARGIN_S of
+        the maximum age by the next block."""
         oracle = self.feeder.contracts["oracle"]
         deadline = self.feeder.clock.next_timestamp + FRESH_MARGIN_S - oracle.call("maxPriceAgeSeconds")
         return {pid for pid in price_ids if oracle.call("keeperPrice", pid)[1] < deadline}
@@ -134,7 +136,7 @@ class Executions:
         holdings = contracts["pool"].call("basket")[4]
         needed = {e.price_id for e, held in zip(basket, holdings) if held > 0 or e is action}
         self.feeder.refresh_stale_references(needed)  # the pool refuses a stale reference as well
-        stale = self._aging(needed)
+        stale = self.aging(needed)
         receipts = []
         assets = [pid for pid in stale if pid >= FIRST_ASSET_PRICE_ID and pid in self.feeder.asset_prices]
         if assets:

@@ -118,6 +118,19 @@ class Keeper:
     def pair_id(self, pair: str | int) -> int:
         return self.feeder.pair_id(pair)
 
+    def price_book(self, price_id: int) -> dict[int, int]:
+        """The book an oracle id's price lives in: `asset_prices` (ids 128-255) or `prices`."""
+        return self.feeder.book(price_id)
+
+    def price_wad(self, price_id: int) -> int | None:
+        """The keeper's price of any oracle id (a pair, or an asset-only id), or None."""
+        return self.feeder.price_wad(price_id)
+
+    def aging_prices(self, price_ids: set[int]) -> set[int]:
+        """Those of `price_ids` whose price on chain would be about to age by the next block
+        (what `fresh_basket_prices` pushes)."""
+        return self.executions.aging(set(price_ids))
+
     def set_prices(self, prices: dict[str | int, Number], *, reference: bool = True) -> None:
         """Moves the keeper's prices (and, by default, the reference feeds) to `prices`."""
         self.feeder.set_prices(prices, reference=reference)

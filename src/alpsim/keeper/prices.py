@@ -52,8 +52,13 @@ class PriceFeeder:
         is BTC/USD the pair)."""
         return self.deployment.price_id(name)
 
-    def _book(self, price_id: int) -> dict[int, int]:
+    def book(self, price_id: int) -> dict[int, int]:
+        """The book an oracle id's price lives in: `asset_prices` (ids 128-255) or `prices` (pairs)."""
         return self.asset_prices if price_id >= FIRST_ASSET_PRICE_ID else self.prices
+
+    def price_wad(self, price_id: int) -> int | None:
+        """The keeper's price of any oracle id (a pair, or an asset-only id), or None."""
+        return self.book(price_id).get(price_id)
 
     def _feed(self, price_id: int) -> "BoundContract":
         if price_id < FIRST_ASSET_PRICE_ID:
@@ -67,7 +72,7 @@ class PriceFeeder:
         moved = {}
         for name, price in prices.items():
             price_id = self.price_id(name)
-            self._book(price_id)[price_id] = moved[price_id] = to_units(price, 18, f"price of {name}")
+            self.book(price_id)[price_id] = moved[price_id] = to_units(price, 18, f"price of {name}")
         if reference:
             self.set_references(moved)
 

@@ -12,6 +12,7 @@ basket (target 100%) pays `base`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..units import BPS, USD
 from .errors import ModelRefusal
@@ -47,14 +48,21 @@ def toward_usd(value_usd: int, total_usd: int, target_bps: int, action_usd: int,
     return 0
 
 
+def fee_times_bps(toward_usd_: int, action_usd: int, base_bps: int, spread_bps: int) -> int:
+    """An action's fee times BPS, exact: `base - spread` on the part toward the target, `base +
+    spread` on the rest (AlpPool's `_netTimesBps` is the action's USD times BPS less this). The
+    one fee formula of the model: the pool's books, its events (this // BPS) and `fee_usd`."""
+    return toward_usd_ * (base_bps - spread_bps) + (action_usd - toward_usd_) * (base_bps + spread_bps)
+
+
 def fee_usd(value_usd: int, total_usd: int, target_bps: int, action_usd: int, is_deposit: bool,
             base_bps: int = 25, spread_bps: int = 5) -> int:
-    """The mint (deposit) or burn (withdrawal) fee in 18-decimal USD, rounded up."""
+    """The mint (deposit) or burn (withdrawal) fee in 18-decimal USD, rounded up (a bound: the
+    pool's event rounds the same exact fee down)."""
     if target_bps == BPS:
-        return ceil_div(action_usd * base_bps, BPS)
+        return ceil_div(fee_times_bps(0, action_usd, base_bps, 0), BPS)
     toward = toward_usd(value_usd, total_usd, target_bps, action_usd, is_deposit)
-    away = action_usd - toward
-    return ceil_div(toward * (base_bps - spread_bps) + away * (base_bps + spread_bps), BPS)
+    return ceil_div(fee_times_bps(toward, action_usd, base_bps, spread_bps), BPS)
 
 
 def value_usd(amount: int, decimals: int, price_wad: int) -> int:
@@ -226,8 +234,6 @@ class Basket:
         """`_towardUsd` (skipped when the spread is 0), its products checked as the contract's."""
         if spread == 0:
             return 0
-        value_bps, target_total = checked_u256(asset_usd * BPS), checked_u256(target_bps * basket_usd)
-        if (value_bps >= target_total) if is_deposit else (value_bps <= target_total):
-            return 0
-        return min(action_usd, abs(target_total - value_bps) // (BPS - target_bps))
+        checked_u256(asset_usd * BPS), checked_u256(target_bps * basket_usd)  # the contract's products
+        return toward_usd(asset_usd, basket_usd, target_bps, action_usd, is_deposit)
 

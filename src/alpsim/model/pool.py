@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..units import BPS, USD
-from .alp_pool import (FACE_VALUE, MAX_BASKET_ASSETS, MAX_UINT, PAYOUT, Basket, BasketAsset, checked_u256, ceil_div, fee_usd,
+from .alp_pool import (FACE_VALUE, MAX_BASKET_ASSETS, MAX_UINT, PAYOUT, Basket, BasketAsset, checked_u256, ceil_div, fee_times_bps, fee_usd,
                        tokens_for_usd, toward_usd, value_usd)
 from .errors import ModelRefusal
 from .tokens import POOL
@@ -161,7 +161,8 @@ class PoolModel(Basket):
         supply, base = self.alp_supply, self.mint_fee_bps
         spread = self._spread_bps(a.target_bps, base)
         toward = self._toward(asset_usd, basket, a.target_bps, amount_usd, True, spread)
-        net_times_bps = checked_u256(checked_u256(amount_usd * (BPS - base - spread)) + 2 * spread * toward)
+        fee_bps_usd = fee_times_bps(toward, amount_usd, base, spread)
+        net_times_bps = checked_u256(amount_usd * BPS) - fee_bps_usd
         locked = 0
         if supply == 0:
             locked = MINIMUM_LIQUIDITY
@@ -171,7 +172,7 @@ class PoolModel(Basket):
             alp_out = net_times_bps * supply // checked_u256(nav * BPS)
         if alp_out == 0:
             raise PoolRefusal("AmountTooSmall", amount=amount)
-        fee = (amount_usd * BPS - net_times_bps) // BPS
+        fee = fee_bps_usd // BPS
         return DepositQuote(index, amount_usd, alp_out, fee, locked, max(basket + amount_usd + self.pool_claim_usd, 0),
                             toward, spread)
 
@@ -217,9 +218,10 @@ class PoolModel(Basket):
         spread = self._spread_bps(a.target_bps, base)
         gross = alp_amount * nav // supply
         toward = self._toward(asset_usd, basket, a.target_bps, gross, False, spread)
-        rebate = 2 * spread * toward * supply
-        out_usd = (alp_amount * (BPS - base - spread) * nav + rebate) // (supply * BPS)
-        fee = (alp_amount * (base + spread) * nav - rebate) // (supply * BPS)
+        # the fee on the exact gross alp x nav / supply, kept times supply x BPS: one floor each
+        fee_exact = fee_times_bps(toward * supply, alp_amount * nav, base, spread)
+        out_usd = (alp_amount * nav * BPS - fee_exact) // (supply * BPS)
+        fee = fee_exact // (supply * BPS)
         amount_out = out_usd * USD // (price_out * a.scale)
         if amount_out == 0:
             raise PoolRefusal("AmountTooSmall", amount=alp_amount)

@@ -49,8 +49,7 @@ def action_usd(sim: "Alpsim", asset: str, amount: Decimal, fee_usd: Decimal, kin
     """The USD the fee was charged on: a deposit's value in, a withdrawal's gross (what left
     plus the fee), at the keeper's price of the asset."""
     price_id = sim.deployment.price_id(asset)
-    book = sim.keeper.asset_prices if price_id in sim.keeper.asset_prices else sim.keeper.prices
-    value = amount * wad_to_decimal(book[price_id])
+    value = amount * wad_to_decimal(sim.keeper.price_wad(price_id))
     return value if kind == "deposit" else value + fee_usd
 
 
@@ -58,9 +57,9 @@ def keeper_asset_prices(sim: "Alpsim") -> dict[str, Decimal]:
     """The keeper's price of each basket asset it prices, by symbol (BTC the asset: the pair's)."""
     out = {}
     for entry in sim.deployment.basket:
-        book = sim.keeper.asset_prices if entry.price_id in sim.keeper.asset_prices else sim.keeper.prices
-        if entry.price_id in book:
-            out[entry.symbol] = wad_to_decimal(book[entry.price_id])
+        wad = sim.keeper.price_wad(entry.price_id)
+        if wad is not None:
+            out[entry.symbol] = wad_to_decimal(wad)
     return out
 
 

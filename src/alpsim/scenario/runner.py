@@ -185,8 +185,7 @@ class ScenarioRunner:
             for name, price in quantized.items():
                 sim.keeper.set_reference(name, price)
                 price_id = sim.deployment.price_id(name)
-                book = sim.keeper.prices if name in sim.deployment.pairs else sim.keeper.asset_prices
-                book[price_id] = to_units(price, 18)
+                sim.keeper.price_book(price_id)[price_id] = to_units(price, 18)
 
     def _fresh_prices(self, run: ScenarioRun) -> None:
         """Deposits and withdrawals need settled prices for pairs with open interest: the

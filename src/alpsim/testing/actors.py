@@ -89,12 +89,10 @@ class PriceControl:
 
     def __getitem__(self, pair: str | int) -> Decimal:
         """The keeper's price of a pair, or of a basket asset by its symbol (`prices["BNB"]`)."""
-        from ..profiles import FIRST_ASSET_PRICE_ID
         from ..units import wad_to_decimal
 
         price_id = self.sim.deployment.price_id(pair)
-        book = self.sim.keeper.asset_prices if price_id >= FIRST_ASSET_PRICE_ID else self.sim.keeper.prices
-        return wad_to_decimal(book[price_id])
+        return wad_to_decimal(self.sim.keeper.price_book(price_id)[price_id])
 
     def push(self) -> dict:
         """Records the keeper's prices on chain with no trade (`updatePrices`); the receipt."""
@@ -130,25 +128,10 @@ class Basket:
         return actor.withdraw(alp, asset=asset, **options)
 
     def fill(self, actor: Actor, usd: "Number") -> list["DepositResult"]:
-        """Deposits `usd` spread over the basket at its target weights (each asset's share at
-        the keeper's price, to 8 decimals, rounded down), the payout stablecoin first."""
-        from decimal import ROUND_DOWN
-
-        from ..units import BPS, to_decimal
-
-        keeper, total = self.sim.keeper, to_decimal(usd, "usd")
-        out = []
-        for entry in self.sim.deployment.basket:
-            wad = keeper.asset_prices.get(entry.price_id) or keeper.prices.get(entry.price_id)
-            if wad is None:
-                from ..errors import ConfigError
-
-                raise ConfigError(f"the keeper has no price for {entry.symbol}: set it first (prices fixture)")
-            tokens = (total * entry.target_bps / BPS / Decimal(wad).scaleb(-18)).quantize(
-                Decimal(1).scaleb(-min(entry.decimals, 8)), rounding=ROUND_DOWN)
-            if tokens > 0:
-                out.append(self.deposit(actor, entry.symbol, tokens))
-        return out
+        """Deposits `usd` spread over the basket at its target weights (`Alpsim.deposit_at_targets`:
+        each asset's share at the keeper's price, to 8 decimals, rounded down), the payout
+        stablecoin first."""
+        return self.sim.deposit_at_targets(actor.index, usd)
 
     def state(self) -> Any:
         """`sim.pool()`: holdings, weights_bps, targets_bps, prices, reserve_capacity..."""

@@ -46,7 +46,7 @@ def seed_keeper_from_chain(sim: Any) -> None:
         if pid >= FIRST_ASSET_PRICE_ID:
             price = price or ref
         if price:
-            (keeper.asset_prices if pid >= FIRST_ASSET_PRICE_ID else keeper.prices)[pid] = price
+            keeper.price_book(pid)[pid] = price
         if ref:
             keeper.reference_prices[pid], keeper.reference_updated_at[pid] = ref, ref_at
         elif price:
