@@ -15,6 +15,7 @@ from ..compiler import BuildResult
 from ..service import DEFAULT_START_PRICES
 from ..protocol import RejectReason
 from ..units import WAD
+from .keeper_books import KeeperCounter, PushPolicy, receipt_items
 from .crowd import Crowd, CrowdOrder, LpFlow, crowd_rng, lp_rng
 from .ledger import PoolLedger
 from .lps import PathLps, asset_start_prices, deposit_basket, lp_split, targets_bps
@@ -140,6 +141,7 @@ class StudyEngine:
         sim.keeper.push_asset_prices()
         self.base = sim.snapshot()
         self.correlation = _correlation(study)
+        self.max_price_age_s = sim.contracts["oracle"].call("maxPriceAgeSeconds")
 
     def close(self) -> None:
         self.sim.stop()
@@ -156,38 +158,63 @@ class StudyEngine:
         feeder = sim.keeper.feeder
         pool = PoolLedger(sim, {**feeder.prices, **feeder.asset_prices})
         book = _Book(sim, pool)
-        for s in self.subjects:
-            book.open_cohort(s, self.start[s.pair])
-        crowd = Crowd(study.traders, study.priced_pairs, crowd_rng(study.seed, index)) if study.traders else None
-        lps = None
-        if study.lps is not None:
-            flow = LpFlow(study.lps, lp_rng(study.seed, index)) if study.lps.deposits_per_day > 0 else None
-            lps = PathLps(sim, study, flow, self.lp_accounts, self.holders, pool)
-        all_pairs = set(feeder.prices)  # every pair the keeper prices: the basket's BTC and ETH too
-        modelled_assets = any(key not in PAIRS for key in paths)
-        for k in range(1, steps + 1):
-            now_s = k * step_s
-            sim.devnet.advance_time(step_s)
-            prices = {pair: _cut(Decimal(float(series[k]))) for pair, series in paths.items()}
-            sim.keeper.set_prices(prices)
-            pool.prices_wad.update({**feeder.prices, **feeder.asset_prices})
-            if modelled_assets:  # the NAV marks at the oracle's last keeper price
-                sim.keeper.push_asset_prices()
-            if crowd is None:
-                book.settle(sim.keeper.run_triggers(price_pairs=all_pairs), now_s)
-            else:
-                book.request_due_closes(now_s)
-                book.request_opens(crowd.arrivals(step_s), self.crowd_accounts, prices, now_s)
-                book.settle_round(sim.keeper.run_round(), now_s)
-            if lps is not None:  # after the round: the prices are fresh, as deposits and withdrawals need
-                lps.step(step_s, now_s)
-            pool.record()
-        book.close_all(steps * step_s)
+        counter = KeeperCounter(sim)  # counts from here: the cohort's opens are the keeper's too
+        try:
+            for s in self.subjects:
+                book.open_cohort(s, self.start[s.pair])
+            crowd = Crowd(study.traders, study.priced_pairs, crowd_rng(study.seed, index)) if study.traders else None
+            lps = None
+            if study.lps is not None:
+                flow = LpFlow(study.lps, lp_rng(study.seed, index)) if study.lps.deposits_per_day > 0 else None
+                lps = PathLps(sim, study, flow, self.lp_accounts, self.holders, pool)
+            all_pairs = set(feeder.prices)  # every pair the keeper prices: the basket's BTC and ETH too
+            modelled_assets = any(key not in PAIRS for key in paths)
+            policy = PushPolicy(study.keeper, step_s, self.max_price_age_s, dict(feeder.prices))
+            for k in range(1, steps + 1):
+                now_s = k * step_s
+                sim.devnet.advance_time(step_s)
+                prices = {pair: _cut(Decimal(float(series[k]))) for pair, series in paths.items()}
+                sim.keeper.set_prices(prices)
+                pool.prices_wad.update({**feeder.prices, **feeder.asset_prices})
+                if modelled_assets:  # the NAV marks at the oracle's last keeper price
+                    sim.keeper.push_asset_prices()
+                if crowd is not None:
+                    book.request_due_closes(now_s)
+                    book.request_opens(crowd.arrivals(step_s), self.crowd_accounts, prices, now_s)
+                if policy.every_block:  # prices and every trigger in one transaction each step, as before
+                    if crowd is None:
+                        book.settle(sim.keeper.run_triggers(price_pairs=all_pairs), now_s)
+                    else:
+                        book.settle_round(sim.keeper.run_round(), now_s)
+                else:
+                    self._push_when_due(policy, book, now_s)
+                    if crowd is not None:  # executions carry their pairs' prices, as the keeper's always do
+                        for receipt in sim.keeper.execute_pending():
+                            book.settle(receipt, now_s)
+                if lps is not None:  # after the round: the prices are fresh, as deposits and withdrawals need
+                    lps.step(step_s, now_s)
+                pool.record()
+            book.close_all(steps * step_s)
+        finally:
+            keeper_counts = counter.close()
         pool.record()
         return {"index": index, "positions": book.cohort_rows, "crowd": book.crowd_rows, "alp_price": pool.prices,
                 "peak_reserve_share": pool.peak_reserve_share, "pending_at_horizon": len(book.pending),
                 "lp_flows": lps.result() if lps is not None else None, "lp_split": pool.split(),
-                "final_prices": {pair: float(series[-1]) for pair, series in paths.items()}}
+                "final_prices": {pair: float(series[-1]) for pair, series in paths.items()},
+                "keeper": keeper_counts}
+
+    def _push_when_due(self, policy: PushPolicy, book: "_Book", now_s: int) -> None:
+        """on_change / seconds: the pairs due pushed in one trigger run over the positions on
+        them (their liquidations, take-profits and stop-losses at the pushed prices); positions
+        on the other pairs wait for their pair's next push."""
+        keeper = self.sim.keeper
+        due = policy.due(keeper.prices, now_s)
+        if not due:
+            return
+        positions = sorted(pid for pid, pair_id in keeper.open_positions.items() if pair_id in due)
+        book.settle(keeper.run_triggers(positions, price_pairs=due), now_s)
+        policy.pushed(due, keeper.prices, now_s)
 
 
 class _Book:
@@ -219,6 +246,7 @@ class _Book:
             return
         self.ledger.on_open_fee(opened.open_fee_tokens, opened.fee_in_token)
         _opened(row, opened.position, opened.open_fee_wad, opened.execution_fee_tokens, self.sim.decimals, 0)
+        row["open_batch"] = 1
         self.open[opened.position.id] = (row, s.account, -1)
 
     def request_opens(self, orders: list[CrowdOrder], accounts: list[int], prices: dict[str, Decimal],
@@ -254,17 +282,20 @@ class _Book:
     def settle(self, receipt: dict, now_s: int) -> None:
         sim = self.sim
         self.ledger.on_receipt(receipt)
+        items = receipt_items(sim, receipt)
         for event in sim.session.events(receipt, ("PositionOpened", "OpenRejected", "CloseRejected")):
             if event["event"] == "PositionOpened" and event["requestId"] in self.pending:
                 row, account, holding_s = self.pending.pop(event["requestId"])
                 charges = event["charges"]
                 info = sim.position_info(event["positionId"], event["position"])
                 _opened(row, info, charges["openFeeUsd"], charges["executionFeeTokens"], sim.decimals, now_s)
+                row["open_batch"] = items["open"]
                 self.open[event["positionId"]] = (row, account, now_s + holding_s)
             elif event["event"] == "OpenRejected" and event["requestId"] in self.pending:
                 row, _, _ = self.pending.pop(event["requestId"])
                 row["refused"] = RejectReason(event["reason"]).label
                 row["fees"] = {"execution": event["executionFeeTokens"] / 10**sim.decimals}
+                row["open_batch"] = items["open"]
             elif event["event"] == "CloseRejected":
                 self.closing.discard(event["positionId"])  # asked again at the next step
         for closed in sim.closed_from(receipt):
@@ -272,6 +303,7 @@ class _Book:
             if entry is not None:
                 self.closing.discard(closed.position.id)
                 _settled(entry[0], closed, now_s, sim.decimals, self.at_horizon)
+                entry[0]["end_batch"] = items.get(closed.reason, 1)
 
     def close_all(self, now_s: int) -> None:
         """Every position still open closes at the horizon, by its trader."""

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
+from .keeper_spec import KeeperSpec, keeper_problems
 from .basket_spec import PAIRS, asset_problem, basket_pairs, basket_problems, chain_basket  # noqa: F401 - re-exported
 from ..yamlfile import YamlFileError, compose, line_for, read, validation_problems
 
@@ -322,6 +323,8 @@ class Study(_Strict):
     traders: Traders | None = None
     lps: Lps | None = None
     settings: Settings = Settings()
+    keeper: KeeperSpec = KeeperSpec()
+    """The keeper's books and push mode (omitted: pushes every block, the profile's gas prices)."""
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
     """A grid: per dotted path into this file (`prices.BTC/USD.volatility`, `cohort.0.leverage`,
     `settings.pairs.BTC/USD.maxOiPerSideUsd`), the values to try; every combination is a study of
@@ -402,6 +405,7 @@ def _semantic_problems(study: Study, lines: dict, base_dir: Path) -> list[tuple[
                              f"leverage {c.leverage} is above {c.pair}'s maximum of {PAIRS[c.pair].max_leverage}"))
     for pair in study.settings.pairs:
         check_pair(pair, ("settings", "pairs", pair), priced=False)
+    problems += keeper_problems(study, lines)
     if study.traders is not None:
         for i, profile in enumerate(study.traders.profiles):
             for j, pair in enumerate(profile.pairs or []):
