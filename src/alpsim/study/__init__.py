@@ -32,12 +32,15 @@ def run_study(study: Study, base_dir: Path, *, paths: int | None = None, backend
     partial (a sweep's later cells are left out)."""
     from ..compiler import compile_contracts
     from .distributed import path_runner
+    from .keeper_report import measured_gas
     from .report import build_report, build_sweep_report, write_report, write_sweep_report
     from .spec import sweep_cells
 
     build = build or compile_contracts()
     count = paths or study.paths
     all_cells = sweep_cells(study)
+    # the keeper's gas, measured here once per chain (exact EVM), never in a worker
+    keeper_gas = {chain: measured_gas(chain, build, report_dir) for chain in dict.fromkeys(c.chain for _, c in all_cells)}
     cells = []
     try:
         with path_runner(workers, scheduler) as run:  # one cluster for every cell
@@ -45,12 +48,12 @@ def run_study(study: Study, base_dir: Path, *, paths: int | None = None, backend
                 results = run(cell, base_dir, build, list(range(count)), backend=backend,
                               on_result=on_result or (lambda result: None))
                 cells.append((values, build_report(cell, results, paths_requested=count, partial=False,
-                                                   backend=backend)))
+                                                   backend=backend, keeper_gas=keeper_gas[cell.chain])))
     except KeyboardInterrupt as exc:
         if len(cells) < len(all_cells):  # the cell it stopped in is partial; later cells are left out
             values, cell = all_cells[len(cells)]
             cells.append((values, build_report(cell, getattr(exc, "results", []), paths_requested=count,
-                                               partial=True, backend=backend)))
+                                               partial=True, backend=backend, keeper_gas=keeper_gas[cell.chain])))
     if not study.sweep:
         report = cells[0][1]
         written = write_report(report, report_dir) if report_dir is not None else []

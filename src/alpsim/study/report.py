@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from .basket_report import SOURCE_LABELS, basket_md, basket_summary
+from .keeper_report import keeper_section
+from .keeper_summary import keeper_md, keeper_metrics, keeper_plots, keeper_sweep_md
 from .spec import Study
 from .stats import cvar as _cvar, percentiles as _pcts, rounded as _r, var as _var
 
@@ -32,8 +34,9 @@ def group_of(row: dict[str, Any]) -> str:
 
 
 def build_report(study: Study, results: list[dict[str, Any]], *, paths_requested: int, partial: bool,
-                 backend: str) -> dict[str, Any]:
-    """The report: nothing in it depends on where or in which order the paths ran."""
+                 backend: str, keeper_gas: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+    """The report: nothing in it depends on where or in which order the paths ran. `keeper_gas`:
+    the keeper's operations measured on the exact EVM (none: its books "not measured")."""
     results = sorted(results, key=lambda r: r["index"])
     step_s, steps = study.horizon.step, study.horizon.steps
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -104,6 +107,7 @@ def build_report(study: Study, results: list[dict[str, Any]], *, paths_requested
                                                               int(kv[0].split()[2].rstrip("x"))))),
         "crowd": crowd,
         "pool": pool,
+        "keeper": keeper_section(study, results, keeper_gas),
     }
 
 
@@ -252,6 +256,7 @@ def summary_md(report: dict[str, Any]) -> str:
                     if pool.get("lp_flows") else []),
                   ""]
         lines += basket_md(pool)
+    lines += keeper_md(report.get("keeper"))
     return "\n".join(lines)
 
 
@@ -306,7 +311,7 @@ def _plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
         ax.plot(x, fan["p50"], label="median")
         ax.set(xlabel="price step", ylabel="redemption ALP price (USD)", title="ALP price across paths")
         out.append(_save(fig, ax, out_dir / "alp_price_fan.png"))
-    return out
+    return out + keeper_plots([report], out_dir)
 
 
 def _save(fig: Any, ax: Any, path: Path) -> Path:
@@ -337,6 +342,7 @@ def cell_metrics(report: dict[str, Any]) -> dict[str, float | None]:
             out[f"{SOURCE_LABELS[name]}, VaR 99%"] = row["var_99"]
     if report.get("crowd"):
         out["crowd PnL / pool, mean"] = report["crowd"]["pnl_share_of_pool"]["mean"]
+    out.update(keeper_metrics(report.get("keeper")))
     return out
 
 
@@ -381,6 +387,7 @@ def sweep_summary_md(report: dict[str, Any]) -> str:
         cells = [_label(row["values"][k]) for k in keys] + [
             "-" if report["metrics"][n][i] is None else f"{report['metrics'][n][i]:.4g}" for n in names]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += keeper_sweep_md(report)
     return "\n".join(lines) + "\n"
 
 
@@ -402,6 +409,7 @@ def write_sweep_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
         (out_dir / f"cell-{i}").mkdir(exist_ok=True)
         (out_dir / f"cell-{i}" / "summary.md").write_text(summary_md(row["report"]))
     written += _heatmaps(report, out_dir)
+    written += keeper_plots([row["report"] for row in report["cells"]], out_dir)
     return written
 
 
