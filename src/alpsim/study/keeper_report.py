@@ -213,6 +213,7 @@ def keeper_section(study: Any, results: list[dict[str, Any]], measured: dict[str
                 orders += 1
                 at_loss += own > row["fees"].get("execution", 0.0)
     profit = np.array(profits)
+    out["at_median_gas"] = _at_median(study, counted, measured, fig, overhead)
     all_orders = sum(len(r["positions"]) + len(r.get("crowd", [])) for r in counted)
     per_1000 = 1000 / all_orders if all_orders else None
     out.update({
@@ -232,3 +233,29 @@ def keeper_section(study: Any, results: list[dict[str, Any]], measured: dict[str
         "orders_at_loss_share": _r(at_loss / orders) if orders else None,
     })
     return out
+
+
+def _at_median(study: Any, counted: list[dict[str, Any]], measured: dict[str, dict[str, int]], fig: dict[str, Any],
+               overhead: float) -> dict[str, Any]:
+    """The same books at the median gas price (and blob fee) on every path: the expectation
+    without the draw's noise; and the order flow that breaks even, `pushes an hour / (fee - an
+    order's own cost)` from this cell's figures (None: the fee does not cover an order's own)."""
+    g, l1 = fig["gas_price"], fig["l1_data"]
+    gwei = g["gwei"] if g["kind"] == "fixed" else g["median_gwei"]
+    blob = l1["blob_base_fee_median_gwei"] if l1 else 0.0
+    push_usd = other_usd = revenue = 0.0
+    orders = 0
+    for res in counted:
+        usage = path_usage(res["keeper"], measured, charged_pushes(study, res["keeper"], fig), overhead)
+        cost = {cat: usd(gas, b, gwei, blob, fig) for cat, (gas, b) in usage.items()}
+        push_usd += cost.pop("price_pushes")
+        other_usd += sum(cost.values())
+        revenue += res["keeper"]["execution_fees_usd"]
+        orders += len(res["positions"]) + len(res.get("crowd", []))
+    n, hours = len(counted), study.horizon.duration / 3600
+    margin = (revenue - other_usd) / orders if orders else None
+    return {"gwei": gwei, "profit_per_path_usd": _r((revenue - push_usd - other_usd) / n),
+            "push_cost_per_hour_usd": _r(push_usd / n / hours),
+            "margin_per_order_usd": _r(margin) if margin is not None else None,
+            "break_even_orders_per_hour": _r(push_usd / n / hours / margin) if margin and margin > 0 else None}
+

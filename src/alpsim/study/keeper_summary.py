@@ -59,7 +59,13 @@ def keeper_md(k: dict[str, Any] | None) -> list[str]:
               f"- per 1,000 orders: revenue {_usd(per.get('revenue'))}, cost {_usd(per.get('cost'))} (pushes "
               f"{_usd(per.get('pushes'))}), profit {_usd(per.get('profit'))} USD",
               f"- orders executed at a loss (own fee < own open + end, pushes aside): "
-              f"{_share(k['orders_at_loss_share'])} of {k['orders_executed']:,}", ""]
+              f"{_share(k['orders_at_loss_share'])} of {k['orders_executed']:,}"]
+    m = k["at_median_gas"]
+    lines += [f"- at the median gas price ({m['gwei']:g} gwei) on every path: profit {_usd(m['profit_per_path_usd'])} USD a "
+              f"path; pushes {_usd(m['push_cost_per_hour_usd'])} USD an hour, an order's fee less its own cost "
+              f"{_usd(m['margin_per_order_usd'])} USD: break-even at "
+              + ("never" if m["break_even_orders_per_hour"] is None else f"{m['break_even_orders_per_hour']:,.0f}")
+              + " orders an hour", ""]
     return lines
 
 
@@ -73,6 +79,7 @@ def keeper_metrics(k: dict[str, Any] | None) -> dict[str, float | None]:
         out["keeper profit per path (USD), mean"] = k["profit_per_path_usd"]["mean"]
         out["keeper profit per 1,000 orders (USD)"] = (k["per_1000_orders_usd"] or {}).get("profit")
         out["keeper paths at a loss"] = k["loss_share"]
+        out["keeper break-even orders/hour (median gas)"] = k["at_median_gas"]["break_even_orders_per_hour"]
     return out
 
 
@@ -81,21 +88,24 @@ def keeper_sweep_md(report: dict[str, Any]) -> list[str]:
     cells = [row for row in report["cells"] if "profit_per_path_usd" in (row["report"].get("keeper") or {})]
     if not cells:
         return []
-    keys = list(report["sweep"])
+    keys = [key for key in report["sweep"] if key not in ("chain", "keeper.push")]
     lines = ["", "## The keeper's books by cell", "",
-             "| " + " | ".join(keys) + " | chain | push | orders/path | pushes/path (charged) | revenue/path | cost/path "
+             "| " + " | ".join(keys) + (" | " if keys else "") + "chain | push | orders/path | pushes/path (charged) | revenue/path | cost/path "
              "| profit/path mean [p5, p95] | paths at a loss | profit per 1,000 orders | pushes' share of cost "
-             "| bad debt/path mean (max) |",
-             "|" + "---|" * (len(keys) + 2) + "---:|" * 9]
+             "| bad debt/path mean (max) | profit/path at median gas | break-even orders/hour (median gas) |",
+             "|" + "---|" * (len(keys) + 2) + "---:|" * 11]
     for row in cells:
         r, k = row["report"], row["report"]["keeper"]
         p = k["profit_per_path_usd"]
-        lines.append("| " + " | ".join(str(row["values"][key]) for key in keys) + f" | {r['chain']} | "
+        lines.append("| " + "".join(f"{row['values'][key]} | " for key in keys) + f"{r['chain']} | "
                      f"{push_label(k['push'])} | {k['orders_per_path']:g} | {k['operations_per_path']['price_pushes_charged']:,.0f} | "
                      f"{_usd(k['revenue_per_path_usd'])} | {_usd(k['cost_per_path_usd'])} | {_usd(p['mean'])} "
                      f"[{_usd(p['p5'])}, {_usd(p['p95'])}] | {_share(k['loss_share'])} | "
                      f"{_usd((k['per_1000_orders_usd'] or {}).get('profit'))} | {_share(k['push_cost_share'])} | "
-                     f"{_usd(k['bad_debt_per_path_usd']['mean'])} ({_usd(k['bad_debt_per_path_usd']['max'])}) |")
+                     f"{_usd(k['bad_debt_per_path_usd']['mean'])} ({_usd(k['bad_debt_per_path_usd']['max'])}) | "
+                     f"{_usd(k['at_median_gas']['profit_per_path_usd'])} | "
+                     + ("never" if k["at_median_gas"]["break_even_orders_per_hour"] is None
+                        else f"{k['at_median_gas']['break_even_orders_per_hour']:,.0f}") + " |")
     return lines
 
 
