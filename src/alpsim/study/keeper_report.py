@@ -33,16 +33,14 @@ def measured_gas(chain: str, build: Any, cache_dir: Path | None = None) -> dict[
     (`economics.measure_chain`, embedded EVM: exact); kept in this process and, with
     `cache_dir`, in `keeper_gas-<chain>-<build>.json` there."""
     key = (chain, build.key)
-    if key in _MEASURED:
-        return _MEASURED[key]
     path = cache_dir / f"keeper_gas-{chain}-{build.key[:16]}.json" if cache_dir is not None else None
-    if path is not None and path.is_file():
+    if key not in _MEASURED and path is not None and path.is_file():
         _MEASURED[key] = json.loads(path.read_text())
-        return _MEASURED[key]
-    from ..economics import measure_chain
+    if key not in _MEASURED:
+        from ..economics import measure_chain
 
-    _MEASURED[key] = measure_chain(chain, build=build)
-    if path is not None:
+        _MEASURED[key] = measure_chain(chain, build=build)
+    if path is not None and not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(_MEASURED[key], indent=1, sort_keys=True) + "\n")
     return _MEASURED[key]
