@@ -169,3 +169,36 @@ def test_the_report_has_the_keepers_books(build, gas, tmp_path):
     assert "## The keeper's books" in text and "on_change (0.1%)" in text
     written = write_report(report, tmp_path)
     assert tmp_path / "keeper_profit.png" in written and (tmp_path / "keeper_profit.png").stat().st_size > 0
+
+
+def test_the_push_policy_by_mode():
+    """on_change: a move of push_change or more, or a price about to age past the oracle's 60 s
+    by the next step; seconds: every push_every_s, with the same freshness rule."""
+    from alpsim.study.keeper_books import PushPolicy
+    from alpsim.study.keeper_spec import KeeperSpec
+
+    start = {1: 60_000 * 10**18, 2: 3_000 * 10**18}
+    on_change = PushPolicy(KeeperSpec(push="on_change"), 5, 60, start)
+    moved = {1: 60_000 * 10**18 * 10_005 // 10_000, 2: 3_000 * 10**18}  # BTC up exactly 0.05%
+    assert on_change.due(moved, 5) == {1}
+    assert on_change.due({1: 60_029 * 10**18, 2: 3_000 * 10**18}, 5) == set()  # 0.048%: no push
+    on_change.pushed({1}, moved, 5)
+    assert on_change.due(moved, 50) == set()
+    assert on_change.due(moved, 55) == {2}  # ETH last pushed at 0: 55 + 5 >= 60
+    seconds = PushPolicy(KeeperSpec(push="seconds", push_every_s=20), 5, 60, start)
+    assert seconds.due(start, 15) == set() and seconds.due(start, 20) == {1, 2}
+
+
+def test_bad_debt_is_the_loss_beyond_the_margin():
+    """A settlement with margin 100, pnl -150 and holding 1 USD leaves 51 USD nobody pays; one
+    with pnl -50 leaves none."""
+    from alpsim.study.keeper_books import KeeperCounter, empty_counts
+
+    counter = KeeperCounter.__new__(KeeperCounter)  # no session: only the settlement arithmetic
+    counter.counts = empty_counts()
+    wad = 10**18
+    for pnl in (-150, -50):
+        counter._settled({"position": {"marginUsd": 100 * wad},
+                          "settlement": {"reason": 3, "pnlUsd": pnl * wad, "holdingUsd": 1 * wad, "fundingUsd": 0}})
+    assert counter.counts["bad_debt_usd"] == 51.0 and counter.counts["bad_debt_positions"] == 1
+    assert counter.counts["liquidations"] == 2

@@ -22,8 +22,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-PUSH_MODES = ("every_block", "on_change", "seconds")
-
 
 class GasPriceDraw(_Strict):
     """An execution gas price drawn once per path from the log-normal through its median and its
