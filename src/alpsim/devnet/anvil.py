@@ -86,6 +86,8 @@ class AnvilProcess:
     def __init__(self, chain_id: int, *, port: int | None = None, fork_url: str | None = None,
                  hardfork: str = "cancun", extra_args: list[str] | None = None, accounts: int = 10):
         self.port = port or free_port()
+        self.fork_url = fork_url
+        """The RPC URL of the chain this node forks, or None for a fresh chain."""
         args = [
             str(anvil_binary()), "--host", "127.0.0.1", "--port", str(self.port),
             "--chain-id", str(chain_id), "--hardfork", hardfork,
@@ -375,6 +377,8 @@ class AnvilDevnet(RpcDevnet):
         """`block_time_s`: anvil mines a block every that many seconds (interval mining, as
         the chain does) instead of one block per transaction."""
         extra = ["--block-time", str(block_time_s)] if block_time_s else None
+        self.block_time_s = block_time_s
+        """The node's mining interval in seconds; None: one block per transaction."""
         self.process = AnvilProcess(profile.chain_id, port=port, fork_url=fork_url, hardfork=profile.evm_version,
                                     accounts=accounts, extra_args=extra)
         try:
