@@ -154,6 +154,23 @@ def side_oi_usd(sim: "Alpsim", pair_id: int, is_long: bool) -> Decimal:
     return Decimal(sim.contracts["market"].call("side", pair_id, is_long)["oiUsd"]) / WAD
 
 
+def notional_of(sim: "Alpsim", margin_usd: Decimal, leverage: int) -> Decimal:
+    """The notional a request of `margin_usd` (escrow less the execution fee) opens at
+    `leverage`: the open fee (standard tier) comes out of the margin, `N = m x L / (1 + L x
+    openFee)` (docs/mechanics.md section 5)."""
+    settings = sim.settings
+    if leverage >= settings.extreme_leverage:
+        return margin_usd * leverage
+    return margin_usd * leverage / (1 + Decimal(leverage * settings.open_fee_bps) / 10_000)
+
+
+def margin_for(sim: "Alpsim", notional_usd: Decimal, leverage: int) -> Decimal:
+    """The margin that opens `notional_usd` at `leverage` (`notional_of` inverted), to 6 decimals."""
+    settings = sim.settings
+    fee = 0 if leverage >= settings.extreme_leverage else Decimal(leverage * settings.open_fee_bps) / 10_000
+    return (notional_usd / leverage * (1 + fee)).quantize(Decimal("0.000001"))
+
+
 def searcher_leverage(sim: "Alpsim", pair: str, notional_usd: Decimal) -> int:
     """The highest leverage the pair and its notional tier allow (the cheapest fees: the
     extreme tier pays no open fee)."""
@@ -182,13 +199,13 @@ def play_trader(sim: "Alpsim", searcher: Searcher, victim: Victim, plain: bool) 
         if seen.order is None:  # hidden: no pair, no side; any blind open only pays fees
             return []
         order = seen.order
-        notional = Decimal(seen.escrow_units) / 10**sim.decimals
-        notional = (notional - play.fee_usd()) * order.leverage  # the victim's notional, from the plain order
+        escrow = Decimal(seen.escrow_units) / 10**sim.decimals
+        notional = notional_of(sim, escrow - play.fee_usd(), order.leverage)  # the victim's, from the plain order
         pair = sim.deployment.pairs[order.pair_id]
         leverage = min(searcher_leverage(sim, pair, notional), 1001)
         side = "long" if order.is_long else "short"
         play.out["acted"] = True
-        margin = (notional / leverage).quantize(Decimal("0.000001"))
+        margin = margin_for(sim, notional, leverage)
         return [searcher.send_ahead(searcher.request_open_tx(order.pair_id, side, margin + play.fee_usd(), leverage))]
 
     play.race(react)
@@ -203,18 +220,17 @@ def jit_deposit_usd(sim: "Alpsim", seen: SeenRequest, fee_usd: Decimal) -> tuple
     share x that - round trip): plain, from the order; hidden, from the escrow x BLIND_LEVERAGE
     on the average listed pair. Share = D / (NAV + D); best D = sqrt(V x NAV / c) - NAV."""
     escrow = Decimal(seen.escrow_units) / 10**sim.decimals - fee_usd
-    settings = sim.contracts["trading"].call("settings")
-    if seen.order is not None:
-        notional, pairs = escrow * seen.order.leverage, [seen.order.pair_id]
-        extreme = seen.order.leverage >= settings["extremeLeverage"]
-    else:
-        notional, pairs, extreme = escrow * BLIND_LEVERAGE, list(range(len(sim.deployment.pairs))), False
+    settings = sim.settings
+    leverage = seen.order.leverage if seen.order is not None else BLIND_LEVERAGE
+    notional = notional_of(sim, escrow, leverage)
+    pairs = [seen.order.pair_id] if seen.order is not None else list(range(len(sim.deployment.pairs)))
+    extreme = leverage >= settings.extreme_leverage
     paid = Decimal(0)
     for pid in pairs:  # public: each pair's spread and depth
         cfg = pair_config(sim, pid)
         depth = Decimal(cfg["depth1PctUsd"]) / WAD
         slippage = Decimal(cfg["spreadBps"]) / 10_000 + notional / depth / 100
-        open_fee_share = Decimal(0) if extreme else Decimal(4) / 10_000  # half of 8 bp to the pool
+        open_fee_share = Decimal(0) if extreme else Decimal(settings.open_fee_bps * settings.pool_fee_share_bps) / 10**8
         paid += notional * (slippage + open_fee_share)
     paid /= len(pairs)
     nav = Decimal(sim.pool_contract.call("nav")) / WAD

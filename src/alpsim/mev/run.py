@@ -34,7 +34,9 @@ POOL_USD = 10_000_000
 BACKGROUND_USD = {"long": 600_000, "short": 400_000}
 """Open interest already on each pair before the flow (both sides: funding has an imbalance)."""
 BLOCK_TIME_S = 0.5
-LP, BACKGROUND, SEARCHER, FIRST_VICTIM, VICTIMS = 7, 8, 10, 11, 4
+LP, BACKGROUND, SEARCHER, FIRST_VICTIM, VICTIMS = 7, 2, 10, 11, 4
+"""Dev accounts: 0 admin, 7 the pool's LP, 8 the treasury (fees), 9 the keeper: the searcher and
+the traders are accounts no role pays."""
 ATTACKS = ("trader", "jit_lp", "jit_lp_no_cooldown", "hunt")
 MODES = ("plain", "hidden")
 PRICES = {"BTC/USD": 60_000, "ETH/USD": 3_000, "SOL/USD": 150, "AAPL/USD": 200}
@@ -200,6 +202,8 @@ def summarise(plays: list[dict], attacks: tuple[str, ...], profile: Any) -> dict
                     "profit_per_1000_orders_usd": round(sum(r["searcher_profit_usd"] for r in rows) / len(rows) * 1000, 2),
                     "victim_extra_cost_bps": round(sum(costs) / len(costs), 4) if costs else None,
                     "blocked": sum(1 for r in rows if r.get("blocked")),
+                    "victim_rejected": sum(1 for r in rows if r.get("rejected") is not None),
+                    "victim_liquidated": sum(1 for r in rows if r.get("victim_liquidated")),
                     "gas_per_1000_orders_usd": (round(float(gas_cost_usd(gas, gas_model.median_gwei,
                                                                          gas_model.native_usd)) / len(rows) * 1000, 2)
                                                 if gas_model else "not measured"),
