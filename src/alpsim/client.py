@@ -17,7 +17,7 @@ from .keeper import Keeper
 from .profiles import ChainProfile, get_profile
 from .model.quote import fresh_liquidation_price
 from .model.engine_settings import Settings
-from .orders import PlainOrdersRefused, commitment, plain_frame, seal
+from .orders import PlainOrdersRefused, commitment, describe_devnet, own_devnet, plain_frame, seal
 from .positions import CLOSE_REASONS, ClosedPosition, OpenedPosition, PositionInfo, position_from_chain
 from .protocol import CloseReason, Order, RejectReason
 from .model.pool import value_usd
@@ -527,26 +527,6 @@ class Alpsim(AlpsimReader):
         trader = self.address(who) if who is not None else None
         return [self.position_info(i, r) for i, r in zip(ids, raws)
                 if r["trader"] != ZERO_ADDRESS and (trader is None or r["trader"] == trader)]
-
-def own_devnet(devnet: Devnet) -> bool:
-    """Whether alpsim started this chain itself: the embedded or revm EVM, or its own anvil
-    without a fork. An attached node (an RPC URL) or a fork of a real chain is not."""
-    from .devnet import AnvilDevnet, EmbeddedDevnet, RevmDevnet
-
-    if isinstance(devnet, (EmbeddedDevnet, RevmDevnet)):
-        return True
-    return isinstance(devnet, AnvilDevnet) and devnet.process.fork_url is None
-
-
-def describe_devnet(devnet: Devnet) -> str:
-    """A few words on where a devnet runs (for refusals)."""
-    from .devnet import AnvilDevnet
-
-    if isinstance(devnet, AnvilDevnet):
-        return "a fork of a real chain" if devnet.process.fork_url else "alpsim's own anvil"
-    url = getattr(devnet, "url", None)
-    return f"an attached node at {url}" if url else f"a {devnet.backend_name} devnet"
-
 
 def _code(code: str) -> bytes:
     raw = code.encode()

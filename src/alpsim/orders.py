@@ -18,6 +18,8 @@ executes a plain order exactly as a hidden one; only a keeper in its research mo
 
 from __future__ import annotations
 
+from typing import Any
+
 from ecies.config import Config
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
@@ -109,6 +111,23 @@ def unseal(ciphertext: bytes, keeper_private_key: bytes) -> tuple[Order, bytes]:
 class PlainOrdersRefused(ConfigError):
     """A plain (unencrypted) order asked for where alpsim does not allow one: anywhere but a
     devnet alpsim started itself (embedded, revm, or its own anvil without a fork)."""
+
+
+def own_devnet(devnet: Any) -> bool:
+    """Whether alpsim started this chain itself, where plain orders are allowed: the embedded
+    or revm EVM, or its own anvil without a fork. An attached node (an RPC URL, backend
+    "rpc") or a fork of a real chain is not."""
+    if devnet.backend_name in ("embedded", "revm"):
+        return True
+    return devnet.backend_name == "anvil" and getattr(devnet.process, "fork_url", None) is None
+
+
+def describe_devnet(devnet: Any) -> str:
+    """A few words on where a devnet runs (for refusals)."""
+    if devnet.backend_name == "anvil":
+        return "a fork of a real chain" if devnet.process.fork_url else "alpsim's own anvil"
+    url = getattr(devnet, "url", None)
+    return f"an attached node at {url}" if url else f"a {devnet.backend_name} devnet"
 
 
 def plain_frame(order: Order, salt: bytes) -> bytes:

@@ -264,6 +264,16 @@ class RpcDevnet(Devnet):
         hashes = [self._send_numbered(_complete(tx), nonces) for tx in txs]
         return [self._receipt(tx_hash) for tx_hash in hashes]
 
+    def send_unmined(self, tx: dict) -> str:
+        """Sends `tx` (the devnet's gas and fees where it names none) and returns its hash at
+        once: on a node that mines at an interval it waits in the public mempool, where
+        others (a searcher, docs/mev.md) can read it before it is mined."""
+        return Web3.to_hex(self._send(_complete(tx)))
+
+    def receipt_of(self, tx_hash: str) -> dict:
+        """The receipt of a transaction sent with `send_unmined`, once it is mined."""
+        return self._receipt(tx_hash)
+
     def _send_numbered(self, tx: dict, nonces: dict[str, int]) -> Any:
         """eth_sendTransaction of `tx` with the sender's next nonce (`nonces`: this batch's)."""
         sender = to_checksum_address(tx["from"])

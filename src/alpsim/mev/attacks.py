@@ -99,8 +99,7 @@ class Play:
         _, tx, *_ = sim._open_request(v.account, v.pair, v.side, v.margin_usd + self.fee_usd(), v.leverage, 0, 0, 0,
                                       self.plain)
         wait_next_block(sim)
-        victim_hash = sim.devnet.w3.eth.send_transaction(
-            {**tx, "gas": VICTIM_GAS, "maxFeePerGas": 100 * 10**9, "maxPriorityFeePerGas": 0}).to_0x_hex()
+        victim_hash = sim.devnet.send_unmined({**tx, "gas": VICTIM_GAS, "maxPriorityFeePerGas": 0})
         block_time_s = float(sim.devnet.block_time_s)
         seen = self.searcher.wait_for(victim_hash, 2 * block_time_s)
         hashes = []

@@ -118,10 +118,10 @@ class Searcher:
         """Sends `tx` from the searcher with PRIORITY_FEE_WEI, not waiting for it; its hash."""
         full = {"from": self.address, "gas": SEARCHER_GAS, "value": 0, "maxFeePerGas": 200 * 10**9,
                 "maxPriorityFeePerGas": PRIORITY_FEE_WEI, **tx}
-        return self.sim.devnet.w3.eth.send_transaction(full).to_0x_hex()
+        return self.sim.devnet.send_unmined(full)
 
     def receipt(self, tx_hash: str) -> dict:
-        return self.sim.devnet.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.01)
+        return self.sim.devnet.receipt_of(tx_hash)
 
     def request_open_tx(self, pair: int, side: str, amount_usd: Any, leverage: int) -> dict:
         """The searcher's own (hidden) open request, as a transaction to send ahead."""
@@ -136,10 +136,10 @@ class Searcher:
 def wait_next_block(sim: "Alpsim", timeout_s: float = 30.0) -> int:
     """Waits for the node's next block (interval mining): what is sent now has a whole interval
     in the mempool before it is mined."""
-    start = sim.devnet.w3.eth.block_number
+    start = sim.devnet.block_number
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        head = sim.devnet.w3.eth.block_number
+        head = sim.devnet.block_number
         if head > start:
             return head
         time.sleep(0.005)
