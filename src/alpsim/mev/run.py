@@ -19,6 +19,7 @@ from ..errors import ConfigError
 from ..profiles import get_profile
 from .attacks import (HUNT_HOURS, Victim, pair_config, play_baseline, play_hunt, play_jit, play_trader,
                       searcher_leverage, set_lp_cooldown)
+from ..orders import is_plain_frame
 from .searcher import Searcher
 
 CHAINS = ("bnb", "arbitrum")
@@ -154,7 +155,8 @@ def run_mev(chain: str, orders: int = DEFAULT_ORDERS, sizes: tuple[int, ...] | l
                          "execution_fee_usd": float(profile.execution_fee_usd), "attacks": list(attacks)},
             "searcher": {"requests_seen": len(searcher.seen), "seen_pending": pending_seen,
                          "plain_decoded": sum(1 for s in searcher.seen if s.order is not None),
-                         "hidden_decoded": 0},
+                         "hidden_decoded": sum(1 for s in searcher.seen
+                                               if s.order is not None and not is_plain_frame(s.frame))},
             "plays": plays,
             "summary": summarise(plays, attacks, profile),
             "seconds": round(time.monotonic() - started, 1),
