@@ -45,13 +45,19 @@ def table_rows(result: dict) -> list[list[str]]:
                 label = "all orders"
             else:
                 size, pair = key.split("@")
-                label = f"{int(size):,} @ {pair} ({depths[pair] / 1e6:,.0f}M depth)"
+                label = f"{int(size):,} @ {pair} ({depths[pair] / 1e6:,.0f}M)"
             rows.append([attack, label, *_cell(modes["plain"][key]), *_cell(modes["hidden"][key])])
     return rows
 
 
 HEADERS = ["attack", "notional USD @ pair", "plain: acted", "plain: searcher USD / 1,000 orders",
            "plain: victim extra bp", "hidden: acted", "hidden: searcher USD / 1,000 orders", "hidden: victim extra bp"]
+
+
+TERMINAL_HEADERS = ["attack", "notional @ pair", "plain acted", "plain USD/1k", "plain bp", "hidden acted",
+                    "hidden USD/1k", "hidden bp"]
+"""The terminal's shorter headers: USD/1k is the searcher's profit per 1,000 orders, bp the
+victims' extra cost."""
 
 
 def command_line(result: dict) -> str:
@@ -101,11 +107,13 @@ def print_table(console: Any, result: dict) -> None:
     from rich.table import Table
 
     table = Table(title=f"MEV on {result['chain']} ({command_line(result)})")
-    for header in HEADERS:
-        table.add_column(header, justify="left" if header in HEADERS[:2] else "right")
+    for i, header in enumerate(TERMINAL_HEADERS):
+        table.add_column(header, justify="left" if i < 2 else "right")
     for row in table_rows(result):
         table.add_row(*row)
     console.print(table)
+    console.print("USD/1k: the searcher's profit per 1,000 orders (before gas); bp: the victims' extra cost; "
+                  "(NM): the pair's 1% depth in millions of USD")
     seen = result["searcher"]
     console.print(f"searcher: {seen['requests_seen']} requests read from the mempool, {seen['seen_pending']} "
                   f"before they were mined; {seen['plain_decoded']} decoded (plain), {seen['hidden_decoded']} hidden")
