@@ -550,6 +550,47 @@ def economics_cmd(
         print_books(console, result)
 
 
+@app.command("mev")
+def mev_cmd(
+    chain: ChainOpt = "bnb",
+    orders: Annotated[int, typer.Option("--orders", help="Orders of the seeded flow (each played plain and hidden "
+                                                         "against every attack).")] = 12,
+    sizes: Annotated[str, typer.Option("--sizes", help="Comma list of order sizes, notional USD "
+                                                       "(default 10000,250000,1000000).")] = "10000,250000,1000000",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full result as one JSON object.")] = False,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write mev.json and mev.md in this directory.")]
+    = None,
+) -> None:
+    """A searcher on anvil's public mempool against the same order flow sent plain and hidden:
+    front-running as a trader and as a just-in-time LP, and position hunting; its profit per
+    1,000 orders and the victims' extra cost in bp, per size and pair depth (docs/mev.md)."""
+    import json
+
+    from .economics import progress_line
+    from .errors import ConfigError
+    from .mev.report import print_table, write_report
+    from .mev.run import CHAINS, MAX_ORDERS, parse_sizes, run_mev
+
+    if chain not in CHAINS:
+        raise typer.BadParameter(f"unknown: {chain} (known: {', '.join(CHAINS)})", param_hint="--chain")
+    if not 1 <= orders <= MAX_ORDERS:
+        raise typer.BadParameter(f"must be 1 to {MAX_ORDERS}, got {orders}", param_hint="--orders")
+    try:
+        size_list = parse_sizes(sizes)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--sizes") from None
+    if report is not None and report.exists() and not report.is_dir():
+        raise typer.BadParameter(f"{report} is a file, not a directory", param_hint="--report")
+    result = run_mev(chain, orders, size_list, log=progress_line())
+    if report is not None:
+        for path in write_report(result, report):
+            err_console.print(f"wrote {path}", markup=False, highlight=False)
+    if as_json:
+        print(json.dumps(result, indent=1))
+    else:
+        print_table(console, result)
+
+
 @app.command("demo")
 def demo_cmd() -> None:
     """Deploy both chain profiles on the embedded devnet and run the showcase."""

@@ -17,7 +17,7 @@ from .keeper import Keeper
 from .profiles import ChainProfile, get_profile
 from .model.quote import fresh_liquidation_price
 from .model.engine_settings import Settings
-from .orders import commitment, seal
+from .orders import PlainOrdersRefused, commitment, describe_devnet, own_devnet, plain_frame, seal
 from .positions import CLOSE_REASONS, ClosedPosition, OpenedPosition, PositionInfo, position_from_chain
 from .protocol import CloseReason, Order, RejectReason
 from .model.pool import value_usd
@@ -228,22 +228,43 @@ class Alpsim(AlpsimReader):
         self._seeded = seed is not None
         self._approved: set[tuple[str, str]] = set()
         super().__init__(devnet, deployment, session)
-        self.keeper = Keeper(self.session, self.deployment, self.devnet.chain_clock)
+        self.plain_orders_allowed = own_devnet(devnet)
+        """Whether plain orders (a research switch, docs/mev.md) may be sent: only on a devnet
+        alpsim started itself. The keeper reads them (its research mode) only then."""
+        self.keeper = Keeper(self.session, self.deployment, self.devnet.chain_clock,
+                             plain_orders=self.plain_orders_allowed)
 
     # ----- set-up
     @classmethod
     def launch(cls, chain: str | ChainProfile = "bnb", backend: str = "embedded", *, rpc_url: str | None = None,
                build: BuildResult | None = None, profiles_file: str | Path | None = None,
-               seed: int | None = None, fork_url: str | None = None, accounts: int = 10) -> "Alpsim":
+               seed: int | None = None, fork_url: str | None = None, accounts: int = 10,
+               block_time_s: float | None = None) -> "Alpsim":
         """Starts a devnet for `chain` and deploys the whole system on it. `seed` makes salts
         and encryption randomness reproducible. `fork_url` starts anvil forking that chain and
         uses the profile's real collateral token. `accounts`: how many funded dev accounts
-        (of the dev mnemonic) the devnet has."""
+        (of the dev mnemonic) the devnet has. `block_time_s` (anvil only): the node mines a
+        block every that many seconds (interval mining, a public mempool between blocks) and
+        keeps its own time; the deployment's own transactions are mined at once."""
+        from contextlib import nullcontext
+
+        from .devnet import AnvilDevnet
+
         profile = chain if isinstance(chain, ChainProfile) else get_profile(chain, profiles_file)
-        devnet = start_devnet(profile, "anvil" if fork_url else backend, rpc_url=rpc_url, fork_url=fork_url,
-                              accounts=accounts)
+        if block_time_s is not None:
+            if backend != "anvil" or rpc_url or fork_url:
+                raise ConfigError("block_time_s (interval mining) needs backend='anvil' on a fresh chain "
+                                  "(no rpc_url, no fork_url)")
+            if not 0 < block_time_s <= 60:
+                raise ConfigError(f"block_time_s must be in (0, 60] seconds, got {block_time_s}")
+            devnet = AnvilDevnet(profile, stamp_blocks=False, accounts=accounts, block_time_s=block_time_s)
+        else:
+            devnet = start_devnet(profile, "anvil" if fork_url else backend, rpc_url=rpc_url, fork_url=fork_url,
+                                  accounts=accounts)
         try:
-            deployment, session = deploy_system(devnet, build, real_collateral=fork_url is not None)
+            on_demand = devnet.blocks_on_demand() if block_time_s is not None else nullcontext()
+            with on_demand:
+                deployment, session = deploy_system(devnet, build, real_collateral=fork_url is not None)
             return cls(devnet, deployment, session, seed=seed)
         except BaseException:
             devnet.close()
@@ -376,11 +397,12 @@ class Alpsim(AlpsimReader):
             self._approved.add((token, owner))
 
     def request_open(self, who: Account, pair: str | int, side: str, amount: Number, leverage: int, *,
-                     take_profit: Number = 0, stop_loss: Number = 0, acceptable_price: Number = 0
-                     ) -> PendingOpen:
-        """Step one only: escrows `amount` behind a commitment and the encrypted order."""
+                     take_profit: Number = 0, stop_loss: Number = 0, acceptable_price: Number = 0,
+                     plain: bool = False) -> PendingOpen:
+        """Step one only: escrows `amount` behind a commitment and the encrypted order
+        (`plain`: the order in the clear, a research switch; see `open`)."""
         trader, tx, order, salt, ciphertext, amount_units = self._open_request(
-            who, pair, side, amount, leverage, take_profit, stop_loss, acceptable_price)
+            who, pair, side, amount, leverage, take_profit, stop_loss, acceptable_price, plain)
         self._approve("collateral", trader, self.contracts["trading"].address)
         receipt = self.session.send(tx)
         return PendingOpen(self._request_id(receipt, "OpenRequested"), trader, order, salt, ciphertext, amount_units,
@@ -401,9 +423,14 @@ class Alpsim(AlpsimReader):
                 for (trader, _, order, salt, ciphertext, units), receipt in zip(built, receipts)]
 
     def _open_request(self, who: Account, pair: str | int, side: str, amount: Number, leverage: int,
-                      take_profit: Number, stop_loss: Number, acceptable_price: Number
+                      take_profit: Number, stop_loss: Number, acceptable_price: Number, plain: bool = False
                       ) -> tuple[str, dict, Order, bytes, bytes, int]:
-        """The request's transaction and what only the trader and the keeper know."""
+        """The request's transaction and what only the trader and the keeper know (`plain`:
+        what everyone knows, the order in the clear)."""
+        if plain is not False and plain is not True:
+            raise ConfigError(f"plain must be True or False, got {plain!r}")
+        if plain:
+            self.check_plain_allowed()
         trader = self.address(who)
         if side not in ("long", "short"):
             raise ConfigError(f"side must be 'long' or 'short', got {side!r}")
@@ -411,7 +438,7 @@ class Alpsim(AlpsimReader):
                       to_units(stop_loss, 18, "stop-loss"), to_units(acceptable_price, 18, "acceptable price"))
         salt = self.rng.getrandbits(256).to_bytes(32, "big")
         randomness = self.rng.getrandbits(8 * 48).to_bytes(48, "big") if self._seeded else None
-        ciphertext = seal(order, salt, self.keeper_public_key, randomness)
+        ciphertext = plain_frame(order, salt) if plain else seal(order, salt, self.keeper_public_key, randomness)
         trading = self.contracts["trading"]
         amount_units = self.to_units(amount)
         data = trading.encode("requestOpen", commitment(trader, order, salt), ciphertext, amount_units)
@@ -426,14 +453,26 @@ class Alpsim(AlpsimReader):
                                  "gas": REQUEST_GAS} for o in owners])
         self._approved.update(("collateral", o) for o in owners)
 
+    def check_plain_allowed(self) -> None:
+        """PlainOrdersRefused unless this client runs on a devnet alpsim started itself."""
+        if not self.plain_orders_allowed:
+            raise PlainOrdersRefused(
+                "plain (unencrypted) orders are a research switch for a devnet alpsim started itself "
+                f"(embedded, revm, or its own anvil without a fork); this client's chain is "
+                f"{describe_devnet(self.devnet)}: send hidden orders (plain=False)")
+
     def open(self, who: Account, pair: str | int, side: str, amount: Number, leverage: int, *,
-             take_profit: Number = 0, stop_loss: Number = 0, acceptable_price: Number = 0) -> OpenedPosition:
+             take_profit: Number = 0, stop_loss: Number = 0, acceptable_price: Number = 0,
+             plain: bool = False) -> OpenedPosition:
         """One click: encrypts and sends the order, has the keeper execute it, and returns the
-        position. A rejected order raises OrderRejected after checking the refund on chain."""
+        position. A rejected order raises OrderRejected after checking the refund on chain.
+        `plain=True` (research, docs/mev.md): the order travels in the clear under the same
+        commitment, and the engine executes it exactly as a hidden one; refused
+        (PlainOrdersRefused) anywhere but a devnet alpsim started itself."""
         trader = self.address(who)
         before = self.collateral_units(trader)
         pending = self.request_open(trader, pair, side, amount, leverage, take_profit=take_profit,
-                                    stop_loss=stop_loss, acceptable_price=acceptable_price)
+                                    stop_loss=stop_loss, acceptable_price=acceptable_price, plain=plain)
         receipt = self.keeper.execute_open(pending.request_id, pending.ciphertext)
         return self.opened_from(pending, before, receipt)
 

@@ -8,9 +8,17 @@ is eciespy's with a compressed ephemeral key and AES-GCM's standard 12-byte nonc
 framing instead of 97): 148 bytes of ciphertext instead of 321, about 4,400 gas less per
 request. Every field has a fixed width, so the length of a ciphertext says nothing about the
 order (pair, side, leverage, limits).
+
+**Plain orders** (a research switch, docs/mev.md): the same packed plaintext behind a fixed
+prefix, `PLAIN_MAGIC + encode_order(order, salt)`, sent in the clear in the request's
+`encryptedOrder` bytes under the same commitment. The engine cannot tell the two apart and
+executes a plain order exactly as a hidden one; only a keeper in its research mode
+(`Keeper(plain_orders=True)`) reads the frame, and only on a devnet alpsim started itself.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from ecies.config import Config
 from eth_abi import encode as abi_encode
@@ -31,6 +39,11 @@ ORDER_LAYOUT: tuple[tuple[str, int], ...] = (
 )
 SALT_BYTES = 32
 ORDER_PAYLOAD_BYTES = sum(width for _, width in ORDER_LAYOUT) + SALT_BYTES  # 87
+
+
+PLAIN_MAGIC = b"ALPSIM-PLAIN-v1"
+"""The prefix of a plain order's frame (15 bytes, then the 87-byte packed order and salt)."""
+PLAIN_FRAME_BYTES = len(PLAIN_MAGIC) + ORDER_PAYLOAD_BYTES  # 102
 
 
 class OrderOutOfRange(ConfigError):
@@ -93,3 +106,47 @@ def unseal(ciphertext: bytes, keeper_private_key: bytes) -> tuple[Order, bytes]:
     except Exception as exc:  # eciespy raises ValueError / cryptography errors
         raise UndecryptableOrder(f"cannot decrypt order: {exc}") from exc
     return decode_order(payload)
+
+
+class PlainOrdersRefused(ConfigError):
+    """A plain (unencrypted) order asked for where alpsim does not allow one: anywhere but a
+    devnet alpsim started itself (embedded, revm, or its own anvil without a fork)."""
+
+
+def own_devnet(devnet: Any) -> bool:
+    """Whether alpsim started this chain itself, where plain orders are allowed: the embedded
+    or revm EVM, or its own anvil without a fork. An attached node (an RPC URL, backend
+    "rpc") or a fork of a real chain is not."""
+    if devnet.backend_name in ("embedded", "revm"):
+        return True
+    return devnet.backend_name == "anvil" and getattr(devnet.process, "fork_url", None) is None
+
+
+def describe_devnet(devnet: Any) -> str:
+    """A few words on where a devnet runs (for refusals)."""
+    if devnet.backend_name == "anvil":
+        return "a fork of a real chain" if devnet.process.fork_url else "alpsim's own anvil"
+    url = getattr(devnet, "url", None)
+    return f"an attached node at {url}" if url else f"a {devnet.backend_name} devnet"
+
+
+def plain_frame(order: Order, salt: bytes) -> bytes:
+    """A plain order's `encryptedOrder` bytes: `PLAIN_MAGIC` then the packed order and salt."""
+    return PLAIN_MAGIC + encode_order(order, salt)
+
+
+def is_plain_frame(data: bytes) -> bool:
+    """Whether `data` claims to be a plain order (starts with `PLAIN_MAGIC`); it may still be
+    malformed (`read_plain_frame` says)."""
+    return bytes(data[:len(PLAIN_MAGIC)]) == PLAIN_MAGIC
+
+
+def read_plain_frame(data: bytes) -> tuple[Order, bytes]:
+    """The order and salt of a plain frame; UndecryptableOrder for anything else (no prefix,
+    a wrong length, a field out of range)."""
+    data = bytes(data)
+    if not is_plain_frame(data):
+        raise UndecryptableOrder("not a plain order frame (no ALPSIM-PLAIN-v1 prefix)")
+    if len(data) != PLAIN_FRAME_BYTES:
+        raise UndecryptableOrder(f"a plain order frame is {PLAIN_FRAME_BYTES} bytes, this one {len(data)}")
+    return decode_order(data[len(PLAIN_MAGIC):])

@@ -86,6 +86,8 @@ class AnvilProcess:
     def __init__(self, chain_id: int, *, port: int | None = None, fork_url: str | None = None,
                  hardfork: str = "cancun", extra_args: list[str] | None = None, accounts: int = 10):
         self.port = port or free_port()
+        self.fork_url = fork_url
+        """The RPC URL of the chain this node forks, or None for a fresh chain."""
         args = [
             str(anvil_binary()), "--host", "127.0.0.1", "--port", str(self.port),
             "--chain-id", str(chain_id), "--hardfork", hardfork,
@@ -262,6 +264,16 @@ class RpcDevnet(Devnet):
         hashes = [self._send_numbered(_complete(tx), nonces) for tx in txs]
         return [self._receipt(tx_hash) for tx_hash in hashes]
 
+    def send_unmined(self, tx: dict) -> str:
+        """Sends `tx` (the devnet's gas and fees where it names none) and returns its hash at
+        once: on a node that mines at an interval it waits in the public mempool, where
+        others (a searcher, docs/mev.md) can read it before it is mined."""
+        return Web3.to_hex(self._send(_complete(tx)))
+
+    def receipt_of(self, tx_hash: str) -> dict:
+        """The receipt of a transaction sent with `send_unmined`, once it is mined."""
+        return self._receipt(tx_hash)
+
     def _send_numbered(self, tx: dict, nonces: dict[str, int]) -> Any:
         """eth_sendTransaction of `tx` with the sender's next nonce (`nonces`: this batch's)."""
         sender = to_checksum_address(tx["from"])
@@ -375,6 +387,8 @@ class AnvilDevnet(RpcDevnet):
         """`block_time_s`: anvil mines a block every that many seconds (interval mining, as
         the chain does) instead of one block per transaction."""
         extra = ["--block-time", str(block_time_s)] if block_time_s else None
+        self.block_time_s = block_time_s
+        """The node's mining interval in seconds; None: one block per transaction."""
         self.process = AnvilProcess(profile.chain_id, port=port, fork_url=fork_url, hardfork=profile.evm_version,
                                     accounts=accounts, extra_args=extra)
         try:

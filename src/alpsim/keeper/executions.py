@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..devnet.base import TX_GAS_LIMIT
 from ..errors import AlpsimError
 from ..keys import decrypt_with
-from ..orders import ORDER_ECIES, UndecryptableOrder, commitment, decode_order, unseal
+from ..orders import ORDER_ECIES, UndecryptableOrder, commitment, decode_order, is_plain_frame, read_plain_frame, unseal
 from ..profiles import FIRST_ASSET_PRICE_ID
 from ..protocol import Order, RejectReason
 from .book import PendingRequest
@@ -63,21 +63,36 @@ class Executions:
     request book."""
 
     def __init__(self, session: "Session", trading: "BoundContract", book: "RequestBook", feeder: "PriceFeeder",
-                 address: str, private_key: bytes):
+                 address: str, private_key: bytes, plain_orders: bool = False):
         self.session, self.trading, self.book, self.feeder = session, trading, book, feeder
         self.address, self.private_key = address, private_key
+        self.plain_orders = plain_orders
+        """The research mode (docs/mev.md): a request's plain frame is read, not decrypted.
+        Off, a plain frame is an order the key does not open (rejected, UndecryptableOrder)."""
 
     # ----- orders
     def reveal(self, ciphertext: bytes) -> tuple[tuple, bytes]:
         """The order (as the contract's Order tuple) and salt of an encrypted request."""
-        order, salt = unseal(ciphertext, self.private_key)
+        if self.plain_orders and is_plain_frame(ciphertext):
+            order, salt = read_plain_frame(ciphertext)
+        else:
+            order, salt = unseal(ciphertext, self.private_key)
         return order_tuple(order), salt
 
     def classify(self, request: PendingRequest) -> tuple[tuple, bytes] | RejectReason:
         """The order (as the contract's Order tuple) and salt of a pending open, or why the
         keeper must reject it: a ciphertext its key does not open (UndecryptableOrder); a
         plaintext that does not parse or whose commitment is not the request's
-        (MalformedOrder)."""
+        (MalformedOrder). In the research mode a plain frame is read instead: one that does
+        not parse is MalformedOrder, as a ciphertext holding no order."""
+        if self.plain_orders and is_plain_frame(request.ciphertext):
+            try:
+                order, salt = read_plain_frame(request.ciphertext)
+            except (UndecryptableOrder, ValueError, TypeError):
+                return RejectReason.MALFORMED_ORDER
+            if commitment(request.trader, order, salt) != request.commitment:
+                return RejectReason.MALFORMED_ORDER
+            return order_tuple(order), salt
         try:
             payload = decrypt_with(self.private_key, request.ciphertext, ORDER_ECIES)
         except Exception:  # noqa: BLE001 - eciespy raises ValueError and cryptography errors

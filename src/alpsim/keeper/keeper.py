@@ -80,9 +80,12 @@ class Keeper:
     cursor = _Part("book")
     """The last block whose logs the keeper has read; None until `sync()`."""
     expiry_blocks = _Part("book")
+    plain_orders = _Part("executions")
+    """The research mode (docs/mev.md): plain order frames read instead of decrypted; off by
+    default, turned on only by a client on a devnet alpsim started itself."""
 
     def __init__(self, session: "Session", deployment: "Deployment", clock: "ChainClock",
-                 private_key: bytes | None = None):
+                 private_key: bytes | None = None, plain_orders: bool = False):
         self.session, self.deployment, self.clock = session, deployment, clock
         self.address = deployment.keeper
         self.private_key = private_key if private_key is not None else dev_private_key(KEEPER_ACCOUNT)
@@ -91,7 +94,8 @@ class Keeper:
         }
         self.book = RequestBook(session, self.trading, deployment, clock)
         self.feeder = PriceFeeder(session, deployment, self.contracts, clock, self.address)
-        self.executions = Executions(session, self.trading, self.book, self.feeder, self.address, self.private_key)
+        self.executions = Executions(session, self.trading, self.book, self.feeder, self.address, self.private_key,
+                                     plain_orders=plain_orders)
         self.online = True
         """Whether this keeper is at work: off (an outage) it keeps no basket price fresh for LPs."""
 
