@@ -51,10 +51,12 @@ SHADE_MARGIN_WAD = 10**6
 """How far inside a trader's limit (in 18-decimal price units) the keeper keeps its shade."""
 
 
-def _launch(chain: str, seed: int) -> Any:
+def launch_system(chain: str, seed: int, build: Any = None) -> Any:
+    """A fresh system on the embedded EVM: the crowd's pool (5,000,000 USD), its traders and the
+    keeper's own account funded and approved, the start prices pushed."""
     from ..client import Alpsim
 
-    sim = Alpsim.launch(chain, seed=seed, accounts=FIRST_TRADER + TRADERS)
+    sim = Alpsim.launch(chain, seed=seed, accounts=FIRST_TRADER + TRADERS, build=build)
     sim.fund(7, POOL_USD)
     sim.deposit(7, POOL_USD)
     traders = list(range(FIRST_TRADER, FIRST_TRADER + TRADERS))
@@ -70,12 +72,12 @@ def _wad(pair: str) -> int:
     return int(DEFAULT_START_PRICES[pair] * WAD)
 
 
-def _keep(sim: Any, pair: str, price_wad: int) -> None:
+def keep_price(sim: Any, pair: str, price_wad: int) -> None:
     """The keeper's own price for `pair` (the reference feed stays): no transaction."""
     sim.keeper.set_prices({pair: Decimal(price_wad) / WAD}, reference=False)
 
 
-def _request(sim: Any, spec: dict[str, Any], account: int | None = None) -> Any:
+def request_order(sim: Any, spec: dict[str, Any], account: int | None = None) -> Any:
     return sim.request_open(spec["account"] if account is None else account, spec["pair"],
                             "long" if spec["is_long"] else "short", spec["amount_usd"], spec["leverage"],
                             take_profit=spec["take_profit"], stop_loss=spec["stop_loss"])
@@ -88,11 +90,17 @@ def _opened(sim: Any, receipt: dict, request_id: int) -> dict | None:
     return None
 
 
-def _close(sim: Any, account: int, position_id: int) -> int:
-    """Closes at the keeper's current price; the payout in token units."""
+def close_position(sim: Any, account: int, position_id: int) -> Any:
+    """Closes at the keeper's current price: the ClosedPosition (None when the close was refused)."""
     request_id, _ = sim.request_close(account, position_id)
     closed = sim.closed_from(sim.keeper.execute_close(request_id))
-    return closed[0].payout_tokens if closed else 0
+    return closed[0] if closed else None
+
+
+def _close(sim: Any, account: int, position_id: int) -> int:
+    """`close_position`'s payout in token units (0 when refused: cannot happen inside the guard)."""
+    closed = close_position(sim, account, position_id)
+    return closed.payout_tokens if closed else 0
 
 
 def guard_settings(sim: Any) -> dict[str, int]:
@@ -126,18 +134,21 @@ def open_and_close(sim: Any, spec: dict[str, Any], open_wad: int, close_wad: int
     snap = sim.snapshot()
     try:
         pair, ref = spec["pair"], _wad(spec["pair"])
-        _keep(sim, pair, ref)
-        pending = _request(sim, spec)
-        _keep(sim, pair, open_wad)
+        keep_price(sim, pair, ref)
+        pending = request_order(sim, spec)
+        keep_price(sim, pair, open_wad)
         receipt = sim.keeper.execute_open(pending.request_id, pending.ciphertext)
         event = _opened(sim, receipt, pending.request_id)
         out: dict[str, Any] = {"pool_before": sim.pool_contract.call("poolBalance")}
         if event is None:
             reason = sim.session.events(receipt, "OpenRejected")[0]["reason"]
             return {**out, "rejected": RejectReason(reason).label}
-        _keep(sim, pair, close_wad)
-        payout = _close(sim, spec["account"], event["positionId"])
+        keep_price(sim, pair, close_wad)
+        closed = close_position(sim, spec["account"], event["positionId"])
+        payout = closed.payout_tokens
         return {**out, "rejected": None, "fill_wad": event["position"]["entryPrice"],
+                "oracle_wad": event["charges"]["oraclePrice"], "qty": event["position"]["qty"],
+                "exit_wad": closed.exit_price_wad, "pnl_wad": closed.pnl_wad,
                 "slippage_wad": event["charges"]["slippageWad"], "notional_wad": event["position"]["notionalUsd"],
                 "margin_wad": event["position"]["marginUsd"], "payout_tokens": payout,
                 "pool_after": sim.pool_contract.call("poolBalance")}
@@ -174,7 +185,7 @@ def open_all(sim: Any, flow: list[dict[str, Any]]) -> list[tuple[dict[str, Any],
     out = []
     for block in sorted({o["block"] for o in flow}):
         specs = [o for o in flow if o["block"] == block]
-        pending = [_request(sim, spec) for spec in specs]
+        pending = [request_order(sim, spec) for spec in specs]
         receipt = sim.keeper.execute_open_batch([p.request_id for p in pending], [p.ciphertext for p in pending])
         for spec, p in zip(specs, pending):
             event = _opened(sim, receipt, p.request_id)
@@ -198,12 +209,12 @@ def measure_trigger_shading(sim: Any, flow: list[dict[str, Any]], guard: dict[st
                 if not ids:
                     continue
                 inner = sim.snapshot()
-                _keep(sim, pair, shaded_price_wad(ref, not is_long, 0, guard["circuit_breaker_bps"]))
+                keep_price(sim, pair, shaded_price_wad(ref, not is_long, 0, guard["circuit_breaker_bps"]))
                 hit = {c.position.id: c.payout_tokens for c in sim.closed_from(sim.keeper.run_triggers([p for _, p in ids]))
                        if c.reason == "liquidation"}
                 sim.revert(inner)
                 inner = sim.snapshot()
-                _keep(sim, pair, ref)
+                keep_price(sim, pair, ref)
                 for account, pid in ids:
                     if pid in hit:
                         notional += Decimal(sim.position(pid).notional_wad) / WAD
@@ -240,18 +251,18 @@ def measure_timing(sim: Any, flow: list[dict[str, Any]], guard: dict[str, int], 
             snap = sim.snapshot()
             try:
                 ref = _wad(spec["pair"])
-                _keep(sim, spec["pair"], ref)
-                pending = _request(sim, spec)
+                keep_price(sim, spec["pair"], ref)
+                pending = request_order(sim, spec)
                 start = pending.receipt["blockNumber"]
                 sim.devnet.mine(k - 1)
-                _keep(sim, spec["pair"], int(ref * path[k - 1]))
+                keep_price(sim, spec["pair"], int(ref * path[k - 1]))
                 receipt = sim.keeper.execute_open(pending.request_id, pending.ciphertext)
                 event = _opened(sim, receipt, pending.request_id)
                 if event is None:
                     break
                 assert receipt["blockNumber"] == start + k, (receipt["blockNumber"], start, k)
                 sim.devnet.mine(max(0, start + window - sim.devnet.block_number))
-                _keep(sim, spec["pair"], int(ref * path[-1]))
+                keep_price(sim, spec["pair"], int(ref * path[-1]))
                 payouts.append((_close(sim, spec["account"], event["positionId"]), event["position"]["notionalUsd"]))
             finally:
                 sim.revert(snap)
@@ -277,10 +288,10 @@ def measure_front_running(sim: Any, flow: list[dict[str, Any]]) -> dict[str, Any
         for front in (False, True):
             snap = sim.snapshot()
             try:
-                _keep(sim, spec["pair"], _wad(spec["pair"]))
+                keep_price(sim, spec["pair"], _wad(spec["pair"]))
                 keeper_before = sim.collateral_units(keeper)
-                mine = _request(sim, spec, account=9) if front else None
-                victim = _request(sim, spec)
+                mine = request_order(sim, spec, account=9) if front else None
+                victim = request_order(sim, spec)
                 queue = ([mine] if mine else []) + [victim]
                 receipt = sim.keeper.execute_open_batch([p.request_id for p in queue], [p.ciphertext for p in queue])
                 event = _opened(sim, receipt, victim.request_id)
@@ -315,10 +326,10 @@ def measure_bounds(sim: Any, spec: dict[str, Any], guard: dict[str, int]) -> lis
     def attempt(name: str, act: Any, before: Any = None) -> None:
         snap = sim.snapshot()
         try:
-            _keep(sim, pair, ref)
+            keep_price(sim, pair, ref)
             if before is not None:
                 before()
-            pending = _request(sim, spec)
+            pending = request_order(sim, spec)
             before = sim.collateral_units(spec["account"]), sim.collateral_units(sim.keeper.address)
             outcome = act(pending)
             refund = sim.collateral_units(spec["account"]) - before[0]
@@ -348,7 +359,7 @@ def measure_bounds(sim: Any, spec: dict[str, Any], guard: dict[str, int]) -> lis
 
     def far(p: Any) -> str:
         edge = shaded_price_wad(ref, spec["is_long"], 0, guard["circuit_breaker_bps"])
-        _keep(sim, pair, edge + (1 if spec["is_long"] else -1) * ref // BPS)
+        keep_price(sim, pair, edge + (1 if spec["is_long"] else -1) * ref // BPS)
         return "PriceOracle.guardedPrice: " + rejected(sim.keeper.execute_open(p.request_id, p.ciphertext))
 
     def age_reference() -> None:  # the reference's last round older than the maximum age at execution
@@ -404,7 +415,7 @@ def measure_keeper_adversary(chain: str = "bnb", orders: int = 100, seed: int = 
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed must be a whole number >= 0, got {seed!r}")
     flow = flow_orders(orders, seed)
-    sim = _launch(chain, seed)
+    sim = launch_system(chain, seed)
     try:
         guard = guard_settings(sim)
         fee_usd = Decimal(sim.contracts["trading"].call("executionFeeTokens")) / Decimal(10) ** sim.decimals
@@ -429,7 +440,7 @@ def measure_keeper_adversary(chain: str = "bnb", orders: int = 100, seed: int = 
             f"(SlippageExceeded) pull the shade in{extra}; losses stop at the margin (liquidation)",
             sum((p for _, p, _ in measured), Decimal(0))))
     per_order = triggers["cost_usd"] / orders if orders else Decimal(0)
-    rows.append({"take": "shade a trigger run against one side", "orders": orders,
+    rows.append({"take": "shade a trigger run against each side in turn", "orders": orders,
                  "per_1000_orders_usd": _usd(per_order * 1000),
                  "bp_of_notional": _usd(triggers["cost_usd"] / shading["notional_usd"] * BPS, "0.001")
                  if shading["notional_usd"] else None,
@@ -471,9 +482,9 @@ def _cells(row: dict[str, Any]) -> list[str]:
     if "liquidated" in row:
         extra.append(f"liquidated {row['liquidated']}")
     if "keeper_pnl_per_order_usd" in row:
-        extra.append(f"keeper's own P&L {row['keeper_pnl_per_order_usd']} USD an order; net at a "
-                     f"{row.get('lp_stake', '')}LP stake {row['keeper_net_at_lp_stake_per_order_usd']}; break-even "
-                     f"stake {row['break_even_lp_stake']}")
+        extra.append(f"keeper's own P&L {row['keeper_pnl_per_order_usd']} USD an order, "
+                     f"{row['keeper_net_at_lp_stake_per_order_usd']} with its LP share of the pool's gain; break-even "
+                     f"LP stake {row['break_even_lp_stake']} of the pool")
     elif "keeper_as_lp_per_1000_orders_usd" in row:
         extra.append(f"to the pool {row['pool_gain_per_1000_orders_usd']}, the keeper at its stake "
                      f"{row['keeper_as_lp_per_1000_orders_usd']}")
