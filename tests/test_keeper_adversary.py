@@ -99,8 +99,8 @@ def test_measure_keeper_adversary_keys_and_refusals():
     result = ka.measure_keeper_adversary("bnb", 2, 1)
     assert set(result) == {"chain", "orders", "seed", "backend", "guard", "execution_fee_usd", "lp_stake", "rows",
                            "cannot"}
-    assert [r["take"].split(" ")[0] for r in result["rows"]] == ["shade", "shade", "shade", "wait", "front-run",
-                                                                 "refuse"]
+    assert [r["take"].split(" ")[0] for r in result["rows"]] == ["shade", "shade", "the", "shade", "wait",
+                                                                 "front-run", "refuse"]
     for row in result["rows"]:
         assert {"take", "orders", "per_1000_orders_usd", "bp_of_notional", "gainer", "bound"} <= set(row)
         assert "." in row["bound"] or "slippage" in row["bound"]  # a contract's function or the rule

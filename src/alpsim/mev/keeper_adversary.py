@@ -156,8 +156,8 @@ def open_and_close(sim: Any, spec: dict[str, Any], open_wad: int, close_wad: int
         sim.revert(snap)
 
 
-def measure_shading(sim: Any, flow: list[dict[str, Any]], guard: dict[str, int]) -> dict[str, Any]:
-    """Each order opened and closed honestly, with the open shaded, and with both shaded."""
+def measure_shading(sim: Any, flow: list[dict[str, Any]], guard: dict[str, int], closes: bool = True) -> dict[str, Any]:
+    """Each order opened and closed honestly, with the open shaded, and (`closes`) with both shaded."""
     scale = 10 ** (18 - sim.decimals)
     rows = {"open": [], "open_and_close": []}
     notional_usd = Decimal(0)
@@ -170,7 +170,7 @@ def measure_shading(sim: Any, flow: list[dict[str, Any]], guard: dict[str, int])
         shade = shaded_price_wad(ref, spec["is_long"], honest["slippage_wad"], guard["circuit_breaker_bps"],
                                  int(spec["take_profit"] * WAD))
         close_shade = shaded_price_wad(ref, not spec["is_long"], 0, guard["circuit_breaker_bps"])
-        for name, close_wad in (("open", ref), ("open_and_close", close_shade)):
+        for name, close_wad in (("open", ref), ("open_and_close", close_shade))[:2 if closes else 1]:
             shaded = open_and_close(sim, spec, shade, close_wad)
             if shaded["rejected"]:
                 raise AlpsimError(f"a shaded open inside the guard was refused: {shaded['rejected']}")
@@ -424,21 +424,31 @@ def measure_keeper_adversary(chain: str = "bnb", orders: int = 100, seed: int = 
         timing = measure_timing(sim, flow, guard, seed)
         front = measure_front_running(sim, flow)
         bounds = measure_bounds(sim, flow[0], guard)
+        # the proposal: the breaker at the worse-price band, so a keeper price can be off by no more
+        sim.contracts["oracle"].transact("setGuardSettings", guard["max_price_age_s"], guard["worse_price_bps"],
+                                         guard["worse_price_bps"], sender=sim.deployment.deployer)
+        tight = measure_shading(sim, flow, guard_settings(sim), closes=False)
     finally:
         sim.stop()
     breaker = f"circuitBreakerBps = {guard['circuit_breaker_bps']}"
     rows = []
     for name, label, extra in (("open", "shade the open price to the breaker's edge", ""),
-                               ("open_and_close", "shade the open and the close", "; TradingEngine.executeClose: "
-                                "CloseRejected CircuitBreaker beyond it")):
+                               ("open_and_close", "shade the open and the close", "; executeClose: CloseRejected "
+                                "CircuitBreaker beyond the band")):
         measured = shading["rows"][name]
         rows.append(_take_row(
             label, [(c, v) for c, _, v in measured], "the pool (LPs); the keeper only as an LP",
-            f"PriceOracle.guardedPrice in TradingEngine.executeOpen: OpenRejected CircuitBreaker beyond {breaker} "
-            f"of the reference; above worsePriceBps = {guard['worse_price_bps']} the worse price for the trader is "
-            f"used (the keeper's); the trader's take-profit (TakeProfitWrongSide) and acceptablePrice "
-            f"(SlippageExceeded) pull the shade in{extra}; losses stop at the margin (liquidation)",
+            f"PriceOracle.guardedPrice (TradingEngine.executeOpen): OpenRejected CircuitBreaker beyond {breaker} of "
+            f"the reference; past worsePriceBps = {guard['worse_price_bps']} the worse price for the trader is used, "
+            "the keeper's; the trader's take-profit (TakeProfitWrongSide) and acceptablePrice (SlippageExceeded) pull "
+            f"it in{extra}; the loss stops at the margin",
             sum((p for _, p, _ in measured), Decimal(0))))
+    rows.append(_take_row(
+        f"the same, were the breaker at worsePriceBps = {guard['worse_price_bps']} (a proposal)",
+        [(c, v) for c, _, v in tight["rows"]["open"]], "the pool (LPs); the keeper only as an LP",
+        f"PriceOracle.setGuardSettings(maxAge, {guard['worse_price_bps']}, {guard['worse_price_bps']}): "
+        "OpenRejected CircuitBreaker beyond 0.1% of the reference",
+        sum((p for _, p, _ in tight["rows"]["open"]), Decimal(0))))
     per_order = triggers["cost_usd"] / orders if orders else Decimal(0)
     rows.append({"take": "shade a trigger run against each side in turn", "orders": orders,
                  "per_1000_orders_usd": _usd(per_order * 1000),
@@ -449,11 +459,13 @@ def measure_keeper_adversary(chain: str = "bnb", orders: int = 100, seed: int = 
                  "bound": f"PriceOracle.guardedPrice in TradingEngine.runTriggers: the same {breaker} band; a "
                           "position past its liquidation line at the guarded price is liquidated"})
     rows.append(_take_row(
-        f"wait for the worst block of the window (hindsight, GBM at {VOLATILITY} a year)", timing["costs"],
+        "wait for the worst block of the window (hindsight; GBM at "
+        + ", ".join(f"{v:.0%} a year for {p}" for p, v in VOLATILITY.items()) + ")", timing["costs"],
         "the pool (LPs); the keeper only as an LP",
         f"RequestBook.executableRequest: RequestNotExecutable after requestExpiryBlocks = "
         f"{guard['request_expiry_blocks']} blocks ({guard['request_expiry_blocks'] * timing['block_time_s']:g} s); "
-        f"model: {timing['model_bps']} bp expected move to the window's worst block"))
+        "; expected move to the window's worst block, model: "
+        + ", ".join(f"{p} {bp} bp" for p, bp in timing["model_bps"].items())))
     fr = front["rows"]
     if fr:
         pnl = sum((r["keeper_pnl_usd"] for r in fr), Decimal(0))
@@ -469,10 +481,10 @@ def measure_keeper_adversary(chain: str = "bnb", orders: int = 100, seed: int = 
         rows.append(row)
     rows.append({"take": "refuse a valid order (claim it undecryptable)", "orders": orders,
                  "per_1000_orders_usd": _usd(fee_usd * 1000), "bp_of_notional": None,
-                 "gainer": "the keeper: the execution fee", "bound": "RequestBook.rejectOpen: only UndecryptableOrder "
-                 "or MalformedOrder (InvalidRejectReason otherwise); the trader gets A - X back, the keeper keeps X "
-                 "as it would on an execution; every rejection is public (OpenRejected), so a keeper that refuses "
-                 "good orders shows as a rejection rate"})
+                 "gainer": "no one beyond the fee the keeper earns on an execution anyway: the trader pays X for no "
+                           "position", "bound": "RequestBook.rejectOpen: only UndecryptableOrder or MalformedOrder "
+                 "(InvalidRejectReason otherwise); A - X refunded; every rejection is public (OpenRejected): a keeper "
+                 "refusing good orders shows as a rejection rate"})
     return {"chain": chain, "orders": orders, "seed": seed, "backend": "embedded", "guard": guard,
             "execution_fee_usd": str(fee_usd), "lp_stake": str(LP_STAKE), "rows": rows, "cannot": bounds}
 
