@@ -161,10 +161,11 @@ def play_flow(chain: str, flow: list[dict[str, Any]], seed: int) -> dict[str, An
                        for tx in by_sender.values()}
             receipts = [devnet.w3.eth.wait_for_transaction_receipt(h, poll_latency=0.01) for h in hashes]
             ids = [session.events(r, "OpenRequested")[0]["requestId"] for r in receipts]
+            first = min(receipts, key=lambda x: (x["blockNumber"], x["transactionIndex"]))  # the block may split
             executed = sim.keeper.execute_open_batch(ids, [ct for _, ct in built])
             opened = {e["requestId"]: e for e in session.events(executed, "PositionOpened")}
             rejected = {e["requestId"]: e for e in session.events(executed, "OpenRejected")}
-            for spec, (tx, ciphertext), tx_hash, receipt, rid in zip(specs, built, hashes, receipts, ids):
+            for spec, (tx, _), tx_hash, receipt, rid in zip(specs, built, hashes, receipts, ids):
                 data = bytes.fromhex(tx["data"][2:])
                 seen = pending.get("0x" + bytes(tx_hash).hex())
                 event = session.events(receipt, "OpenRequested")[0]
@@ -176,12 +177,10 @@ def play_flow(chain: str, flow: list[dict[str, Any]], seed: int) -> dict[str, An
                     "seen_pending": seen is not None and bytes.fromhex(seen["input"][2:]) == data,
                     "amount_usd": float(Decimal(event["amountIn"]) / 10**sim.decimals),
                     "calldata_bytes": len(data), "calldata_gas": calldata_gas(data),
-                    "ciphertext_bytes": len(ciphertext), "decoded_ciphertext_bytes": outsider_decode(trading, data)[
-                        "ciphertext_bytes"],
+                    "ciphertext_bytes": outsider_decode(trading, data)["ciphertext_bytes"],  # as the outsider reads it
                     "gas_used": receipt["gasUsed"], "request_block": receipt["blockNumber"],
                     "index_in_block": receipt["transactionIndex"],
-                    "escrow_was_empty": escrow_empty and receipt["transactionIndex"] == min(
-                        x["transactionIndex"] for x in receipts),
+                    "escrow_was_empty": escrow_empty and receipt is first,
                     "execute_block": executed["blockNumber"],
                     "notional_usd": float(Decimal(position["notionalUsd"]) / 10**18) if position else None,
                     "rejected": RejectReason(rejected[rid]["reason"]).label if rid in rejected else None,
