@@ -145,7 +145,8 @@ def _mev_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_alpsim_mev_json_has_its_keys_and_the_report_appends_sections(tmp_path):
-    done = _mev_cli("--chain", "arbitrum", "--orders", "1", "--sizes", "250000", "--json", "--report", str(tmp_path))
+    done = _mev_cli("--chain", "arbitrum", "--orders", "1", "--sizes", "250000", "--sample", "4", "--json",
+                    "--report", str(tmp_path))
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert {"chain", "seed", "orders", "sizes_usd", "size_unit", "settings", "searcher", "plays", "summary"} <= set(result)
@@ -157,13 +158,20 @@ def test_alpsim_mev_json_has_its_keys_and_the_report_appends_sections(tmp_path):
     assert result["searcher"]["seen_pending"] >= 2 and result["searcher"]["hidden_decoded"] == 0
     assert "order 1/1" in done.stderr  # progress on stderr
     assert json.loads((tmp_path / "mev.json").read_text())["chain"] == "arbitrum"
-    register_section("leakage", lambda section: f"## What a hidden request still shows\n\n{section['note']}\n")
-    text = markdown({**result, "leakage": {"note": "appended"}})
-    assert text.index("## MEV on arbitrum") < text.index("## What a hidden request still shows") and "appended" in text
+    # the two further sections: what a hidden request shows, the keeper as the adversary
+    assert result["leakage"]["chain"] == result["keeper"]["chain"] == "arbitrum"
+    written = (tmp_path / "mev.md").read_text()
+    assert (written.index("## MEV on arbitrum") < written.index("## What a hidden request still shows")
+            < written.index("## The keeper as the adversary"))
+    assert markdown(result) == written
+    register_section("extra", lambda section: f"## An extra section\n\n{section['note']}\n")
+    text = markdown({**result, "extra": {"note": "appended"}})
+    assert text.rstrip().endswith("appended")
 
 
 @pytest.mark.parametrize("args", [["--chain", "eth"], ["--orders", "0"], ["--sizes", "abc"], ["--sizes", "50"],
-                                  ["--sizes", "10000,"], ["--orders", "x"]])
+                                  ["--sizes", "10000,"], ["--orders", "x"],
+                                  ["--sample", "1"], ["--sample", "501"], ["--seed", "-1"]])
 def test_alpsim_mev_refuses_bad_input(args):
     done = _mev_cli(*args)
     assert done.returncode == 2 and ("Invalid value" in done.stderr or "Error" in done.stderr)

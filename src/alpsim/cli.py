@@ -557,17 +557,24 @@ def mev_cmd(
                                                          "against every attack).")] = 12,
     sizes: Annotated[str, typer.Option("--sizes", help="Comma list of order sizes, notional USD "
                                                        "(default 10000,250000,1000000).")] = "10000,250000,1000000",
+    sample: Annotated[int, typer.Option("--sample", help="Hidden orders of a crowd played to measure what a hidden "
+                                                         "request still shows and what the keeper could take.")] = 100,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="The order flows' seed.")] = 29,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full result as one JSON object.")] = False,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write mev.json and mev.md in this directory.")]
     = None,
 ) -> None:
     """A searcher on anvil's public mempool against the same order flow sent plain and hidden:
     front-running as a trader and as a just-in-time LP, and position hunting; its profit per
-    1,000 orders and the victims' extra cost in bp, per size and pair depth (docs/mev.md)."""
+    1,000 orders and the victims' extra cost in bp, per size and pair depth. Then what a hidden
+    request still shows an outsider, and what the keeper (who sees every order) could take
+    within the rules (docs/mev.md)."""
     import json
 
     from .economics import progress_line
     from .errors import ConfigError
+    from .mev.keeper_adversary import MAX_ORDERS as MAX_SAMPLE, measure_keeper_adversary, print_keeper_adversary
+    from .mev.leakage import measure_leakage, print_leakage
     from .mev.report import print_table, write_report
     from .mev.run import CHAINS, MAX_ORDERS, parse_sizes, run_mev
 
@@ -579,9 +586,16 @@ def mev_cmd(
         size_list = parse_sizes(sizes)
     except ConfigError as exc:
         raise typer.BadParameter(str(exc), param_hint="--sizes") from None
+    if not 2 <= sample <= MAX_SAMPLE:
+        raise typer.BadParameter(f"must be 2 to {MAX_SAMPLE}, got {sample}", param_hint="--sample")
     if report is not None and report.exists() and not report.is_dir():
         raise typer.BadParameter(f"{report} is a file, not a directory", param_hint="--report")
-    result = run_mev(chain, orders, size_list, log=progress_line())
+    say = progress_line()
+    result = run_mev(chain, orders, size_list, seed, log=say)
+    say(f"what a hidden request shows: {sample} hidden orders on an interval-mined anvil")
+    result["leakage"] = measure_leakage(chain, sample, seed)
+    say(f"the keeper as the adversary: {sample} orders on the embedded EVM")
+    result["keeper"] = measure_keeper_adversary(chain, sample, seed)
     if report is not None:
         for path in write_report(result, report):
             err_console.print(f"wrote {path}", markup=False, highlight=False)
@@ -589,6 +603,8 @@ def mev_cmd(
         print(json.dumps(result, indent=1))
     else:
         print_table(console, result)
+        print_leakage(console, result["leakage"])
+        print_keeper_adversary(console, result["keeper"])
 
 
 @app.command("demo")

@@ -117,3 +117,17 @@ def print_table(console: Any, result: dict) -> None:
     seen = result["searcher"]
     console.print(f"searcher: {seen['requests_seen']} requests read from the mempool, {seen['seen_pending']} "
                   f"before they were mined; {seen['plain_decoded']} decoded (plain), {seen['hidden_decoded']} hidden")
+
+
+def _register_sections() -> None:
+    """The two further sections of `alpsim mev`: what a hidden request still shows, and the
+    keeper as the adversary."""
+    from .keeper_adversary import keeper_adversary_markdown
+    from .leakage import leakage_markdown
+
+    register_section("leakage", lambda section: "## What a hidden request still shows\n\n" + leakage_markdown(section))
+    register_section("keeper", lambda section: "## The keeper as the adversary\n\n"
+                     + keeper_adversary_markdown(section))
+
+
+_register_sections()
