@@ -19,7 +19,7 @@ UI_BUNDLE  := src/alpsim/ui/static/app.js
 SLITHER_VENV  := .venv-slither
 SLITHER_STAMP := $(SLITHER_VENV)/.installed
 
-.PHONY: all setup demo test test-steps pytest browser slither soak bench compile clean gas-check gas-snapshot
+.PHONY: all setup demo test test-steps pytest browser slither soak bench compile clean gas-check gas-snapshot mutants
 
 all: test
 
@@ -108,6 +108,15 @@ gas-snapshot: setup
 
 bench: setup
 	$(ALPSIM) bench
+
+# the mutation study (docs/testing.md, "The mutation study"): each of the catalog's single-line
+# mutants of the contracts (python -m alpsim.mutation --list) is compiled, fuzzed by `alpsim fuzz`
+# (2-minute budget, 2 workers), its shrunk scenarios replayed with `alpsim run`, and the project's
+# own suite run on it. It takes long: 35 mutants x (2 minutes of fuzzing + the suite), hours on
+# two cores. Resumable (a mutant with a result is skipped; MUTANTS_ARGS=--force runs it again);
+# MUTANTS_ARGS="--only M01,M05 --skip-suite" for a part. Results: build/mutants/results.json, table.md
+mutants: setup
+	$(PY) -m alpsim.mutation $(MUTANTS_ARGS)
 
 clean:
 	rm -rf build .pytest_cache

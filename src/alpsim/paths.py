@@ -53,13 +53,39 @@ class ProjectPaths:
         return self.root / "scripts" / "solc-compile.cjs"
 
 
+CONTRACTS_ENV = "ALPSIM_CONTRACTS"
+"""Names a folder of contracts that replaces the checkout's `contracts/` wherever the default
+project is used (the test suite's build, `alpsim` commands, subprocesses, which inherit it):
+the mutation study runs the project's own suite on a mutant this way."""
+
+
 def find_project(start: Path | None = None) -> ProjectPaths:
     """The project root: `$ALPSIM_ROOT`, else the nearest folder above `start` (default: the
     current directory) with `contracts/` and `package.json`, else the checkout this package was
-    installed from in editable mode."""
+    installed from in editable mode.
+
+    `$ALPSIM_CONTRACTS`, when set, replaces the found checkout's contracts (built under
+    `build/user-contracts/<hash>/`, as `with_contracts`). A project named by `$ALPSIM_ROOT`
+    is a whole project, its own contracts included: the variable does not apply to it."""
     env = os.environ.get("ALPSIM_ROOT")
     if env:
         return ProjectPaths(Path(env).resolve())
+    return _contracts_override(_search_project(start))
+
+
+def _contracts_override(paths: ProjectPaths) -> ProjectPaths:
+    folder = os.environ.get(CONTRACTS_ENV)
+    if not folder:
+        return paths
+    path = Path(folder)
+    if not path.is_dir():
+        raise ConfigError(f"{CONTRACTS_ENV}={folder}: not a folder")
+    if not any(path.rglob("*.sol")):
+        raise ConfigError(f"{CONTRACTS_ENV}={folder}: no .sol files in it")
+    return paths.with_contracts(path)
+
+
+def _search_project(start: Path | None) -> ProjectPaths:
     candidates = [Path(start or Path.cwd()).resolve()]
     candidates += list(candidates[0].parents)
     candidates.append(Path(__file__).resolve().parents[2])
