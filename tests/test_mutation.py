@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -277,6 +278,10 @@ def test_the_study_on_one_mutant_writes_results_and_table_and_resumes(tmp_path, 
             return 1, json.dumps(_summary([_failure(1, 31.5, 5, out)])), "progress\n"
         if "run" in cmd:
             return (1 if "--contracts" in cmd else 0), "", ""
+        if env[CONTRACTS_ENV] == str(tmp_path / "out" / "control" / "contracts"):
+            assert (tmp_path / "out" / "control" / "contracts" / "trading" / "RequestBook.sol").read_text() == \
+                (SHIPPED / "trading" / "RequestBook.sol").read_text()
+            return 0, "1200 passed\n", ""
         assert env[CONTRACTS_ENV] == str(tmp_path / "out" / "M26" / "contracts")
         return 1, "FAILED tests/test_execution_fee.py::test_request_at_fee[bnb] - x\n", ""
 
@@ -291,12 +296,14 @@ def test_the_study_on_one_mutant_writes_results_and_table_and_resumes(tmp_path, 
     assert record["fuzz"]["killed"] and record["fuzz"]["time_to_kill_s"] == 31.5 and record["fuzz"]["shrunk_steps"] == 5
     assert record["fuzz"]["replays_fail_on_mutant"] and record["fuzz"]["replays_pass_on_shipped"]
     assert [kind(c) for c in calls] == ["fuzz", "run", "run"]
-    # resumed: the fuzzer is not run again, only the suite that was skipped
+    # resumed: the fuzzer is not run again; the control (the suite on an unmutated copy), then
+    # the suite that was skipped
     data = study.run_study(study.StudyOptions(only=["M26"], out=tmp_path / "out"), log=open(os.devnull, "w"))
-    assert [kind(c) for c in calls[3:]] == ["pytest"]
+    assert [kind(c) for c in calls[3:]] == ["pytest", "pytest"]
+    assert data["control"]["status"] == "survived"
     assert data["mutants"]["M26"]["suite"]["first_killing_test"] == "tests/test_execution_fee.py::test_request_at_fee[bnb]"
     study.run_study(study.StudyOptions(only=["M26"], out=tmp_path / "out"), log=open(os.devnull, "w"))
-    assert len(calls) == 4  # nothing left to run
+    assert len(calls) == 5  # nothing left to run
     on_disk = json.loads((tmp_path / "out" / "results.json").read_text())
     assert on_disk["summary"]["fuzz_killed_share"] == 1.0 and on_disk["summary"]["median_shrunk_steps"] == 5
     assert on_disk["summary"]["goals"] == {"fuzz_killed_share_at_least_90pct": True, "median_shrunk_at_most_8_steps": True,
@@ -305,6 +312,7 @@ def test_the_study_on_one_mutant_writes_results_and_table_and_resumes(tmp_path, 
     assert table[0] == "| " + " | ".join(study.COLUMNS) + " |"
     assert table[2].startswith("| M26 | trading/RequestBook.sol:39 | relational | ")
     assert table[2].endswith("| yes | 31.5 | 5 | yes | yes | `tests/test_execution_fee.py::test_request_at_fee[bnb]` |")
+    assert table[-1] == "Control, the suite under ALPSIM_CONTRACTS on an unmutated copy: passed."
 
 
 def test_the_study_command_refuses_bad_input():
@@ -313,3 +321,18 @@ def test_the_study_command_refuses_bad_input():
         proc = subprocess.run([sys.executable, "-m", "alpsim.mutation", *args], capture_output=True, text=True,
                               env=study.child_env(None), cwd=ROOT, timeout=120)
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
+
+
+def test_a_child_past_its_timeout_is_stopped_with_its_own_children():
+    """The fuzzer starts Dask workers: a timeout stops the whole process group."""
+    script = ("import subprocess, sys, time; child = subprocess.Popen(['sleep', '120']); "
+              "print(child.pid, flush=True); time.sleep(120)")
+    started = time.monotonic()
+    rc, stdout, _ = study._run([sys.executable, "-c", script], env=study.child_env(None), cwd=ROOT, timeout=2)
+    assert rc is None and time.monotonic() - started < 60
+    grandchild = int(stdout.split()[0])
+    time.sleep(0.5)
+    status = Path(f"/proc/{grandchild}/status")
+    assert not status.exists() or "State:\tZ" in status.read_text()  # gone, or a zombie waiting for init
+    rc, stdout, _ = study._run([sys.executable, "-c", "print('done')"], env=study.child_env(None), cwd=ROOT, timeout=60)
+    assert (rc, stdout) == (0, "done\n")

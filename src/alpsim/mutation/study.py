@@ -9,9 +9,12 @@ a record is skipped unless `force` (a record whose suite was skipped gets only i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -23,7 +26,7 @@ from typing import Any, TextIO
 from ..compiler import compile_contracts
 from ..errors import CompileError
 from ..paths import CONTRACTS_ENV, ProjectPaths, find_project
-from .catalog import Site, by_ids, make_mutant
+from .catalog import Site, by_ids, make_mutant, mutate_text
 
 EIP170_BYTES = 24_576
 HEADROOM_BYTES = 8_192
@@ -157,13 +160,29 @@ def parse_suite(returncode: int | None, output: str) -> dict[str, Any]:
 # ------------------------------------------------------------------ one mutant
 
 def _run(cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float) -> tuple[int | None, str, str]:
+    """Runs `cmd` in a session of its own; past `timeout` the whole group is stopped (the
+    fuzzer's Dask workers with it): returncode None."""
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
-        proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        def text(b: Any) -> str:
-            return b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
-        return None, text(e.stdout), text(e.stderr)
-    return proc.returncode, proc.stdout, proc.stderr
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stdout, stderr = "", ""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                stdout, stderr = proc.communicate(timeout=20)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # what the group's leader left behind
+        proc.wait()
+        return None, stdout or "", stderr or ""
+    return proc.returncode, stdout, stderr
 
 
 def build_mutant(site: Site, root: Path, out: Path) -> dict[str, Any]:
@@ -235,37 +254,71 @@ def run_study(opts: StudyOptions, log: TextIO = sys.stderr) -> dict[str, Any]:
     results_file = out / "results.json"
     previous = json.loads(results_file.read_text()) if results_file.is_file() else {}
     records: dict[str, Any] = previous.get("mutants", {})
+    control = previous.get("control")
+    if not opts.skip_suite and (opts.force or control is None or control.get("status") in ("timeout", "error")):
+        control = run_control(root, out, opts, log)
+        write_results(out, records, control)
     sites = by_ids(opts.only)
     for n, site in enumerate(sites, 1):
         tag = f"[{site.id} {n}/{len(sites)}]"
         record = None if opts.force else records.get(site.id)
-        if record is None:
+        if record is not None and _stale(record, site, root):
+            print(f"{tag} its result is for another version of the line: run again", file=log, flush=True)
+            record = None
+        fresh = record is None
+        if fresh:
             print(f"{tag} {site.file}: {site.operator}: copy and compile", file=log, flush=True)
             record = build_mutant(site, root, out)
             if record["status"] != "ok":
                 print(f"{tag} {record['status']}: skipped", file=log, flush=True)
-            else:
-                print(f"{tag} fuzz --budget {opts.budget} --workers {opts.workers}", file=log, flush=True)
-                record["fuzz"] = fuzz_mutant(record, root, out, opts)
-                print(f"{tag} fuzz: {_fuzz_word(record['fuzz'])}", file=log, flush=True)
-        elif not (record.get("status") == "ok" and _suite_wanted(record, opts)):
+        ok = record["status"] == "ok"
+        need_fuzz = ok and record.get("fuzz", {}).get("killed") is None  # never run, or no answer
+        need_suite = ok and _suite_wanted(record, opts)
+        if not fresh and not need_fuzz and not need_suite:
             print(f"{tag} has a result in {results_file}: skipped (--force to run it again)", file=log, flush=True)
             continue
-        if record["status"] == "ok":
-            if opts.skip_suite:
-                record.setdefault("suite", {"status": "skipped"})
-            elif _suite_wanted(record, opts):
-                print(f"{tag} the project's suite on the mutant (timeout {opts.suite_timeout_s:.0f} s)", file=log, flush=True)
-                record["suite"] = suite_on_mutant(record, root, opts)
-                print(f"{tag} suite: {record['suite']['status']} {record['suite'].get('first_killing_test') or ''}",
-                      file=log, flush=True)
+        if need_fuzz:
+            print(f"{tag} fuzz --budget {opts.budget} --workers {opts.workers}", file=log, flush=True)
+            record["fuzz"] = fuzz_mutant(record, root, out, opts)
+            print(f"{tag} fuzz: {_fuzz_word(record['fuzz'])}", file=log, flush=True)
+        if need_suite:
+            print(f"{tag} the project's suite on the mutant (timeout {opts.suite_timeout_s:.0f} s)", file=log, flush=True)
+            record["suite"] = suite_on_mutant(record, root, opts)
+            print(f"{tag} suite: {record['suite']['status']} {record['suite'].get('first_killing_test') or ''}",
+                  file=log, flush=True)
+        elif ok and opts.skip_suite:
+            record.setdefault("suite", {"status": "skipped"})
         records[site.id] = record
-        write_results(out, records)  # after each mutant: a stopped study resumes from here
-    return write_results(out, records)
+        write_results(out, records, control)  # after each mutant: a stopped study resumes from here
+    return write_results(out, records, control)
+
+
+def run_control(root: Path, out: Path, opts: StudyOptions, log: TextIO) -> dict[str, Any]:
+    """The suite under ALPSIM_CONTRACTS on an unmutated copy of the contracts: it must pass, or
+    a kill in the suite column may be the variable's doing, not the mutant's."""
+    copy = out / "control" / "contracts"
+    if copy.exists():
+        shutil.rmtree(copy)
+    shutil.copytree(root / "contracts", copy)
+    print(f"[control] the project's suite on an unmutated copy (timeout {opts.suite_timeout_s:.0f} s)", file=log, flush=True)
+    result = suite_on_mutant({"contracts": str(copy)}, root, opts)
+    print(f"[control] suite: {'passed' if result['status'] == 'survived' else result['status']} "
+          f"{result.get('first_killing_test') or ''}", file=log, flush=True)
+    return result
 
 
 def _suite_wanted(record: dict[str, Any], opts: StudyOptions) -> bool:
-    return not opts.skip_suite and record.get("suite", {}).get("status") in (None, "skipped")
+    return not opts.skip_suite and record.get("suite", {}).get("status") in (None, "skipped", "error")
+
+
+def _stale(record: dict[str, Any], site: Site, root: Path) -> bool:
+    """Whether the record was made from another line than the site's mutant of today's contracts."""
+    try:
+        _, mutant = mutate_text(site, (root / "contracts" / site.file).read_text())
+    except (OSError, ValueError):
+        return True
+    return (record.get("file"), record.get("line"), record.get("original"), record.get("mutated")) != \
+        (site.file, mutant.line_no, mutant.original.strip(), mutant.mutated.strip())
 
 
 def _fuzz_word(fuzz: dict[str, Any]) -> str:
@@ -276,9 +329,9 @@ def _fuzz_word(fuzz: dict[str, Any]) -> str:
     return f"killed after {fuzz['time_to_kill_s']:.1f} s, shrunk to {fuzz['shrunk_steps']} steps"
 
 
-def write_results(out: Path, records: dict[str, Any]) -> dict[str, Any]:
+def write_results(out: Path, records: dict[str, Any], control: dict[str, Any] | None = None) -> dict[str, Any]:
     ordered = {k: records[k] for k in sorted(records)}
-    data = {"mutants": ordered, "summary": summarize(ordered)}
+    data = {"mutants": ordered, "control": control, "summary": summarize(ordered)}
     (out / "results.json").write_text(json.dumps(data, indent=1) + "\n")
     (out / "table.md").write_text(table_markdown(data))
     return data
@@ -350,4 +403,9 @@ def table_markdown(data: dict[str, Any]) -> str:
     ]
     if s["fuzz_survivors"]:
         lines.append(f"Survivors of the fuzzer: {', '.join(s['fuzz_survivors'])}.")
+    control = data.get("control")
+    if control:
+        verdict = {"survived": "passed", "killed": "FAILED"}.get(control["status"], control["status"])
+        test = f" (first failing: `{control['first_killing_test']}`)" if control.get("first_killing_test") else ""
+        lines.append(f"Control, the suite under ALPSIM_CONTRACTS on an unmutated copy: {verdict}{test}.")
     return "\n".join(lines) + "\n"
