@@ -38,6 +38,7 @@ GOAL_MEDIAN_SHRUNK_STEPS = 8
 FUZZ_GRACE_S = 600
 """Time past the budget before the fuzz subprocess is stopped (start-up, shrinking, writing)."""
 REPLAY_TIMEOUT_S = 600
+CONFIRM_TIMEOUT_S = 900
 SUITE_ARGS = ["-m", "pytest", "-x", "-q", "-n", "2", "--dist", "loadfile", "-p", "no:cacheprovider"]
 
 _FUZZ_KEYS = {"seed": int, "chain": str, "runs": int, "steps": int, "seconds": (int, float),
@@ -83,6 +84,11 @@ def replay_commands(yaml: Path, copy: Path, python: str = sys.executable) -> tup
 
 def suite_command(root: Path, python: str = sys.executable) -> list[str]:
     return [python, *SUITE_ARGS, str(root / "tests")]
+
+
+def confirm_command(root: Path, test: str, python: str = sys.executable) -> list[str]:
+    """One test alone, in one process (a kill's confirmation)."""
+    return [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", test]
 
 
 def child_env(contracts: Path | None = None) -> dict[str, str]:
@@ -242,6 +248,16 @@ def suite_on_mutant(record: dict[str, Any], root: Path, opts: StudyOptions) -> d
     result["wall_s"] = round(time.monotonic() - started, 1)
     if result["status"] == "error":
         result["tail"] = (stdout + stderr).strip()[-1000:]
+    test = result.get("first_killing_test")
+    if test:
+        # a kill counts when the killing test fails again on the mutant alone and passes on the
+        # shipped contracts: a test that failed under load (a node's timing) is not a kill
+        copy = Path(record["contracts"])
+        again, _, _ = _run(confirm_command(root, test), env=child_env(copy), cwd=root, timeout=CONFIRM_TIMEOUT_S)
+        shipped, _, _ = _run(confirm_command(root, test), env=child_env(None), cwd=root, timeout=CONFIRM_TIMEOUT_S)
+        result.update(fails_again=again == 1, passes_on_shipped=shipped == 0)
+        if not (again == 1 and shipped == 0):
+            result["status"] = "unconfirmed"
     return result
 
 
@@ -308,7 +324,7 @@ def run_control(root: Path, out: Path, opts: StudyOptions, log: TextIO) -> dict[
 
 
 def _suite_wanted(record: dict[str, Any], opts: StudyOptions) -> bool:
-    return not opts.skip_suite and record.get("suite", {}).get("status") in (None, "skipped", "error")
+    return not opts.skip_suite and record.get("suite", {}).get("status") in (None, "skipped", "error", "unconfirmed")
 
 
 def _stale(record: dict[str, Any], site: Site, root: Path) -> bool:
@@ -357,6 +373,7 @@ def summarize(records: dict[str, Any]) -> dict[str, Any]:
         "every_scenario_passes_on_shipped": bool(killed) and all(r["fuzz"].get("replays_pass_on_shipped") for r in killed),
         "suite_run": len(suite),
         "suite_killed": sum(r["suite"]["status"] == "killed" for r in suite),
+        "suite_unconfirmed": sorted(r["id"] for r in records.values() if r.get("suite", {}).get("status") == "unconfirmed"),
         "fuzz_survivors": sorted(r["id"] for r in studied if not r["fuzz"]["killed"]),
         "goals": {
             "fuzz_killed_share_at_least_90pct": share is not None and share >= GOAL_FUZZ_KILLED_SHARE,
@@ -401,6 +418,9 @@ def table_markdown(data: dict[str, Any]) -> str:
         f"Killed by the suite: {s['suite_killed']} of {s['suite_run']} run. "
         f"Not compiling: {s['not_compiling']}; too large: {s['too_large']}.",
     ]
+    if s["suite_unconfirmed"]:
+        lines.append(f"Suite kills not confirmed (the test did not fail again alone, or failed on the shipped "
+                     f"contracts too): {', '.join(s['suite_unconfirmed'])}.")
     if s["fuzz_survivors"]:
         lines.append(f"Survivors of the fuzzer: {', '.join(s['fuzz_survivors'])}.")
     control = data.get("control")
