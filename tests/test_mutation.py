@@ -320,6 +320,11 @@ def test_the_study_on_one_mutant_writes_results_and_table_and_resumes(tmp_path, 
     assert table[2].startswith("| M26 | trading/RequestBook.sol:39 | relational | ")
     assert table[2].endswith("| yes | 31.5 | 5 | yes | yes | `tests/test_execution_fee.py::test_request_at_fee[bnb]` |")
     assert table[-1] == "Control, the suite under ALPSIM_CONTRACTS on an unmutated copy: passed."
+    # a result made from another version of the line is not reused
+    on_disk["mutants"]["M26"]["original"] = "if (amountIn < 2 * feeTokens) revert Errors.AmountBelowExecutionFee(amountIn, feeTokens);"
+    (tmp_path / "out" / "results.json").write_text(json.dumps(on_disk))
+    study.run_study(study.StudyOptions(only=["M26"], out=tmp_path / "out", skip_suite=True), log=open(os.devnull, "w"))
+    assert [kind(c) for c in calls[7:]] == ["fuzz", "run", "run"]
 
 
 def test_the_study_command_refuses_bad_input():
