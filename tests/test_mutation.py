@@ -258,6 +258,12 @@ def test_the_suites_verdict_and_first_killing_test():
     assert study.parse_suite(1, output) == {"status": "killed", "exit": 1,
                                              "first_killing_test": "tests/test_pool.py::test_withdraw_keeps_reserve[bnb]"}
     assert study.parse_suite(1, "ERROR tests/test_gas.py::test_x - Panic\n")["first_killing_test"] == "tests/test_gas.py::test_x"
+    # -x under pytest-xdist: the session is interrupted after the first failure, exit 2
+    xdist = ("=== short test summary info ===\nFAILED tests/test_reserve.py::test_open_rejected[bnb-10]\n"
+             "!!!! xdist.dsession.Interrupted: stopping after 1 failures !!!!\n1 failed, 16 passed in 5.27s\n")
+    assert study.parse_suite(2, xdist) == {"status": "killed", "exit": 2,
+                                            "first_killing_test": "tests/test_reserve.py::test_open_rejected[bnb-10]"}
+    assert study.parse_suite(2, "Interrupted: 1 error during collection")["status"] == "error"
     assert study.parse_suite(0, "100 passed")["status"] == "survived"
     assert study.parse_suite(None, "")["status"] == "timeout"
     assert study.parse_suite(4, "usage")["status"] == "error"

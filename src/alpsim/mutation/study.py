@@ -156,9 +156,11 @@ def parse_suite(returncode: int | None, output: str) -> dict[str, Any]:
         status = "timeout"
     elif returncode == 0:
         status = "survived"
-    elif returncode == 1:
+    elif returncode == 1 or (returncode == 2 and test is not None):
+        # with -x, pytest-xdist stops the session after the first failure and exits 2
+        # ("Interrupted: stopping after 1 failures")
         status = "killed"
-    else:  # 2 interrupted, 3 internal error, 4 usage, 5 no tests: not a verdict on the mutant
+    else:  # 2 interrupted otherwise, 3 internal error, 4 usage, 5 no tests: no verdict on the mutant
         status = "error"
     return {"status": status, "exit": returncode, "first_killing_test": test if status == "killed" else None}
 
@@ -215,7 +217,10 @@ def build_mutant(site: Site, root: Path, out: Path) -> dict[str, Any]:
 
 def fuzz_mutant(record: dict[str, Any], root: Path, out: Path, opts: StudyOptions) -> dict[str, Any]:
     copy = Path(record["contracts"])
-    cmd = fuzz_command(copy, out / record["id"] / "fuzz", opts.budget, opts.workers)
+    fuzz_out = out / record["id"] / "fuzz"
+    if fuzz_out.exists():  # the study's own folder: a rerun's files only
+        shutil.rmtree(fuzz_out)
+    cmd = fuzz_command(copy, fuzz_out, opts.budget, opts.workers)
     started = time.monotonic()
     rc, stdout, stderr = _run(cmd, env=child_env(), cwd=root, timeout=budget_seconds(opts.budget) + FUZZ_GRACE_S)
     result: dict[str, Any] = {"exit": rc, "wall_s": round(time.monotonic() - started, 1), "budget": opts.budget,
