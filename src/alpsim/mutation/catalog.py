@@ -93,7 +93,7 @@ CATALOG: tuple[Site, ...] = (
     S("M19", "trading/Market.sol", "uint256 private constant HOUR = 3600;", "constant", "3600",
       "holding and funding accrue per 3,601 seconds instead of per hour"),
     S("M20", "trading/Market.sol", "if (settledElapsed == elapsed) {", "relational", "settledElapsed == elapsed",
-      "the lighter side's funding receipt is computed for the wrong settled window"),
+      "the lighter side receives funding for time its pair's price was not settled"),
     S("M21", "trading/Market.sol", "return a >= 0 ? a / b : -((-a + b - 1) / b);", "rounding", "(-a + b - 1)",
       "the pool claim's floor division of negative funding rounds toward zero"),
     # ---- PriceOracle: guards
