@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -326,6 +327,15 @@ def test_the_study_on_one_mutant_writes_results_and_table_and_resumes(tmp_path, 
     assert table[2].startswith("| M26 | trading/RequestBook.sol:39 | relational | ")
     assert table[2].endswith("| yes | 31.5 | 5 | yes | yes | `tests/test_execution_fee.py::test_request_at_fee[bnb]` |")
     assert table[-1] == "Control, the suite under ALPSIM_CONTRACTS on an unmutated copy: passed."
+    # results copied from elsewhere: the copy is made again under this study's folder
+    shutil.rmtree(tmp_path / "out" / "M26" / "contracts")
+    on_disk["mutants"]["M26"]["suite"] = {"status": "skipped"}
+    (tmp_path / "out" / "results.json").write_text(json.dumps(on_disk))
+    study.run_study(study.StudyOptions(only=["M26"], out=tmp_path / "out"), log=open(os.devnull, "w"))
+    assert [kind(c) for c in calls[7:]] == ["pytest", "confirm", "confirm"]
+    assert "if (amountIn < feeTokens)" in (tmp_path / "out" / "M26" / "contracts" / "trading" / "RequestBook.sol").read_text()
+    del calls[7:]
+    on_disk = json.loads((tmp_path / "out" / "results.json").read_text())
     # a result made from another version of the line is not reused
     on_disk["mutants"]["M26"]["original"] = "if (amountIn < 2 * feeTokens) revert Errors.AmountBelowExecutionFee(amountIn, feeTokens);"
     (tmp_path / "out" / "results.json").write_text(json.dumps(on_disk))

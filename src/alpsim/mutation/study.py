@@ -293,6 +293,8 @@ def run_study(opts: StudyOptions, log: TextIO = sys.stderr) -> dict[str, Any]:
             if record["status"] != "ok":
                 print(f"{tag} {record['status']}: skipped", file=log, flush=True)
         ok = record["status"] == "ok"
+        if ok and not fresh:
+            _ensure_copy(record, site, root, out)
         need_fuzz = ok and record.get("fuzz", {}).get("killed") is None  # never run, or no answer
         need_suite = ok and _suite_wanted(record, opts)
         if not fresh and not need_fuzz and not need_suite:
@@ -330,6 +332,17 @@ def run_control(root: Path, out: Path, opts: StudyOptions, log: TextIO) -> dict[
 
 def _suite_wanted(record: dict[str, Any], opts: StudyOptions) -> bool:
     return not opts.skip_suite and record.get("suite", {}).get("status") in (None, "skipped", "error", "unconfirmed")
+
+
+def _ensure_copy(record: dict[str, Any], site: Site, root: Path, out: Path) -> None:
+    """A resumed record's mutant copy under this study's folder (made again when missing, e.g.
+    after results.json was copied from another checkout)."""
+    copy = out / site.id / "contracts"
+    expected = record["mutated"]
+    target = copy / site.file
+    if not (target.is_file() and any(line.strip() == expected for line in target.read_text().split("\n"))):
+        make_mutant(site, root / "contracts", copy)
+    record["contracts"] = str(copy)
 
 
 def _stale(record: dict[str, Any], site: Site, root: Path) -> bool:
