@@ -1,6 +1,7 @@
 """`python -m alpsim.mutation`: the mutation study (`make mutants`).
 
-Exit 0 when the study ran (whatever it found), 2 on bad input. Progress on stderr; the
+Exit 0 when the study ran (whatever it found), 1 when the catalog no longer fits the contracts
+(an anchor finds no line or several), 2 on bad input. Progress on stderr; the
 results in OUT/results.json and OUT/table.md (default OUT: build/mutants).
 """
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .catalog import CATALOG, by_ids
+from .operators import MutationError
 from .study import StudyOptions, budget_seconds, run_study, table_markdown
 
 
@@ -60,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except MutationError as e:  # the contracts changed under the catalog: its anchors need updating
+        print(f"error: the catalog does not fit the contracts: {e}", file=sys.stderr)
+        return 1
     print(table_markdown(data), end="")
     return 0
 
