@@ -176,6 +176,10 @@ def test_alpsim_contracts_makes_the_default_project_build_the_folder(tmp_path, m
     assert child["build_info"] == str(mutant_build.build_info)
     assert child["engine"] == mutant_build.artifacts["TradingEngine"].deployed_bytecode
     assert child["engine"] != compile_contracts(ProjectPaths(ROOT)).artifacts["TradingEngine"].deployed_bytecode
+    # a relative folder is read from here and made absolute for the children started elsewhere
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(CONTRACTS_ENV, "contracts")
+    assert find_project(ROOT).contracts == copy.resolve() and os.environ[CONTRACTS_ENV] == str(copy.resolve())
     # ALPSIM_ROOT names a whole project, its own contracts included
     monkeypatch.setenv("ALPSIM_ROOT", str(ROOT))
     assert find_project().contracts == SHIPPED
@@ -244,6 +248,8 @@ def test_the_commands_the_study_runs(tmp_path):
         "py", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "tests/test_x.py::test_y[bnb]"]
     env = study.child_env(copy)
     assert env[CONTRACTS_ENV] == str(copy)
+    # a relative folder is passed on absolute: a test's own child may run in another folder
+    assert study.child_env(Path(os.path.relpath(copy)))[CONTRACTS_ENV] == str(copy.resolve())
     assert env["PYTHONPATH"].split(os.pathsep)[0] == str(Path(study.__file__).resolve().parents[2])
     assert CONTRACTS_ENV not in study.child_env(None)
     assert study.budget_seconds("2m") == 120 and study.budget_seconds("90s") == 90 and study.budget_seconds("1h") == 3600

@@ -82,6 +82,10 @@ def _contracts_override(paths: ProjectPaths) -> ProjectPaths:
         raise ConfigError(f"{CONTRACTS_ENV}={folder}: not a folder")
     if not any(path.rglob("*.sol")):
         raise ConfigError(f"{CONTRACTS_ENV}={folder}: no .sol files in it")
+    if not path.is_absolute():
+        # made absolute here, so a child started in another folder (a test's own pytest run)
+        # finds the same contracts
+        os.environ[CONTRACTS_ENV] = str(path.resolve())
     return paths.with_contracts(path)
 
 

@@ -100,7 +100,9 @@ def child_env(contracts: Path | None = None) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([src, *[p for p in parts if p != src]])
     env.pop(CONTRACTS_ENV, None)
     if contracts is not None:
-        env[CONTRACTS_ENV] = str(contracts)
+        # absolute: a test may start its own child in another folder (tests/test_plugin.py runs
+        # pytest in examples/regression), and that child reads the variable from there
+        env[CONTRACTS_ENV] = str(Path(contracts).resolve())
     return env
 
 
@@ -270,7 +272,7 @@ def suite_on_mutant(record: dict[str, Any], root: Path, opts: StudyOptions) -> d
 
 def run_study(opts: StudyOptions, log: TextIO = sys.stderr) -> dict[str, Any]:
     root = find_project().root
-    out = Path(opts.out) if opts.out else root / "build" / "mutants"
+    out = Path(opts.out).resolve() if opts.out else root / "build" / "mutants"
     out.mkdir(parents=True, exist_ok=True)
     results_file = out / "results.json"
     previous = json.loads(results_file.read_text()) if results_file.is_file() else {}
