@@ -278,7 +278,7 @@ def run_study(opts: StudyOptions, log: TextIO = sys.stderr) -> dict[str, Any]:
     previous = json.loads(results_file.read_text()) if results_file.is_file() else {}
     records: dict[str, Any] = previous.get("mutants", {})
     control = previous.get("control")
-    if not opts.skip_suite and (opts.force or control is None or control.get("status") in ("timeout", "error")):
+    if not opts.skip_suite and (opts.force or control is None or control.get("status") != "survived"):
         control = run_control(root, out, opts, log)
         write_results(out, records, control)
     sites = by_ids(opts.only)
