@@ -363,16 +363,16 @@ class Executor(HostileActions):
 
     def do_cancel(self, id: str) -> None:  # noqa: A002
         pending = self.pendings.get(id)
-        if pending is None:
-            raise ValueError(f"cancel: no pending request {id!r}")
+        if pending is None:  # never made (refused, or on other contracts): nothing to cancel
+            return
         self.same_refusal(
             lambda: self.mirror.cancel(pending.trader, pending.request_id),
             lambda m: m.cancel_request(pending.trader, pending.request_id, self.sim.devnet.block_number + 1))
 
     def do_close(self, id: str) -> None:  # noqa: A002
         pid = self.positions.get(id)
-        if pid is None or pid not in self.mirror.model.positions:
-            raise ValueError(f"close: no open position {id!r}")
+        if pid is None or pid not in self.mirror.model.positions:  # rejected, or closed by a trigger
+            return
         trader = self.mirror.model.positions[pid].trader
         try:
             closed = self.mirror.close(trader, pid)

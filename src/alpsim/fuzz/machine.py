@@ -67,6 +67,8 @@ class ExchangeMachine(RuleBasedStateMachine):
     pendings = Bundle("pendings")
     last_failure: dict | None = None
     """The steps of the last failing example (hypothesis replays the shrunk one last)."""
+    first_failure: dict | None = None
+    """The steps of the first failing example (before shrinking)."""
 
     def __init__(self) -> None:
         from .executor import Executor
@@ -81,7 +83,7 @@ class ExchangeMachine(RuleBasedStateMachine):
                              if e.price_id >= 128}
         self.basket_assets = self.ex.basket_assets
 
-    def do(self, kind: str, **body: Any) -> None:
+    def do(self, kind: str, /, **body: Any) -> None:
         """Records the step, then runs it (so a failing step is the last recorded)."""
         step = {kind: body}
         self.steps.append(step)
@@ -89,7 +91,10 @@ class ExchangeMachine(RuleBasedStateMachine):
         try:
             self.ex.run(step)
         except BaseException:
-            type(self).last_failure = {"steps": list(self.steps), "funds": self.funds}
+            record = {"steps": list(self.steps), "funds": self.funds}
+            if type(self).first_failure is None:
+                type(self).first_failure = record
+            type(self).last_failure = record
             raise
 
     def teardown(self) -> None:
