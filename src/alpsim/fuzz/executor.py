@@ -69,7 +69,8 @@ class Executor(HostileActions):
         """The pairs a bare push left unsettled (a push step), until the next settling step."""
         self.stats: Counter = Counter()
         self.last_refusal: str | None = None
-        self._fund_all(funds)
+        with self.mirror.checks_every(10_000):  # one whole-state comparison after the funding, not one a mint
+            self._fund_all(funds)
         self.mirror.set_platform_token_price(PLATFORM_TOKEN_PRICE_USD)
 
     def _fund_all(self, funds: dict[str, Any]) -> None:

@@ -92,5 +92,5 @@ def corpus_run(index: int, path: str, chain: str, contracts: str | None) -> dict
         failure = {"kind": run.failure["kind"], "message": run.failure["message"][:2000],
                    "steps": steps[: run.failure["step"] + 1], "funds": dict(scenario.funds),
                    "checks": list(scenario.checks or []), "chain": scenario.chain,
-                   "original_steps": len(steps), "from_corpus": True}
+                   "original_steps": len(steps), "from_corpus": True, "source": path}
     return {"run": index, "steps": run.steps_done, "seconds": time.monotonic() - started, "failure": failure}

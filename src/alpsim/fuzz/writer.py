@@ -5,6 +5,7 @@ held}` (`alpsim run OUT/<id>.yaml --contracts DIR` exits 1 while the failure sho
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from alpsim.scenario import load_scenario
 SCENARIO = Path(__file__).with_name("{id}.yaml")
 
 
-def test_fuzz_{id}(alpsim_build):
+def test_fuzz_{name}(alpsim_build):
     run = run_checked(load_scenario(SCENARIO), build=alpsim_build)
     assert run.error is None, run.error
     failure = run.failure
@@ -37,7 +38,8 @@ def test_fuzz_{id}(alpsim_build):
 def write_failure(failure: dict[str, Any], out: Path, corpus: Path | None) -> dict[str, Any]:
     """Writes the failure's files; returns the failure with id, yaml and test paths."""
     steps = failure["steps"]
-    fid = failure_id(failure["kind"], steps)
+    source = failure.get("source")
+    fid = Path(source).stem if source else failure_id(failure["kind"], steps)
     out.mkdir(parents=True, exist_ok=True)
     message_line = " ".join(failure["message"].split())[:300]
     comment = (f"alpsim fuzz failure {fid} ({failure['kind']}): {message_line}\n"
@@ -45,9 +47,14 @@ def write_failure(failure: dict[str, Any], out: Path, corpus: Path | None) -> di
     text = scenario_text(f"fuzz failure {fid} ({failure['kind']})", failure["chain"], SEED, failure["funds"],
                          tuple(failure["checks"]), steps, comment)
     yaml_path = out / f"{fid}.yaml"
-    yaml_path.write_text(text)
+    if source:  # a corpus scenario that fails again: itself, under its own name
+        if Path(source).resolve() != yaml_path.resolve():
+            shutil.copyfile(source, yaml_path)
+        corpus = None
+    else:
+        yaml_path.write_text(text)
     test_path = out / f"test_{fid}.py"
-    test_path.write_text(TEST_TEMPLATE.format(id=fid, kind=failure["kind"], chain=failure["chain"],
+    test_path.write_text(TEST_TEMPLATE.format(id=fid, name=re.sub(r"\W", "_", fid), kind=failure["kind"], chain=failure["chain"],
                                               message_line=message_line.replace('"""', "'''").replace("\\", "/")))
     if corpus is not None:
         corpus.mkdir(parents=True, exist_ok=True)
