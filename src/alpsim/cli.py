@@ -275,16 +275,6 @@ def _run_checked(scenario, build, backend: str, chain: Optional[str], json_out: 
         raise typer.Exit(1)
 
 
-def _budget_seconds(text: str) -> float:
-    """`10m`, `90s`, `2h` or plain seconds."""
-    import re
-
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
-    if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"--budget {text!r}: a duration such as 90s, 10m or 2h")
-    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
-
-
 @app.command("fuzz")
 def fuzz_cmd(
     contracts: Annotated[Optional[Path], typer.Option("--contracts", help="Fuzz this copy of contracts/ (compiled and "
@@ -311,7 +301,8 @@ def fuzz_cmd(
     import re
 
     from .fuzz.build import ContractsRefused, user_build
-    from .fuzz.session import FuzzConfig, fuzz
+    from .fuzz.console import fuzz_with_progress, parse_budget, print_summary
+    from .fuzz.session import FuzzConfig
 
     def refuse(message: str) -> None:
         err_console.print(message, markup=False, highlight=False, soft_wrap=True)
@@ -334,7 +325,7 @@ def fuzz_cmd(
     budget_s = None
     if budget is not None:
         try:
-            budget_s = _budget_seconds(budget)
+            budget_s = parse_budget(budget)
         except ValueError as exc:
             refuse(str(exc))
     if out.exists() and not out.is_dir():
@@ -348,50 +339,13 @@ def fuzz_cmd(
     config = FuzzConfig(contracts=contracts, chain=chain, steps=None if budget_s else (steps or 600),
                         budget_s=budget_s, seed=seed, workers=workers or 1, scheduler=scheduler, out=out,
                         corpus=corpus)
-    summary = _fuzz_with_progress(config)
+    summary = fuzz_with_progress(config, err_console)
     if json_out:
         print(json.dumps(summary, sort_keys=True))
     else:
-        _print_fuzz(summary)
+        print_summary(summary, console)
     if summary["failures"]:
         raise typer.Exit(1)
-
-
-def _fuzz_with_progress(config) -> dict:  # noqa: ANN001
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from .fuzz.runner import NOMINAL_STEPS_PER_RUN
-    from .fuzz.session import fuzz
-
-    total = None if config.budget_s else max(1, -(-config.steps // NOMINAL_STEPS_PER_RUN))
-    with Progress(TextColumn("fuzz {task.fields[chain]}"), BarColumn(), TextColumn("{task.completed} runs"),
-                  TextColumn("{task.fields[rate]} steps/s"), TextColumn("{task.fields[failures]} failures"),
-                  TimeElapsedColumn(), console=err_console, transient=True, redirect_stdout=False,
-                  redirect_stderr=False) as progress:
-        task = progress.add_task("fuzz", total=total, chain=config.chain, rate="-", failures=0)
-        import time
-
-        started = time.monotonic()
-
-        def on_result(state, result) -> None:  # noqa: ANN001
-            rate = state.steps / max(time.monotonic() - started, 1e-9)
-            progress.update(task, completed=state.runs, rate=f"{rate:,.0f}", failures=len(state.failures))
-
-        return fuzz(config, on_result)
-
-
-def _print_fuzz(summary: dict) -> None:
-    console.print(f"alpsim fuzz on {summary['chain']} ({summary['contracts'] or 'the shipped contracts'}): "
-                  f"{summary['runs']} runs, {summary['steps']} steps in {summary['seconds']:.1f} s, seed "
-                  f"{summary['seed']}" + (" (interrupted)" if summary["interrupted"] else ""), markup=False)
-    if not summary["failures"]:
-        console.print("no failure found", markup=False)
-    for f in summary["failures"]:
-        console.print(f"FAIL {f['id']} ({f['kind']}) run {f['run']}{' from the corpus' if f['from_corpus'] else ''}: "
-                      f"{f['shrunk_steps']} steps (from {f['original_steps']}): {f['message'][:200]}", markup=False,
-                      soft_wrap=True)
-        console.print(f"  replay: alpsim run {f['yaml']} --contracts DIR   test: pytest {f['test']}", markup=False,
-                      soft_wrap=True)
 
 
 @app.command("study")

@@ -116,7 +116,10 @@ def invariants(ex: "Executor") -> None:
         if not sum(on_chain) == asset_token.call("totalSupply") == ex.asset_minted[e.symbol]:
             raise CheckFailed("invariant", f"{e.symbol} not conserved: held {sum(on_chain)}, minted "
                                            f"{ex.asset_minted[e.symbol]}")
-        if not on_chain[0] == sim.pool_contract.call("holdingsOf", e.address):
+        if sum(model.book_of(e.address).values()) != ex.asset_minted[e.symbol]:
+            raise CheckFailed("model", f"the model's {e.symbol} books sum to {sum(model.book_of(e.address).values())}, "
+                                       f"not the {ex.asset_minted[e.symbol]} minted")
+        if not on_chain[0] == sim.pool_contract.call("holdingsOf", e.address) == model.pool.holdings_of(e.address):
             raise CheckFailed("invariant", f"the pool's {e.symbol} balance {on_chain[0]} is not its booked holdings")
 
 
