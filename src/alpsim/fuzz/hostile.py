@@ -9,7 +9,6 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from ..client import OrderRejected
 from ..errors import ContractRevert
 from ..keys import encrypt_to_seeded
 from ..orders import ORDER_ECIES, commitment, seal
@@ -243,5 +242,3 @@ class HostileActions:
         if max_price_age_s is not None or breaker_bps is not None:
             self.mirror.set_price_guards(max_age_s=max_price_age_s, breaker_bps=breaker_bps)
 
-
-__all__ = ["BAD_ORDER_KINDS", "EXTREME_KINDS", "HostileActions", "OrderRejected"]
