@@ -172,3 +172,18 @@ def test_ctrl_c_keeps_what_was_found_and_says_interrupted(tmp_path):
     summary = fuzz(FuzzConfig(steps=600, out=tmp_path), interrupt)
     assert summary["interrupted"] and summary["runs"] == 1 and summary["steps"] > 0
     assert summary["failures"] == [] and summary["contracts"] is None
+
+
+def test_an_existing_cluster_runs_the_same_run_as_this_process(tmp_path):
+    """`--scheduler tcp://HOST:PORT`: the run on a cluster's worker is the one run in-process."""
+    from dask.distributed import LocalCluster
+
+    alone = _alpsim("fuzz", "--steps", "1", "--seed", "3", "--out", str(tmp_path / "a"), "--json")
+    assert alone.returncode == 0, alone.stderr
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        remote = _alpsim("fuzz", "--steps", "1", "--seed", "3", "--scheduler", cluster.scheduler_address,
+                         "--out", str(tmp_path / "b"), "--json")
+    assert remote.returncode == 0, remote.stderr
+    one, other = json.loads(alone.stdout), json.loads(remote.stdout)
+    assert one["runs"] == other["runs"] == 1 and one["failures"] == other["failures"] == []
+    assert one["steps"] == other["steps"] > 100  # no failure, no shrinking: the very same steps

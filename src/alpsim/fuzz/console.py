@@ -22,7 +22,8 @@ def fuzz_with_progress(config: FuzzConfig, err_console: Any) -> dict:
     """Runs `fuzz` with a progress bar on `err_console`: runs, steps per second, failures."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    total = None if config.budget_s else max(1, -(-config.steps // NOMINAL_STEPS_PER_RUN))
+    corpus = len(list(config.corpus_dir.glob("*.yaml"))) if config.corpus_dir.is_dir() else 0
+    total = None if config.budget_s else corpus + max(1, -(-config.steps // NOMINAL_STEPS_PER_RUN))
     with Progress(TextColumn("fuzz {task.fields[chain]}"), BarColumn(), TextColumn("{task.completed} runs"),
                   TextColumn("{task.fields[rate]} steps/s"), TextColumn("{task.fields[failures]} failures"),
                   TimeElapsedColumn(), console=err_console, transient=True, redirect_stdout=False,
