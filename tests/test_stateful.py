@@ -33,7 +33,12 @@ import os
 from hypothesis import HealthCheck, settings
 
 from alpsim.fuzz.machine import STATS, machine_class
+from alpsim.fuzz.runner import pin_hypothesis_constants
 from alpsim.fuzz.steps import scenario_text
+
+pin_hypothesis_constants()
+"""The same examples whatever else pytest collected (hypothesis draws the literals of every loaded
+local module otherwise)."""
 
 EXAMPLES = int(os.environ.get("ALPSIM_SOAK_EXAMPLES", "25"))
 STEPS = int(os.environ.get("ALPSIM_SOAK_STEPS", "30"))

@@ -165,6 +165,13 @@ class Executor(HostileActions):
         self.keeper_round()
         self.mirror.push_asset_prices()
 
+    def payout_price_wad(self) -> int:
+        """The keeper's price of the payout stablecoin (it moves too: asset_price), 1 USD unpriced."""
+        if not self.sim.deployment.basket:
+            return WAD
+        price = self.sim.contracts["oracle"].call("keeperPrice", self.sim.deployment.basket[0].price_id)[0]
+        return price or WAD
+
     def alp_price_never_falls(self, before: int) -> None:
         if before and self.sim.pool().alp_supply_wad and self.sim.pool().alp_price_wad < before - 1:
             raise CheckFailed("invariant", f"an LP action lowered the ALP price from {before} to "
@@ -266,7 +273,7 @@ class Executor(HostileActions):
         if not settle and self.unsettled and result:
             raise CheckFailed("invariant", f"deposited at the unsettled prices of pairs {self.unsettled}")
         if result and asset is None:  # at most the amount less the lowest fee, at the ALP price
-            value_in = self.sim.to_units(amount) * 10 ** (18 - self.sim.decimals)
+            value_in = self.sim.to_units(amount) * 10 ** (18 - self.sim.decimals) * self.payout_price_wad() // WAD
             got = result[0].alp_out_wad * before // WAD
             if got > value_in * (BPS - LOWEST_FEE_BPS) // BPS + 1:
                 raise CheckFailed("invariant", f"a deposit of {value_in} wad minted ALP worth {got}")
@@ -295,7 +302,7 @@ class Executor(HostileActions):
             raise CheckFailed("invariant", f"withdrew at the unsettled prices of pairs {self.unsettled}")
         pool_after = self.sim.pool()
         if result and asset is None and pool_after.alp_supply_wad:
-            got = result[0].amount_out_units * 10 ** (18 - self.sim.decimals)
+            got = result[0].amount_out_units * 10 ** (18 - self.sim.decimals) * self.payout_price_wad() // WAD
             price = pool_after.alp_price_wad if settle else self.sim.pool_contract.call("redeemAlpPrice")
             worth = alp_wad * price // WAD
             if got > worth * (BPS - LOWEST_FEE_BPS) // BPS + 1:
