@@ -181,11 +181,16 @@ def quote_lp_cmd(
 def run_cmd(
     file: Annotated[Path, typer.Argument(help="A scenario YAML file.")],
     chain: Annotated[Optional[str], typer.Option("--chain", "-c", help="Override the scenario's chain.")] = None,
-    backend: BackendOpt = "embedded",
+    backend: Annotated[Optional[str], typer.Option("--backend", "-b", help="embedded (default; revm for a checked "
+                                                   "scenario), revm or anvil.")] = None,
+    contracts: Annotated[Optional[Path], typer.Option("--contracts", help="Run on this copy of contracts/ (compiled "
+                                                      "and checked against the client's interface, as the pytest "
+                                                      "plugin's --alpsim-contracts).")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write report.json, summary.md and plots here.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
 ) -> None:
-    """Run a scenario; exit 1 when an expectation fails, 2 when the file is invalid."""
+    """Run a scenario; exit 1 when an expectation fails, 2 when the file or --contracts is invalid.
+    A checked scenario (`checks:`) runs beside the reference model with its checks after every step."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from .quote import dumps_exact
@@ -197,10 +202,25 @@ def run_cmd(
         for problem in exc.problems:
             err_console.print(problem, markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    if backend is not None and backend not in ("embedded", "revm", "anvil"):
+        err_console.print(f"--backend {backend}: one of embedded, revm, anvil", markup=False)
+        raise typer.Exit(2)
     if chain is not None:
         from .profiles import get_profile
 
         get_profile(chain)
+    build = None
+    if contracts is not None:
+        from .fuzz.build import ContractsRefused, user_build
+
+        try:
+            build = user_build(contracts)
+        except ContractsRefused as exc:
+            err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+    if scenario.checks is not None:
+        _run_checked(scenario, build, backend or "revm", chain, json_out)
+        return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("simulated {task.fields[sim_time]}"), console=err_console, transient=True) as progress:
         task = progress.add_task(scenario.name, total=len(scenario.steps), sim_time="0 s")
@@ -210,7 +230,7 @@ def run_cmd(
                 progress.console.print(f"running: {scenario.name} ({total} steps)", markup=False)
             progress.update(task, completed=done, sim_time=_duration(seconds))
 
-        run = ScenarioRunner(scenario, backend=backend, chain=chain, on_step=on_step).run()
+        run = ScenarioRunner(scenario, backend=backend or "embedded", chain=chain, build=build, on_step=on_step).run()
     if report is not None:
         write_report(run, report)
     if json_out:
@@ -224,6 +244,107 @@ def run_cmd(
         err_console.print(f"error: {run.error}", markup=False, soft_wrap=True)
         raise typer.Exit(1)
     if any(not e.passed for e in run.expectations):
+        raise typer.Exit(1)
+
+
+def _run_checked(scenario, build, backend: str, chain: Optional[str], json_out: bool) -> None:  # noqa: ANN001
+    """`alpsim run` of a checked scenario: the fuzzer's executor, its checks after every step."""
+    import json
+
+    from .fuzz.replay import run_checked
+
+    run = run_checked(scenario, build=build, backend=backend, chain=chain)
+    if json_out:
+        print(json.dumps(run.report, sort_keys=True, default=str))
+    else:
+        console.print(f"{scenario.name} ({run.chain}): {run.steps_done} of {len(scenario.steps)} steps, checks "
+                      f"{', '.join(scenario.checks or []) or 'none'}", markup=False)
+        if run.failure is not None:
+            f = run.failure
+            console.print(f"check failed at step {f['step']} ({f['kind']}): {f['message']}", markup=False,
+                          soft_wrap=True)
+        for e in run.expectations:
+            mark = "[green]pass[/green]" if e["passed"] else "[red]FAIL[/red]"
+            console.print(f"  step {e['step']}: checks {e['actual'] if not e['passed'] else 'held'} {mark}")
+    if run.interrupted:
+        raise typer.Exit(130)
+    if run.error:
+        err_console.print(f"error: {run.error}", markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+    if not run.passed:
+        raise typer.Exit(1)
+
+
+@app.command("fuzz")
+def fuzz_cmd(
+    contracts: Annotated[Optional[Path], typer.Option("--contracts", help="Fuzz this copy of contracts/ (compiled and "
+                                                      "checked against the client's interface).")] = None,
+    chain: Annotated[str, typer.Option("--chain", "-c", help="Chain profile: bnb or arbitrum.")] = "bnb",
+    budget: Annotated[Optional[str], typer.Option("--budget", help="Run until this much time is up (e.g. 10m, "
+                                                  "90s), in waves of runs.")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="A fixed set of runs for about this many steps "
+                                                 "(default 600; the same seed and steps: the same runs).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="The fuzz seed; run i's seed derives from (seed, i).")] = 0,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Worker processes of a local Dask cluster "
+                                                   "(default 1: in this process).")] = None,
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Run on an existing Dask cluster: "
+                                                     "tcp://HOST:PORT of its scheduler.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where failures are written (<id>.yaml, test_<id>.py).")]
+    = Path("build/fuzz"),
+    corpus: Annotated[Optional[Path], typer.Option("--corpus", help="Past failures, replayed first (default "
+                                                   "OUT/corpus).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+) -> None:
+    """Hostile random play on the contracts, checked after every step; each failure shrunk and
+    written as a scenario and a test. Exit 1 when a failure was found, 2 on bad input."""
+    import json
+    import re
+
+    from .fuzz.build import ContractsRefused, user_build
+    from .fuzz.console import fuzz_with_progress, parse_budget, print_summary
+    from .fuzz.session import FuzzConfig
+
+    def refuse(message: str) -> None:
+        err_console.print(message, markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+
+    if chain not in ("bnb", "arbitrum"):
+        refuse(f"--chain {chain}: bnb or arbitrum")
+    if budget is not None and steps is not None:
+        refuse("--budget and --steps: give one (a time budget or a step budget)")
+    if workers is not None and scheduler is not None:
+        refuse("--workers starts a local cluster, --scheduler uses an existing one: give one")
+    if steps is not None and steps < 1:
+        refuse(f"--steps {steps}: at least 1")
+    if workers is not None and not 1 <= workers <= 256:
+        refuse(f"--workers {workers}: between 1 and 256")
+    if scheduler is not None and not re.fullmatch(r"tcp://[A-Za-z0-9.\-\[\]:]+:\d+", scheduler):
+        refuse(f"--scheduler {scheduler}: tcp://HOST:PORT")
+    if seed < 0:
+        refuse(f"--seed {seed}: 0 or more")
+    budget_s = None
+    if budget is not None:
+        try:
+            budget_s = parse_budget(budget)
+        except ValueError as exc:
+            refuse(str(exc))
+    if out.exists() and not out.is_dir():
+        refuse(f"--out {out}: not a directory")
+    if corpus is not None and corpus.exists() and not corpus.is_dir():
+        refuse(f"--corpus {corpus}: not a directory")
+    try:
+        user_build(contracts)  # refused here, before any worker starts; workers reuse the compiled build
+    except ContractsRefused as exc:
+        refuse(str(exc))
+    config = FuzzConfig(contracts=contracts, chain=chain, steps=None if budget_s else (steps or 600),
+                        budget_s=budget_s, seed=seed, workers=workers or 1, scheduler=scheduler, out=out,
+                        corpus=corpus)
+    summary = fuzz_with_progress(config, err_console)
+    if json_out:
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        print_summary(summary, console)
+    if summary["failures"]:
         raise typer.Exit(1)
 
 

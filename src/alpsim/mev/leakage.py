@@ -155,11 +155,11 @@ def play_flow(chain: str, flow: list[dict[str, Any]], seed: int) -> dict[str, An
             specs = [o for o in flow if o["block"] == block]
             escrow_empty = sim.collateral_units(trading.address) == 0  # before this block's requests
             built = [hidden_request(sim, o["account"], o, rng) for o in specs]
-            hashes = [devnet.w3.eth.send_transaction(tx) for tx, _ in built]
+            hashes = [devnet.send_unmined(tx) for tx, _ in built]  # each waits in the mempool
             pool = devnet.rpc("txpool_content") or {}
             pending = {tx["hash"].lower(): tx for by_sender in pool.get("pending", {}).values()
                        for tx in by_sender.values()}
-            receipts = [devnet.w3.eth.wait_for_transaction_receipt(h, poll_latency=0.01) for h in hashes]
+            receipts = [devnet.receipt_of(h) for h in hashes]
             ids = [session.events(r, "OpenRequested")[0]["requestId"] for r in receipts]
             first = min(receipts, key=lambda x: (x["blockNumber"], x["transactionIndex"]))  # the block may split
             executed = sim.keeper.execute_open_batch(ids, [ct for _, ct in built])
@@ -167,7 +167,7 @@ def play_flow(chain: str, flow: list[dict[str, Any]], seed: int) -> dict[str, An
             rejected = {e["requestId"]: e for e in session.events(executed, "OpenRejected")}
             for spec, (tx, _), tx_hash, receipt, rid in zip(specs, built, hashes, receipts, ids):
                 data = bytes.fromhex(tx["data"][2:])
-                seen = pending.get("0x" + bytes(tx_hash).hex())
+                seen = pending.get(tx_hash.lower())
                 event = session.events(receipt, "OpenRequested")[0]
                 position = opened[rid]["position"] if rid in opened else None
                 records.append({

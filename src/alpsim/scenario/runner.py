@@ -103,6 +103,9 @@ class ScenarioRunner:
                  on_launch: Callable[[Alpsim], None] | None = None):
         """`on_step` hears each step's progress; `on_launch` is handed the launched simulator
         before the first step (to instrument it, or to inject a fault)."""
+        if scenario.checks is not None:
+            raise ValueError(f"{scenario.name}: a checked scenario (checks: ...) runs on the fuzzer's executor: "
+                             "alpsim.fuzz.replay.run_checked (alpsim run does so)")
         self.scenario = scenario
         self.backend = backend
         self.chain = chain or scenario.chain

@@ -44,6 +44,8 @@ class DepositStep(_Strict):
     """A basket asset's symbol (BNB, USDC, BTC); none: the payout stablecoin."""
     id: str | None = None
     """Names the action for `expect: {lp_action: id, ...}`."""
+    settle: bool = True
+    """Checked scenarios: false deposits at once, without the keeper's round first."""
 
 
 class WithdrawStep(_Strict):
@@ -52,6 +54,8 @@ class WithdrawStep(_Strict):
     asset: str | None = None
     """The basket asset paid out (its symbol); none: the payout stablecoin."""
     id: str | None = None
+    settle: bool = True
+    """Checked scenarios: false withdraws at once, without the keeper's round first."""
 
     @field_validator("alp")
     @classmethod
@@ -73,6 +77,8 @@ class OpenStep(_Strict):
     acceptable_price: Decimal | None = None
     referral: bool = False
     fee_token: bool = False
+    pending: bool = False
+    """Checked scenarios: the request is left pending (for an `execute` or `cancel` step)."""
 
 
 class CloseStep(_Strict):
@@ -91,6 +97,8 @@ class KeeperStep(_Strict):
     online: bool | None = None
     """false: the keeper stops (requests stay pending and expire); true: it comes back and
     executes what has not expired. Either way (and with no argument) triggers run now."""
+    round: bool = False
+    """Checked scenarios: the keeper's round (its prices pushed and every trigger, one transaction)."""
 
 
 class PathStep(_Strict):
@@ -127,12 +135,14 @@ class ExpectStep(_Strict):
     lp_action: str | None = None
     """The id of an earlier deposit or withdraw step; its fields are LP_ACTION_FIELDS."""
     fields: dict[str, Expected] = Field(default_factory=dict)
+    checks: Literal["held"] | None = None
+    """Checked scenarios: every check held up to here (fails when one failed)."""
 
     @model_validator(mode="before")
     @classmethod
     def _gather_fields(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            known = {"position", "status", "account", "collateral", "balances", "pool", "lp_action"}
+            known = {"position", "status", "account", "collateral", "balances", "pool", "lp_action", "checks"}
             extra = {k: v for k, v in data.items() if k not in known}
             if extra and ("position" in data or "lp_action" in data):
                 data = {k: v for k, v in data.items() if k in known} | {"fields": extra}
@@ -141,9 +151,9 @@ class ExpectStep(_Strict):
     @model_validator(mode="after")
     def _one_subject(self) -> "ExpectStep":
         subjects = [self.position is not None, self.account is not None, self.pool is not None,
-                    self.lp_action is not None]
+                    self.lp_action is not None, self.checks is not None]
         if sum(subjects) != 1:
-            raise ValueError("an expectation names exactly one of: position, account, pool, lp_action")
+            raise ValueError("an expectation names exactly one of: position, account, pool, lp_action, checks")
         if self.account is not None and self.collateral is None and self.balances is None:
             raise ValueError("an account expectation needs `collateral` or `balances`")
         for key, value in (self.pool or {}).items():
@@ -156,7 +166,15 @@ class ExpectStep(_Strict):
         return self
 
 
-STEP_KINDS = ("prices", "deposit", "withdraw", "open", "close", "cancel", "wait", "keeper", "path", "expect")
+from .checked_steps import (  # noqa: E402 - the checked scenarios' own steps
+    AdminStep, AssetPriceStep, BadOrderStep, BreakerTripStep, ExtremeStep, FeeRaiseStep, FeeTokenStep, IdStep,
+    KeeperGapStep, OutageStep, PushStep, ReferenceStep, SettingsChangeStep, WhoStep)
+
+CHECKED_KINDS = ("asset_price", "reference", "keeper_gap", "push", "execute", "referral", "fee_token", "bad_order",
+                 "outage", "breaker_trip", "fee_raise", "settings_change", "extreme", "admin")
+"""Steps only a checked scenario (`checks:`) has: the fuzzer's executor runs them."""
+STEP_KINDS = ("prices", "deposit", "withdraw", "open", "close", "cancel", "wait", "keeper", "path",
+              "expect") + CHECKED_KINDS
 
 
 class Step(_Strict):
@@ -170,6 +188,20 @@ class Step(_Strict):
     keeper: KeeperStep | None = None
     path: PathStep | None = None
     expect: ExpectStep | None = None
+    asset_price: AssetPriceStep | None = None
+    reference: ReferenceStep | None = None
+    keeper_gap: KeeperGapStep | None = None
+    push: PushStep | None = None
+    execute: IdStep | None = None
+    referral: WhoStep | None = None
+    fee_token: FeeTokenStep | None = None
+    bad_order: BadOrderStep | None = None
+    outage: OutageStep | None = None
+    breaker_trip: BreakerTripStep | None = None
+    fee_raise: FeeRaiseStep | None = None
+    settings_change: SettingsChangeStep | None = None
+    extreme: ExtremeStep | None = None
+    admin: AdminStep | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -177,8 +209,8 @@ class Step(_Strict):
         if not isinstance(data, dict) or len(data) != 1:
             raise ValueError(f"a step is a mapping with exactly one of: {', '.join(STEP_KINDS)}")
         key = next(iter(data))
-        if key == "keeper" and data[key] is None:
-            return {"keeper": {}}
+        if key in ("keeper", "push") and data[key] is None:
+            return {key: {}}
         return data
 
     @property
@@ -199,6 +231,9 @@ class Scenario(_Strict):
     """Per account: a number (whole tokens of the payout stablecoin) or basket asset symbol ->
     whole tokens, e.g. {USDT: 1000000, BNB: 100}."""
     steps: list[Step] = Field(min_length=1)
+    checks: list[Literal["invariants", "model", "economics"]] | None = None
+    """A checked scenario: run by the fuzzer's executor beside the reference model, these checks
+    after every step (docs/fuzz.md); its `expect: {checks: held}` fails when one failed."""
 
     @field_validator("funds")
     @classmethod
@@ -223,6 +258,25 @@ class Scenario(_Strict):
         """The account's funds of the payout stablecoin (whole tokens)."""
         f = self.funds_of(account)
         return f.get(None, f.get(payout_symbol, Decimal(0)))
+
+
+def _checked_problems(step: "Step", checked: bool) -> list[str]:
+    """What a step may only be in a checked scenario, or only in a plain one."""
+    kind, body = step.kind, step.body
+    if not checked:
+        if kind in CHECKED_KINDS:
+            return [f"the {kind} step runs only in a checked scenario (add `checks: [invariants, model]`)"]
+        only = [(kind in ("deposit", "withdraw") and not body.settle, "settle: false"),
+                (kind == "open" and body.pending, "pending: true"), (kind == "keeper" and body.round, "round: true"),
+                (kind == "expect" and body.checks is not None, "expect checks")]
+        return [f"{what} is for checked scenarios only (add `checks: [invariants, model]`)" for bad, what in only if bad]
+    refused = [(kind == "path", "the path step"),
+               (kind == "keeper" and body.online is not None, "keeper online/offline (use open {pending: true})"),
+               (kind == "open" and (body.referral or body.fee_token),
+                "open referral/fee_token (use the referral and fee_token steps)"),
+               (kind == "open" and body.acceptable_price is not None, "open acceptable_price"),
+               (kind == "expect" and body.checks is None, "expectations other than `expect: {checks: held}`")]
+    return [f"{what}: not in a checked scenario" for bad, what in refused if bad]
 
 
 # ---------------------------------------------------------------- loading with line numbers
@@ -312,9 +366,30 @@ def _semantic_problems(s: Scenario, lines: dict[tuple, int]) -> list[tuple[int, 
             problems.append((line_for(path, lines), f"unknown position id {pid!r}: no earlier open step has it"
                              + hint(pid, sorted(opened))))
 
+    checked = s.checks is not None
     for i, step in enumerate(s.steps):
         base = ("steps", i, step.kind)
         body = step.body
+        for problem in _checked_problems(step, checked):
+            problems.append((line_for(base, lines), problem))
+        if step.kind in ("referral", "fee_token"):
+            check_who(body.who, base + ("who",))
+        elif step.kind == "bad_order":
+            check_who(body.who, base + ("who",))
+            check_asset(None, base + ("amount",), body.amount)
+        elif step.kind in ("outage", "breaker_trip", "fee_raise"):
+            for key in ("lp", "trader") if step.kind != "fee_raise" else ("who", "griefer"):
+                check_who(getattr(body, key), base + (key,))
+            check_pair(body.pair, base + ("pair",))
+            if body.id in opened:
+                problems.append((line_for(base + ("id",), lines), f"position id {body.id!r} is used twice"))
+            opened.add(body.id)
+        elif step.kind == "reference":
+            check_pair(body.pair, base + ("pair",))
+        elif step.kind == "asset_price":
+            check_price_name(body.symbol, base + ("symbol",))
+        elif step.kind == "execute":
+            check_id(body.id, base + ("id",))
         if step.kind == "prices":
             for pair, price in body.items():
                 check_price_name(pair, base + (pair,))
