@@ -187,3 +187,21 @@ def test_an_existing_cluster_runs_the_same_run_as_this_process(tmp_path):
     one, other = json.loads(alone.stdout), json.loads(remote.stdout)
     assert one["runs"] == other["runs"] == 1 and one["failures"] == other["failures"] == []
     assert one["steps"] == other["steps"] > 100  # no failure, no shrinking: the very same steps
+
+
+def test_hypothesis_reports_go_to_stderr_so_stdout_is_the_json_alone(monkeypatch, capsys):
+    """Hypothesis prints its reports (a shrink that ran past five minutes) on stdout; a run sends
+    them to stderr, or `alpsim fuzz --json` would print them before its summary."""
+    import hypothesis.stateful
+
+    from alpsim.fuzz.runner import fuzz_run
+
+    def reporting_run(cls, settings):  # noqa: ANN001, ANN202 - hypothesis's signature
+        print("WARNING: Hypothesis has spent more than five minutes working to shrink a failing test case")
+
+    monkeypatch.setattr(hypothesis.stateful, "run_state_machine_as_test", reporting_run)
+    result = fuzz_run(0, 0, "bnb", None)
+    out, err = capsys.readouterr()
+    assert out == "" and "five minutes" in err
+    assert result["failure"] is None and result["run"] == 0
+

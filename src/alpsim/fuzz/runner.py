@@ -5,7 +5,9 @@ EXAMPLES_PER_RUN examples of up to STEPS_PER_EXAMPLE steps; a failure is shrunk 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -70,9 +72,12 @@ def fuzz_run(index: int, seed: int, chain: str, contracts: str | None) -> dict[s
     before = STATS["steps"]
     failure = None
     try:
-        run_state_machine_as_test(cls, settings=settings(
-            max_examples=EXAMPLES_PER_RUN, stateful_step_count=STEPS_PER_EXAMPLE, deadline=None, database=None,
-            suppress_health_check=list(HealthCheck), report_multiple_bugs=False, print_blob=False))
+        # hypothesis reports on stdout (e.g. "spent more than five minutes ... to shrink"): send it
+        # to stderr, so that stdout carries only `alpsim fuzz --json`'s summary
+        with contextlib.redirect_stdout(sys.stderr):
+            run_state_machine_as_test(cls, settings=settings(
+                max_examples=EXAMPLES_PER_RUN, stateful_step_count=STEPS_PER_EXAMPLE, deadline=None, database=None,
+                suppress_health_check=list(HealthCheck), report_multiple_bugs=False, print_blob=False))
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 - every failure is a finding
