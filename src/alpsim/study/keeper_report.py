@@ -20,7 +20,6 @@ from .stats import percentiles as _pcts, rounded as _r
 
 KEEPER_STREAM = 3
 """The seed stream of a path's gas price draws (prices: none, the crowd: 1, the LPs: 2)."""
-GWEI = 1e-9
 _MEASURED: dict[tuple[str, str], dict[str, dict[str, int]]] = {}
 """This process's measured gas by (chain, build key): a study (and a test session) measures once."""
 CATEGORIES = ("price_pushes", "opens", "rejects", "closes", "take_profits", "stop_losses", "liquidations")
@@ -122,10 +121,16 @@ def path_usage(counts: dict[str, Any], measured: dict[str, dict[str, int]], char
 
 
 def usd(gas: float, l1_bytes: float, gwei: float, blob_gwei: float, fig: dict[str, Any]) -> float:
-    """gas x gwei x 1e-9 x native_usd, plus (a rollup) L1 bytes x blob gas a byte x blob fee."""
+    """gas x gwei x 1e-9 x native_usd, plus (a rollup) L1 bytes x blob gas a byte x blob fee:
+    `economics.gas_cost_usd` for both, as `alpsim economics` prices them."""
+    from ..economics import gas_cost_usd
+
+    def cost(gas_units: float, price_gwei: float) -> float:
+        return float(gas_cost_usd(Decimal(repr(gas_units)), Decimal(repr(price_gwei)), Decimal(repr(fig["native_usd"]))))
+
     l1 = fig["l1_data"]
-    l1_usd = l1_bytes * l1["blob_gas_per_byte"] * blob_gwei * GWEI * fig["native_usd"] if l1 else 0.0
-    return gas * gwei * GWEI * fig["native_usd"] + l1_usd
+    l1_usd = cost(l1_bytes * l1["blob_gas_per_byte"], blob_gwei) if l1 else 0.0
+    return cost(gas, gwei) + l1_usd
 
 
 def charged_pushes(study: Any, counts: dict[str, Any], fig: dict[str, Any]) -> float:
